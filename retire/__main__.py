@@ -1,0 +1,3 @@
+from retire.cli import main
+
+main()

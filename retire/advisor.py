@@ -1,0 +1,436 @@
+"""The verdicts: a pure function of (inventory, evidence, policy, clock reading) -> Report.
+
+No I/O, no clock, no environment: everything arrives as arguments, so every rule is testable on
+hand-built inputs. The order of the rules is the safety argument (README "How verdicts are made"):
+
+1. `not-on-disk`: Prometheus knows the version, the model directory does not. Never safe.
+2. `in-use`: any positive evidence of calls: a busiest-step or last-step rate above the threshold,
+   or (at threshold 0) any call counted from the series' values, including a series born in the
+   window. Positive evidence wins over everything: partial data cannot un-call a version.
+3. `protected`: a policy keeps it (newest N, younger than --min-age, pinned).
+4. `unknown`: it would be safe, but some evidence is missing or doubtful: warnings or a partial
+   answer from the server, a hole in the data or a coverage gap, a NaN value, a counter reset
+   that could hide calls.
+5. `safe`: on disk, and every piece of evidence agrees it had no traffic above the threshold.
+
+A row is `safe` only by reaching rule 5; every other outcome is the default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from retire.config import format_duration
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retire.evidence import Evidence
+    from retire.inventory import Inventory
+
+
+class Status(str, Enum):
+    SAFE = "safe"
+    IN_USE = "in-use"
+    PROTECTED = "protected"
+    UNKNOWN = "unknown"
+    NOT_ON_DISK = "not-on-disk"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Policy:
+    threshold: float = 0.0
+    keep_latest: int = 1
+    min_age: float = 86400.0
+    age_source: str = "mtime"
+    pins: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    version: str
+    path: str | None
+    on_disk: bool
+    size_bytes: int | None
+    max_hourly_qps: float | None
+    calls: float | None
+    series: int
+    status: Status
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "path": self.path,
+            "on_disk": self.on_disk,
+            "size_bytes": self.size_bytes,
+            "max_hourly_qps": self.max_hourly_qps,
+            "calls": self.calls,
+            "series": self.series,
+            "status": self.status.value,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    counts: dict[str, int]
+    safe_bytes: int
+    safe_bytes_by_model: dict[str, int]
+    unknown_causes: tuple[str, ...]  # the report-wide reasons would-be-safe rows became unknown
+
+    @property
+    def unknown(self) -> int:
+        return self.counts.get(Status.UNKNOWN.value, 0)
+
+    @property
+    def safe(self) -> int:
+        return self.counts.get(Status.SAFE.value, 0)
+
+
+@dataclass(frozen=True)
+class Header:
+    generated_at: float
+    evaluated_at: float
+    window_start: float
+    source: str
+    queries: dict[str, str]
+    window: float
+    step: float
+    threshold: float
+    warnings: tuple[str, ...]
+    infos: tuple[str, ...]
+    coverage: str  # one sentence on what coverage was checked and found
+    policy: Policy
+    model_roots: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    header: Header
+    table: pd.DataFrame  # one row per (model, version), columns as Row's fields
+    summary: Summary
+    ignored: tuple[tuple[str, str], ...] = field(default=())
+
+    def rows(self) -> Iterator[Row]:
+        for r in self.table.itertuples(index=False):
+            yield Row(
+                model=r.model,
+                version=r.version,
+                path=r.path,
+                on_disk=bool(r.on_disk),
+                size_bytes=None if r.size_bytes is None else int(r.size_bytes),
+                max_hourly_qps=r.max_hourly_qps,
+                calls=r.calls,
+                series=int(r.series),
+                status=Status(r.status),
+                reason=r.reason,
+            )
+
+    def safe_rows(self) -> list[Row]:
+        return [r for r in self.rows() if r.status is Status.SAFE]
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fmt_qps(qps: float) -> str:
+    if math.isnan(qps):
+        return "NaN"
+    if math.isinf(qps):
+        return "+Inf" if qps > 0 else "-Inf"
+    return "0" if qps == 0 else f"{qps:.3g}"
+
+
+def fmt_calls(calls: float) -> str:
+    return f"{calls:,.0f}" if calls == int(calls) else f"{calls:,.1f}"
+
+
+# --------------------------------------------------------------------------------------------
+# Building the joined frame
+
+
+def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
+    key = ["model", "version"]
+    disk = pd.DataFrame(
+        {
+            "model": [v.model for v in inventory.versions],
+            "version": [v.version for v in inventory.versions],
+            "number": [v.number for v in inventory.versions],
+            "path": [str(v.path) for v in inventory.versions],
+            "size_bytes": [v.size_bytes for v in inventory.versions],
+            "mtime": [v.mtime for v in inventory.versions],
+            "ctime": [v.ctime for v in inventory.versions],
+        }
+    )
+    disk["on_disk"] = True
+
+    def values(items: Any, name: str) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            {
+                "model": [i.model for i in items],
+                "version": [i.version for i in items],
+                name: np.array([i.value for i in items], dtype=float),
+            }
+        )
+        frame[name + "_seen"] = True
+        # Two answers for one (model, version) cannot come from a `sum by` query, but be strict.
+        return frame.groupby(key, as_index=False, sort=False).agg({name: "max", name + "_seen": "any"})
+
+    qps = values(evidence.max_qps, "max_qps")
+    last = values(evidence.last_step_qps, "last_qps")
+
+    s = pd.DataFrame(
+        {
+            "model": [f.model for f in evidence.series],
+            "version": [f.version for f in evidence.series],
+            "start": np.array([np.nan if f.start is None else f.start for f in evidence.series], dtype=float),
+            "has_start": np.array([f.start is not None for f in evidence.series], dtype=bool),
+            "last": np.array([f.last for f in evidence.series], dtype=float),
+        }
+    )
+    born = ~s["has_start"]
+    reset = s["has_start"] & (s["last"] < s["start"])
+    # Calls in the window per series. Born in the window: TF Serving creates the series on the
+    # first call, so its whole value is calls in the window. After a reset, at least the new value.
+    s["calls"] = np.where(born | reset, s["last"], s["last"] - s["start"])
+    s["nan"] = s["last"].isna() | (s["has_start"] & s["start"].isna())
+    s["born"] = born
+    s["reset"] = reset
+    s["one"] = 1
+    per_version = s.groupby(key, as_index=False, sort=False).agg(
+        series=("one", "sum"),
+        calls=("calls", "sum"),
+        born=("born", "sum"),
+        resets=("reset", "sum"),
+        nan_series=("nan", "sum"),
+    )
+
+    joined = disk.merge(qps, on=key, how="outer")
+    joined = joined.merge(last, on=key, how="outer")
+    joined = joined.merge(per_version, on=key, how="outer")
+    joined["on_disk"] = joined["on_disk"].fillna(False).astype(bool)
+    for col in ("max_qps_seen", "last_qps_seen"):
+        joined[col] = joined[col].fillna(False).astype(bool)
+    for col in ("series", "born", "resets", "nan_series"):
+        joined[col] = joined[col].fillna(0).astype("int64")
+    return joined
+
+
+# --------------------------------------------------------------------------------------------
+# The rules
+
+
+def _global_causes(evidence: Evidence) -> list[str]:
+    """Reasons that make every would-be-safe row unknown."""
+    causes: list[str] = []
+    if evidence.partial:
+        causes.append("the server answered with partial data (isPartial)")
+    if evidence.warnings:
+        causes.append(f"Prometheus returned warnings: {'; '.join(evidence.warnings)}")
+    cov = evidence.coverage
+    if cov.problem:
+        causes.append(cov.problem)
+    if cov.gaps:
+        first = cov.gaps[0]
+        who = f"target {{{first.target}}} {first.kind}" if first.target else f"no samples of {cov.selector}"
+        more = f" (and {len(cov.gaps) - 1} more)" if len(cov.gaps) > 1 else ""
+        causes.append(
+            f"data gap: {who} from {iso(first.start)} to {iso(first.end)} "
+            f"({format_duration(first.seconds)} > --max-gap {format_duration(cov.max_gap)}){more}"
+        )
+    return causes
+
+
+def _coverage_sentence(evidence: Evidence) -> str:
+    cov = evidence.coverage
+    tolerance = format_duration(cov.max_gap)
+    if cov.problem:
+        return f"coverage could not be checked: {cov.problem}"
+    if cov.checked:
+        found = f"{len(cov.gaps)} gap(s)" if cov.gaps else "no gaps"
+        return (
+            f"coverage checked with {cov.selector} ({cov.targets} target(s)): {found} longer "
+            f"than {tolerance}"
+        )
+    found = f"{len(cov.gaps)} hole(s)" if cov.gaps else "no holes"
+    return (
+        f"per-target coverage NOT checked (no --coverage); the metric itself had {found} longer "
+        f"than {tolerance}"
+    )
+
+
+def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_at: float) -> Report:
+    """Join what is on disk with the traffic evidence and give every version a verdict."""
+    import numpy as np
+    import pandas as pd
+
+    f = _frames(inventory, evidence)
+    thr = policy.threshold
+    at = evidence.evaluated_at
+
+    max_qps = f["max_qps"].to_numpy(dtype=float, na_value=np.nan)
+    last_qps = f["last_qps"].to_numpy(dtype=float, na_value=np.nan)
+    calls = f["calls"].to_numpy(dtype=float, na_value=np.nan)
+    on_disk = f["on_disk"].to_numpy(dtype=bool)
+    # The busiest hour including the last partial one, which the seed's aligned steps miss.
+    peak = np.fmax(max_qps, last_qps)
+    with np.errstate(invalid="ignore"):
+        busy = (max_qps > thr) | (last_qps > thr)
+        called = (thr == 0) & (calls > 0)
+    positive = busy | called
+    bad_value = (
+        (f["max_qps_seen"].to_numpy() & ~np.isfinite(max_qps))
+        | (f["last_qps_seen"].to_numpy() & ~np.isfinite(last_qps))
+        | (f["nan_series"].to_numpy() > 0)
+    )
+    resets = f["resets"].to_numpy() > 0
+
+    # Protection rules, on disk only.
+    number = f["number"].to_numpy(dtype=float, na_value=np.nan)
+    rank = (
+        pd.Series(number).groupby(f["model"].to_numpy()).rank(ascending=False, method="first")
+    ).to_numpy(dtype=float, na_value=np.nan)
+    newest = on_disk & (rank <= policy.keep_latest)
+    age_col = "ctime" if policy.age_source == "ctime" else "mtime"
+    age = at - f[age_col].to_numpy(dtype=float, na_value=np.nan)
+    young = on_disk & (age < policy.min_age)
+    pin_set = set(policy.pins)
+    pinned = np.array([(m, v) in pin_set for m, v in zip(f["model"], f["version"], strict=True)], dtype=bool)
+    protected = newest | young | (on_disk & pinned)
+
+    causes = _global_causes(evidence)
+    row_doubt = bad_value | resets
+    doubtful = row_doubt | bool(causes)
+
+    status = np.select(
+        [~on_disk, positive, protected, doubtful],
+        [Status.NOT_ON_DISK.value, Status.IN_USE.value, Status.PROTECTED.value, Status.UNKNOWN.value],
+        default=Status.SAFE.value,
+    )
+
+    # Reasons, in words a user can check against Prometheus.
+    reasons = []
+    cause_text = "; ".join(causes)
+    cols = zip(
+        status, max_qps, last_qps, calls, f["series"].to_numpy(), f["born"].to_numpy(),
+        resets, bad_value, newest, young, pinned, age, f["path"], f["model"], f["version"],
+        strict=True,
+    )  # fmt: skip
+    for st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, path, model, version in cols:
+        evidence_text = _traffic_words(mq, lq, c, int(n), int(born), thr)
+        if st == "not-on-disk":
+            reasons.append(f"seen in Prometheus ({evidence_text}) but no version directory on disk")
+        elif st == "in-use":
+            reasons.append(evidence_text)
+        elif st == "protected":
+            rules = []
+            if pn:
+                rules.append(f"pinned (--pin {model}:{version})")
+            if nw:
+                rules.append(
+                    f"newest version on disk (--keep-latest {policy.keep_latest})"
+                    if policy.keep_latest == 1
+                    else f"among the newest {policy.keep_latest} on disk (--keep-latest)"
+                )
+            if yg:
+                rules.append(
+                    f"directory {policy.age_source} {format_duration(round(max(ag, 0)))} ago, younger than "
+                    f"--min-age {format_duration(policy.min_age)}"
+                )
+            reasons.append("; ".join(rules) + f"; traffic: {evidence_text}")
+        elif st == "unknown":
+            doubts = []
+            if bad:
+                doubts.append("a query returned NaN/Inf for it")
+            if rst:
+                doubts.append("its counter reset in the window, so calls before the reset cannot be counted")
+            if cause_text:
+                doubts.append(cause_text)
+            reasons.append(f"would be safe ({evidence_text}) but " + "; ".join(doubts))
+        else:
+            reasons.append(evidence_text)
+
+    table = pd.DataFrame(
+        {
+            "model": f["model"].astype(str),
+            "version": f["version"].astype(str),
+            "path": f["path"].astype(object).where(on_disk, None),
+            "on_disk": on_disk,
+            "size_bytes": f["size_bytes"].astype(object).where(on_disk, None),
+            "max_hourly_qps": pd.Series(peak).astype(object).where(~np.isnan(peak), None),
+            "calls": pd.Series(calls).astype(object).where(~np.isnan(calls), None),
+            "series": f["series"].astype(int),
+            "status": status,
+            "reason": reasons,
+            "_num": number,
+        }
+    )
+    table["_numeric"] = table["version"].str.fullmatch(r"\d+")
+    table["_key"] = pd.to_numeric(table["version"].where(table["_numeric"]), errors="coerce")
+    table = table.sort_values(
+        ["model", "_numeric", "_key", "version"], ascending=[True, False, True, True], kind="stable"
+    )
+    table = table.drop(columns=["_num", "_numeric", "_key"]).reset_index(drop=True)
+
+    counts = {s.value: int((status == s.value).sum()) for s in Status}
+    safe = table[table["status"] == Status.SAFE.value]
+    by_model = {str(m): int(b) for m, b in safe.groupby("model")["size_bytes"].sum().items()}
+    summary = Summary(
+        counts=counts,
+        safe_bytes=sum(by_model.values()),
+        safe_bytes_by_model=by_model,
+        unknown_causes=tuple(causes) if counts["unknown"] else (),
+    )
+    header = Header(
+        generated_at=generated_at,
+        evaluated_at=at,
+        window_start=evidence.window_start,
+        source=evidence.source,
+        queries={q.name: q.promql for q in evidence.queries},
+        window=evidence.window,
+        step=evidence.step,
+        threshold=thr,
+        warnings=evidence.warnings,
+        infos=evidence.infos,
+        coverage=_coverage_sentence(evidence),
+        policy=policy,
+        model_roots=tuple(str(r) for r in inventory.roots),
+    )
+    ignored = tuple((str(i.path), i.reason) for i in inventory.ignored)
+    return Report(header, table, summary, ignored)
+
+
+def _traffic_words(max_qps: float, last_qps: float, calls: float, series: int, born: int, thr: float) -> str:
+    """What the evidence says about a version's traffic, naming the evidence."""
+    if series == 0 and math.isnan(max_qps) and math.isnan(last_qps):
+        return "no series in window"
+    parts = []
+    peak = max((q for q in (max_qps, last_qps) if not math.isnan(q)), default=math.nan)
+    if not math.isnan(peak):
+        rel = ">" if peak > thr else "≤"
+        parts.append(f"busiest hour {fmt_qps(peak)} req/s {rel} threshold {fmt_qps(thr)}")
+    if series:
+        if math.isnan(calls):
+            parts.append(f"calls unknown over {series} series")
+        elif calls > 0:
+            new = f", {born} series born in window" if born else ""
+            noun = "call" if calls == 1 else "calls"
+            parts.append(f"{fmt_calls(calls)} {noun} in window{new}")
+        else:
+            parts.append(f"counter flat all window ({series} series, 0 calls)")
+    return "; ".join(parts)

@@ -1,0 +1,307 @@
+"""Settings resolved once, with one precedence: flags > `RETIRE_*` environment > TOML file > defaults.
+
+Every option has one name used three ways: the flag `--model-dir`, the config-file key `model_dir`
+and the environment variable `RETIRE_MODEL_DIR` (the Prometheus URL's variable is
+`RETIRE_PROMETHEUS_URL`, as the docs of many exporters spell it). The config file is `--config`,
+else `RETIRE_CONFIG`, else `./retire.toml` when it exists. Unknown keys are an error: a typo in a
+cron job's config must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from retire.errors import ConfigError
+from retire.inventory import canonical_version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG_FILE = Path("retire.toml")
+DEFAULT_METRIC = ":tensorflow:serving:model_call_count"
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+
+
+def parse_duration(value: object, name: str = "duration") -> float:
+    """Seconds from `90`, `"90"`, `"90s"`, `"15m"`, `"1h30m"`, `"1d"` (Prometheus's units)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a duration such as 24h or 900s, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos, seconds = 0, 0.0
+            for m in _DURATION_RE.finditer(text):
+                if m.start() != pos:
+                    break
+                seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+                pos = m.end()
+            if pos != len(text) or not text:
+                raise ConfigError(
+                    f"{name}: {text!r} is not a duration; use e.g. 24h, 90m, 1h30m or seconds"
+                ) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(f"{name}: {value!r} must be a non-negative duration")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """`86400` -> `1d`, `5400` -> `1h30m`: the short form people write."""
+    if seconds <= 0:
+        return "0s"
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    rest, parts = int(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts)
+
+
+def parse_instant(value: object, name: str = "--at") -> datetime:
+    """An evaluation instant from RFC 3339 (with a zone) or Unix seconds.
+
+    A time without a zone is refused: guessing the zone would shift the whole window.
+    """
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    else:
+        text = str(value).strip()
+        try:
+            return datetime.fromtimestamp(float(text), tz=timezone.utc)
+        except ValueError:
+            pass
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                f"{name}: {text!r} is neither RFC 3339 (2026-11-24T06:00:00Z) nor Unix seconds"
+            ) from None
+    if dt.tzinfo is None:
+        raise ConfigError(f"{name}: {value!r} has no time zone; add Z or an offset such as +08:00")
+    return dt.astimezone(timezone.utc)
+
+
+def _str(value: object, name: str) -> str:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)  # type: ignore[return-value]
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{name}: expected text, got {value!r}")
+    return str(value)
+
+
+def _path(value: object, name: str) -> Path:
+    return Path(_str(value, name)).expanduser()
+
+
+def _number(value: object, name: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"{name}: must be a non-negative number, got {value!r}")
+    return number
+
+
+def _count(value: object, name: str) -> int:
+    number = _number(value, name)
+    if number != int(number):
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+    return int(number)
+
+
+def _bool(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {value!r}")
+
+
+def _pins(value: object, name: str) -> tuple[tuple[str, str], ...]:
+    """`model:version` pairs, from a TOML list, repeated flags, or a comma-separated env value."""
+    items: list[object]
+    if isinstance(value, str):
+        items = [v for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ConfigError(f"{name}: expected a list of MODEL:VERSION, got {value!r}")
+    pins = []
+    for item in items:
+        text = _str(item, name).strip()
+        model, sep, version = text.rpartition(":")
+        if not sep or not model or not version.strip():
+            raise ConfigError(f"{name}: {text!r} is not MODEL:VERSION (e.g. half_plus_two:123)")
+        pins.append((model, canonical_version(version.strip())))
+    return tuple(pins)
+
+
+def _choice(*allowed: str) -> Callable[[object, str], str]:
+    def parse(value: object, name: str) -> str:
+        text = _str(value, name).strip().lower()
+        if text not in allowed:
+            raise ConfigError(f"{name}: {text!r} is not one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs, already validated. Durations are seconds."""
+
+    prometheus: str | None = None
+    model_dir: Path | None = None
+    model_base_path: Path | None = None
+    model_name: str | None = None
+    threshold: float = 0.0
+    selector: str = ""
+    window: float = 86400.0
+    step: float = 3600.0
+    metric: str = DEFAULT_METRIC
+    model_label: str = "model_name"
+    version_label: str = "model_version"
+    at: datetime | None = None
+    timeout: float = 30.0
+    format: str | None = None
+    output: Path | None = None
+    coverage: str | None = None
+    max_gap: float = 900.0
+    keep_latest: int = 1
+    min_age: float | None = None  # None: the query window
+    age_source: str = "mtime"
+    pin: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    verbose: bool = False
+
+    @property
+    def effective_min_age(self) -> float:
+        return self.window if self.min_age is None else self.min_age
+
+
+# key -> (parser, environment variable). Keys are Settings fields and config-file keys.
+_PARSERS: dict[str, tuple[Callable[[object, str], Any], str]] = {
+    "prometheus": (_str, "RETIRE_PROMETHEUS_URL"),
+    "model_dir": (_path, "RETIRE_MODEL_DIR"),
+    "model_base_path": (_path, "RETIRE_MODEL_BASE_PATH"),
+    "model_name": (_str, "RETIRE_MODEL_NAME"),
+    "threshold": (_number, "RETIRE_THRESHOLD"),
+    "selector": (_str, "RETIRE_SELECTOR"),
+    "window": (parse_duration, "RETIRE_WINDOW"),
+    "step": (parse_duration, "RETIRE_STEP"),
+    "metric": (_str, "RETIRE_METRIC"),
+    "model_label": (_str, "RETIRE_MODEL_LABEL"),
+    "version_label": (_str, "RETIRE_VERSION_LABEL"),
+    "at": (parse_instant, "RETIRE_AT"),
+    "timeout": (parse_duration, "RETIRE_TIMEOUT"),
+    "format": (_choice("table", "json", "csv", "markdown", "tsv"), "RETIRE_FORMAT"),
+    "output": (_path, "RETIRE_OUTPUT"),
+    "coverage": (_str, "RETIRE_COVERAGE"),
+    "max_gap": (parse_duration, "RETIRE_MAX_GAP"),
+    "keep_latest": (_count, "RETIRE_KEEP_LATEST"),
+    "min_age": (parse_duration, "RETIRE_MIN_AGE"),
+    "age_source": (_choice("mtime", "ctime"), "RETIRE_AGE_SOURCE"),
+    "pin": (_pins, "RETIRE_PIN"),
+    "verbose": (_bool, "RETIRE_VERBOSE"),
+}
+
+ENV_VARS: dict[str, str] = {key: env for key, (_, env) in _PARSERS.items()}
+CONFIG_ENV = "RETIRE_CONFIG"
+
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _load_file(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; fix --config or RETIRE_CONFIG") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path} cannot be read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    return data
+
+
+def _closest(key: str) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(key, list(_PARSERS), n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def resolve(
+    flags: Mapping[str, object],
+    env: Mapping[str, str] | None = None,
+    config: Path | None = None,
+) -> Settings:
+    """Build Settings from flag values (None = not given), the environment and the config file."""
+    env = os.environ if env is None else env
+    path = config or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
+    if path is None and DEFAULT_CONFIG_FILE.is_file():
+        path = DEFAULT_CONFIG_FILE
+    file_values = _load_file(path) if path is not None else {}
+
+    values: dict[str, Any] = {}
+    for key, raw in file_values.items():
+        if key not in _PARSERS:
+            raise ConfigError(f"config file {path}: unknown key {key!r}{_closest(key)}")
+        values[key] = _PARSERS[key][0](raw, f"{path}: {key}")
+    for key, (parse, var) in _PARSERS.items():
+        if env.get(var, "") != "":
+            values[key] = parse(env[var], var)
+    for key, raw in flags.items():
+        if key not in _PARSERS:
+            raise AssertionError(f"flag {key!r} has no setting")  # a wiring bug, not user input
+        if raw is not None and raw != ():
+            values[key] = _PARSERS[key][0](raw, flag_name(key))
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if s.step <= 0:
+        raise ConfigError("--step must be greater than 0 (e.g. 1h)")
+    if s.window < s.step:
+        raise ConfigError(
+            f"--window ({format_duration(s.window)}) must be at least --step "
+            f"({format_duration(s.step)})"
+        )
+    if s.timeout <= 0:
+        raise ConfigError("--timeout must be greater than 0 seconds")
+    if s.model_dir is not None and s.model_base_path is not None:
+        raise ConfigError("give either --model-dir or --model-base-path, not both")
+    if (s.model_base_path is None) != (s.model_name is None):
+        raise ConfigError("--model-base-path and --model-name go together")
+
+
+def with_defaults(settings: Settings, **changes: object) -> Settings:
+    """A copy where the given fields are filled only if the user left them unset."""
+    unset = {f.name for f in fields(Settings) if getattr(settings, f.name) is None}
+    return replace(settings, **{k: v for k, v in changes.items() if k in unset})

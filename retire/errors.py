@@ -1,0 +1,45 @@
+"""Errors users see, one family per source, each carrying its documented exit code.
+
+The CLI catches only `RetireError` and prints its message as one line, so every message here must
+say what went wrong and how to fix it. Library errors are wrapped (`raise ... from e`) so a traceback
+never reaches the user.
+"""
+
+from __future__ import annotations
+
+# Exit codes are part of the interface (cron jobs and scripts branch on them); README lists them.
+EXIT_OK = 0
+EXIT_USAGE = 2  # bad flags, config file, model directory
+EXIT_PROMETHEUS = 3  # the metrics backend failed or answered something unusable
+EXIT_INCOMPLETE = 4  # report built, but at least one version is `unknown`
+
+
+class RetireError(Exception):
+    """Base of every error the CLI turns into one line and an exit code."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(RetireError):
+    """Bad flags, environment variables or config file."""
+
+
+class InventoryError(RetireError):
+    """The model directory cannot be read."""
+
+
+class PrometheusError(RetireError):
+    """The Prometheus-compatible server could not be reached or gave an unusable answer."""
+
+    exit_code = EXIT_PROMETHEUS
+
+
+class OutputError(RetireError):
+    """The report could not be written where asked."""

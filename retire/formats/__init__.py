@@ -1,0 +1,51 @@
+"""Output formats: one renderer per format, each a pure function of the Report returning text.
+
+Writing the text (stdout, or a file atomically) is the CLI's job, not the renderers'.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retire.advisor import Report
+
+
+class ReportFormat(str, Enum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    MARKDOWN = "markdown"
+
+
+class ListFormat(str, Enum):
+    TSV = "tsv"
+    JSON = "json"
+    CSV = "csv"
+
+
+def render_report(report: Report, fmt: ReportFormat, *, color: bool = False, width: int = 100) -> str:
+    from retire.formats import markdown, structured, table
+
+    if fmt is ReportFormat.TABLE:
+        return table.render(report, color=color, width=width)
+    if fmt is ReportFormat.JSON:
+        return structured.report_json(report)
+    if fmt is ReportFormat.CSV:
+        return structured.report_csv(report)
+    if fmt is ReportFormat.MARKDOWN:
+        return markdown.render(report)
+    raise AssertionError(fmt)  # exhaustiveness is tested
+
+
+def render_safe_list(report: Report, fmt: ListFormat) -> str:
+    from retire.formats import structured
+
+    if fmt is ListFormat.TSV:
+        return structured.safe_tsv(report)
+    if fmt is ListFormat.JSON:
+        return structured.safe_json(report)
+    if fmt is ListFormat.CSV:
+        return structured.safe_csv(report)
+    raise AssertionError(fmt)

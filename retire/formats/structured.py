@@ -1,0 +1,107 @@
+"""Machine-readable formats: JSON and CSV reports, and the safe-list formats scripts consume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from retire import __version__
+from retire.advisor import iso
+
+if TYPE_CHECKING:
+    from retire.advisor import Report, Row
+
+REPORT_COLUMNS = (
+    "model", "version", "path", "on_disk", "size_bytes", "max_hourly_qps", "calls", "series",
+    "status", "reason",
+)  # fmt: skip
+SAFE_COLUMNS = ("model", "version", "path", "size_bytes", "max_hourly_qps", "calls", "reason")
+
+
+def _json_number(x: float | None) -> float | str | None:
+    """JSON has no NaN/Infinity: spell them as Prometheus does, as strings."""
+    if x is None:
+        return None
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    return x
+
+
+def _row(r: Row, columns: tuple[str, ...]) -> dict[str, Any]:
+    d = r.as_dict()
+    d["max_hourly_qps"] = _json_number(d["max_hourly_qps"])
+    d["calls"] = _json_number(d["calls"])
+    return {c: d[c] for c in columns}
+
+
+def header_dict(report: Report) -> dict[str, Any]:
+    h = report.header
+    return {
+        "tool": f"retire {__version__}",
+        "generated_at": iso(h.generated_at),
+        "evaluated_at": iso(h.evaluated_at),
+        "window_start": iso(h.window_start),
+        "prometheus": h.source,
+        "queries": h.queries,
+        "promql": h.queries.get("max_hourly_qps"),
+        "window_seconds": h.window,
+        "step_seconds": h.step,
+        "threshold": h.threshold,
+        "warnings": list(h.warnings),
+        "infos": list(h.infos),
+        "coverage": h.coverage,
+        "policy": {
+            "keep_latest": h.policy.keep_latest,
+            "min_age_seconds": h.policy.min_age,
+            "age_source": h.policy.age_source,
+            "pins": [f"{m}:{v}" for m, v in h.policy.pins],
+        },
+        "model_roots": list(h.model_roots),
+    }
+
+
+def report_json(report: Report) -> str:
+    s = report.summary
+    doc = {
+        "header": header_dict(report),
+        "summary": {
+            "counts": s.counts,
+            "safe_bytes": s.safe_bytes,
+            "safe_bytes_by_model": s.safe_bytes_by_model,
+            "unknown_causes": list(s.unknown_causes),
+        },
+        "rows": [_row(r, REPORT_COLUMNS) for r in report.rows()],
+        "ignored": [{"path": p, "reason": why} for p, why in report.ignored],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buf.getvalue()
+
+
+def report_csv(report: Report) -> str:
+    return _csv([_row(r, REPORT_COLUMNS) for r in report.rows()], REPORT_COLUMNS)
+
+
+def safe_tsv(report: Report) -> str:
+    """`model<TAB>version<TAB>path`, one safe version a line, nothing else: for `while read`."""
+    return "".join(f"{r.model}\t{r.version}\t{r.path}\n" for r in report.safe_rows())
+
+
+def safe_json(report: Report) -> str:
+    return json.dumps([_row(r, SAFE_COLUMNS) for r in report.safe_rows()], indent=2, ensure_ascii=False) + "\n"
+
+
+def safe_csv(report: Report) -> str:
+    return _csv([_row(r, SAFE_COLUMNS) for r in report.safe_rows()], SAFE_COLUMNS)

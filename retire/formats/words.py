@@ -1,0 +1,52 @@
+"""Sentences shared by every format, so the table, Markdown and mail say the same thing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from retire.advisor import Status, fmt_qps, iso
+from retire.config import format_duration
+
+if TYPE_CHECKING:
+    from retire.advisor import Report
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def window_line(report: Report) -> str:
+    h = report.header
+    return (
+        f"window {iso(h.window_start)} → {iso(h.evaluated_at)} ({format_duration(h.window)}, "
+        f"step {format_duration(h.step)}), threshold {fmt_qps(h.threshold)} req/s, source {h.source}"
+    )
+
+
+def summary_line(report: Report) -> str:
+    """One line for humans and cron mail: what to do, and why some rows could not be decided."""
+    s = report.summary
+    parts = [f"{s.safe} safe to offload ({human_bytes(s.safe_bytes)})"]
+    for status in (Status.IN_USE, Status.PROTECTED, Status.UNKNOWN, Status.NOT_ON_DISK):
+        if s.counts.get(status.value):
+            parts.append(f"{s.counts[status.value]} {status.value}")
+    line = ", ".join(parts)
+    if s.unknown:
+        why = "; ".join(s.unknown_causes) or "see the reasons of the unknown rows"
+        line += f" — unknown because: {why}"
+    return line
+
+
+def notes(report: Report) -> list[str]:
+    """Header notes: coverage, warnings and infos from the server."""
+    h = report.header
+    out = [h.coverage]
+    out += [f"warning: {w}" for w in h.warnings]
+    out += [f"info: {i}" for i in h.infos]
+    return out

@@ -1,0 +1,100 @@
+"""The README's first command: a real Prometheus with a day of synthetic TF Serving traffic, an
+example model directory, and `retire report` run against them.
+
+    python -m retire.lab.demo [--workdir .demo] [--keep]
+
+`--keep` leaves Prometheus running and prints the commands to explore it further.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from retire.lab.servers import Prometheus, backfill
+from retire.lab.synth import HOUR, Scenario, Traffic, VersionDir, make_model_tree, write_openmetrics
+
+MIN = 60.0
+DAY = 24 * HOUR
+
+DEMO = Scenario(
+    name="demo",
+    traffic=(
+        # half_plus_two: an old version whose callers moved away 30 h ago, a busy one on two pods.
+        Traffic("half_plus_two", "1", "tfs-0", qps=0.5, stop=-30 * HOUR),
+        Traffic("half_plus_two", "3", "tfs-0", qps=2.0),
+        Traffic("half_plus_two", "3", "tfs-1", qps=1.5),
+        Traffic("half_plus_two", "4", "tfs-1", qps=0.2, start=-5 * HOUR),
+        # resnet50: a steady version, and one called exactly once 3 h ago (the seed query says 0).
+        Traffic("resnet50", "1", "tfs-0", qps=0.5),
+        Traffic("resnet50", "2", "tfs-1", calls=(-3 * HOUR,)),
+        # bert: calls only in the last 20 minutes (after the last full hour), and a version whose
+        # directory was already removed while clients still call it.
+        Traffic("bert", "7", "tfs-0", qps=1.0, start=-20 * MIN),
+        Traffic("bert", "6", "tfs-0", qps=0.3),
+    ),
+    disk=(
+        VersionDir("half_plus_two", "1", age=40 * DAY, size=180_000_000),
+        VersionDir("half_plus_two", "2", age=20 * DAY, size=190_000_000),
+        VersionDir("half_plus_two", "3", age=10 * DAY, size=200_000_000),
+        VersionDir("half_plus_two", "4", age=6 * HOUR, size=210_000_000),
+        VersionDir("resnet50", "0001", age=30 * DAY, size=98_000_000),
+        VersionDir("resnet50", "2", age=9 * DAY, size=99_000_000),
+        VersionDir("resnet50", "3", age=1 * HOUR, size=99_500_000),
+        VersionDir("resnet50", "tmp-upload", age=1 * HOUR),
+        VersionDir("resnet50", "README.txt", is_file=True),
+        VersionDir("bert", "5", age=60 * DAY, size=420_000_000),
+        VersionDir("bert", "7", age=3 * DAY, size=430_000_000),
+    ),
+)
+
+
+def build(workdir: Path, end: float) -> tuple[Path, Path]:
+    """Write the history and the model tree; return (tsdb, model root)."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    om = workdir / "history.om"
+    write_openmetrics(om, [DEMO], end=end, history=26 * HOUR, interval=60)
+    tsdb = workdir / "tsdb"
+    backfill(om, tsdb)
+    om.unlink()
+    models = workdir / "models"
+    make_model_tree(models, DEMO, end)
+    return tsdb, models
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=Path(".demo"))
+    parser.add_argument("--keep", action="store_true", help="leave Prometheus running")
+    args = parser.parse_args(argv)
+
+    end = math.floor(time.time() / 60) * 60
+    print(f"demo: writing 26 h of synthetic TF Serving traffic into {args.workdir}/ ...", file=sys.stderr)
+    tsdb, models = build(args.workdir, end)
+    server = Prometheus(tsdb, args.workdir / "prometheus").start()
+    print(f"demo: Prometheus ready at {server.url}", file=sys.stderr)
+    command = [
+        "retire", "report", "--prometheus", server.url, "--model-dir", str(models),
+        "--coverage", 'up{job="tfs"}',
+    ]  # fmt: skip
+    print("demo: $ " + " ".join(c if " " not in c and "{" not in c else f"'{c}'" for c in command), file=sys.stderr)
+    try:
+        code = subprocess.call([sys.executable, "-m", "retire", *command[1:]])
+    finally:
+        if args.keep:
+            print(f"demo: Prometheus left running at {server.url} (pid {server.process and server.process.pid})",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            server.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
