@@ -123,18 +123,24 @@ class Report:
     ignored: tuple[tuple[str, str], ...] = field(default=())
 
     def rows(self) -> Iterator[Row]:
-        for r in self.table.itertuples(index=False):
+        t = self.table
+        names = ("model", "version", "path", "on_disk", "size_bytes", "max_hourly_qps", "calls", "series",
+                 "status", "reason")  # fmt: skip
+        columns = [t[c].tolist() for c in names]
+        for model, version, path, on_disk, size, qps, calls, series, status, reason in zip(
+            *columns, strict=True
+        ):
             yield Row(
-                model=r.model,
-                version=r.version,
-                path=r.path,
-                on_disk=bool(r.on_disk),
-                size_bytes=None if r.size_bytes is None else int(r.size_bytes),
-                max_hourly_qps=r.max_hourly_qps,
-                calls=r.calls,
-                series=int(r.series),
-                status=Status(r.status),
-                reason=r.reason,
+                model=model,
+                version=version,
+                path=path,
+                on_disk=bool(on_disk),
+                size_bytes=None if size is None else int(size),
+                max_hourly_qps=qps,
+                calls=calls,
+                series=int(series),
+                status=Status(status),
+                reason=reason,
             )
 
     def safe_rows(self) -> list[Row]:
@@ -264,8 +270,7 @@ def _coverage_sentence(evidence: Evidence) -> str:
     if cov.checked:
         found = f"{len(cov.gaps)} gap(s)" if cov.gaps else "no gaps"
         return (
-            f"coverage checked with {cov.selector} ({cov.targets} target(s)): {found} longer "
-            f"than {tolerance}"
+            f"coverage checked with {cov.selector} ({cov.targets} target(s)): {found} longer than {tolerance}"
         )
     found = f"{len(cov.gaps)} hole(s)" if cov.gaps else "no holes"
     return (
@@ -302,9 +307,9 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
 
     # Protection rules, on disk only.
     number = f["number"].to_numpy(dtype=float, na_value=np.nan)
-    rank = (
-        pd.Series(number).groupby(f["model"].to_numpy()).rank(ascending=False, method="first")
-    ).to_numpy(dtype=float, na_value=np.nan)
+    rank = (pd.Series(number).groupby(f["model"].to_numpy()).rank(ascending=False, method="first")).to_numpy(
+        dtype=float, na_value=np.nan
+    )
     newest = on_disk & (rank <= policy.keep_latest)
     age_col = "ctime" if policy.age_source == "ctime" else "mtime"
     age = at - f[age_col].to_numpy(dtype=float, na_value=np.nan)
@@ -328,11 +333,11 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
     cause_text = "; ".join(causes)
     cols = zip(
         status, max_qps, last_qps, calls, f["series"].to_numpy(), f["born"].to_numpy(),
-        resets, bad_value, newest, young, pinned, age, f["path"], f["model"], f["version"],
+        resets, bad_value, newest, young, pinned, age, f["model"], f["version"],
         strict=True,
     )  # fmt: skip
-    for st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, path, model, version in cols:
-        evidence_text = _traffic_words(mq, lq, c, int(n), int(born), thr)
+    for st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version in cols:
+        evidence_text = _traffic_words(mq, lq, c, int(n), int(born), bool(rst), thr)
         if st == "not-on-disk":
             reasons.append(f"seen in Prometheus ({evidence_text}) but no version directory on disk")
         elif st == "in-use":
@@ -415,7 +420,9 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
     return Report(header, table, summary, ignored)
 
 
-def _traffic_words(max_qps: float, last_qps: float, calls: float, series: int, born: int, thr: float) -> str:
+def _traffic_words(
+    max_qps: float, last_qps: float, calls: float, series: int, born: int, reset: bool, thr: float
+) -> str:
     """What the evidence says about a version's traffic, naming the evidence."""
     if series == 0 and math.isnan(max_qps) and math.isnan(last_qps):
         return "no series in window"
@@ -430,7 +437,11 @@ def _traffic_words(max_qps: float, last_qps: float, calls: float, series: int, b
         elif calls > 0:
             new = f", {born} series born in window" if born else ""
             noun = "call" if calls == 1 else "calls"
-            parts.append(f"{fmt_calls(calls)} {noun} in window{new}")
+            # After a reset only the calls since the restart are countable: a lower bound.
+            at_least = "≥ " if reset else ""
+            parts.append(f"{at_least}{fmt_calls(calls)} {noun} in window{new}")
+        if reset:
+            parts.append("counter reset in window")
         else:
             parts.append(f"counter flat all window ({series} series, 0 calls)")
     return "; ".join(parts)

@@ -66,7 +66,9 @@ def _main(
 # "not given" from "given", and apply flags > environment > config file > defaults.
 Prom = Annotated[
     str | None,
-    typer.Option("--prometheus", help="Prometheus base URL, path prefix allowed. [env: RETIRE_PROMETHEUS_URL]"),
+    typer.Option(
+        "--prometheus", help="Prometheus base URL, path prefix allowed. [env: RETIRE_PROMETHEUS_URL]"
+    ),
 ]
 ModelDir = Annotated[
     Path | None,
@@ -76,14 +78,21 @@ BasePath = Annotated[
     Path | None,
     typer.Option("--model-base-path", help="One model's base path (with --model-name) instead of a root."),
 ]
-ModelName = Annotated[str | None, typer.Option("--model-name", help="The model served from --model-base-path.")]
+ModelName = Annotated[
+    str | None, typer.Option("--model-name", help="The model served from --model-base-path.")
+]
 Threshold = Annotated[
     float | None,
-    typer.Option("--threshold", help="Busiest-hour req/s at or below which a version is idle. Default 0: any call keeps it."),
+    typer.Option(
+        "--threshold",
+        help="Busiest-hour req/s at or below which a version is idle. Default 0: any call keeps it.",
+    ),
 ]
 SelectorOpt = Annotated[
     str | None,
-    typer.Option("--selector", help='Extra label matchers for the metric, e.g. \'job="tfs",namespace="ml"\'.'),
+    typer.Option(
+        "--selector", help='Extra label matchers for the metric, e.g. \'job="tfs",namespace="ml"\'.'
+    ),
 ]
 Window = Annotated[str | None, typer.Option("--window", help="How far back to look. Default 24h.")]
 Step = Annotated[str | None, typer.Option("--step", help="Rate step of the busiest-hour query. Default 1h.")]
@@ -91,7 +100,9 @@ Metric = Annotated[
     str | None,
     typer.Option("--metric", help="Call counter metric. Default :tensorflow:serving:model_call_count."),
 ]
-ModelLabel = Annotated[str | None, typer.Option("--model-label", help="Label naming the model. Default model_name.")]
+ModelLabel = Annotated[
+    str | None, typer.Option("--model-label", help="Label naming the model. Default model_name.")
+]
 VersionLabel = Annotated[
     str | None, typer.Option("--version-label", help="Label naming the version. Default model_version.")
 ]
@@ -109,7 +120,9 @@ ConfigOpt = Annotated[
 ]
 CoverageOpt = Annotated[
     str | None,
-    typer.Option("--coverage", help="Scrape targets that must have been up all window, e.g. 'up{job=\"tfs\"}'."),
+    typer.Option(
+        "--coverage", help="Scrape targets that must have been up all window, e.g. 'up{job=\"tfs\"}'."
+    ),
 ]
 MaxGap = Annotated[
     str | None, typer.Option("--max-gap", help="Longest tolerated hole in the data. Default 15m.")
@@ -119,16 +132,18 @@ KeepLatest = Annotated[
 ]
 MinAge = Annotated[
     str | None,
-    typer.Option("--min-age", help="Protect versions whose directory changed more recently. Default: the window."),
+    typer.Option(
+        "--min-age", help="Protect versions whose directory changed more recently. Default: the window."
+    ),
 ]
 AgeSource = Annotated[
-    str | None, typer.Option("--age-source", help="mtime (default) or ctime: which directory time is the age.")
+    str | None,
+    typer.Option("--age-source", help="mtime (default) or ctime: which directory time is the age."),
 ]
-Pin = Annotated[
-    list[str] | None, typer.Option("--pin", help="MODEL:VERSION never to offload. Repeatable.")
-]
+Pin = Annotated[list[str] | None, typer.Option("--pin", help="MODEL:VERSION never to offload. Repeatable.")]
 Verbose = Annotated[
-    bool | None, typer.Option("--verbose", "-v", help="Also list ignored directory entries and query timings.")
+    bool | None,
+    typer.Option("--verbose", "-v", help="Also list ignored directory entries and query timings."),
 ]
 
 
@@ -164,9 +179,13 @@ def _build_report(settings: Settings) -> Report:
     from retire.queries import params_from
 
     if not settings.prometheus:
-        raise ConfigError("no Prometheus URL: pass --prometheus http://prom:9090 or set RETIRE_PROMETHEUS_URL")
+        raise ConfigError(
+            "no Prometheus URL: pass --prometheus http://prom:9090 or set RETIRE_PROMETHEUS_URL"
+        )
     if settings.model_dir is None and settings.model_base_path is None:
-        raise ConfigError("no model directory: pass --model-dir /models (or --model-base-path with --model-name)")
+        raise ConfigError(
+            "no model directory: pass --model-dir /models (or --model-base-path with --model-name)"
+        )
     params = params_from(settings)
     if settings.model_dir is not None:
         inventory = scan_model_dir(settings.model_dir)
@@ -286,7 +305,8 @@ def safe_list(
     age_source: AgeSource = None,
     pin: Pin = None,
     format: Annotated[
-        str | None, typer.Option("--format", "-f", help="tsv (default: model<TAB>version<TAB>path), json or csv.")
+        str | None,
+        typer.Option("--format", "-f", help="tsv (default: model<TAB>version<TAB>path), json or csv."),
     ] = None,
     output: Output = None,
     verbose: Verbose = None,

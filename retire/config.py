@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ def parse_instant(value: object, name: str = "--at") -> datetime:
 
 def _str(value: object, name: str) -> str:
     if isinstance(value, os.PathLike):
-        return os.fspath(value)  # type: ignore[return-value]
+        return str(os.fspath(value))
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ConfigError(f"{name}: expected text, got {value!r}")
     return str(value)
@@ -290,8 +290,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("--step must be greater than 0 (e.g. 1h)")
     if s.window < s.step:
         raise ConfigError(
-            f"--window ({format_duration(s.window)}) must be at least --step "
-            f"({format_duration(s.step)})"
+            f"--window ({format_duration(s.window)}) must be at least --step ({format_duration(s.step)})"
         )
     if s.timeout <= 0:
         raise ConfigError("--timeout must be greater than 0 seconds")
@@ -299,9 +298,3 @@ def _check(s: Settings) -> None:
         raise ConfigError("give either --model-dir or --model-base-path, not both")
     if (s.model_base_path is None) != (s.model_name is None):
         raise ConfigError("--model-base-path and --model-name go together")
-
-
-def with_defaults(settings: Settings, **changes: object) -> Settings:
-    """A copy where the given fields are filled only if the user left them unset."""
-    unset = {f.name for f in fields(Settings) if getattr(settings, f.name) is None}
-    return replace(settings, **{k: v for k, v in changes.items() if k in unset})

@@ -34,7 +34,7 @@ class Gap:
 
 
 def _grid(start: float, end: float, resolution: float) -> int:
-    return int(round((end - start) / resolution)) + 1
+    return round((end - start) / resolution) + 1
 
 
 def _runs(bad: Sequence[bool]) -> list[tuple[int, int]]:
@@ -55,7 +55,7 @@ def _runs(bad: Sequence[bool]) -> list[tuple[int, int]]:
 def _index(series: Series, start: float, resolution: float, n: int) -> dict[int, float]:
     out = {}
     for t, v in series.points:
-        k = int(round((t - start) / resolution))
+        k = round((t - start) / resolution)
         if 0 <= k < n:
             out[k] = v
     return out

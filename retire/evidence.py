@@ -118,9 +118,7 @@ def _coverage(result: QueryResult, params: QueryParams, at: float, max_gap: floa
     return Coverage(True, selector, max_gap, tuple(gaps), len(series))
 
 
-def gather(
-    client: PrometheusClient, params: QueryParams, at: float, max_gap: float
-) -> Evidence:
+def gather(client: PrometheusClient, params: QueryParams, at: float, max_gap: float) -> Evidence:
     """Run the planned queries concurrently and package their answers."""
     planned = plan(params)
 

@@ -84,8 +84,9 @@ def parse_response(payload: object, where: str) -> QueryResult:
         else:
             raise ValueError(f"result type {result_type!r}")
     except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise PrometheusError(f"{where} sent a malformed result ({e}); check the URL points at a "
-                              "Prometheus-compatible API") from e
+        raise PrometheusError(
+            f"{where} sent a malformed result ({e}); check the URL points at a Prometheus-compatible API"
+        ) from e
     return QueryResult(
         result_type=result_type,
         series=tuple(series),
@@ -192,4 +193,3 @@ def _root_cause(e: BaseException) -> str:
         e = e.__cause__ or e.__context__  # type: ignore[assignment]
     text = getattr(e, "strerror", None) or str(e) or type(e).__name__
     return text.split("] ", 1)[-1] if text.startswith("[Errno") else text
-

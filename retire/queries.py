@@ -143,7 +143,7 @@ def parse_selector(text: str, where: str) -> Selector:
     metric = m.group(0) if m else ""
     rest = text[len(metric) :].strip()
     if rest and not (rest.startswith("{") and rest.endswith("}")):
-        raise ConfigError(f"{where}: {text!r} is not a series selector such as up{{job=\"tfs\"}}")
+        raise ConfigError(f'{where}: {text!r} is not a series selector such as up{{job="tfs"}}')
     matchers = parse_matchers(rest, where) if rest else ()
     if not metric and not matchers:
         raise ConfigError(f"{where}: the selector is empty")

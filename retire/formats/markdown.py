@@ -20,8 +20,18 @@ def render(report: Report) -> str:
     lines += [f"- {_escape(n)}" for n in notes(report)]
     lines += ["", f"**{_escape(summary_line(report))}**", ""]
     lines.append("| " + " | ".join(COLUMNS) + " |")
-    lines.append("|" + "|".join("---:" if c in ("BUSIEST QPS", "CALLS", "SIZE") else "---" for c in COLUMNS) + "|")
+    lines.append(
+        "|" + "|".join("---:" if c in ("BUSIEST QPS", "CALLS", "SIZE") else "---" for c in COLUMNS) + "|"
+    )
     for r in report.rows():
         lines.append("| " + " | ".join(_escape(c) for c in cells(r)) + " |")
-    lines += ["", "PromQL (busiest hour):", "", "```promql", report.header.queries.get("max_hourly_qps", ""), "```", ""]
+    lines += [
+        "",
+        "PromQL (busiest hour):",
+        "",
+        "```promql",
+        report.header.queries.get("max_hourly_qps", ""),
+        "```",
+        "",
+    ]
     return "\n".join(lines)

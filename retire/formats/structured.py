@@ -100,7 +100,9 @@ def safe_tsv(report: Report) -> str:
 
 
 def safe_json(report: Report) -> str:
-    return json.dumps([_row(r, SAFE_COLUMNS) for r in report.safe_rows()], indent=2, ensure_ascii=False) + "\n"
+    return (
+        json.dumps([_row(r, SAFE_COLUMNS) for r in report.safe_rows()], indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def safe_csv(report: Report) -> str:

@@ -70,7 +70,9 @@ def build(workdir: Path, end: float) -> tuple[Path, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
     parser.add_argument("--keep", action="store_true", help="leave Prometheus running")
     args = parser.parse_args(argv)
@@ -84,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         "retire", "report", "--prometheus", server.url, "--model-dir", str(models),
         "--coverage", 'up{job="tfs"}',
     ]  # fmt: skip
-    print("demo: $ " + " ".join(c if " " not in c and "{" not in c else f"'{c}'" for c in command), file=sys.stderr)
+    print(
+        "demo: $ " + " ".join(c if " " not in c and "{" not in c else f"'{c}'" for c in command),
+        file=sys.stderr,
+    )
     try:
         code = subprocess.call([sys.executable, "-m", "retire", *command[1:]])
     finally:
         if args.keep:
-            print(f"demo: Prometheus left running at {server.url} (pid {server.process and server.process.pid})",
-                  file=sys.stderr)  # fmt: skip
+            pid = server.process.pid if server.process else "?"
+            print(f"demo: Prometheus left running at {server.url} (pid {pid})", file=sys.stderr)
         else:
             server.stop()
     return code

@@ -70,6 +70,7 @@ class Scenario:
     model_label: str = "model_name"
     version_label: str = "model_version"
     extra_pods: tuple[str, ...] = ()  # pods that are scraped but serve nothing
+    scrape_offset: float = 0.0  # scrapes happen at this offset from multiples of the interval
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -91,7 +92,8 @@ def _counter(t: np.ndarray, traffic: Traffic) -> tuple[np.ndarray, np.ndarray]:
     def calls_until(x: np.ndarray) -> np.ndarray:
         steady = np.floor(traffic.qps * (np.clip(x, lo, traffic.stop) - lo))
         singles = np.searchsorted(np.array(sorted(traffic.calls), dtype=float), x, side="right")
-        return steady + singles
+        result: np.ndarray = steady + singles
+        return result
 
     restarts = np.sort(np.array(traffic.restarts, dtype=float))
     idx = np.searchsorted(restarts, t, side="right") - 1
@@ -101,9 +103,9 @@ def _counter(t: np.ndarray, traffic: Traffic) -> tuple[np.ndarray, np.ndarray]:
     return since_boot, exists
 
 
-def scrape_times(end: float, history: float, interval: float) -> np.ndarray:
-    """Relative scrape times, aligned to the interval in absolute time, covering [end-history, end]."""
-    first = math.ceil((end - history) / interval) * interval
+def scrape_times(end: float, history: float, interval: float, offset: float = 0.0) -> np.ndarray:
+    """Relative scrape times at `offset` past multiples of the interval, covering [end-history, end]."""
+    first = math.ceil((end - history - offset) / interval) * interval + offset
     return np.arange(first, end + 1e-9, interval) - end
 
 
@@ -122,7 +124,7 @@ def _mask_outages(t: np.ndarray, outages: Iterable[Outage], pod: str) -> tuple[n
 
 def openmetrics_lines(scenario: Scenario, end: float, history: float, interval: float) -> Iterator[str]:
     """The scenario's samples as OpenMetrics text lines (without the final `# EOF`)."""
-    t = scrape_times(end, history, interval)
+    t = scrape_times(end, history, interval, scenario.scrape_offset)
     absolute = [f"{end + x:.3f}".rstrip("0").rstrip(".") for x in t]
     base = {"job": scenario.job, **scenario.labels}
     yield f"# TYPE {scenario.metric} unknown\n"

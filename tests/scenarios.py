@@ -1,0 +1,129 @@
+"""The traffic scenarios the end-to-end tests run against one real Prometheus.
+
+All are backfilled together; each carries a `scenario` label, and its tests select it with
+`--selector 'scenario="NAME"'` (and `--coverage 'up{scenario="NAME"}'`). Times are seconds relative
+to END, which sits 30 min 17 s past an hour boundary, so "the last partial hour" is real.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from retire.lab.synth import HOUR, Outage, Scenario, Traffic, VersionDir
+
+MIN = 60.0
+DAY = 24 * HOUR
+HISTORY = 32 * HOUR
+
+# Between 30 and 90 minutes ago, at :30:17 past the hour.
+END = float((math.floor(time.time() / HOUR) - 1) * HOUR + 1817)
+# An hour boundary 4 h 30 min before END, relative to END.
+BOUNDARY = -(END % HOUR) - 4 * HOUR
+
+
+def _scenario(name: str, **kw: object) -> Scenario:
+    return Scenario(name=name, labels={"scenario": name}, **kw)  # type: ignore[arg-type]
+
+
+BASIC = _scenario(
+    "basic",
+    traffic=(
+        Traffic("alpha", "1", qps=1.0),
+        Traffic("alpha", "3", qps=0.4, stop=-30 * HOUR),  # callers left 30 h ago
+        Traffic("alpha", "5", qps=0.2, start=-5 * HOUR),  # only in the last 5 h
+        Traffic("alpha", "7", qps=0.5),  # on disk as 0007/
+        Traffic("alpha", "9", qps=0.3),  # no directory
+        Traffic("beta", "1", qps=0.05),
+        Traffic("beta", "3", qps=2.0),
+    ),
+    disk=(
+        VersionDir("alpha", "1", age=30 * DAY),
+        VersionDir("alpha", "2", age=30 * DAY, size=2_000_000),  # never called: no series
+        VersionDir("alpha", "3", age=30 * DAY, size=3_000_000),
+        VersionDir("alpha", "5", age=3 * DAY),
+        VersionDir("alpha", "0007", age=2 * DAY),
+        VersionDir("alpha", "8", age=1 * DAY + 1 * HOUR, size=8_000_000),  # newest, idle
+        VersionDir("alpha", "tmp-upload", age=1 * HOUR),
+        VersionDir("alpha", "README", is_file=True),
+        VersionDir("beta", "1", age=20 * DAY, size=1_500_000),
+        VersionDir("beta", "2", age=20 * DAY, size=2_500_000),
+        VersionDir("beta", "3", age=10 * DAY),
+    ),
+)
+BASIC_EXPECTED = {
+    ("alpha", "1"): "in-use",
+    ("alpha", "2"): "safe",
+    ("alpha", "3"): "safe",
+    ("alpha", "5"): "in-use",
+    ("alpha", "7"): "in-use",
+    ("alpha", "8"): "protected",
+    ("alpha", "9"): "not-on-disk",
+    ("beta", "1"): "in-use",
+    ("beta", "2"): "safe",
+    ("beta", "3"): "in-use",
+}
+
+# Each pitfall of the seed query, one version each; "idle" is the control that must stay safe.
+PITFALLS = _scenario(
+    "pitfalls",
+    traffic=(
+        Traffic("m", "1", calls=(-3 * HOUR,)),  # a single first call, series born in the window
+        Traffic("m", "2", qps=1.0, start=-20 * MIN),  # only in the last partial hour
+        Traffic("m", "4", qps=0.5, restarts=(-6 * HOUR,)),  # pod restart: counter reset
+        Traffic("m", "5", "tfs-0", qps=1.0),  # two replicas
+        Traffic("m", "5", "tfs-1", qps=1.0),
+        Traffic("m", "6", "tfs-0", qps=0.5, stop=-12 * HOUR),  # moved between pods mid-window
+        Traffic("m", "6", "tfs-1", qps=0.5, start=-12 * HOUR),
+        Traffic("m", "8", calls=(-40 * HOUR,)),  # called once long ago: flat all window
+    ),
+    disk=tuple(VersionDir("m", str(v), age=10 * DAY) for v in (1, 2, 4, 5, 6, 8, 9))
+    + (VersionDir("m", "10", age=2 * HOUR),),  # young and newest
+)
+PITFALLS_EXPECTED = {
+    ("m", "1"): "in-use",
+    ("m", "2"): "in-use",
+    ("m", "4"): "in-use",
+    ("m", "5"): "in-use",
+    ("m", "6"): "in-use",
+    ("m", "8"): "safe",
+    ("m", "9"): "safe",
+    ("m", "10"): "protected",
+}
+
+# Scrapes at :30 past each minute, so the sample before an hour boundary is in one hourly rate
+# window and the sample after it in the next: a call between them is invisible to the seed query.
+BETWEEN = _scenario(
+    "between",
+    scrape_offset=30.0,
+    traffic=(
+        Traffic("w", "1", calls=(-40 * HOUR, BOUNDARY + 1)),
+        Traffic("w", "2", calls=(-40 * HOUR,)),
+    ),
+    disk=(VersionDir("w", "1", age=10 * DAY), VersionDir("w", "2", age=10 * DAY), VersionDir("w", "3")),
+)
+BETWEEN_EXPECTED = {("w", "1"): "in-use", ("w", "2"): "safe", ("w", "3"): "protected"}
+
+# Pod tfs-1 is down (scrapes fail) for 3 h; an idle version lives there.
+POD_GAP = _scenario(
+    "podgap",
+    traffic=(
+        Traffic("g", "1", "tfs-0", qps=1.0),
+        Traffic("g", "2", "tfs-1", calls=(-40 * HOUR,)),
+    ),
+    outages=(Outage(-10 * HOUR, -7 * HOUR, pod="tfs-1"),),
+    disk=(VersionDir("g", "1", age=10 * DAY), VersionDir("g", "2", age=10 * DAY), VersionDir("g", "3")),
+)
+
+# Nothing at all is stored for 3 h (Prometheus down, as this scenario's selector sees it).
+HOLE = _scenario(
+    "hole",
+    traffic=(
+        Traffic("h", "1", qps=1.0),
+        Traffic("h", "2", calls=(-40 * HOUR,)),
+    ),
+    outages=(Outage(-10 * HOUR, -7 * HOUR),),
+    disk=(VersionDir("h", "1", age=10 * DAY), VersionDir("h", "2", age=10 * DAY), VersionDir("h", "3")),
+)
+
+ALL = (BASIC, PITFALLS, BETWEEN, POD_GAP, HOLE)
