@@ -298,11 +298,12 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
         busy = (max_qps > thr) | (last_qps > thr)
         called = (thr == 0) & (calls > 0)
     positive = busy | called
-    bad_value = (
-        (f["max_qps_seen"].to_numpy() & ~np.isfinite(max_qps))
-        | (f["last_qps_seen"].to_numpy() & ~np.isfinite(last_qps))
-        | (f["nan_series"].to_numpy() > 0)
-    )
+    qps_seen = f["max_qps_seen"].to_numpy() | f["last_qps_seen"].to_numpy()
+    max_bad = ~np.isfinite(max_qps) & f["max_qps_seen"].to_numpy()
+    last_bad = ~np.isfinite(last_qps) & f["last_qps_seen"].to_numpy()
+    # Show a NaN/Inf answer as it came, rather than the other query's finite value.
+    shown_peak = np.where(max_bad, max_qps, np.where(last_bad, last_qps, peak))
+    bad_value = max_bad | last_bad | (f["nan_series"].to_numpy() > 0)
     resets = f["resets"].to_numpy() > 0
 
     # Protection rules, on disk only.
@@ -377,7 +378,8 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
             "path": f["path"].astype(object).where(on_disk, None),
             "on_disk": on_disk,
             "size_bytes": f["size_bytes"].astype(object).where(on_disk, None),
-            "max_hourly_qps": pd.Series(peak).astype(object).where(~np.isnan(peak), None),
+            # None: no answer for this version; NaN/Inf are kept, they are evidence of a problem.
+            "max_hourly_qps": pd.Series(shown_peak).astype(object).where(qps_seen, None),
             "calls": pd.Series(calls).astype(object).where(~np.isnan(calls), None),
             "series": f["series"].astype(int),
             "status": status,

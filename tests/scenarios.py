@@ -77,8 +77,10 @@ PITFALLS = _scenario(
         Traffic("m", "6", "tfs-1", qps=0.5, start=-12 * HOUR),
         Traffic("m", "8", calls=(-40 * HOUR,)),  # called once long ago: flat all window
     ),
-    disk=tuple(VersionDir("m", str(v), age=10 * DAY) for v in (1, 2, 4, 5, 6, 8, 9))
-    + (VersionDir("m", "10", age=2 * HOUR),),  # young and newest
+    disk=(
+        *(VersionDir("m", str(v), age=10 * DAY) for v in (1, 2, 4, 5, 6, 8, 9)),
+        VersionDir("m", "10", age=2 * HOUR),  # young and newest
+    ),
 )
 PITFALLS_EXPECTED = {
     ("m", "1"): "in-use",

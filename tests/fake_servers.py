@@ -1,0 +1,99 @@
+"""Small, real, misbehaving HTTP servers on 127.0.0.1 for fault tests (no patched functions)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+Handler = Callable[[str, dict[str, str]], tuple[int, str, bytes]]
+
+
+def full_answer(path: str, form: dict[str, str], **extra: object) -> tuple[int, str, bytes]:
+    """A well-formed answer: empty vectors, and for range queries one series present throughout."""
+    if path.endswith("/query_range"):
+        start, end, step = float(form["start"]), float(form["end"]), float(form["step"])
+        n = round((end - start) / step) + 1
+        values = [[start + i * step, "1"] for i in range(n)]
+        data = {"resultType": "matrix", "result": [{"metric": {}, "values": values}]}
+    else:
+        data = {"resultType": "vector", "result": []}
+    return 200, "application/json", json.dumps({"status": "success", "data": data, **extra}).encode()
+
+
+@contextmanager
+def serve(handler: Handler, prefix: str = "") -> Iterator[str]:
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            if not self.path.startswith(prefix + "/api/v1/"):
+                status, kind, body = 404, "text/plain", b"404 page not found"
+            else:
+                status, kind, body = handler(self.path, form)
+            try:
+                self.send_response(status)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def html(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    return 200, "text/html", b"<html><body>Grafana login</body></html>"
+
+
+def api_error(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    body = {"status": "error", "errorType": "bad_data", "error": "1:5: parse error: unexpected"}
+    return 400, "application/json", json.dumps(body).encode()
+
+
+def bad_gateway(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    return 502, "application/json", b'{"oops": true}'
+
+
+def malformed(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    return 200, "application/json", b'{"status": "success", "data": {"resultType": "vector"}}'
+
+
+def hang(seconds: float) -> Handler:
+    def handler(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+        time.sleep(seconds)
+        return full_answer(path, form)
+
+    return handler
+
+
+def with_warnings(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    return full_answer(path, form, warnings=["partial response: store 10.0.0.7 unreachable"])
+
+
+def partial(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    return full_answer(path, form, isPartial=True)
+
+
+def nan_values(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    if "max_over_time" in form["query"]:
+        result = [{"metric": {"model_name": "m", "model_version": "1"}, "value": [0, "NaN"]}]
+        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        return 200, "application/json", json.dumps(body).encode()
+    return full_answer(path, form)

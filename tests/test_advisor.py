@@ -1,0 +1,184 @@
+"""The verdict rules on hand-built inputs: no servers, no disk."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from retire.advisor import Policy, Status, advise
+from retire.coverage import Gap
+from retire.evidence import Coverage, Evidence, SeriesFacts, VersionValue
+from retire.inventory import DiskVersion, Inventory
+
+AT = 1_800_000_000.0
+OLD = AT - 30 * 86400
+
+
+def disk(model: str, version: int, age: float = 30 * 86400, size: int = 100) -> DiskVersion:
+    return DiskVersion(model, str(version), version, Path(f"/m/{model}/{version}"), size, AT - age, AT - age)
+
+
+def evidence(
+    qps: dict[tuple[str, str], float] | None = None,
+    last: dict[tuple[str, str], float] | None = None,
+    series: list[SeriesFacts] | None = None,
+    gaps: tuple[Gap, ...] = (),
+    warnings: tuple[str, ...] = (),
+    partial: bool = False,
+    problem: str | None = None,
+) -> Evidence:
+    return Evidence(
+        source="http://prom:9090",
+        evaluated_at=AT,
+        window=86400,
+        step=3600,
+        queries=(),
+        max_qps=tuple(VersionValue(m, v, x) for (m, v), x in (qps or {}).items()),
+        last_step_qps=tuple(VersionValue(m, v, x) for (m, v), x in (last or {}).items()),
+        series=tuple(series or ()),
+        coverage=Coverage(True, 'up{job="tfs"}', 900, gaps, 2, problem),
+        warnings=warnings,
+        partial=partial,
+    )
+
+
+NO_PROTECTION = Policy(keep_latest=0, min_age=0)
+
+
+def status_of(inv: list[DiskVersion], ev: Evidence, policy: Policy = NO_PROTECTION) -> dict[tuple[str, str], str]:
+    report = advise(Inventory((Path("/m"),), tuple(inv)), ev, policy, generated_at=AT)
+    return {(r.model, r.version): r.status.value for r in report.rows()}
+
+
+def test_no_series_is_safe_and_traffic_is_in_use() -> None:
+    ev = evidence(qps={("a", "2"): 0.5}, series=[SeriesFacts("a", "2", "p0", 10, 100)])
+    assert status_of([disk("a", 1), disk("a", 2)], ev) == {("a", "1"): "safe", ("a", "2"): "in-use"}
+
+
+def test_born_in_window_is_in_use_even_with_zero_rate() -> None:
+    ev = evidence(qps={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", "p0", None, 1)])
+    assert status_of([disk("a", 1)], ev) == {("a", "1"): "in-use"}
+
+
+def test_flat_counter_is_safe() -> None:
+    ev = evidence(qps={("a", "1"): 0.0}, last={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", "p0", 7, 7)])
+    assert status_of([disk("a", 1)], ev) == {("a", "1"): "safe"}
+
+
+def test_last_partial_hour_counts() -> None:
+    ev = evidence(last={("a", "1"): 0.2})
+    assert status_of([disk("a", 1)], ev) == {("a", "1"): "in-use"}
+
+
+def test_reset_without_counted_calls_is_unknown() -> None:
+    ev = evidence(qps={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", "p0", 5, 0)])
+    assert status_of([disk("a", 1)], ev) == {("a", "1"): "unknown"}
+
+
+def test_not_on_disk_is_never_safe() -> None:
+    ev = evidence(qps={("a", "9"): 0.0}, series=[SeriesFacts("a", "9", "p0", 3, 3)])
+    assert status_of([], ev) == {("a", "9"): "not-on-disk"}
+
+
+def test_global_doubts_make_would_be_safe_unknown_but_keep_in_use() -> None:
+    base = {"qps": {("a", "2"): 1.0}, "series": [SeriesFacts("a", "2", "p0", 0, 50)]}
+    gap = Gap('instance="p1"', AT - 5000, AT - 1000, "down")
+    for ev in (
+        evidence(**base, gaps=(gap,)),  # type: ignore[arg-type]
+        evidence(**base, warnings=("w",)),  # type: ignore[arg-type]
+        evidence(**base, partial=True),  # type: ignore[arg-type]
+        evidence(**base, problem="--coverage up{} matched no series"),  # type: ignore[arg-type]
+    ):
+        assert status_of([disk("a", 1), disk("a", 2)], ev) == {("a", "1"): "unknown", ("a", "2"): "in-use"}
+
+
+def test_nan_is_unknown() -> None:
+    ev = evidence(qps={("a", "1"): math.nan})
+    assert status_of([disk("a", 1)], ev) == {("a", "1"): "unknown"}
+
+
+def test_threshold() -> None:
+    ev = evidence(qps={("a", "1"): 0.05}, series=[SeriesFacts("a", "1", "p0", 0, 4000)])
+    assert status_of([disk("a", 1)], ev, Policy(threshold=0.1, keep_latest=0, min_age=0)) == {("a", "1"): "safe"}
+    assert status_of([disk("a", 1)], ev, Policy(threshold=0.01, keep_latest=0, min_age=0)) == {("a", "1"): "in-use"}
+
+
+def test_protection_rules() -> None:
+    inv = [disk("a", 1), disk("a", 2), disk("a", 3, age=3600), disk("b", 1)]
+    policy = Policy(keep_latest=1, min_age=86400, pins=(("b", "1"),))
+    got = status_of(inv, evidence(), policy)
+    assert got == {("a", "1"): "safe", ("a", "2"): "safe", ("a", "3"): "protected", ("b", "1"): "protected"}
+    report = advise(Inventory((Path("/m"),), tuple(inv)), evidence(), Policy(keep_latest=2, min_age=0), AT)
+    assert [r.status for r in report.rows()][:3] == [Status.SAFE, Status.PROTECTED, Status.PROTECTED]
+
+
+def test_sorting_and_bytes() -> None:
+    inv = [disk("a", 10, size=5), disk("a", 9, size=7), disk("a", 100, size=1)]
+    report = advise(Inventory((Path("/m"),), tuple(inv)), evidence(), NO_PROTECTION, AT)
+    assert [r.version for r in report.rows()] == ["9", "10", "100"]
+    assert report.summary.safe_bytes == 13 and report.summary.safe_bytes_by_model == {"a": 13}
+
+
+def test_empty_everything() -> None:
+    report = advise(Inventory((Path("/m"),), ()), evidence(), NO_PROTECTION, AT)
+    assert list(report.rows()) == [] and report.summary.safe == 0
+
+
+maybe = st.one_of(st.none(), st.sampled_from([0.0, 0.0, 0.01, 1.0, math.nan, math.inf]))
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[list[DiskVersion], Evidence, Policy]:
+    n = draw(st.integers(1, 6))
+    inv, qps, last, series = [], {}, {}, []
+    for v in range(1, n + 1):
+        if draw(st.booleans()):
+            inv.append(disk("m", v, age=draw(st.sampled_from([60.0, 30 * 86400.0]))))
+        key = ("m", str(v))
+        if (x := draw(maybe)) is not None:
+            qps[key] = x
+        if (x := draw(maybe)) is not None:
+            last[key] = x
+        for pod in range(draw(st.integers(0, 2))):
+            start = draw(st.sampled_from([None, 0.0, 5.0, math.nan]))
+            end = draw(st.sampled_from([0.0, 5.0, 6.0, math.nan]))
+            series.append(SeriesFacts("m", str(v), f"p{pod}", start, end))
+    gaps = (Gap("", AT - 7200, AT - 3600, "no samples"),) if draw(st.booleans()) else ()
+    ev = evidence(qps, last, series, gaps=gaps, warnings=("w",) if draw(st.booleans()) else (),
+                  partial=draw(st.booleans()))  # fmt: skip
+    policy = Policy(threshold=draw(st.sampled_from([0.0, 0.05])), keep_latest=draw(st.integers(0, 2)),
+                    min_age=draw(st.sampled_from([0.0, 86400.0])))  # fmt: skip
+    return inv, ev, policy
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases())
+def test_safe_only_if_every_piece_of_evidence_agrees(case: tuple[list[DiskVersion], Evidence, Policy]) -> None:
+    inv, ev, policy = case
+    report = advise(Inventory((Path("/m"),), tuple(inv)), ev, policy, generated_at=AT)
+    on_disk = {(d.model, d.version) for d in inv}
+    global_doubt = bool(ev.coverage.gaps or ev.warnings or ev.partial or ev.coverage.problem)
+    for row in report.rows():
+        if row.status is not Status.SAFE:
+            continue
+        key = (row.model, row.version)
+        assert key in on_disk
+        assert not global_doubt
+        for values in (ev.max_qps, ev.last_step_qps):
+            for item in values:
+                if (item.model, item.version) == key:
+                    assert math.isfinite(item.value) and item.value <= policy.threshold
+        for s in ev.series:
+            if (s.model, s.version) == key:
+                assert not math.isnan(s.last)
+                if s.start is None:  # born in the window: only a counter created at 0 counted no call
+                    if policy.threshold == 0:
+                        assert s.last == 0
+                    continue
+                assert not math.isnan(s.start)
+                assert s.last >= s.start  # no reset
+                if policy.threshold == 0:
+                    assert s.last == s.start  # no call at all

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retire.config import parse_duration, parse_instant, resolve
+from retire.errors import ConfigError
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("15m", 900), ("1h30m", 5400), ("1d", 86400),
+                                                ("86400s", 86400), (3600, 3600), ("500ms", 0.5)])  # fmt: skip
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "1x", "h", "-5m", "1h 30m", True])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ConfigError):
+        parse_duration(bad)
+
+
+def test_instants() -> None:
+    assert parse_instant("1795500000").timestamp() == 1795500000
+    assert parse_instant("2026-11-24T06:00:00Z").timestamp() == parse_instant("2026-11-24T14:00:00+08:00").timestamp()
+    with pytest.raises(ConfigError, match="no time zone"):
+        parse_instant("2026-11-24T06:00:00")
+
+
+def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path) -> None:
+    cfg = tmp_path / "retire.toml"
+    cfg.write_text('prometheus = "http://file:9090"\nwindow = "12h"\nthreshold = 0.5\npin = ["m:007"]\n')
+    env = {"RETIRE_PROMETHEUS_URL": "http://env:9090", "RETIRE_WINDOW": "6h"}
+    s = resolve({"window": "3h"}, env=env, config=cfg)
+    assert (s.prometheus, s.window, s.threshold, s.step) == ("http://env:9090", 3 * 3600, 0.5, 3600)
+    assert s.pin == (("m", "7"),)
+    assert resolve({}, env={}, config=cfg).prometheus == "http://file:9090"
+    assert resolve({}, env={"RETIRE_CONFIG": str(cfg)}).window == 12 * 3600
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "retire.toml"
+    cfg.write_text('promethues = "http://x"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'promethues'.*did you mean 'prometheus'"):
+        resolve({}, env={}, config=cfg)
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "retire.toml"
+    cfg.write_text("window = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        resolve({}, env={}, config=cfg)
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve({}, env={}, config=tmp_path / "nope.toml")
+
+
+def test_every_setting_has_an_env_var() -> None:
+    from dataclasses import fields
+
+    from retire.config import ENV_VARS, Settings
+
+    assert {f.name for f in fields(Settings)} == set(ENV_VARS)
