@@ -332,13 +332,14 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
     # Reasons, in words a user can check against Prometheus.
     reasons = []
     cause_text = "; ".join(causes)
+    step_words = "hour" if evidence.step == 3600 else format_duration(evidence.step)
     cols = zip(
         status, max_qps, last_qps, calls, f["series"].to_numpy(), f["born"].to_numpy(),
         resets, bad_value, newest, young, pinned, age, f["model"], f["version"],
         strict=True,
     )  # fmt: skip
     for st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version in cols:
-        evidence_text = _traffic_words(mq, lq, c, int(n), int(born), bool(rst), thr)
+        evidence_text = _traffic_words(mq, lq, c, int(n), int(born), bool(rst), thr, step_words)
         if st == "not-on-disk":
             reasons.append(f"seen in Prometheus ({evidence_text}) but no version directory on disk")
         elif st == "in-use":
@@ -423,7 +424,7 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
 
 
 def _traffic_words(
-    max_qps: float, last_qps: float, calls: float, series: int, born: int, reset: bool, thr: float
+    max_qps: float, last_qps: float, calls: float, series: int, born: int, reset: bool, thr: float, step: str
 ) -> str:
     """What the evidence says about a version's traffic, naming the evidence."""
     if series == 0 and math.isnan(max_qps) and math.isnan(last_qps):
@@ -432,7 +433,7 @@ def _traffic_words(
     peak = max((q for q in (max_qps, last_qps) if not math.isnan(q)), default=math.nan)
     if not math.isnan(peak):
         rel = ">" if peak > thr else "≤"
-        parts.append(f"busiest hour {fmt_qps(peak)} req/s {rel} threshold {fmt_qps(thr)}")
+        parts.append(f"busiest {step} {fmt_qps(peak)} req/s {rel} threshold {fmt_qps(thr)}")
     if series:
         if math.isnan(calls):
             parts.append(f"calls unknown over {series} series")
@@ -442,8 +443,8 @@ def _traffic_words(
             # After a reset only the calls since the restart are countable: a lower bound.
             at_least = "≥ " if reset else ""
             parts.append(f"{at_least}{fmt_calls(calls)} {noun} in window{new}")
+        elif not reset:
+            parts.append(f"counter flat all window ({series} series, 0 calls)")
         if reset:
             parts.append("counter reset in window")
-        else:
-            parts.append(f"counter flat all window ({series} series, 0 calls)")
     return "; ".join(parts)

@@ -25,6 +25,9 @@ def test_basic_statuses(lab: Lab) -> None:
     r = rows(doc)
     assert r[("alpha", "2")]["reason"] == "no series in window"
     assert "counter flat all window" in r[("alpha", "3")]["reason"]
+    for key, status in sc.BASIC_EXPECTED.items():
+        if status == "in-use":  # an in-use reason names the calls, never "flat"
+            assert "flat" not in r[key]["reason"] and "calls in window" in r[key]["reason"], r[key]
     assert r[("alpha", "7")]["path"].endswith("/alpha/0007")  # leading zeros join with "7"
     assert r[("alpha", "9")]["path"] is None and r[("alpha", "9")]["on_disk"] is False
     assert r[("alpha", "1")]["max_hourly_qps"] == pytest.approx(1.0, rel=0.05)
