@@ -182,3 +182,11 @@ def test_safe_only_if_every_piece_of_evidence_agrees(case: tuple[list[DiskVersio
                 assert s.last >= s.start  # no reset
                 if policy.threshold == 0:
                     assert s.last == s.start  # no call at all
+
+
+def test_age_source_ctime() -> None:
+    # rsync -a keeps the source's old mtime; the ctime shows when it really landed here.
+    v = DiskVersion("a", "1", 1, Path("/m/a/1"), 1, mtime=AT - 90 * 86400, ctime=AT - 600)
+    by_mtime = status_of([v], evidence(), Policy(keep_latest=0, min_age=86400))
+    by_ctime = status_of([v], evidence(), Policy(keep_latest=0, min_age=86400, age_source="ctime"))
+    assert by_mtime == {("a", "1"): "safe"} and by_ctime == {("a", "1"): "protected"}
