@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from retire.config import format_duration
@@ -34,15 +34,12 @@ if TYPE_CHECKING:
     from retire.inventory import Inventory
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     SAFE = "safe"
     IN_USE = "in-use"
     PROTECTED = "protected"
     UNKNOWN = "unknown"
     NOT_ON_DISK = "not-on-disk"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -148,7 +145,7 @@ class Report:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fmt_qps(qps: float) -> str:

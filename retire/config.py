@@ -12,20 +12,15 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from retire.errors import ConfigError
 from retire.inventory import canonical_version
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DEFAULT_CONFIG_FILE = Path("retire.toml")
 DEFAULT_METRIC = ":tensorflow:serving:model_call_count"
@@ -82,11 +77,11 @@ def parse_instant(value: object, name: str = "--at") -> datetime:
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        return datetime.fromtimestamp(float(value), tz=UTC)
     else:
         text = str(value).strip()
         try:
-            return datetime.fromtimestamp(float(text), tz=timezone.utc)
+            return datetime.fromtimestamp(float(text), tz=UTC)
         except ValueError:
             pass
         try:
@@ -97,7 +92,7 @@ def parse_instant(value: object, name: str = "--at") -> datetime:
             ) from None
     if dt.tzinfo is None:
         raise ConfigError(f"{name}: {value!r} has no time zone; add Z or an offset such as +08:00")
-    return dt.astimezone(timezone.utc)
+    return dt.astimezone(UTC)
 
 
 def _str(value: object, name: str) -> str:

@@ -5,21 +5,21 @@ Writing the text (stdout, or a file atomically) is the CLI's job, not the render
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from retire.advisor import Report
 
 
-class ReportFormat(str, Enum):
+class ReportFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
     CSV = "csv"
     MARKDOWN = "markdown"
 
 
-class ListFormat(str, Enum):
+class ListFormat(StrEnum):
     TSV = "tsv"
     JSON = "json"
     CSV = "csv"

@@ -1,8 +1,8 @@
-"""Real Prometheus on 127.0.0.1 with backfilled history, for the demo, tests and benchmarks.
+"""Real metrics servers on 127.0.0.1 with backfilled history, for the demo, tests and benchmarks.
 
-History is written by `promtool tsdb create-blocks-from openmetrics` into an empty TSDB before
-Prometheus starts, which is the documented way to backfill. Prometheus is given no scrape jobs,
-so the only data is the backfilled history.
+Prometheus: history is written by `promtool tsdb create-blocks-from openmetrics` into an empty TSDB
+before it starts, the documented way to backfill; it is given no scrape jobs, so the only data is
+that history. VictoriaMetrics: history is sent to its `/api/v1/import/prometheus` endpoint.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -30,7 +31,7 @@ def free_port() -> int:
 def require(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
-        raise LabError(f"{binary} is not installed; run scripts/setup.sh (Debian package 'prometheus')")
+        raise LabError(f"{binary} is not installed; run scripts/setup.sh (it installs the Debian packages)")
     return path
 
 
@@ -58,11 +59,13 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
     raise LabError(f"server not ready after {timeout:.0f}s: {log.read_text()[-2000:]}")
 
 
-class Prometheus:
-    """A Prometheus process serving a TSDB directory. Use as a context manager."""
+class _Server:
+    """A server process on a free 127.0.0.1 port, started and stopped by the lab."""
 
-    def __init__(self, tsdb: Path, workdir: Path) -> None:
-        self.tsdb = tsdb
+    name = ""
+    ready_path = ""
+
+    def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -71,35 +74,26 @@ class Prometheus:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Prometheus:
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 60s\n")
-        log = self.workdir / "prometheus.log"
+        log = self.workdir / f"{self.name}.log"
         for _attempt in range(3):  # a free port can be taken between probe and bind
             self.port = free_port()
             with log.open("wb") as out:
                 self.process = subprocess.Popen(
-                    [
-                        require("prometheus"),
-                        f"--config.file={config}",
-                        f"--storage.tsdb.path={self.tsdb}",
-                        f"--web.listen-address=127.0.0.1:{self.port}",
-                        "--storage.tsdb.retention.time=30d",
-                        "--web.enable-lifecycle",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                    self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
                 )
             try:
-                wait_ready(self.url + "/-/ready", self.process, log)
+                wait_ready(self.url + self.ready_path, self.process, log)
                 return self
             except LabError:
                 self.stop()
                 if "address already in use" not in log.read_text():
                     raise
-        raise LabError("could not find a free port for Prometheus")
+        raise LabError(f"could not find a free port for {self.name}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -111,8 +105,56 @@ class Prometheus:
                 self.process.wait()
         self.process = None
 
-    def __enter__(self) -> Prometheus:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Prometheus(_Server):
+    """Prometheus serving an existing (backfilled) TSDB directory, with no scrape jobs."""
+
+    name = "prometheus"
+    ready_path = "/-/ready"
+
+    def __init__(self, tsdb: Path, workdir: Path, *flags: str) -> None:
+        super().__init__(workdir)
+        self.tsdb = tsdb
+        self.flags = flags
+
+    def command(self) -> list[str]:
+        config = self.workdir / "prometheus.yml"
+        config.write_text("global:\n  scrape_interval: 60s\n")
+        return [
+            require("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.tsdb}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--storage.tsdb.retention.time=30d",
+            *self.flags,
+        ]
+
+
+class VictoriaMetrics(_Server):
+    """Single-node VictoriaMetrics; `load()` imports history in Prometheus text format."""
+
+    name = "victoria-metrics"
+    ready_path = "/health"
+
+    def command(self) -> list[str]:
+        return [
+            require("victoria-metrics"),
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-storageDataPath={self.workdir / 'data'}",
+            "-retentionPeriod=100y",
+            "-search.latencyOffset=0s",  # imported history is final; show all of it
+            "-search.disableCache",
+        ]
+
+    def load(self, import_text: Path) -> None:
+        with import_text.open("rb") as f:
+            response = httpx.post(self.url + "/api/v1/import/prometheus", content=f, timeout=600)
+        if response.status_code >= 300:
+            raise LabError(f"import failed: HTTP {response.status_code} {response.text[:500]}")
+        httpx.get(self.url + "/internal/force_flush", timeout=60)

@@ -182,3 +182,17 @@ def make_model_tree(root: Path, scenario: Scenario, end: float) -> None:
             (path / "variables" / "variables.index").write_bytes(b"\1" * min(d.size, 16))
         when = end - d.age
         os.utime(path, (when, when))
+
+
+def write_import_text(
+    path: Path, scenarios: Iterable[Scenario], end: float, history: float = 26 * HOUR, interval: float = 60.0
+) -> None:
+    """The same samples in Prometheus text format with millisecond timestamps, the format of
+    VictoriaMetrics' `/api/v1/import/prometheus`."""
+    with path.open("w", encoding="utf-8") as f:
+        for scenario in scenarios:
+            for line in openmetrics_lines(scenario, end, history, interval):
+                if line.startswith("#"):
+                    continue
+                head, ts = line.rstrip("\n").rsplit(" ", 1)
+                f.write(f"{head} {round(float(ts) * 1000)}\n")
