@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from retire.cli import app
-from retire.lab.servers import Prometheus, backfill
-from retire.lab.synth import Scenario, make_model_tree, write_openmetrics
+from retire.lab.servers import Prometheus, VictoriaMetrics, backfill
+from retire.lab.synth import Scenario, make_model_tree, write_import_text, write_openmetrics
 from tests import scenarios
 
 
@@ -48,6 +48,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     backfill(om, root / "tsdb")
     with Prometheus(root / "tsdb", root / "prometheus") as server:
         yield Lab(server.url, scenarios.END, root)
+
+
+@pytest.fixture(scope="session")
+def vm_lab(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """VictoriaMetrics with the same history as `lab`, sharing its model trees."""
+    root = tmp_path_factory.mktemp("vm")
+    text = root / "history.txt"
+    write_import_text(text, scenarios.ALL, end=scenarios.END, history=scenarios.HISTORY, interval=60)
+    with VictoriaMetrics(root / "vm") as server:
+        server.load(text)
+        yield Lab(server.url, scenarios.END, lab.root)
 
 
 @dataclass
