@@ -108,6 +108,7 @@ class Header:
     warnings: tuple[str, ...]
     infos: tuple[str, ...]
     coverage: str  # one sentence on what coverage was checked and found
+    notes: tuple[str, ...]  # how the evidence was gathered, when it matters (e.g. split by model)
     policy: Policy
     model_roots: tuple[str, ...]
 
@@ -413,6 +414,7 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
         warnings=evidence.warnings,
         infos=evidence.infos,
         coverage=_coverage_sentence(evidence),
+        notes=evidence.notes,
         policy=policy,
         model_roots=tuple(str(r) for r in inventory.roots),
     )

@@ -62,89 +62,92 @@ def _main(
     pass
 
 
-# Options shared by the commands, declared once. Defaults are None so config.resolve can tell
-# "not given" from "given", and apply flags > environment > config file > defaults.
-Prom = Annotated[
-    str | None,
-    typer.Option(
-        "--prometheus", help="Prometheus base URL, path prefix allowed. [env: RETIRE_PROMETHEUS_URL]"
-    ),
-]
-ModelDir = Annotated[
-    Path | None,
-    typer.Option("--model-dir", help="Model root: <root>/<model>/<version>/. [env: RETIRE_MODEL_DIR]"),
-]
-BasePath = Annotated[
-    Path | None,
-    typer.Option("--model-base-path", help="One model's base path (with --model-name) instead of a root."),
-]
-ModelName = Annotated[
-    str | None, typer.Option("--model-name", help="The model served from --model-base-path.")
-]
-Threshold = Annotated[
-    float | None,
-    typer.Option(
+# Options shared by the commands that gather evidence, declared once and attached by
+# @evidence_options. Defaults are None so config.resolve can tell "not given" from "given", and
+# apply flags > environment > config file > defaults. The env var is added to each help text.
+def _opt(flag: str, kind: Any, help: str, *aliases: str) -> tuple[str, Any]:
+    from retire.config import ENV_VARS
+
+    name = flag.lstrip("-").replace("-", "_")
+    text = f"{help} [env: {ENV_VARS[name]}]" if name in ENV_VARS else help
+    return name, Annotated[kind | None, typer.Option(flag, *aliases, help=text)]
+
+
+EVIDENCE_OPTIONS = [
+    _opt("--prometheus", str, "Prometheus base URL; a path prefix is fine (http://host/prometheus)."),
+    _opt("--model-dir", Path, "Model root: <root>/<model>/<version>/."),
+    _opt("--model-base-path", Path, "One model's base path (with --model-name) instead of a root."),
+    _opt("--model-name", str, "The model served from --model-base-path."),
+    _opt(
         "--threshold",
-        help="Busiest-hour req/s at or below which a version is idle. Default 0: any call keeps it.",
+        float,
+        "Busiest-hour req/s at or below which a version is idle. Default 0: any call keeps it.",
     ),
-]
-SelectorOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--selector", help='Extra label matchers for the metric, e.g. \'job="tfs",namespace="ml"\'.'
+    _opt("--selector", str, 'Extra label matchers for the metric, e.g. \'job="tfs",namespace="ml"\'.'),
+    _opt("--window", str, "How far back to look. Default 24h."),
+    _opt("--step", str, "Rate step of the busiest-hour query. Default 1h."),
+    _opt("--metric", str, "Call counter metric. Default :tensorflow:serving:model_call_count."),
+    _opt("--model-label", str, "Label naming the model. Default model_name."),
+    _opt("--version-label", str, "Label naming the version. Default model_version."),
+    _opt("--at", str, "Evaluate at this instant (RFC 3339 or Unix seconds) instead of now."),
+    _opt("--timeout", str, "Per-query timeout. Default 30s."),
+    _opt("--coverage", str, "Scrape targets that must have been up all window, e.g. 'up{job=\"tfs\"}'."),
+    _opt("--max-gap", str, "Longest tolerated hole in the data. Default 15m."),
+    _opt("--keep-latest", int, "Never offer the newest N versions of a model. Default 1."),
+    _opt("--min-age", str, "Protect versions whose directory changed more recently. Default: the window."),
+    _opt("--age-source", str, "mtime (default) or ctime: which directory time is the age."),
+    _opt("--pin", list[str], "MODEL:VERSION never to offload. Repeatable."),
+    _opt("--header", list[str], "Extra HTTP header 'Name: value' for the server. Repeatable."),
+    _opt("--tenant", str, "Tenant for Mimir/Cortex/Thanos (sent as X-Scope-OrgID)."),
+    _opt("--bearer-token-file", Path, "Send the token in this file (re-read every run)."),
+    _opt("--basic-auth-user", str, "Basic auth user; password from RETIRE_BASIC_AUTH_PASSWORD or a file."),
+    _opt("--basic-auth-password-file", Path, "File holding the basic auth password."),
+    _opt("--ca-file", Path, "CA bundle to verify the server's TLS certificate."),
+    _opt("--client-cert", Path, "Client certificate for mutual TLS (with --client-key)."),
+    _opt("--client-key", Path, "Client private key for mutual TLS."),
+    _opt("--insecure", bool, "Do not verify the server's TLS certificate (prints a warning)."),
+    _opt("--partial-response", str, "Thanos: allow or deny partial responses (partial data is never safe)."),
+    _opt(
+        "--split-by-model", bool, "Run the queries once per model (done automatically when one is too big)."
     ),
+    _opt("--verbose", bool, "Also list ignored directory entries and query timings.", "-v"),
 ]
-Window = Annotated[str | None, typer.Option("--window", help="How far back to look. Default 24h.")]
-Step = Annotated[str | None, typer.Option("--step", help="Rate step of the busiest-hour query. Default 1h.")]
-Metric = Annotated[
-    str | None,
-    typer.Option("--metric", help="Call counter metric. Default :tensorflow:serving:model_call_count."),
-]
-ModelLabel = Annotated[
-    str | None, typer.Option("--model-label", help="Label naming the model. Default model_name.")
-]
-VersionLabel = Annotated[
-    str | None, typer.Option("--version-label", help="Label naming the version. Default model_version.")
-]
-At = Annotated[
-    str | None,
-    typer.Option("--at", help="Evaluate at this instant (RFC 3339 or Unix seconds) instead of now."),
-]
-Timeout = Annotated[str | None, typer.Option("--timeout", help="Per-query timeout. Default 30s.")]
 Output = Annotated[
-    Path | None, typer.Option("-o", "--output", help="Write to this file (atomically) instead of stdout.")
+    Path | None,
+    typer.Option(
+        "-o", "--output", help="Write to this file (atomically) instead of stdout. [env: RETIRE_OUTPUT]"
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", help="TOML config file. Default ./retire.toml if present. [env: RETIRE_CONFIG]"),
 ]
-CoverageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--coverage", help="Scrape targets that must have been up all window, e.g. 'up{job=\"tfs\"}'."
-    ),
-]
-MaxGap = Annotated[
-    str | None, typer.Option("--max-gap", help="Longest tolerated hole in the data. Default 15m.")
-]
-KeepLatest = Annotated[
-    int | None, typer.Option("--keep-latest", help="Never offer the newest N versions of a model. Default 1.")
-]
-MinAge = Annotated[
-    str | None,
-    typer.Option(
-        "--min-age", help="Protect versions whose directory changed more recently. Default: the window."
-    ),
-]
-AgeSource = Annotated[
-    str | None,
-    typer.Option("--age-source", help="mtime (default) or ctime: which directory time is the age."),
-]
-Pin = Annotated[list[str] | None, typer.Option("--pin", help="MODEL:VERSION never to offload. Repeatable.")]
-Verbose = Annotated[
-    bool | None,
-    typer.Option("--verbose", "-v", help="Also list ignored directory entries and query timings."),
-]
+
+
+def evidence_options(func: Any) -> Any:
+    """Add EVIDENCE_OPTIONS to a command; the command receives them as one `flags` dict."""
+    import functools
+    import inspect
+
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in EVIDENCE_OPTIONS
+    ]
+    import typing
+
+    signature = inspect.signature(func)
+    resolved = typing.get_type_hints(func, include_extras=True)  # keep Annotated's typer.Option
+    own = [p.replace(annotation=resolved[p.name]) for p in signature.parameters.values() if p.name != "flags"]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        flags = {p.name: kwargs.pop(p.name) for p in shared}
+        return func(flags=flags, **kwargs)
+
+    params = sorted([*own, *shared], key=lambda p: p.kind)
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
 
 
 def _err(message: str) -> None:
@@ -175,7 +178,7 @@ def _build_report(settings: Settings) -> Report:
     from retire.advisor import Policy, advise
     from retire.evidence import gather
     from retire.inventory import scan_base_path, scan_model_dir
-    from retire.prometheus import PrometheusClient
+    from retire.prometheus import PrometheusClient, connection_from
     from retire.queries import params_from
 
     if not settings.prometheus:
@@ -192,10 +195,17 @@ def _build_report(settings: Settings) -> Report:
     else:
         assert settings.model_base_path is not None and settings.model_name is not None
         inventory = scan_base_path(settings.model_base_path, settings.model_name)
+    connection = connection_from(settings)
+    if settings.insecure:
+        typer.echo("retire: WARNING: --insecure: the server's TLS certificate is NOT verified", err=True)
     at = settings.at.timestamp() if settings.at else time.time()
     started = time.monotonic()
-    with PrometheusClient(settings.prometheus, timeout=settings.timeout) as client:
-        evidence = gather(client, params, at, settings.max_gap)
+    with (
+        PrometheusClient(settings.prometheus, timeout=settings.timeout, connection=connection) as client,
+        _progress_bar() as progress,
+    ):
+        evidence = gather(client, params, at, settings.max_gap, split=settings.split_by_model,
+                          models_hint=inventory.models, progress=progress)  # fmt: skip
     if settings.verbose:
         typer.echo(f"retire: {len(evidence.queries)} queries in {time.monotonic() - started:.2f}s", err=True)
         for path, why in ((str(i.path), i.reason) for i in inventory.ignored):
@@ -208,6 +218,23 @@ def _build_report(settings: Settings) -> Report:
         pins=settings.pin,
     )
     return advise(inventory, evidence, policy, generated_at=time.time())
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Any]:
+    """A progress callback for per-model queries: a bar on a terminal, nothing otherwise (cron)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=None) as bar:
+        task = bar.add_task("querying per model", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def _use_color() -> bool:
@@ -229,32 +256,16 @@ def _exit_code(report: Report) -> int:
 
 
 @app.command(epilog=EXIT_CODES)
+@evidence_options
 def report(
-    prometheus: Prom = None,
-    model_dir: ModelDir = None,
-    model_base_path: BasePath = None,
-    model_name: ModelName = None,
-    threshold: Threshold = None,
-    selector: SelectorOpt = None,
-    window: Window = None,
-    step: Step = None,
-    metric: Metric = None,
-    model_label: ModelLabel = None,
-    version_label: VersionLabel = None,
-    at: At = None,
-    timeout: Timeout = None,
-    coverage: CoverageOpt = None,
-    max_gap: MaxGap = None,
-    keep_latest: KeepLatest = None,
-    min_age: MinAge = None,
-    age_source: AgeSource = None,
-    pin: Pin = None,
     format: Annotated[
-        str | None, typer.Option("--format", "-f", help="table (default), json, csv or markdown.")
+        str | None,
+        typer.Option("--format", "-f", help="table (default), json, csv or markdown. [env: RETIRE_FORMAT]"),
     ] = None,
     output: Output = None,
-    verbose: Verbose = None,
     config: ConfigOpt = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Every model version, on disk or in Prometheus, with its traffic and verdict.
 
@@ -264,13 +275,12 @@ def report(
       retire report --prometheus http://prom:9090 --model-dir /models \\
           --selector 'job="tfs"' --coverage 'up{job="tfs"}' --format json -o report.json
       retire report --model-base-path /models/half_plus_two --model-name half_plus_two \\
-          --at 2026-11-24T06:00:00Z
+          --prometheus http://prom:9090 --at 2026-11-24T06:00:00Z
     """
-    flags = {k: v for k, v in locals().items() if k != "config"}
     from retire.formats import ReportFormat, render_report
 
     with _user_errors():
-        settings = _settings(flags, config)
+        settings = _settings({**flags, "format": format, "output": output}, config)
         fmt = _format(settings.format, ReportFormat, ReportFormat.TABLE)
         result = _build_report(settings)
         color = fmt is ReportFormat.TABLE and settings.output is None and _use_color()
@@ -284,33 +294,20 @@ def report(
 
 
 @app.command("safe-list", epilog=EXIT_CODES)
+@evidence_options
 def safe_list(
-    prometheus: Prom = None,
-    model_dir: ModelDir = None,
-    model_base_path: BasePath = None,
-    model_name: ModelName = None,
-    threshold: Threshold = None,
-    selector: SelectorOpt = None,
-    window: Window = None,
-    step: Step = None,
-    metric: Metric = None,
-    model_label: ModelLabel = None,
-    version_label: VersionLabel = None,
-    at: At = None,
-    timeout: Timeout = None,
-    coverage: CoverageOpt = None,
-    max_gap: MaxGap = None,
-    keep_latest: KeepLatest = None,
-    min_age: MinAge = None,
-    age_source: AgeSource = None,
-    pin: Pin = None,
     format: Annotated[
         str | None,
-        typer.Option("--format", "-f", help="tsv (default: model<TAB>version<TAB>path), json or csv."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="tsv (default: model<TAB>version<TAB>path), json or csv. [env: RETIRE_FORMAT]",
+        ),
     ] = None,
     output: Output = None,
-    verbose: Verbose = None,
     config: ConfigOpt = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Only the versions that are safe to offload, one per line, for scripts.
 
@@ -323,11 +320,10 @@ def safe_list(
       retire safe-list --prometheus http://prom:9090 --model-dir /models --format json
       retire safe-list ... | while IFS=$'\\t' read -r model version path; do echo "$path"; done
     """
-    flags = {k: v for k, v in locals().items() if k != "config"}
     from retire.formats import ListFormat, render_safe_list
 
     with _user_errors():
-        settings = _settings(flags, config)
+        settings = _settings({**flags, "format": format, "output": output}, config)
         fmt = _format(settings.format, ListFormat, ListFormat.TSV)
         result = _build_report(settings)
         _emit(render_safe_list(result, fmt), settings.output)
@@ -342,14 +338,22 @@ def query(
     name: Annotated[
         str | None, typer.Argument(help="Print only this query, bare, e.g. max_hourly_qps.")
     ] = None,
-    selector: SelectorOpt = None,
-    window: Window = None,
-    step: Step = None,
-    metric: Metric = None,
-    model_label: ModelLabel = None,
-    version_label: VersionLabel = None,
-    coverage: CoverageOpt = None,
-    max_gap: MaxGap = None,
+    selector: Annotated[
+        str | None, typer.Option("--selector", help="Extra label matchers for the metric.")
+    ] = None,
+    window: Annotated[str | None, typer.Option("--window", help="How far back to look. Default 24h.")] = None,
+    step: Annotated[str | None, typer.Option("--step", help="Rate step. Default 1h.")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="Call counter metric.")] = None,
+    model_label: Annotated[str | None, typer.Option("--model-label", help="Label naming the model.")] = None,
+    version_label: Annotated[
+        str | None, typer.Option("--version-label", help="Label naming the version.")
+    ] = None,
+    coverage: Annotated[
+        str | None, typer.Option("--coverage", help='Coverage selector, e.g. up{job="tfs"}.')
+    ] = None,
+    max_gap: Annotated[
+        str | None, typer.Option("--max-gap", help="Longest tolerated hole. Default 15m.")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Print the exact PromQL that `report` would send, without sending it.

@@ -154,6 +154,25 @@ def _pins(value: object, name: str) -> tuple[tuple[str, str], ...]:
     return tuple(pins)
 
 
+def _headers(value: object, name: str) -> tuple[str, ...]:
+    """`Name: value` headers, from repeated flags, a TOML list, or one per line in the env var."""
+    items = value.splitlines() if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ConfigError(f"{name}: expected 'Name: value' headers, got {value!r}")
+    out = []
+    for item in items:
+        text = _str(item, name).strip()
+        if not text:
+            continue
+        key, sep, _ = text.partition(":")
+        if not sep or not key.strip() or any(c in key for c in " \t"):
+            # Show the name only: the value may be a secret.
+            shown = key.strip()[:40]
+            raise ConfigError(f"{name}: {shown!r}... is not 'Name: value', e.g. 'X-Scope-OrgID: ml'")
+        out.append(text)
+    return tuple(out)
+
+
 def _choice(*allowed: str) -> Callable[[object, str], str]:
     def parse(value: object, name: str) -> str:
         text = _str(value, name).strip().lower()
@@ -190,6 +209,19 @@ class Settings:
     age_source: str = "mtime"
     pin: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     verbose: bool = False
+    # Connection: secrets are never printed, so they stay out of repr too.
+    header: tuple[str, ...] = field(default_factory=tuple, repr=False)
+    tenant: str | None = None
+    bearer_token_file: Path | None = None
+    basic_auth_user: str | None = None
+    basic_auth_password: str | None = field(default=None, repr=False)
+    basic_auth_password_file: Path | None = None
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    insecure: bool = False
+    partial_response: str | None = None
+    split_by_model: bool = False
 
     @property
     def effective_min_age(self) -> float:
@@ -220,6 +252,18 @@ _PARSERS: dict[str, tuple[Callable[[object, str], Any], str]] = {
     "age_source": (_choice("mtime", "ctime"), "RETIRE_AGE_SOURCE"),
     "pin": (_pins, "RETIRE_PIN"),
     "verbose": (_bool, "RETIRE_VERBOSE"),
+    "header": (_headers, "RETIRE_HEADER"),
+    "tenant": (_str, "RETIRE_TENANT"),
+    "bearer_token_file": (_path, "RETIRE_BEARER_TOKEN_FILE"),
+    "basic_auth_user": (_str, "RETIRE_BASIC_AUTH_USER"),
+    "basic_auth_password": (_str, "RETIRE_BASIC_AUTH_PASSWORD"),
+    "basic_auth_password_file": (_path, "RETIRE_BASIC_AUTH_PASSWORD_FILE"),
+    "ca_file": (_path, "RETIRE_CA_FILE"),
+    "client_cert": (_path, "RETIRE_CLIENT_CERT"),
+    "client_key": (_path, "RETIRE_CLIENT_KEY"),
+    "insecure": (_bool, "RETIRE_INSECURE"),
+    "partial_response": (_choice("allow", "deny"), "RETIRE_PARTIAL_RESPONSE"),
+    "split_by_model": (_bool, "RETIRE_SPLIT_BY_MODEL"),
 }
 
 ENV_VARS: dict[str, str] = {key: env for key, (_, env) in _PARSERS.items()}
@@ -293,3 +337,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("give either --model-dir or --model-base-path, not both")
     if (s.model_base_path is None) != (s.model_name is None):
         raise ConfigError("--model-base-path and --model-name go together")
+    if s.basic_auth_password is not None and s.basic_auth_password_file is not None:
+        raise ConfigError("give the basic-auth password by RETIRE_BASIC_AUTH_PASSWORD or a file, not both")
+    if (s.client_cert is None) != (s.client_key is None):
+        raise ConfigError("--client-cert and --client-key go together")

@@ -7,13 +7,17 @@ here decides a verdict.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from retire.coverage import Gap, global_gaps, target_gaps
+from retire.errors import PrometheusError
 from retire.inventory import canonical_version
-from retire.prometheus import PrometheusClient, QueryResult, Series
-from retire.queries import PlannedQuery, QueryParams, plan
+from retire.prometheus import PrometheusClient, QueryResult, QueryTooBig, Series
+from retire.queries import Matcher, PlannedQuery, QueryParams, plan
+
+Progress = Callable[[int, int], None]  # (models done, models in all)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class Evidence:
     infos: tuple[str, ...] = ()
     partial: bool = False
     stats: dict[str, dict[str, object]] = field(default_factory=dict)
+    split_models: int = 0  # > 0: the queries were run once per model, for this many models
+    notes: tuple[str, ...] = ()
 
     @property
     def window_start(self) -> float:
@@ -118,17 +124,94 @@ def _coverage(result: QueryResult, params: QueryParams, at: float, max_gap: floa
     return Coverage(True, selector, max_gap, tuple(gaps), len(series))
 
 
-def gather(client: PrometheusClient, params: QueryParams, at: float, max_gap: float) -> Evidence:
-    """Run the planned queries concurrently and package their answers."""
-    planned = plan(params)
-
-    def run(q: PlannedQuery) -> QueryResult:
+def _run(client: PrometheusClient, planned: Iterable[PlannedQuery], params: QueryParams, at: float,
+         pool: ThreadPoolExecutor) -> dict[str, QueryResult]:  # fmt: skip
+    def one(q: PlannedQuery) -> QueryResult:
         if q.kind == "range":
             return client.query_range(q.promql, at - params.window, at, params.resolution)
         return client.query(q.promql, at)
 
+    planned = list(planned)
+    return dict(zip((q.name for q in planned), pool.map(one, planned), strict=True))
+
+
+def _merge(parts: list[QueryResult]) -> QueryResult:
+    return QueryResult(
+        result_type=parts[0].result_type,
+        series=tuple(s for p in parts for s in p.series),
+        warnings=tuple(dict.fromkeys(w for p in parts for w in p.warnings)),
+        infos=tuple(dict.fromkeys(i for p in parts for i in p.infos)),
+        partial=any(p.partial for p in parts),
+    )
+
+
+def _run_split(
+    client: PrometheusClient,
+    params: QueryParams,
+    at: float,
+    models_hint: Iterable[str],
+    pool: ThreadPoolExecutor,
+    progress: Progress | None,
+) -> tuple[dict[str, QueryResult], int]:
+    """The same queries once per model (a matcher on the model label), results concatenated.
+
+    Every query's answer is per series or per (model, version), except metric_presence, whose
+    per-model counts are merged by presence; coverage (about targets, not models) runs once.
+    """
+    selector = f"{params.metric}{{{params.matchers}}}"
+    seen = client.label_values(params.model_label, selector, at - params.window, at)
+    models = sorted(set(seen) | set(models_hint))
+    per_name: dict[str, list[QueryResult]] = {}
+    for done, model in enumerate(models):
+        only = Matcher(params.model_label, "=", model)
+        scoped = replace(params, selector=(*params.selector, only), coverage=None)
+        planned = [q for q in plan(scoped) if q.name != "metric_presence" or params.coverage is None]
+        try:
+            for name, result in _run(client, planned, scoped, at, pool).items():
+                per_name.setdefault(name, []).append(result)
+        except QueryTooBig as e:
+            raise PrometheusError(
+                f"even split by model, the queries for model {model!r} are too big: {e.message}"
+            ) from e
+        if progress:
+            progress(done + 1, len(models))
+    if params.coverage is not None:
+        (cov,) = [q for q in plan(params) if q.name == "coverage"]
+        per_name.update({k: [v] for k, v in _run(client, [cov], params, at, pool).items()})
+    empty = {"max_hourly_qps": "vector", "last_step_qps": "vector", "series_last": "vector",
+             "series_start": "vector", "metric_presence": "matrix", "coverage": "matrix"}  # fmt: skip
+    merged = {name: _merge(per_name.get(name) or [QueryResult(kind, ())]) for name, kind in empty.items()}
+    return merged, len(models)
+
+
+def gather(
+    client: PrometheusClient,
+    params: QueryParams,
+    at: float,
+    max_gap: float,
+    *,
+    split: bool = False,
+    models_hint: Iterable[str] = (),
+    progress: Progress | None = None,
+) -> Evidence:
+    """Run the planned queries concurrently and package their answers.
+
+    When the server refuses a query as too big (sample limit, timeout), or with `split`, the
+    queries are run once per model instead and merged; the report says so.
+    """
+    planned = plan(params)
+    notes: list[str] = []
+    split_models = 0
     with ThreadPoolExecutor(max_workers=len(planned)) as pool:
-        results = dict(zip((q.name for q in planned), pool.map(run, planned), strict=True))
+        results: dict[str, QueryResult] | None = None
+        if not split:
+            try:
+                results = _run(client, planned, params, at, pool)
+            except QueryTooBig as e:
+                notes.append(f"split by model after: {e.message}")
+        if results is None:
+            results, split_models = _run_split(client, params, at, models_hint, pool, progress)
+            notes.append(f"queries were run per model ({split_models} models)")
 
     warnings: list[str] = []
     infos: list[str] = []
@@ -150,4 +233,6 @@ def gather(client: PrometheusClient, params: QueryParams, at: float, max_gap: fl
         infos=tuple(infos),
         partial=any(r.partial for r in results.values()),
         stats={name: r.stats for name, r in results.items() if r.stats},
+        split_models=split_models,
+        notes=tuple(notes),
     )

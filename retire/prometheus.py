@@ -15,10 +15,89 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from retire.errors import PrometheusError
+from retire.errors import ConfigError, PrometheusError
 
 if TYPE_CHECKING:
     import httpx
+
+    from retire.config import Settings
+
+TOO_BIG_HINT = (
+    "shorten --window, narrow it with --selector, or let retire split the query by model (--split-by-model)"
+)
+
+
+class QueryTooBig(PrometheusError):
+    """The server refused a query for its size (sample limit) or ran out of time on it.
+
+    The evidence layer retries these split by model; only if that fails too does the user see it.
+    """
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach the server: everything but the URL's path. Secrets stay out of repr."""
+
+    headers: tuple[tuple[str, str], ...] = ()
+    bearer_token: str | None = field(default=None, repr=False)
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    verify: str | bool = True  # a CA bundle path, or False for --insecure
+    client_cert: tuple[str, str] | None = None
+    partial_response: str | None = None  # "allow"/"deny": Thanos' partial_response parameter
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, so messages can be scrubbed of them."""
+        out = [v for _, v in self.headers]
+        if self.bearer_token:
+            out.append(self.bearer_token)
+        if self.basic_auth:
+            out.append(self.basic_auth[1])
+        return tuple(v for v in out if len(v) >= 4)
+
+
+def _read_secret(path: object, what: str) -> str:
+    from pathlib import Path
+
+    try:
+        return Path(str(path)).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def connection_from(settings: Settings) -> Connection:
+    """Read credentials now (a mounted Kubernetes token rotates: it is re-read on every run)."""
+    headers = []
+    for text in settings.header:
+        name, _, value = text.partition(":")
+        headers.append((name.strip(), value.strip()))
+    if settings.tenant:
+        headers.append(("X-Scope-OrgID", settings.tenant))
+    token = None
+    if settings.bearer_token_file:
+        token = _read_secret(settings.bearer_token_file, "--bearer-token-file")
+    basic = None
+    if settings.basic_auth_user is not None:
+        password = settings.basic_auth_password
+        if settings.basic_auth_password_file is not None:
+            password = _read_secret(settings.basic_auth_password_file, "--basic-auth-password-file")
+        if password is None:
+            raise ConfigError(
+                "--basic-auth-user needs a password: set RETIRE_BASIC_AUTH_PASSWORD or "
+                "--basic-auth-password-file (never on the command line)"
+            )
+        basic = (settings.basic_auth_user, password)
+    for flag, path in (("--ca-file", settings.ca_file), ("--client-cert", settings.client_cert),
+                       ("--client-key", settings.client_key)):  # fmt: skip
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{flag} {path} does not exist")
+    verify: str | bool = str(settings.ca_file) if settings.ca_file else True
+    if settings.insecure:
+        verify = False
+    cert = None
+    if settings.client_cert and settings.client_key:
+        cert = (str(settings.client_cert), str(settings.client_key))
+    return Connection(tuple(headers), token, basic, verify, cert, settings.partial_response)
 
 
 def redact_url(url: str) -> str:
@@ -100,7 +179,9 @@ def parse_response(payload: object, where: str) -> QueryResult:
 class PrometheusClient:
     """Talks to one Prometheus-compatible server. Thread-safe; use as a context manager."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0, stats: bool = False) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, stats: bool = False, connection: Connection | None = None
+    ) -> None:
         import httpx
 
         parts = urlsplit(base_url)
@@ -112,7 +193,18 @@ class PrometheusClient:
         self.display_url = redact_url(self.base_url)
         self.timeout = timeout
         self.stats = stats
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True)
+        self.connection = connection or Connection()
+        c = self.connection
+        headers = dict(c.headers)
+        if c.bearer_token:
+            headers["Authorization"] = f"Bearer {c.bearer_token}"
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=True,
+            headers=headers,
+            auth=httpx.BasicAuth(*c.basic_auth) if c.basic_auth else None,
+            verify=_ssl_context(c),
+        )
 
     def __enter__(self) -> PrometheusClient:
         return self
@@ -125,39 +217,71 @@ class PrometheusClient:
 
     def query(self, promql: str, at: float) -> QueryResult:
         """An instant query evaluated at Unix time `at`."""
-        return self._post("/api/v1/query", {"query": promql, "time": _fmt_time(at)})
+        result: QueryResult = self._send("/api/v1/query", {"query": promql, "time": _fmt_time(at)})
+        return result
 
     def query_range(self, promql: str, start: float, end: float, step: float) -> QueryResult:
-        return self._post(
-            "/api/v1/query_range",
-            {"query": promql, "start": _fmt_time(start), "end": _fmt_time(end), "step": f"{step:g}"},
-        )
+        form = {"query": promql, "start": _fmt_time(start), "end": _fmt_time(end), "step": f"{step:g}"}
+        result: QueryResult = self._send("/api/v1/query_range", form)
+        return result
 
-    def _post(self, path: str, form: dict[str, str]) -> QueryResult:
+    def label_values(self, label: str, match: str, start: float, end: float) -> list[str]:
+        """Values of one label among the series matching a selector in [start, end] (index only: cheap)."""
+        form = {"match[]": match, "start": _fmt_time(start), "end": _fmt_time(end)}
+        result = self._send(f"/api/v1/label/{label}/values", form, method="GET", raw=True)
+        assert isinstance(result, list)
+        return [str(v) for v in result]
+
+    def _send(self, path: str, form: dict[str, str], method: str = "POST", raw: bool = False) -> Any:
         import httpx
 
         where = f"Prometheus at {self.display_url}"
-        if self.stats:
-            form = {**form, "stats": "all"}
-        # Server-side timeout a little under ours, so a slow query fails with the server's message.
-        form = {**form, "timeout": f"{max(self.timeout - 1, 1):g}s"}
+        if not raw:
+            if self.stats:
+                form = {**form, "stats": "all"}
+            # Server-side timeout a little under ours, so a slow query fails with the server's message.
+            form = {**form, "timeout": f"{max(self.timeout - 1, 1):g}s"}
+            if self.connection.partial_response:
+                form = {**form, "partial_response": str(self.connection.partial_response == "allow").lower()}
         try:
-            response = self._http.post(self.base_url + path, data=form)
+            if method == "POST":
+                response = self._http.post(self.base_url + path, data=form)
+            else:
+                response = self._http.get(self.base_url + path, params=form)
         except httpx.TimeoutException:
             raise PrometheusError(
                 f"{where} did not answer within {self.timeout:g}s; raise --timeout, shorten "
                 "--window, or narrow the query with --selector"
             ) from None
         except httpx.HTTPError as e:
-            reason = _root_cause(e)
+            reason = self._scrub(_root_cause(e))
+            if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate" in reason.lower():
+                raise PrometheusError(
+                    f"TLS certificate of {where} not trusted ({reason}); pass its CA with --ca-file "
+                    "(or, not recommended, --insecure)"
+                ) from None
+            if "SSL" in reason or "TLS" in reason:
+                raise PrometheusError(
+                    f"TLS handshake with {where} failed ({reason}); check --client-cert/--client-key "
+                    "and --ca-file"
+                ) from None
             raise PrometheusError(
                 f"cannot reach {where}: {reason}; check --prometheus (or RETIRE_PROMETHEUS_URL) "
                 "and that the server is up"
             ) from None
-        return self._decode(response, where)
+        try:
+            return self._decode(response, where, raw)
+        except PrometheusError as e:
+            e.message = self._scrub(e.message)
+            raise
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.connection.secrets:
+            text = text.replace(secret, "***")
+        return text
 
     @staticmethod
-    def _decode(response: httpx.Response, where: str) -> QueryResult:
+    def _decode(response: httpx.Response, where: str, raw: bool = False) -> Any:
         try:
             payload = json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -170,17 +294,52 @@ class PrometheusClient:
                 f"{where} answered HTTP {response.status_code} with {kind}, not JSON{hint}"
             ) from None
         api_error = isinstance(payload, dict) and payload.get("status") == "error"
-        if response.status_code >= 400 and not api_error:
+        status = response.status_code
+        if status in (401, 403):
             raise PrometheusError(
-                f"{where} answered HTTP {response.status_code} {response.reason_phrase}; "
-                "check the URL, path prefix and credentials"
+                f"{where} refused the credentials (HTTP {status}); check --bearer-token-file, "
+                "--basic-auth-user and its password, --header or --tenant"
+            )
+        if status >= 400 and not api_error:
+            too_big = status in (422, 503, 504)
+            raise (QueryTooBig if too_big else PrometheusError)(
+                f"{where} answered HTTP {status} {response.reason_phrase}; "
+                + (TOO_BIG_HINT if too_big else "check the URL, path prefix and credentials")
+            )
+        if api_error and (payload.get("errorType") in ("execution", "timeout") or status in (422, 503)):
+            raise QueryTooBig(
+                f"{where} could not run the query: {payload.get('errorType')}: {payload.get('error')} "
+                f"(HTTP {status}); {TOO_BIG_HINT}"
             )
         try:
+            if raw:
+                if not isinstance(payload, dict) or payload.get("status") != "success":
+                    parse_response(payload, where)  # raises the API's error
+                return payload["data"]
             return parse_response(payload, where)
         except PrometheusError as e:
-            if response.status_code >= 400:
-                e.message += f" (HTTP {response.status_code})"
+            if status >= 400:
+                e.message += f" (HTTP {status})"
             raise
+
+
+def _ssl_context(c: Connection) -> Any:
+    import ssl
+
+    if c.verify is False:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif isinstance(c.verify, str):
+        ctx = ssl.create_default_context(cafile=c.verify)
+    else:
+        ctx = ssl.create_default_context()
+    if c.client_cert:
+        try:
+            ctx.load_cert_chain(*c.client_cert)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"cannot load --client-cert/--client-key: {e}") from None
+    return ctx
 
 
 def _fmt_time(t: float) -> str:

@@ -55,6 +55,7 @@ def header_dict(report: Report) -> dict[str, Any]:
         "warnings": list(h.warnings),
         "infos": list(h.infos),
         "coverage": h.coverage,
+        "notes": list(h.notes),
         "policy": {
             "keep_latest": h.policy.keep_latest,
             "min_age_seconds": h.policy.min_age,

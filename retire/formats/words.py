@@ -46,7 +46,7 @@ def summary_line(report: Report) -> str:
 def notes(report: Report) -> list[str]:
     """Header notes: coverage, warnings and infos from the server."""
     h = report.header
-    out = [h.coverage]
+    out = [h.coverage, *h.notes]
     out += [f"warning: {w}" for w in h.warnings]
     out += [f"info: {i}" for i in h.infos]
     return out
