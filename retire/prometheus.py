@@ -282,6 +282,11 @@ class PrometheusClient:
 
     @staticmethod
     def _decode(response: httpx.Response, where: str, raw: bool = False) -> Any:
+        if response.status_code in (401, 403):
+            raise PrometheusError(
+                f"{where} refused the credentials (HTTP {response.status_code}); check "
+                "--bearer-token-file, --basic-auth-user and its password, --header or --tenant"
+            )
         try:
             payload = json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -295,11 +300,6 @@ class PrometheusClient:
             ) from None
         api_error = isinstance(payload, dict) and payload.get("status") == "error"
         status = response.status_code
-        if status in (401, 403):
-            raise PrometheusError(
-                f"{where} refused the credentials (HTTP {status}); check --bearer-token-file, "
-                "--basic-auth-user and its password, --header or --tenant"
-            )
         if status >= 400 and not api_error:
             too_big = status in (422, 503, 504)
             raise (QueryTooBig if too_big else PrometheusError)(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,13 +27,27 @@ def full_answer(path: str, form: dict[str, str], **extra: object) -> tuple[int, 
 
 
 @contextmanager
-def serve(handler: Handler, prefix: str = "") -> Iterator[str]:
+def serve(
+    handler: Handler,
+    prefix: str = "",
+    require: dict[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
+    log: list[tuple[str, dict[str, str], dict[str, str]]] | None = None,
+) -> Iterator[str]:
+    """Serve `handler` under `prefix`; with `require`, answer 401 unless those headers are sent
+    (as Mimir does without X-Scope-OrgID, or any server without its token)."""
+
     class H(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            if log is not None:
+                log.append((self.path, form, dict(self.headers)))
+            missing = [k for k, v in (require or {}).items() if self.headers.get(k) != v]
             if not self.path.startswith(prefix + "/api/v1/"):
                 status, kind, body = 404, "text/plain", b"404 page not found"
+            elif missing:
+                status, kind, body = 401, "text/plain", f"no org id / unauthorized ({missing[0]})".encode()
             else:
                 status, kind, body = handler(self.path, form)
             try:
@@ -49,10 +64,13 @@ def serve(handler: Handler, prefix: str = "") -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), H)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    scheme = "https" if tls else "http"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}{prefix}"
     finally:
         server.shutdown()
         server.server_close()
