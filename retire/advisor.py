@@ -49,6 +49,9 @@ class Policy:
     min_age: float = 86400.0
     age_source: str = "mtime"
     pins: tuple[tuple[str, str], ...] = ()
+    # Version labels that name no version (TorchServe's "default"): calls under them may have
+    # reached any version of the model.
+    unattributed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -309,16 +312,22 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
     rank = (pd.Series(number).groupby(f["model"].to_numpy()).rank(ascending=False, method="first")).to_numpy(
         dtype=float, na_value=np.nan
     )
-    newest = on_disk & (rank <= policy.keep_latest)
+    keep = f["model"].map(inventory.keep_latest).fillna(policy.keep_latest).to_numpy(dtype=float)
+    newest = on_disk & (rank <= keep)
     age_col = "ctime" if policy.age_source == "ctime" else "mtime"
     age = at - f[age_col].to_numpy(dtype=float, na_value=np.nan)
     young = on_disk & (age < policy.min_age)
-    pin_set = set(policy.pins)
-    pinned = np.array([(m, v) in pin_set for m, v in zip(f["model"], f["version"], strict=True)], dtype=bool)
+    pin_reasons = {**inventory.pins, **{p: f"pinned (--pin {p[0]}:{p[1]})" for p in policy.pins}}
+    keys = list(zip(f["model"], f["version"], strict=True))
+    pinned = np.array([k in pin_reasons for k in keys], dtype=bool)
     protected = newest | young | (on_disk & pinned)
 
     causes = _global_causes(evidence)
-    row_doubt = bad_value | resets
+    # Traffic under a label that names no version may have reached any version of that model.
+    unattributed = ~on_disk & positive & f["version"].isin(policy.unattributed).to_numpy()
+    vague_models = set(f["model"][unattributed])
+    vague = f["model"].isin(vague_models).to_numpy()
+    row_doubt = bad_value | resets | vague
     doubtful = row_doubt | bool(causes)
 
     status = np.select(
@@ -345,12 +354,14 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
         elif st == "protected":
             rules = []
             if pn:
-                rules.append(f"pinned (--pin {model}:{version})")
+                rules.append(pin_reasons[(model, version)])
             if nw:
+                n = inventory.keep_latest.get(model, policy.keep_latest)
+                rule = (
+                    f"the server config keeps {n}" if model in inventory.keep_latest else f"--keep-latest {n}"
+                )
                 rules.append(
-                    f"newest version on disk (--keep-latest {policy.keep_latest})"
-                    if policy.keep_latest == 1
-                    else f"among the newest {policy.keep_latest} on disk (--keep-latest)"
+                    f"newest version on disk ({rule})" if n == 1 else f"among the newest {n} on disk ({rule})"
                 )
             if yg:
                 rules.append(
@@ -364,6 +375,11 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
                 doubts.append("a query returned NaN/Inf for it")
             if rst:
                 doubts.append("its counter reset in the window, so calls before the reset cannot be counted")
+            if model in vague_models:
+                labels = ", ".join(sorted(set(f["version"][unattributed & (f["model"] == model).to_numpy()])))
+                doubts.append(
+                    f"calls labelled version {labels!r} name no version and may have reached this one"
+                )
             if cause_text:
                 doubts.append(cause_text)
             reasons.append(f"would be safe ({evidence_text}) but " + "; ".join(doubts))

@@ -23,6 +23,7 @@ from retire.errors import EXIT_INCOMPLETE, EXIT_OK, ConfigError, RetireError
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.config import Settings
+    from retire.inventory import Inventory
 
 EXIT_CODES = """\b
 Exit codes:
@@ -75,7 +76,13 @@ def _opt(flag: str, kind: Any, help: str, *aliases: str) -> tuple[str, Any]:
 
 EVIDENCE_OPTIONS = [
     _opt("--prometheus", str, "Prometheus base URL; a path prefix is fine (http://host/prometheus)."),
-    _opt("--model-dir", Path, "Model root: <root>/<model>/<version>/."),
+    _opt(
+        "--model-dir",
+        list[Path],
+        "Model root: <root>/<model>/<version>/ (a model store for torchserve). Repeatable.",
+    ),
+    _opt("--model-config", Path, "TF Serving --model_config_file: models, base paths, pinned versions."),
+    _opt("--preset", str, "tfserving-patched (default), triton or torchserve: metric, labels, layout."),
     _opt("--model-base-path", Path, "One model's base path (with --model-name) instead of a root."),
     _opt("--model-name", str, "The model served from --model-base-path."),
     _opt(
@@ -173,11 +180,25 @@ def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
     return resolve(flags, config=config)
 
 
+def _inventory(settings: Settings) -> Inventory:
+    """Every model source the user named, merged (a model may appear only once)."""
+    from retire.inventory import Inventory, scan_base_path, scan_model_config, scan_model_dir
+
+    layout = {"tfserving-patched": "tfserving"}.get(settings.preset, settings.preset)
+    total = Inventory((), ())
+    if settings.model_config is not None:
+        total = total + scan_model_config(settings.model_config)
+    for root in settings.model_dir:
+        total = total + scan_model_dir(root, layout)
+    if settings.model_base_path is not None and settings.model_name is not None:
+        total = total + scan_base_path(settings.model_base_path, settings.model_name)
+    return total
+
+
 def _build_report(settings: Settings) -> Report:
     """config -> sources (disk, Prometheus) -> advisor."""
     from retire.advisor import Policy, advise
     from retire.evidence import gather
-    from retire.inventory import scan_base_path, scan_model_dir
     from retire.prometheus import PrometheusClient, connection_from
     from retire.queries import params_from
 
@@ -185,16 +206,13 @@ def _build_report(settings: Settings) -> Report:
         raise ConfigError(
             "no Prometheus URL: pass --prometheus http://prom:9090 or set RETIRE_PROMETHEUS_URL"
         )
-    if settings.model_dir is None and settings.model_base_path is None:
+    if not settings.model_dir and settings.model_base_path is None and settings.model_config is None:
         raise ConfigError(
-            "no model directory: pass --model-dir /models (or --model-base-path with --model-name)"
+            "no model directory: pass --model-dir /models, or --model-config, "
+            "or --model-base-path with --model-name"
         )
     params = params_from(settings)
-    if settings.model_dir is not None:
-        inventory = scan_model_dir(settings.model_dir)
-    else:
-        assert settings.model_base_path is not None and settings.model_name is not None
-        inventory = scan_base_path(settings.model_base_path, settings.model_name)
+    inventory = _inventory(settings)
     connection = connection_from(settings)
     if settings.insecure:
         typer.echo("retire: WARNING: --insecure: the server's TLS certificate is NOT verified", err=True)
@@ -216,6 +234,7 @@ def _build_report(settings: Settings) -> Report:
         min_age=settings.effective_min_age,
         age_source=settings.age_source,
         pins=settings.pin,
+        unattributed=("default",) if settings.preset == "torchserve" else (),
     )
     return advise(inventory, evidence, policy, generated_at=time.time())
 

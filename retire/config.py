@@ -25,6 +25,22 @@ from retire.inventory import canonical_version
 DEFAULT_CONFIG_FILE = Path("retire.toml")
 DEFAULT_METRIC = ":tensorflow:serving:model_call_count"
 
+# What each kind of model server exports and how it lays out models. A preset fills the metric
+# and label names unless they are set explicitly (flag, env or file). README "Deployments".
+PRESETS: dict[str, dict[str, str]] = {
+    "tfserving-patched": {
+        "metric": DEFAULT_METRIC,
+        "model_label": "model_name",
+        "version_label": "model_version",
+    },
+    "triton": {"metric": "nv_inference_request_success", "model_label": "model", "version_label": "version"},
+    "torchserve": {
+        "metric": "ts_inference_requests_total",
+        "model_label": "model_name",
+        "version_label": "model_version",
+    },
+}
+
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 
@@ -105,6 +121,17 @@ def _str(value: object, name: str) -> str:
 
 def _path(value: object, name: str) -> Path:
     return Path(_str(value, name)).expanduser()
+
+
+def _paths(value: object, name: str) -> tuple[Path, ...]:
+    """One or more directories: repeated flags, a TOML list, or `:`-separated in the env var."""
+    if isinstance(value, str):
+        items: list[object] = [v for v in value.split(os.pathsep) if v]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    return tuple(_path(v, name) for v in items)
 
 
 def _number(value: object, name: str) -> float:
@@ -188,7 +215,9 @@ class Settings:
     """Everything a run needs, already validated. Durations are seconds."""
 
     prometheus: str | None = None
-    model_dir: Path | None = None
+    model_dir: tuple[Path, ...] = ()
+    model_config: Path | None = None
+    preset: str = "tfserving-patched"
     model_base_path: Path | None = None
     model_name: str | None = None
     threshold: float = 0.0
@@ -231,7 +260,9 @@ class Settings:
 # key -> (parser, environment variable). Keys are Settings fields and config-file keys.
 _PARSERS: dict[str, tuple[Callable[[object, str], Any], str]] = {
     "prometheus": (_str, "RETIRE_PROMETHEUS_URL"),
-    "model_dir": (_path, "RETIRE_MODEL_DIR"),
+    "model_dir": (_paths, "RETIRE_MODEL_DIR"),
+    "model_config": (_path, "RETIRE_MODEL_CONFIG"),
+    "preset": (_choice("tfserving-patched", "triton", "torchserve"), "RETIRE_PRESET"),
     "model_base_path": (_path, "RETIRE_MODEL_BASE_PATH"),
     "model_name": (_str, "RETIRE_MODEL_NAME"),
     "threshold": (_number, "RETIRE_THRESHOLD"),
@@ -317,8 +348,10 @@ def resolve(
     for key, raw in flags.items():
         if key not in _PARSERS:
             raise AssertionError(f"flag {key!r} has no setting")  # a wiring bug, not user input
-        if raw is not None and raw != ():
+        if raw is not None and raw != () and raw != []:
             values[key] = _PARSERS[key][0](raw, flag_name(key))
+    for key, value in PRESETS[values.get("preset", "tfserving-patched")].items():
+        values.setdefault(key, value)
     settings = Settings(**values)
     _check(settings)
     return settings
@@ -333,8 +366,10 @@ def _check(s: Settings) -> None:
         )
     if s.timeout <= 0:
         raise ConfigError("--timeout must be greater than 0 seconds")
-    if s.model_dir is not None and s.model_base_path is not None:
-        raise ConfigError("give either --model-dir or --model-base-path, not both")
+    if s.model_base_path is not None and (s.model_dir or s.model_config):
+        raise ConfigError(
+            "--model-base-path names one model; do not combine it with --model-dir or --model-config"
+        )
     if (s.model_base_path is None) != (s.model_name is None):
         raise ConfigError("--model-base-path and --model-name go together")
     if s.basic_auth_password is not None and s.basic_auth_password_file is not None:

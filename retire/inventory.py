@@ -1,20 +1,33 @@
-"""What is on disk: models, their versions, sizes and times, in TF Serving's layout.
+"""What is on disk: models, their versions, sizes and times, and what the servers' config files
+say must stay loaded.
 
-`<root>/<model>/<version>/` where a version directory's name is what TF Serving's
-`safe_strto64` accepts (surrounding spaces, digits, int64 range), limited to non-negative values:
-`00123` is version 123. When two names give the same number (`7` and `007`), TF Serving serves the
-one that sorts last, and so do we; the other is listed as ignored. Entries that are not versions
-are kept as data with a reason (shown with --verbose), never silently dropped.
+Layouts:
+- TF Serving and Triton: `<root>/<model>/<version>/` where a version directory's name is what TF
+  Serving's `safe_strto64` accepts (surrounding spaces, digits, int64 range), limited to
+  non-negative values: `00123` is version 123. When two names give the same number (`7` and
+  `007`), TF Serving serves the one that sorts last, and so do we; the other is listed as ignored.
+  Triton's `<model>/config.pbtxt` `version_policy` becomes protection.
+- TorchServe: a model store of `.mar` archives; each archive's `MAR-INF/MANIFEST.json` names its
+  model and version.
+- A TF Serving `--model_config_file`: each config's name and base path, with `specific` and
+  `version_labels` versions pinned and `latest { num_versions: N }` as keep-latest N.
+
+Entries that are not versions are kept as data with a reason (shown with --verbose), never
+silently dropped.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from retire.errors import InventoryError
+from retire.model_config import VersionPolicy, read_tfserving_config, read_triton_policy
 
 INT64_MAX = 2**63 - 1
 _SPACES = " \t\n\v\f\r"
@@ -23,8 +36,8 @@ _SPACES = " \t\n\v\f\r"
 @dataclass(frozen=True)
 class DiskVersion:
     model: str
-    version: str  # canonical decimal text, the join key with Prometheus's label
-    number: int
+    version: str  # canonical decimal text (or TorchServe's version string): the join key
+    number: int  # orders versions: the number itself, or the rank in natural order (TorchServe)
     path: Path
     size_bytes: int
     mtime: float
@@ -42,10 +55,28 @@ class Inventory:
     roots: tuple[Path, ...]
     versions: tuple[DiskVersion, ...]
     ignored: tuple[Ignored, ...] = ()
+    # What server configs say: per-model keep-latest, and pinned (model, version) -> why.
+    keep_latest: dict[str, int] = field(default_factory=dict)
+    pins: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def models(self) -> tuple[str, ...]:
         return tuple(sorted({v.model for v in self.versions}))
+
+    def __add__(self, other: Inventory) -> Inventory:
+        clash = {v.model for v in self.versions} & {v.model for v in other.versions}
+        if clash:
+            name = sorted(clash)[0]
+            raise InventoryError(
+                f"model {name!r} is found under more than one model root; give each model once"
+            )
+        return Inventory(
+            self.roots + other.roots,
+            self.versions + other.versions,
+            self.ignored + other.ignored,
+            {**self.keep_latest, **other.keep_latest},
+            {**self.pins, **other.pins},
+        )
 
 
 def parse_version(name: str) -> int | None:
@@ -130,10 +161,14 @@ def scan_model(base_path: Path, model: str) -> tuple[list[DiskVersion], list[Ign
     return list(versions.values()), ignored
 
 
-def scan_model_dir(root: Path) -> Inventory:
+def scan_model_dir(root: Path, layout: str = "tfserving") -> Inventory:
     """Every model under a root: each subdirectory is a model's base path."""
+    if layout == "torchserve":
+        return scan_model_store(root)
     versions: list[DiskVersion] = []
     ignored: list[Ignored] = []
+    keep: dict[str, int] = {}
+    pins: dict[tuple[str, str], str] = {}
     for entry in _list_dir(root, "model directory"):
         path = Path(entry.path)
         if entry.name.startswith("."):
@@ -143,10 +178,68 @@ def scan_model_dir(root: Path) -> Inventory:
         else:
             found, skipped = scan_model(path, entry.name)
             versions += found
+            if layout == "triton" and (path / "config.pbtxt").is_file():
+                skipped = [i for i in skipped if i.path.name != "config.pbtxt"]
+                _apply_policy(entry.name, read_triton_policy(path / "config.pbtxt"),
+                              f"{entry.name}/config.pbtxt", keep, pins)  # fmt: skip
             ignored += skipped
-    return Inventory((root,), tuple(versions), tuple(ignored))
+    return Inventory((root,), tuple(versions), tuple(ignored), keep, pins)
+
+
+def _apply_policy(model: str, policy: VersionPolicy, where: str, keep: dict[str, int],
+                  pins: dict[tuple[str, str], str]) -> None:  # fmt: skip
+    """A server's version policy as protection: specific versions are pinned, latest N kept."""
+    if policy.kind == "specific":
+        for v in policy.versions:
+            pins[(model, str(v))] = f"listed under a specific version policy in {where}"
+    elif policy.kind == "latest":
+        keep[model] = policy.num_versions
 
 
 def scan_base_path(base_path: Path, model: str) -> Inventory:
     found, skipped = scan_model(base_path, model)
     return Inventory((base_path,), tuple(found), tuple(skipped))
+
+
+def scan_model_config(path: Path) -> Inventory:
+    """The models a TF Serving --model_config_file lists, each at its base path."""
+    total = Inventory((), ())
+    for entry in read_tfserving_config(path):
+        found, skipped = scan_model(entry.base_path, entry.name)
+        keep: dict[str, int] = {}
+        pins: dict[tuple[str, str], str] = {}
+        _apply_policy(entry.name, entry.policy, path.name, keep, pins)
+        for label, version in entry.labels.items():
+            pins[(entry.name, str(version))] = f"version label {label!r} points at it in {path.name}"
+        total = total + Inventory((entry.base_path,), tuple(found), tuple(skipped), keep, pins)
+    return total
+
+
+def _natural(text: str) -> tuple[tuple[int, object], ...]:
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", text) if p)
+
+
+def scan_model_store(store: Path) -> Inventory:
+    """A TorchServe model store: one `.mar` archive (a zip) per model version."""
+    found: list[tuple[str, str, Path, os.stat_result]] = []
+    ignored: list[Ignored] = []
+    for entry in _list_dir(store, "model store"):
+        path = Path(entry.path)
+        if not entry.name.endswith(".mar") or not entry.is_file():
+            ignored.append(Ignored(path, "not a .mar model archive"))
+            continue
+        try:
+            with zipfile.ZipFile(path) as z:
+                manifest = json.loads(z.read("MAR-INF/MANIFEST.json"))
+            model = manifest["model"]["modelName"]
+            version = str(manifest["model"].get("modelVersion") or "1.0")
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+            ignored.append(Ignored(path, f"unreadable model archive ({type(e).__name__})"))
+            continue
+        found.append((model, version, path, path.stat()))
+    versions = []
+    for model in sorted({f[0] for f in found}):
+        mine = sorted((f for f in found if f[0] == model), key=lambda f: _natural(f[1]))
+        for rank, (_, version, path, st) in enumerate(mine):
+            versions.append(DiskVersion(model, version, rank, path, st.st_size, st.st_mtime, st.st_ctime))
+    return Inventory((store,), tuple(versions), tuple(ignored))
