@@ -37,6 +37,8 @@ class Lab:
         ]  # fmt: skip
         if coverage:
             out += ["--coverage", f'up{{scenario="{scenario.name}"}}']
+        if scenario.name in ("triton", "torchserve"):
+            out += ["--preset", scenario.name]
         return [*out, *extra]
 
 

@@ -128,4 +128,98 @@ HOLE = _scenario(
     disk=(VersionDir("h", "1", age=10 * DAY), VersionDir("h", "2", age=10 * DAY), VersionDir("h", "3")),
 )
 
-ALL = (BASIC, PITFALLS, BETWEEN, POD_GAP, HOLE)
+
+# A TF Serving model config file pins versions (specific policy, version labels) and keeps the
+# latest 3 of another model. Written next to the model roots by the test (tests/data has a copy
+# of the same shape with absolute paths).
+CONFIG = _scenario(
+    "config",
+    traffic=(Traffic("cfg_a", "5", qps=1.0),),
+    disk=(
+        *(VersionDir("cfg_a", str(v), age=10 * DAY) for v in (1, 2, 3, 4, 5)),
+        *(VersionDir("cfg_b", str(v), age=10 * DAY) for v in (1, 2, 3, 4)),
+    ),
+)
+CONFIG_FILE = """
+model_config_list {
+  config {
+    name: "cfg_a"  base_path: "cfg_a"  model_platform: "tensorflow"
+    model_version_policy { specific { versions: 2 versions: 3 } }
+    version_labels { key: "stable" value: 3 }
+    version_labels { key: "canary" value: 4 }
+  }
+  config { name: "cfg_b" base_path: "cfg_b" model_version_policy { latest { num_versions: 3 } } }
+}
+"""
+CONFIG_EXPECTED = {
+    ("cfg_a", "1"): "safe",
+    ("cfg_a", "2"): "protected",
+    ("cfg_a", "3"): "protected",
+    ("cfg_a", "4"): "protected",
+    ("cfg_a", "5"): "in-use",
+    ("cfg_b", "1"): "safe",
+    ("cfg_b", "2"): "protected",
+    ("cfg_b", "3"): "protected",
+    ("cfg_b", "4"): "protected",
+}
+
+# Triton: counters exist from load at 0 and vanish on unload; repository with config.pbtxt.
+TRITON = _scenario(
+    "triton",
+    metric="nv_inference_request_success",
+    model_label="model",
+    version_label="version",
+    traffic=(
+        Traffic("detector", "1", zero_init=True),  # loaded, never called: flat 0
+        Traffic("detector", "2", qps=3.0, zero_init=True),
+        Traffic("detector", "3", zero_init=True),  # newest, loaded, idle
+        Traffic("ranker", "7", qps=0.5, zero_init=True),
+    ),
+    disk=(
+        VersionDir("detector", "config.pbtxt", is_file=True,
+                   content='name: "detector"\nplatform: "onnxruntime_onnx"\nversion_policy: { latest: { num_versions: 2 } }\n'),
+        *(VersionDir("detector", str(v), age=10 * DAY) for v in (1, 2, 3)),
+        VersionDir("ranker", "config.pbtxt", is_file=True,
+                   content='name: "ranker"\nversion_policy: { specific: { versions: [5, 7] } }\n'),
+        *(VersionDir("ranker", str(v), age=10 * DAY) for v in (5, 6, 7)),
+        VersionDir("ranker", "8", age=10 * DAY),  # on disk, not loaded: no series
+    ),
+)  # fmt: skip
+TRITON_EXPECTED = {
+    ("detector", "1"): "safe",
+    ("detector", "2"): "in-use",
+    ("detector", "3"): "protected",
+    ("ranker", "5"): "protected",
+    ("ranker", "6"): "safe",
+    ("ranker", "7"): "in-use",
+    ("ranker", "8"): "protected",  # the newest on disk (--keep-latest 1 applies: no latest policy)
+}
+
+# TorchServe: a model store of .mar archives; calls naming no version are labelled "default".
+TORCHSERVE = _scenario(
+    "torchserve",
+    metric="ts_inference_requests_total",
+    traffic=(
+        Traffic("bert", "1.0", calls=(-40 * HOUR,)),  # flat all window
+        Traffic("bert", "2.0", qps=1.0),
+        Traffic("resnet", "default", qps=0.2),  # requests without a version
+    ),
+    disk=(
+        VersionDir("", "bert_v1.mar", age=10 * DAY, manifest=("bert", "1.0")),
+        VersionDir("", "bert_v2.mar", age=10 * DAY, manifest=("bert", "2.0")),
+        VersionDir("", "bert_v10.mar", age=10 * DAY, manifest=("bert", "10.0")),
+        VersionDir("", "resnet_a.mar", age=10 * DAY, manifest=("resnet", "1.0")),
+        VersionDir("", "resnet_b.mar", age=10 * DAY, manifest=("resnet", "2.0")),
+        VersionDir("", "notes.txt", is_file=True),
+    ),
+)
+TORCHSERVE_EXPECTED = {
+    ("bert", "1.0"): "safe",
+    ("bert", "2.0"): "in-use",
+    ("bert", "10.0"): "protected",  # natural order: 10.0 is the newest
+    ("resnet", "1.0"): "unknown",  # "default" calls may have reached it
+    ("resnet", "2.0"): "protected",
+    ("resnet", "default"): "not-on-disk",
+}
+
+ALL = (BASIC, PITFALLS, BETWEEN, POD_GAP, HOLE, CONFIG, TRITON, TORCHSERVE)

@@ -57,6 +57,8 @@ class VersionDir:
     age: float = 7 * 86400.0  # seconds before the scenario's end: the directory's mtime
     size: int = 1024
     is_file: bool = False
+    content: str | None = None  # for a file: its text (e.g. a Triton config.pbtxt)
+    manifest: tuple[str, str] | None = None  # TorchServe: a .mar archive for (model, version)
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,13 @@ def write_openmetrics(
 def make_model_tree(root: Path, scenario: Scenario, end: float) -> None:
     """The scenario's model directories under root, with sizes and mtimes as described."""
     for d in scenario.disk:
-        model_dir = root / d.model
+        model_dir = root / d.model if d.model else root
         model_dir.mkdir(parents=True, exist_ok=True)
         path = model_dir / d.name
-        if d.is_file:
-            path.write_text("not a version\n")
+        if d.manifest is not None:
+            _write_mar(path, *d.manifest, size=d.size)
+        elif d.is_file:
+            path.write_text(d.content if d.content is not None else "not a version\n")
         else:
             (path / "variables").mkdir(parents=True, exist_ok=True)
             (path / "saved_model.pb").write_bytes(b"\0" * max(d.size - 16, 0))
@@ -196,3 +200,20 @@ def write_import_text(
                     continue
                 head, ts = line.rstrip("\n").rsplit(" ", 1)
                 f.write(f"{head} {round(float(ts) * 1000)}\n")
+
+
+def _write_mar(path: Path, model: str, version: str, size: int) -> None:
+    """A minimal TorchServe model archive: a zip with MAR-INF/MANIFEST.json and a weights file."""
+    import json
+    import zipfile
+
+    about = {
+        "modelName": model,
+        "modelVersion": version,
+        "serializedFile": "model.pt",
+        "handler": "handler.py",
+    }
+    manifest = {"runtime": "python", "model": about}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("MAR-INF/MANIFEST.json", json.dumps(manifest))
+        z.writestr("model.pt", b"\0" * size)
