@@ -263,6 +263,20 @@ def _global_causes(evidence: Evidence) -> list[str]:
     return causes
 
 
+def _row_causes(status: Any, bad: Any, resets: Any, vague: Any, models: pd.Series) -> list[str]:
+    """Row-level reasons for unknown rows, counted, for the one-line summary."""
+    unknown = status == Status.UNKNOWN.value
+    out = []
+    if (n := int((unknown & bad).sum())) > 0:
+        out.append(f"{n} with NaN/Inf values")
+    if (n := int((unknown & resets).sum())) > 0:
+        out.append(f"{n} with a counter reset that may hide calls")
+    if (n := int((unknown & vague).sum())) > 0:
+        names = ", ".join(sorted(set(models[unknown & vague])))
+        out.append(f"{n} of {names} may have had calls labelled with no version")
+    return out
+
+
 def _coverage_sentence(evidence: Evidence) -> str:
     cov = evidence.coverage
     tolerance = format_duration(cov.max_gap)
@@ -402,12 +416,12 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
             "_num": number,
         }
     )
-    table["_numeric"] = table["version"].str.fullmatch(r"\d+")
-    table["_key"] = pd.to_numeric(table["version"].where(table["_numeric"]), errors="coerce")
-    table = table.sort_values(
-        ["model", "_numeric", "_key", "version"], ascending=[True, False, True, True], kind="stable"
-    )
-    table = table.drop(columns=["_num", "_numeric", "_key"]).reset_index(drop=True)
+    # Version order: the inventory's order for versions on disk (numbers; TorchServe's natural
+    # order), numbers for the rest; versions that are neither (e.g. "default") last.
+    numeric = pd.to_numeric(table["version"].where(table["version"].str.fullmatch(r"\d+")), errors="coerce")
+    table["_key"] = np.where(on_disk, number, numeric)
+    table = table.sort_values(["model", "_key", "version"], na_position="last", kind="stable")
+    table = table.drop(columns=["_num", "_key"]).reset_index(drop=True)
 
     counts = {s.value: int((status == s.value).sum()) for s in Status}
     safe = table[table["status"] == Status.SAFE.value]
@@ -416,7 +430,9 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
         counts=counts,
         safe_bytes=sum(by_model.values()),
         safe_bytes_by_model=by_model,
-        unknown_causes=tuple(causes) if counts["unknown"] else (),
+        unknown_causes=(*causes, *_row_causes(status, bad_value, resets, vague, f["model"]))
+        if counts["unknown"]
+        else (),
     )
     header = Header(
         generated_at=generated_at,
