@@ -83,3 +83,14 @@ def test_wheel_ships_the_queries(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + code],
                          capture_output=True, text=True, cwd=tmp_path, check=True).stdout  # fmt: skip
     assert "offset 86400s" in out
+
+
+def test_readme_deployments_cover_every_preset_and_backend() -> None:
+    from retire.config import PRESETS
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deployments") :]
+    for preset in PRESETS:
+        assert f"`{preset}`" in section
+    for backend in ("### Prometheus", "### VictoriaMetrics", "### Thanos", "### Grafana Mimir", "--model-config"):
+        assert backend in section
