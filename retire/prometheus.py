@@ -241,8 +241,11 @@ class PrometheusClient:
                 form = {**form, "stats": "all"}
             # Server-side timeout a little under ours, so a slow query fails with the server's message.
             form = {**form, "timeout": f"{max(self.timeout - 1, 1):g}s"}
-            if self.connection.partial_response:
-                form = {**form, "partial_response": str(self.connection.partial_response == "allow").lower()}
+            if self.connection.partial_response == "deny":
+                # Thanos Query's parameter, and VictoriaMetrics cluster's (vmselect).
+                form = {**form, "partial_response": "false", "deny_partial_response": "1"}
+            elif self.connection.partial_response == "allow":
+                form = {**form, "partial_response": "true"}
         try:
             if method == "POST":
                 response = self._http.post(self.base_url + path, data=form)

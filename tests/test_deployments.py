@@ -47,7 +47,8 @@ def test_thanos_partial_response_parameter_and_warning(models: Path) -> None:
     log: list = []
     with fs.serve(fs.with_warnings, log=log) as url:
         code, out, _ = _report(url, models, "--partial-response", "deny", "--keep-latest", "0", "--min-age", "0")
-    assert {form.get("partial_response") for _, form, _ in log} == {"false"}
+    assert {form.get("partial_response") for _, form, _ in log} == {"false"}  # Thanos
+    assert {form.get("deny_partial_response") for _, form, _ in log} == {"1"}  # VictoriaMetrics cluster
     assert code == 4  # the warning on a 200 answer still makes would-be-safe rows unknown
     assert '"unknown"' in out
 
