@@ -66,6 +66,7 @@ class Row:
     series: int
     status: Status
     reason: str
+    hourly: tuple[float | None, ...] | None = None  # rate per step, when sparklines were asked for
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class Row:
             "series": self.series,
             "status": self.status.value,
             "reason": self.reason,
+            "hourly_qps": None if self.hourly is None else list(self.hourly),
         }
 
 
@@ -126,9 +128,9 @@ class Report:
     def rows(self) -> Iterator[Row]:
         t = self.table
         names = ("model", "version", "path", "on_disk", "size_bytes", "max_hourly_qps", "calls", "series",
-                 "status", "reason")  # fmt: skip
+                 "status", "reason", "hourly")  # fmt: skip
         columns = [t[c].tolist() for c in names]
-        for model, version, path, on_disk, size, qps, calls, series, status, reason in zip(
+        for model, version, path, on_disk, size, qps, calls, series, status, reason, hourly in zip(
             *columns, strict=True
         ):
             yield Row(
@@ -142,6 +144,7 @@ class Report:
                 series=int(series),
                 status=Status(status),
                 reason=reason,
+                hourly=hourly,
             )
 
     def safe_rows(self) -> list[Row]:
@@ -261,6 +264,16 @@ def _global_causes(evidence: Evidence) -> list[str]:
             f"({format_duration(first.seconds)} > --max-gap {format_duration(cov.max_gap)}){more}"
         )
     return causes
+
+
+def _hourly_column(evidence: Evidence, f: pd.DataFrame) -> list[tuple[float | None, ...] | None]:
+    """Each row's rate per step; all-None for versions without traffic data; None if not fetched."""
+    if evidence.hourly is None:
+        return [None] * len(f)
+    n = round(evidence.window / evidence.step)
+    by_key = {(h.model, h.version): h.points for h in evidence.hourly}
+    empty: tuple[float | None, ...] = (None,) * n
+    return [by_key.get(k, empty) for k in zip(f["model"], f["version"], strict=True)]
 
 
 def _row_causes(status: Any, bad: Any, resets: Any, vague: Any, models: pd.Series) -> list[str]:
@@ -413,6 +426,7 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
             "series": f["series"].astype(int),
             "status": status,
             "reason": reasons,
+            "hourly": _hourly_column(evidence, f),
             "_num": number,
         }
     )

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -23,14 +23,18 @@ from retire.errors import EXIT_INCOMPLETE, EXIT_OK, ConfigError, RetireError
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.config import Settings
+    from retire.history import History
     from retire.inventory import Inventory
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 EXIT_CODES = """\b
 Exit codes:
   0  done; no version is unknown
   2  usage, config file or model directory error
   3  Prometheus unreachable, or its answer unusable
-  4  report made, but at least one version is unknown (evidence incomplete)"""
+  4  report made, but at least one version is unknown (evidence incomplete)
+  5  the report could not be mailed (nothing was sent)"""
 
 app = typer.Typer(
     name="retire",
@@ -131,30 +135,62 @@ ConfigOpt = Annotated[
 ]
 
 
-def evidence_options(func: Any) -> Any:
-    """Add EVIDENCE_OPTIONS to a command; the command receives them as one `flags` dict."""
-    import functools
-    import inspect
+MAIL_OPTIONS = [
+    _opt("--mail-to", list[str], "Mail the report to these addresses (comma-separated, repeatable)."),
+    _opt("--mail-from", str, "Sender address. Default retire@<hostname>."),
+    _opt(
+        "--mail-when", str, "always (default) or actionable: only when something is safe, unknown or changed."
+    ),
+    _opt("--mail-attach", str, "Attach the report as json, csv or json,csv."),
+    _opt("--smtp-host", str, "SMTP server. Default localhost."),
+    _opt("--smtp-port", int, "SMTP port. Default 25, 587 with --smtp-starttls, 465 with --smtp-ssl."),
+    _opt("--smtp-starttls", bool, "Upgrade the connection with STARTTLS."),
+    _opt("--smtp-ssl", bool, "TLS from the start (SMTPS)."),
+    _opt(
+        "--smtp-user", str, "Log in as this user; password from RETIRE_SMTP_PASSWORD or --smtp-password-file."
+    ),
+    _opt("--smtp-password-file", Path, "File holding the SMTP password."),
+    _opt("--smtp-ca-file", Path, "CA bundle to verify the SMTP server's certificate."),
+    _opt("--smtp-timeout", str, "SMTP timeout. Default 30s."),
+    _opt("--since-last", Path, "Compare with the report saved here last time, then save this one (JSON)."),
+]
 
-    shared = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
-        for name, kind in EVIDENCE_OPTIONS
-    ]
-    import typing
 
-    signature = inspect.signature(func)
-    resolved = typing.get_type_hints(func, include_extras=True)  # keep Annotated's typer.Option
-    own = [p.replace(annotation=resolved[p.name]) for p in signature.parameters.values() if p.name != "flags"]
+def shared_options(options: list[tuple[str, Any]]) -> Callable[[Command], Command]:
+    """Attach a list of options to a command; the command receives them in one `flags` dict.
 
-    @functools.wraps(func)
-    def wrapper(**kwargs: Any) -> Any:
-        flags = {p.name: kwargs.pop(p.name) for p in shared}
-        return func(flags=flags, **kwargs)
+    Stackable: each layer adds its own options to the `flags` of the layer inside it.
+    """
 
-    params = sorted([*own, *shared], key=lambda p: p.kind)
-    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    return wrapper
+    def decorate(func: Command) -> Command:
+        import functools
+        import inspect
+        import typing
+
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+            for name, kind in options
+        ]
+        signature = inspect.signature(func)
+        resolved = typing.get_type_hints(func, include_extras=True)  # keep Annotated's typer.Option
+        own = [p.replace(annotation=resolved.get(p.name, p.annotation)) for p in signature.parameters.values()
+               if p.name != "flags"]  # fmt: skip
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            flags = {**kwargs.pop("flags", {}), **{p.name: kwargs.pop(p.name) for p in shared}}
+            return func(flags=flags, **kwargs)
+
+        params = sorted([*own, *shared], key=lambda p: p.kind)
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return typing.cast(Command, wrapper)
+
+    return decorate
+
+
+evidence_options = shared_options(EVIDENCE_OPTIONS)
+mail_options = shared_options(MAIL_OPTIONS)
 
 
 def _err(message: str) -> None:
@@ -195,7 +231,7 @@ def _inventory(settings: Settings) -> Inventory:
     return total
 
 
-def _build_report(settings: Settings) -> Report:
+def _build_report(settings: Settings, sparklines: bool = False) -> Report:
     """config -> sources (disk, Prometheus) -> advisor."""
     from retire.advisor import Policy, advise
     from retire.evidence import gather
@@ -223,7 +259,7 @@ def _build_report(settings: Settings) -> Report:
         _progress_bar() as progress,
     ):
         evidence = gather(client, params, at, settings.max_gap, split=settings.split_by_model,
-                          models_hint=inventory.models, progress=progress)  # fmt: skip
+                          models_hint=inventory.models, progress=progress, sparklines=sparklines)  # fmt: skip
     if settings.verbose:
         typer.echo(f"retire: {len(evidence.queries)} queries in {time.monotonic() - started:.2f}s", err=True)
         for path, why in ((str(i.path), i.reason) for i in inventory.ignored):
@@ -275,6 +311,7 @@ def _exit_code(report: Report) -> int:
 
 
 @app.command(epilog=EXIT_CODES)
+@mail_options
 @evidence_options
 def report(
     format: Annotated[
@@ -288,6 +325,9 @@ def report(
 ) -> None:
     """Every model version, on disk or in Prometheus, with its traffic and verdict.
 
+    With --mail-to, the report is also mailed (text and HTML, see README "Scheduled report");
+    when the report cannot be made, the mail says so and lists nothing as safe.
+
     \b
     Examples:
       retire report --prometheus http://prom:9090 --model-dir /models
@@ -295,21 +335,106 @@ def report(
           --selector 'job="tfs"' --coverage 'up{job="tfs"}' --format json -o report.json
       retire report --model-base-path /models/half_plus_two --model-name half_plus_two \\
           --prometheus http://prom:9090 --at 2026-11-24T06:00:00Z
+      retire report --prometheus http://prom:9090 --model-dir /models \\
+          --mail-to ml-platform@example.com --smtp-host smtp.example.com \\
+          --since-last /var/lib/retire/last.json
     """
     from retire.formats import ReportFormat, render_report
+    from retire.formats.words import summary_line
 
     with _user_errors():
         settings = _settings({**flags, "format": format, "output": output}, config)
         fmt = _format(settings.format, ReportFormat, ReportFormat.TABLE)
-        result = _build_report(settings)
+        mailing = bool(settings.mail_to)
+        try:
+            result = _build_report(
+                settings, sparklines=mailing or fmt in (ReportFormat.TABLE, ReportFormat.MARKDOWN)
+            )
+        except RetireError as e:
+            if mailing:
+                _err(e.message)
+                _mail_failure(settings, e)
+            raise
+        history = _history(settings, result)
         color = fmt is ReportFormat.TABLE and settings.output is None and _use_color()
         width = os.get_terminal_size().columns if color else 100
-        _emit(render_report(result, fmt, color=color, width=width), settings.output)
+        _emit(render_report(result, fmt, color=color, width=width, history=history), settings.output)
         if fmt is not ReportFormat.TABLE or settings.output is not None:
-            from retire.formats.words import summary_line
-
             typer.echo(f"retire: {summary_line(result)}", err=True)
+        if mailing:
+            _mail_report(settings, result, history)
+        if settings.since_last is not None:
+            from retire.formats.structured import report_json
+            from retire.output import write_atomic
+
+            write_atomic(settings.since_last, report_json(result))
     raise typer.Exit(_exit_code(result))
+
+
+def _history(settings: Settings, result: Report) -> History | None:
+    if settings.since_last is None:
+        return None
+    from retire.history import History, compare, load
+
+    previous_at, previous, problem = load(settings.since_last)
+    return History(previous_at, compare(previous, result), problem)
+
+
+def _sender(settings: Settings) -> str:
+    import socket
+
+    return settings.mail_from or f"retire@{socket.gethostname()}"
+
+
+def _mail_report(settings: Settings, result: Report, history: History | None) -> None:
+    from retire import mail
+    from retire.formats import ReportFormat, html, render_report, structured
+
+    s = result.summary
+    if settings.mail_when == "actionable" and not (s.safe or s.unknown or (history and history.changes)):
+        typer.echo("retire: nothing to act on; no mail sent (--mail-when actionable)", err=True)
+        return
+    attachments = {}
+    if "json" in settings.mail_attach:
+        attachments["retire-report.json"] = (structured.report_json(result), "json")
+    if "csv" in settings.mail_attach:
+        attachments["retire-report.csv"] = (structured.report_csv(result), "csv")
+    extra = _history_lines(history)
+    message = mail.build(
+        sender=_sender(settings),
+        recipients=settings.mail_to,
+        subject_line=mail.subject(result),
+        text=render_report(result, ReportFormat.TABLE, history=history),
+        html=html.render(result, extra),
+        attachments=attachments,
+    )
+    mail.send(message, _sender(settings), settings.mail_to, mail.smtp_from(settings))
+    typer.echo(f"retire: mailed the report to {', '.join(settings.mail_to)}", err=True)
+
+
+def _mail_failure(settings: Settings, error: RetireError) -> None:
+    from retire import mail
+    from retire.formats import html
+    from retire.prometheus import redact_url
+
+    source = redact_url(settings.prometheus) if settings.prometheus else None
+    text = f"retire could not make the report:\n\n  {error.message}\n\n"
+    text += "No version is listed as safe to offload: without the evidence, none can be.\n"
+    message = mail.build(
+        sender=_sender(settings),
+        recipients=settings.mail_to,
+        subject_line=f"retire: report FAILED, nothing listed as safe ({error.message[:80]})",
+        text=text,
+        html=html.render_failure(error.message, source),
+    )
+    mail.send(message, _sender(settings), settings.mail_to, mail.smtp_from(settings))
+    typer.echo(f"retire: mailed the failure to {', '.join(settings.mail_to)}", err=True)
+
+
+def _history_lines(history: History | None) -> list[str]:
+    from retire.history import lines
+
+    return lines(history) if history is not None else []
 
 
 @app.command("safe-list", epilog=EXIT_CODES)

@@ -200,6 +200,27 @@ def _headers(value: object, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _addresses(value: object, name: str) -> tuple[str, ...]:
+    """Recipients: comma-separated, and the flag may be repeated (or a TOML list)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        for address in _str(item, name).split(","):
+            address = address.strip()
+            if not address:
+                continue
+            if "@" not in address or any(c in address for c in " <>\n\r"):
+                raise ConfigError(f"{name}: {address!r} is not an e-mail address")
+            out.append(address)
+    return tuple(out)
+
+
+def _attachments(value: object, name: str) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else _str(value, name).split(",")
+    out = tuple(_choice("json", "csv")(str(i).strip(), name) for i in items if str(i).strip())
+    return out
+
+
 def _choice(*allowed: str) -> Callable[[object, str], str]:
     def parse(value: object, name: str) -> str:
         text = _str(value, name).strip().lower()
@@ -251,6 +272,21 @@ class Settings:
     insecure: bool = False
     partial_response: str | None = None
     split_by_model: bool = False
+    # Mail (README "Scheduled report").
+    mail_to: tuple[str, ...] = ()
+    mail_from: str | None = None
+    mail_when: str = "always"
+    mail_attach: tuple[str, ...] = ()
+    smtp_host: str = "localhost"
+    smtp_port: int | None = None  # 465 with --smtp-ssl, 587 with --smtp-starttls, else 25
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_password_file: Path | None = None
+    smtp_ca_file: Path | None = None
+    smtp_timeout: float = 30.0
+    since_last: Path | None = None
 
     @property
     def effective_min_age(self) -> float:
@@ -295,6 +331,20 @@ _PARSERS: dict[str, tuple[Callable[[object, str], Any], str]] = {
     "insecure": (_bool, "RETIRE_INSECURE"),
     "partial_response": (_choice("allow", "deny"), "RETIRE_PARTIAL_RESPONSE"),
     "split_by_model": (_bool, "RETIRE_SPLIT_BY_MODEL"),
+    "mail_to": (_addresses, "RETIRE_MAIL_TO"),
+    "mail_from": (_str, "RETIRE_MAIL_FROM"),
+    "mail_when": (_choice("always", "actionable"), "RETIRE_MAIL_WHEN"),
+    "mail_attach": (_attachments, "RETIRE_MAIL_ATTACH"),
+    "smtp_host": (_str, "RETIRE_SMTP_HOST"),
+    "smtp_port": (_count, "RETIRE_SMTP_PORT"),
+    "smtp_starttls": (_bool, "RETIRE_SMTP_STARTTLS"),
+    "smtp_ssl": (_bool, "RETIRE_SMTP_SSL"),
+    "smtp_user": (_str, "RETIRE_SMTP_USER"),
+    "smtp_password": (_str, "RETIRE_SMTP_PASSWORD"),
+    "smtp_password_file": (_path, "RETIRE_SMTP_PASSWORD_FILE"),
+    "smtp_ca_file": (_path, "RETIRE_SMTP_CA_FILE"),
+    "smtp_timeout": (parse_duration, "RETIRE_SMTP_TIMEOUT"),
+    "since_last": (_path, "RETIRE_SINCE_LAST"),
 }
 
 ENV_VARS: dict[str, str] = {key: env for key, (_, env) in _PARSERS.items()}
@@ -376,3 +426,9 @@ def _check(s: Settings) -> None:
         raise ConfigError("give the basic-auth password by RETIRE_BASIC_AUTH_PASSWORD or a file, not both")
     if (s.client_cert is None) != (s.client_key is None):
         raise ConfigError("--client-cert and --client-key go together")
+    if s.smtp_ssl and s.smtp_starttls:
+        raise ConfigError(
+            "--smtp-ssl (TLS from the start, port 465) and --smtp-starttls (port 587) exclude each other"
+        )
+    if s.smtp_password is not None and s.smtp_password_file is not None:
+        raise ConfigError("give the SMTP password by RETIRE_SMTP_PASSWORD or --smtp-password-file, not both")

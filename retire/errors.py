@@ -12,6 +12,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2  # bad flags, config file, model directory
 EXIT_PROMETHEUS = 3  # the metrics backend failed or answered something unusable
 EXIT_INCOMPLETE = 4  # report built, but at least one version is `unknown`
+EXIT_MAIL = 5  # the report was made but could not be mailed; nothing was sent
 
 
 class RetireError(Exception):
@@ -43,3 +44,9 @@ class PrometheusError(RetireError):
 
 class OutputError(RetireError):
     """The report could not be written where asked."""
+
+
+class MailError(RetireError):
+    """The SMTP server refused or failed; the message was not sent to anyone."""
+
+    exit_code = EXIT_MAIL

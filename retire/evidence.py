@@ -30,6 +30,15 @@ class VersionValue:
 
 
 @dataclass(frozen=True)
+class VersionSeries:
+    """A (model, version)'s rate at each step of the window (None: no data then)."""
+
+    model: str
+    version: str
+    points: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
 class SeriesFacts:
     """One counter series (a pod or replica serving a version): its value at the window's start
     (None when it had no sample then) and its last value in the window."""
@@ -70,6 +79,7 @@ class Evidence:
     stats: dict[str, dict[str, object]] = field(default_factory=dict)
     split_models: int = 0  # > 0: the queries were run once per model, for this many models
     notes: tuple[str, ...] = ()
+    hourly: tuple[VersionSeries, ...] | None = None  # only when sparklines were asked for
 
     @property
     def window_start(self) -> float:
@@ -108,6 +118,23 @@ def _series_facts(last: QueryResult, start: QueryResult, params: QueryParams) ->
     return tuple(facts)
 
 
+def _hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[VersionSeries, ...]:
+    n = round(params.window / params.step)
+    start = at - params.window + params.step
+    out = []
+    for s in result.series:
+        points: list[float | None] = [None] * n
+        for t, v in s.points:
+            k = round((t - start) / params.step)
+            if 0 <= k < n:
+                points[k] = v
+        model = s.labels.get(params.model_label, "")
+        out.append(
+            VersionSeries(model, canonical_version(s.labels.get(params.version_label, "")), tuple(points))
+        )
+    return tuple(out)
+
+
 def _coverage(result: QueryResult, params: QueryParams, at: float, max_gap: float) -> Coverage:
     start = at - params.window
     series: tuple[Series, ...] = result.series
@@ -127,6 +154,8 @@ def _coverage(result: QueryResult, params: QueryParams, at: float, max_gap: floa
 def _run(client: PrometheusClient, planned: Iterable[PlannedQuery], params: QueryParams, at: float,
          pool: ThreadPoolExecutor) -> dict[str, QueryResult]:  # fmt: skip
     def one(q: PlannedQuery) -> QueryResult:
+        if q.name == "hourly_qps":
+            return client.query_range(q.promql, at - params.window + params.step, at, params.step)
         if q.kind == "range":
             return client.query_range(q.promql, at - params.window, at, params.resolution)
         return client.query(q.promql, at)
@@ -152,6 +181,7 @@ def _run_split(
     models_hint: Iterable[str],
     pool: ThreadPoolExecutor,
     progress: Progress | None,
+    sparklines: bool,
 ) -> tuple[dict[str, QueryResult], int]:
     """The same queries once per model (a matcher on the model label), results concatenated.
 
@@ -165,7 +195,9 @@ def _run_split(
     for done, model in enumerate(models):
         only = Matcher(params.model_label, "=", model)
         scoped = replace(params, selector=(*params.selector, only), coverage=None)
-        planned = [q for q in plan(scoped) if q.name != "metric_presence" or params.coverage is None]
+        planned = [
+            q for q in plan(scoped, sparklines) if q.name != "metric_presence" or params.coverage is None
+        ]
         try:
             for name, result in _run(client, planned, scoped, at, pool).items():
                 per_name.setdefault(name, []).append(result)
@@ -179,7 +211,8 @@ def _run_split(
         (cov,) = [q for q in plan(params) if q.name == "coverage"]
         per_name.update({k: [v] for k, v in _run(client, [cov], params, at, pool).items()})
     empty = {"max_hourly_qps": "vector", "last_step_qps": "vector", "series_last": "vector",
-             "series_start": "vector", "metric_presence": "matrix", "coverage": "matrix"}  # fmt: skip
+             "series_start": "vector", "metric_presence": "matrix", "coverage": "matrix",
+             "hourly_qps": "matrix"}  # fmt: skip
     merged = {name: _merge(per_name.get(name) or [QueryResult(kind, ())]) for name, kind in empty.items()}
     return merged, len(models)
 
@@ -193,13 +226,14 @@ def gather(
     split: bool = False,
     models_hint: Iterable[str] = (),
     progress: Progress | None = None,
+    sparklines: bool = False,
 ) -> Evidence:
     """Run the planned queries concurrently and package their answers.
 
     When the server refuses a query as too big (sample limit, timeout), or with `split`, the
     queries are run once per model instead and merged; the report says so.
     """
-    planned = plan(params)
+    planned = plan(params, sparklines)
     notes: list[str] = []
     split_models = 0
     with ThreadPoolExecutor(max_workers=len(planned)) as pool:
@@ -210,7 +244,7 @@ def gather(
             except QueryTooBig as e:
                 notes.append(f"split by model after: {e.message}")
         if results is None:
-            results, split_models = _run_split(client, params, at, models_hint, pool, progress)
+            results, split_models = _run_split(client, params, at, models_hint, pool, progress, sparklines)
             notes.append(f"queries were run per model ({split_models} models)")
 
     warnings: list[str] = []
@@ -235,4 +269,5 @@ def gather(
         stats={name: r.stats for name, r in results.items() if r.stats},
         split_models=split_models,
         notes=tuple(notes),
+        hourly=_hourly(results["hourly_qps"], params, at) if sparklines else None,
     )

@@ -253,17 +253,23 @@ PURPOSES = {
     "series_start": "per series: value at the window start (born-in-window detection)",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
+    "hourly_qps": "rate per step over the window, for sparklines (no verdict uses it)",
 }
 
 
-def plan(params: QueryParams) -> list[PlannedQuery]:
+RANGE_QUERIES = ("coverage", "metric_presence", "hourly_qps")
+
+
+def plan(params: QueryParams, sparklines: bool = False) -> list[PlannedQuery]:
     """The queries a report sends, in the order `retire query` prints them."""
     names = ["max_hourly_qps", "last_step_qps", "series_last", "series_start"]
     names.append("coverage" if params.coverage else "metric_presence")
+    if sparklines:
+        names.append("hourly_qps")
     return [
         PlannedQuery(
             name,
-            "range" if name in ("coverage", "metric_presence") else "instant",
+            "range" if name in RANGE_QUERIES else "instant",
             render(name, params),
             PURPOSES[name],
         )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from retire.advisor import Report
+    from retire.history import History
 
 
 class ReportFormat(StrEnum):
@@ -25,17 +26,28 @@ class ListFormat(StrEnum):
     CSV = "csv"
 
 
-def render_report(report: Report, fmt: ReportFormat, *, color: bool = False, width: int = 100) -> str:
+def render_report(
+    report: Report,
+    fmt: ReportFormat,
+    *,
+    color: bool = False,
+    width: int = 100,
+    history: History | None = None,
+) -> str:
+    """`history` (--since-last) adds a "since last report" section to the human formats and a
+    `changes` list to JSON; CSV stays one row per version."""
     from retire.formats import markdown, structured, table
+    from retire.history import lines
 
+    extra = lines(history) if history is not None else []
     if fmt is ReportFormat.TABLE:
-        return table.render(report, color=color, width=width)
+        return table.render(report, color=color, width=width, extra=extra)
     if fmt is ReportFormat.JSON:
-        return structured.report_json(report)
+        return structured.report_json(report, history)
     if fmt is ReportFormat.CSV:
         return structured.report_csv(report)
     if fmt is ReportFormat.MARKDOWN:
-        return markdown.render(report)
+        return markdown.render(report, extra)
     raise AssertionError(fmt)  # exhaustiveness is tested
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from retire.formats.table import COLUMNS, cells
+from retire.formats.table import cells, columns
 from retire.formats.words import notes, summary_line, window_line
 
 if TYPE_CHECKING:
@@ -15,16 +15,19 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def render(report: Report) -> str:
+def render(report: Report, extra: list[str] | None = None) -> str:
     lines = ["# retire report", "", window_line(report), ""]
     lines += [f"- {_escape(n)}" for n in notes(report)]
+    if extra:
+        lines += ["", "```", *extra, "```"]
     lines += ["", f"**{_escape(summary_line(report))}**", ""]
-    lines.append("| " + " | ".join(COLUMNS) + " |")
+    names = columns(report)
+    lines.append("| " + " | ".join(names) + " |")
     lines.append(
-        "|" + "|".join("---:" if c in ("BUSIEST QPS", "CALLS", "SIZE") else "---" for c in COLUMNS) + "|"
+        "|" + "|".join("---:" if c in ("BUSIEST QPS", "CALLS", "SIZE") else "---" for c in names) + "|"
     )
     for r in report.rows():
-        lines.append("| " + " | ".join(_escape(c) for c in cells(r)) + " |")
+        lines.append("| " + " | ".join(_escape(c) for c in cells(r, "TRAFFIC" in names)) + " |")
     lines += [
         "",
         "PromQL (busiest hour):",

@@ -13,11 +13,13 @@ from retire.advisor import iso
 
 if TYPE_CHECKING:
     from retire.advisor import Report, Row
+    from retire.history import History
 
 REPORT_COLUMNS = (
     "model", "version", "path", "on_disk", "size_bytes", "max_hourly_qps", "calls", "series",
     "status", "reason",
 )  # fmt: skip
+# JSON rows also carry hourly_qps (a list per step) when the sparkline query was run.
 SAFE_COLUMNS = ("model", "version", "path", "size_bytes", "max_hourly_qps", "calls", "reason")
 
 
@@ -66,7 +68,7 @@ def header_dict(report: Report) -> dict[str, Any]:
     }
 
 
-def report_json(report: Report) -> str:
+def report_json(report: Report, history: History | None = None) -> str:
     s = report.summary
     doc = {
         "header": header_dict(report),
@@ -76,9 +78,21 @@ def report_json(report: Report) -> str:
             "safe_bytes_by_model": s.safe_bytes_by_model,
             "unknown_causes": list(s.unknown_causes),
         },
-        "rows": [_row(r, REPORT_COLUMNS) for r in report.rows()],
+        "rows": [
+            {**_row(r, REPORT_COLUMNS), **({"hourly_qps": list(r.hourly)} if r.hourly is not None else {})}
+            for r in report.rows()
+        ],
         "ignored": [{"path": p, "reason": why} for p, why in report.ignored],
     }
+    if history is not None:
+        doc["since_last"] = {
+            "previous_evaluated_at": history.previous_at,
+            "problem": history.problem,
+            "changes": [
+                {"model": c.model, "version": c.version, "before": c.before, "after": c.after, "kind": c.kind}
+                for c in history.changes
+            ],
+        }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -21,6 +21,29 @@ def human_bytes(n: float | None) -> str:
     raise AssertionError
 
 
+BLOCKS = "▂▃▄▅▆▇█"
+
+
+def sparkline(points: tuple[float | None, ...] | None) -> str:
+    """One character per step, scaled to the row's own peak: ` ` no data, `▁` zero calls, and
+    `▂`..`█` for traffic, so idle, fading and bursty versions stand out. Plain text, no images."""
+    if not points:
+        return ""
+    finite = [p for p in points if p is not None and p == p and p not in (float("inf"), float("-inf"))]
+    peak = max(finite, default=0.0)
+    out = []
+    for p in points:
+        if p is None or p != p:
+            out.append(" ")
+        elif p <= 0:
+            out.append("▁")
+        elif peak <= 0 or p == float("inf"):
+            out.append("█")
+        else:
+            out.append(BLOCKS[min(len(BLOCKS) - 1, int(p / peak * (len(BLOCKS) - 1) + 0.5))])
+    return "".join(out)
+
+
 def window_line(report: Report) -> str:
     h = report.header
     return (

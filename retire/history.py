@@ -1,0 +1,77 @@
+"""`--since-last FILE`: what changed since the previous report.
+
+The file is the previous run's JSON report (the same document `--format json` prints), written
+atomically after each successful run, so a crash never leaves a torn state file. A missing file
+means a first run; an unreadable one is reported and treated as a first run, since it is retire's
+own state and the next run rewrites it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retire.advisor import Report
+
+
+@dataclass(frozen=True)
+class Change:
+    model: str
+    version: str
+    before: str | None  # status in the previous report, None if it was not there
+    after: str | None  # status now, None if it is gone
+    kind: str  # "became safe", "used again", "disappeared"
+
+
+@dataclass(frozen=True)
+class History:
+    previous_at: str | None  # evaluated_at of the previous report
+    changes: tuple[Change, ...]
+    problem: str | None = None  # why the previous report could not be read
+
+
+def load(path: Path) -> tuple[str | None, dict[tuple[str, str], str] | None, str | None]:
+    """(evaluated_at, {(model, version): status}, problem) of the previous report."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        statuses = {(r["model"], str(r["version"])): r["status"] for r in doc["rows"]}
+        return doc["header"]["evaluated_at"], statuses, None
+    except FileNotFoundError:
+        return None, None, None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return None, None, f"previous report {path} unreadable ({type(e).__name__}); starting afresh"
+
+
+def compare(previous: dict[tuple[str, str], str] | None, report: Report) -> tuple[Change, ...]:
+    if previous is None:
+        return ()
+    now = {(r.model, r.version): r.status.value for r in report.rows()}
+    changes = []
+    for key, status in now.items():
+        before = previous.get(key)
+        if status == "safe" and before != "safe":
+            changes.append(Change(*key, before, status, "became safe"))
+        elif status == "in-use" and before is not None and before != "in-use":
+            changes.append(Change(*key, before, status, "used again"))
+    for key, before in previous.items():
+        if key not in now:
+            changes.append(Change(*key, before, None, "disappeared"))
+    return tuple(sorted(changes, key=lambda c: (c.kind, c.model, c.version)))
+
+
+def lines(history: History) -> list[str]:
+    """Plain-text lines for the report, mail and Markdown."""
+    if history.problem:
+        return [f"since last report: {history.problem}"]
+    if history.previous_at is None:
+        return ["since last report: no previous report (first run)"]
+    if not history.changes:
+        return [f"since last report ({history.previous_at}): no changes"]
+    out = [f"since last report ({history.previous_at}):"]
+    for c in history.changes:
+        was = f" (was {c.before})" if c.before else " (new)"
+        out.append(f"  {c.kind}: {c.model} {c.version}{was}")
+    return out
