@@ -8,6 +8,7 @@ are given one by one and a single refusal aborts the transaction (RSET) before a
 
 from __future__ import annotations
 
+import email.policy
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -80,8 +81,10 @@ def build(
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+    # Quoted-printable keeps every line under SMTP's 998-character limit (long report lines,
+    # one-line HTML rows) and survives 7-bit relays; the text stays readable in raw form.
+    msg.set_content(text, cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", cte="quoted-printable")
     for name, (content, subtype) in (attachments or {}).items():
         main, sub = ("application", "json") if subtype == "json" else ("text", subtype)
         if main == "text":
@@ -123,7 +126,8 @@ def send(msg: EmailMessage, sender: str, recipients: tuple[str, ...], smtp: Smtp
                         f"{where} refused recipient {rcpt}: {code} {reply.decode(errors='replace')}; "
                         "nothing was sent to anyone"
                     )
-            code, reply = client.data(msg.as_bytes())
+            # CRLF line ends: smtplib's data() does not convert the bare LFs of as_bytes().
+            code, reply = client.data(msg.as_bytes(policy=email.policy.SMTP))
             if code != 250:
                 raise MailError(f"{where} refused the message: {code} {reply.decode(errors='replace')}")
     except MailError:
@@ -133,7 +137,9 @@ def send(msg: EmailMessage, sender: str, recipients: tuple[str, ...], smtp: Smtp
                         "RETIRE_SMTP_PASSWORD") from None  # fmt: skip
     except smtplib.SMTPNotSupportedError as e:
         raise MailError(f"{where} does not support that ({e}); check --smtp-starttls/--smtp-ssl") from None
-    except smtplib.SMTPServerDisconnected:
+    except smtplib.SMTPServerDisconnected as e:
+        if "timed out" in str(e):  # smtplib reports a silent server as a disconnect
+            raise MailError(f"{where} did not answer within {smtp.timeout:g}s; nothing was sent") from None
         raise MailError(
             f"{where} closed the connection before the message was sent; nothing was sent"
         ) from None
