@@ -79,6 +79,9 @@ def test_report_mail_has_both_parts_subject_recipients_and_attachments(lab: Lab)
     by_key = {(r[0], r[1]): r for r in rows}
     assert by_key[("alpha", "2")][2] == "safe" and by_key[("alpha", "1")][2] == "in-use"
     assert set(by_key[("alpha", "1")][3]) <= set("▁▂▃▄▅▆▇█ ") and by_key[("alpha", "1")][3].strip()
+    recent = by_key[("alpha", "5")][3]  # traffic only in the last 5 hours: blanks first, then bars
+    assert len(recent) == 24 and recent.startswith(" " * 18) and recent.endswith("█")
+    assert "white-space:pre" in html
     assert "max_over_time(sum by (model_name, model_version)" in html
     assert lab.url in html and "window" in html and "frees" in html
 

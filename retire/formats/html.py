@@ -22,6 +22,7 @@ COLOURS = {
     Status.NOT_ON_DISK: ("#6a1b9a", "#f3e5f5"),
 }
 CELL = "padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top"
+SPARK = "font-family:monospace;letter-spacing:-1px;white-space:pre"
 PAGE = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#222"
 
 
@@ -52,13 +53,19 @@ def render(report: Report, extra_lines: list[str] | None = None) -> str:
             escape(r.model),
             escape(r.version),
             status,
-            f'<span style="font-family:monospace;letter-spacing:-1px">{escape(sparkline(r.hourly))}</span>',
+            # white-space:pre keeps the blanks of hours without data, so the bars stay in time order
+            f'<span style="{SPARK}">{escape(sparkline(r.hourly))}</span>',
             "" if r.max_hourly_qps is None else escape(fmt_qps(r.max_hourly_qps)),
             "" if r.calls is None else escape(fmt_calls(r.calls)),
             escape(human_bytes(r.size_bytes)),
             escape(r.reason),
         ]
-        out.append("<tr>" + "".join(f'<td style="{CELL}">{c}</td>' for c in cells) + "</tr>")
+        styles = [CELL + (";white-space:nowrap" if i < 7 else "") for i in range(len(cells))]
+        out.append(
+            "<tr>"
+            + "".join(f'<td style="{st}">{c}</td>' for st, c in zip(styles, cells, strict=True))
+            + "</tr>"
+        )
     out.append("</table>")
     for model, size in sorted(report.summary.safe_bytes_by_model.items()):
         out.append(_p(f"frees {human_bytes(size)} in {model}"))
