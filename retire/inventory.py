@@ -38,7 +38,7 @@ class DiskVersion:
     model: str
     version: str  # canonical decimal text (or TorchServe's version string): the join key
     number: int  # orders versions: the number itself, or the rank in natural order (TorchServe)
-    path: Path
+    path: str  # text, not Path: reports and joins use it as text, for a million versions
     size_bytes: int
     mtime: float
     ctime: float
@@ -147,13 +147,13 @@ def scan_model(base_path: Path, model: str) -> tuple[list[DiskVersion], list[Ign
             ignored.append(Ignored(path, "not a directory"))
             continue
         if number in versions:  # names are sorted, so this one wins, as in TF Serving
-            loser = versions[number].path
+            loser = Path(versions[number].path)
             ignored.append(Ignored(loser, f"duplicate of version {number}; {entry.name}/ is served"))
         versions[number] = DiskVersion(
             model=model,
             version=str(number),
             number=number,
-            path=path,
+            path=entry.path,
             size_bytes=tree_size(path),
             mtime=st.st_mtime,
             ctime=st.st_ctime,
@@ -241,5 +241,6 @@ def scan_model_store(store: Path) -> Inventory:
     for model in sorted({f[0] for f in found}):
         mine = sorted((f for f in found if f[0] == model), key=lambda f: _natural(f[1]))
         for rank, (_, version, path, st) in enumerate(mine):
-            versions.append(DiskVersion(model, version, rank, path, st.st_size, st.st_mtime, st.st_ctime))
+            times = (st.st_mtime, st.st_ctime)
+            versions.append(DiskVersion(model, version, rank, str(path), st.st_size, *times))
     return Inventory((store,), tuple(versions), tuple(ignored))

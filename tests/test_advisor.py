@@ -18,7 +18,7 @@ OLD = AT - 30 * 86400
 
 
 def disk(model: str, version: int, age: float = 30 * 86400, size: int = 100) -> DiskVersion:
-    return DiskVersion(model, str(version), version, Path(f"/m/{model}/{version}"), size, AT - age, AT - age)
+    return DiskVersion(model, str(version), version, f"/m/{model}/{version}", size, AT - age, AT - age)
 
 
 def evidence(
@@ -186,7 +186,7 @@ def test_safe_only_if_every_piece_of_evidence_agrees(case: tuple[list[DiskVersio
 
 def test_age_source_ctime() -> None:
     # rsync -a keeps the source's old mtime; the ctime shows when it really landed here.
-    v = DiskVersion("a", "1", 1, Path("/m/a/1"), 1, mtime=AT - 90 * 86400, ctime=AT - 600)
+    v = DiskVersion("a", "1", 1, "/m/a/1", 1, mtime=AT - 90 * 86400, ctime=AT - 600)
     by_mtime = status_of([v], evidence(), Policy(keep_latest=0, min_age=86400))
     by_ctime = status_of([v], evidence(), Policy(keep_latest=0, min_age=86400, age_source="ctime"))
     assert by_mtime == {("a", "1"): "safe"} and by_ctime == {("a", "1"): "protected"}

@@ -26,7 +26,7 @@ def test_scan(tmp_path: Path) -> None:
     (tmp_path / "a" / "5").write_text("a file named like a version")
     os.symlink(tmp_path / "a" / "1" / "saved_model.pb", tmp_path / "a" / "1" / "link")  # not counted
     inv = scan_model_dir(tmp_path)
-    got = {(v.model, v.version): (v.size_bytes, v.path.name) for v in inv.versions}
+    got = {(v.model, v.version): (v.size_bytes, Path(v.path).name) for v in inv.versions}
     assert got == {("a", "1"): (15, "1"), ("a", "7"): (4, "7"), ("b", "2"): (1, "2")}
     reasons = {p.name: r for p, r in ((i.path, i.reason) for i in inv.ignored)}
     assert set(reasons) == {"007", "notes", "5"}
