@@ -7,10 +7,13 @@ stdout (or -o FILE, written atomically); summaries, notes and errors go to stder
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -248,18 +251,27 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
             "or --model-base-path with --model-name"
         )
     params = params_from(settings)
-    inventory = _inventory(settings)
     connection = connection_from(settings)
     if settings.insecure:
         typer.echo("retire: WARNING: --insecure: the server's TLS certificate is NOT verified", err=True)
     at = settings.at.timestamp() if settings.at else time.time()
     started = time.monotonic()
+    # While Prometheus evaluates (seconds, on a large fleet), scan the disk and load pandas.
+    threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
     with (
+        ThreadPoolExecutor(max_workers=1) as disk,
         PrometheusClient(settings.prometheus, timeout=settings.timeout, connection=connection) as client,
         _progress_bar() as progress,
     ):
-        evidence = gather(client, params, at, settings.max_gap, split=settings.split_by_model,
-                          models_hint=inventory.models, progress=progress, sparklines=sparklines)  # fmt: skip
+        scan = disk.submit(_inventory, settings)
+        try:
+            evidence = gather(client, params, at, settings.max_gap, split=settings.split_by_model,
+                              models_hint=lambda: scan.result().models, progress=progress,
+                              sparklines=sparklines)  # fmt: skip
+        except RetireError:
+            scan.result()  # a bad model directory is the first thing to fix: report it first
+            raise
+        inventory = scan.result()
     if settings.verbose:
         typer.echo(f"retire: {len(evidence.queries)} queries in {time.monotonic() - started:.2f}s", err=True)
         for path, why in ((str(i.path), i.reason) for i in inventory.ignored):

@@ -178,7 +178,7 @@ def _run_split(
     client: PrometheusClient,
     params: QueryParams,
     at: float,
-    models_hint: Iterable[str],
+    models_hint: Callable[[], Iterable[str]],
     pool: ThreadPoolExecutor,
     progress: Progress | None,
     sparklines: bool,
@@ -190,7 +190,7 @@ def _run_split(
     """
     selector = f"{params.metric}{{{params.matchers}}}"
     seen = client.label_values(params.model_label, selector, at - params.window, at)
-    models = sorted(set(seen) | set(models_hint))
+    models = sorted(set(seen) | set(models_hint()))  # models on disk: asked only when splitting
     per_name: dict[str, list[QueryResult]] = {}
     for done, model in enumerate(models):
         only = Matcher(params.model_label, "=", model)
@@ -224,7 +224,7 @@ def gather(
     max_gap: float,
     *,
     split: bool = False,
-    models_hint: Iterable[str] = (),
+    models_hint: Callable[[], Iterable[str]] = tuple,
     progress: Progress | None = None,
     sparklines: bool = False,
 ) -> Evidence:

@@ -68,6 +68,24 @@ def header_dict(report: Report) -> dict[str, Any]:
     }
 
 
+def _records(report: Report) -> list[dict[str, Any]]:
+    """Report rows as JSON-ready dicts, straight from the table's columns (no per-row objects:
+    this runs for every version of the fleet)."""
+    t = report.table
+    columns = {c: t[c].tolist() for c in REPORT_COLUMNS}
+    columns["max_hourly_qps"] = [_json_number(x) for x in columns["max_hourly_qps"]]
+    columns["calls"] = [_json_number(x) for x in columns["calls"]]
+    columns["on_disk"] = [bool(x) for x in columns["on_disk"]]
+    columns["size_bytes"] = [None if x is None else int(x) for x in columns["size_bytes"]]
+    columns["series"] = [int(x) for x in columns["series"]]
+    rows = [dict(zip(REPORT_COLUMNS, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    hourly = t["hourly"].tolist()
+    for row, points in zip(rows, hourly, strict=True):
+        if points is not None:
+            row["hourly_qps"] = list(points)
+    return rows
+
+
 def report_json(report: Report, history: History | None = None) -> str:
     s = report.summary
     doc = {
@@ -78,10 +96,7 @@ def report_json(report: Report, history: History | None = None) -> str:
             "safe_bytes_by_model": s.safe_bytes_by_model,
             "unknown_causes": list(s.unknown_causes),
         },
-        "rows": [
-            {**_row(r, REPORT_COLUMNS), **({"hourly_qps": list(r.hourly)} if r.hourly is not None else {})}
-            for r in report.rows()
-        ],
+        "rows": _records(report),
         "ignored": [{"path": p, "reason": why} for p, why in report.ignored],
     }
     if history is not None:
