@@ -377,7 +377,8 @@ def main() -> int:
         results.write_text(
             f"# Benchmark results\n\nRun {stamp} with `bash scripts/bench.sh`.\n\nMachine: {machine()}\n\n"
             f"Fleets: medium = {MEDIUM}, large = {LARGE} (inventory only).\n\n{render(figures, True)}\n"
-            f"{scaling}\n"
+            f"{scaling}\n\nWhat the profiles showed, what changed and why some targets are missed: "
+            "[ANALYSIS.md](ANALYSIS.md).\n"
         )
         log(f"wrote {results}")
     return 0 if all(f.ok is not False for f in figures) else 1
