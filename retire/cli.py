@@ -37,7 +37,8 @@ Exit codes:
   2  usage, config file or model directory error
   3  Prometheus unreachable, or its answer unusable
   4  report made, but at least one version is unknown (evidence incomplete)
-  5  the report could not be mailed (nothing was sent)"""
+  5  the report could not be mailed (nothing was sent)
+  6  offload/restore refused or stopped (the journal says what was done)"""
 
 app = typer.Typer(
     name="retire",
@@ -536,6 +537,169 @@ def query(
             typer.echo(f"# {q.name} ({q.kind}): {q.purpose}")
             typer.echo(q.promql)
             typer.echo("")
+
+
+ArchiveDir = Annotated[
+    Path,
+    typer.Option(
+        "--archive-dir", help="Where offloaded versions go (outside every model root); holds the journal."
+    ),
+]
+
+
+def _only(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    from retire.config import _pins
+
+    return _pins(values or [], "--only") if values else ()
+
+
+def _say(text: str) -> None:
+    typer.echo(f"retire: {text}", err=True)
+
+
+def _plan_text(plan: Any) -> str:
+    from retire.formats.words import human_bytes
+
+    lines = [f"plan: move {len(plan.moves)} version(s) to {plan.archive}"]
+    lines += [f"  mv {m.src} -> {m.dst}  ({human_bytes(m.size_bytes)})" for m in plan.moves]
+    lines.append(
+        "config: no change (a version listed under a `specific` policy or a version label is protected, "
+        "so it is never moved)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+@app.command("plan", epilog=EXIT_CODES)
+@evidence_options
+def plan_command(
+    archive_dir: ArchiveDir,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Plan exactly these MODEL:VERSION.")
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help="text (default) or json (for offload --plan).")
+    ] = None,
+    output: Output = None,
+    config: ConfigOpt = None,
+    *,
+    flags: dict[str, Any],
+) -> None:
+    """Show what `retire offload` would move, from the current verdicts. Changes nothing.
+
+    Only `safe` versions are ever in a plan; `in-use`, `unknown`, `protected` and `not-on-disk`
+    never are. With unknown versions, planning is refused unless --only names the versions.
+
+    \b
+    Examples:
+      retire plan --prometheus http://prom:9090 --model-dir /models --archive-dir /archive
+      retire plan ... --archive-dir /archive --format json -o plan.json
+    """
+    from retire.offload import check_archive, make_plan
+
+    with _user_errors():
+        settings = _settings({**flags, "output": output}, config)
+        report = _build_report(settings)
+        check_archive(archive_dir, report.header.model_roots)
+        plan = make_plan(report, archive_dir, _only(only))
+        _emit(plan.to_json() if format == "json" else _plan_text(plan), settings.output)
+
+
+@app.command(epilog=EXIT_CODES)
+@evidence_options
+def offload(
+    archive_dir: ArchiveDir,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Act. Without it, a dry run that changes nothing.")
+    ] = False,
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="A plan from `retire plan --format json` to carry out.")
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Move exactly these MODEL:VERSION.")
+    ] = None,
+    resume_run: Annotated[
+        bool, typer.Option("--resume", help="Complete the steps of an interrupted run.")
+    ] = False,
+    config: ConfigOpt = None,
+    *,
+    flags: dict[str, Any],
+) -> None:
+    """Move safe versions out of the served tree into --archive-dir (dry run unless --apply).
+
+    Immediately before moving, the evidence is gathered again: a version called since the plan
+    was made is skipped and reported. Every step is journaled first; nothing is ever deleted.
+
+    \b
+    Examples:
+      retire offload --prometheus http://prom:9090 --model-dir /models --archive-dir /archive
+      retire offload --prometheus http://prom:9090 --model-dir /models --archive-dir /archive --apply
+      retire offload ... --archive-dir /archive --plan plan.json --apply
+      retire offload --archive-dir /archive --resume
+    """
+    from retire import offload as ops
+
+    with _user_errors():
+        if resume_run:
+            with ops.locked(archive_dir):
+                n = ops.resume(archive_dir, _say)
+            _say(f"resumed: {n} unfinished step(s) completed" if n else "nothing to resume")
+            return
+        settings = _settings(flags, config)
+        report = _build_report(settings)
+        ops.check_archive(archive_dir, report.header.model_roots)
+        if plan_file is not None:
+            try:
+                plan = ops.Plan.from_json(plan_file.read_text(encoding="utf-8"), str(plan_file))
+            except OSError as e:
+                raise ops.OffloadError(f"cannot read --plan {plan_file}: {e.strerror}") from None
+        else:
+            plan = ops.make_plan(report, archive_dir, _only(only))
+        typer.echo(_plan_text(plan), nl=False)
+        if not apply:
+            _say("dry run: nothing was moved; add --apply to act")
+            return
+        with ops.locked(archive_dir):
+            fresh = _build_report(settings)  # right before acting: calls since the plan count
+            # Safe in the fresh report is the whole test: any doubt (a gap, a warning) has already
+            # turned every would-be-safe version unknown there.
+            now = {(r.model, r.version): r for r in fresh.rows()}
+            moves = tuple(m for m in plan.moves if _still_safe(now.get((m.model, m.version))))
+            for m in plan.moves:
+                r = now.get((m.model, m.version))
+                if not _still_safe(r):
+                    why = f"now {r.status.value} ({r.reason})" if r else "no longer on disk"
+                    _say(f"skipped {m.model} {m.version}: {why}")
+            done = ops.apply(plan, moves, _say)
+        undo = f"retire restore --archive-dir {archive_dir}"
+        _say(f"offloaded {len(done)} version(s) to {archive_dir}; undo with `{undo}`")
+
+
+def _still_safe(row: Any) -> bool:
+    return row is not None and row.status.value == "safe"
+
+
+@app.command(epilog=EXIT_CODES)
+def restore(
+    archive_dir: ArchiveDir,
+    model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Only this version (with --model).")
+    ] = None,
+) -> None:
+    """Move offloaded versions back where they were served from (all, or one).
+
+    \b
+    Examples:
+      retire restore --archive-dir /archive
+      retire restore --archive-dir /archive --model half_plus_two --version 3
+    """
+    from retire import offload as ops
+    from retire.inventory import canonical_version
+
+    with _user_errors():
+        with ops.locked(archive_dir):
+            n = ops.restore(archive_dir, model, canonical_version(version) if version else None, _say)
+        _say(f"restored {n} version(s)")
 
 
 def _format(value: str | None, enum: Any, default: Any) -> Any:
