@@ -293,61 +293,64 @@ class Settings:
         return self.window if self.min_age is None else self.min_age
 
 
-# key -> (parser, environment variable). Keys are Settings fields and config-file keys.
-_PARSERS: dict[str, tuple[Callable[[object, str], Any], str]] = {
-    "prometheus": (_str, "RETIRE_PROMETHEUS_URL"),
-    "model_dir": (_paths, "RETIRE_MODEL_DIR"),
-    "model_config": (_path, "RETIRE_MODEL_CONFIG"),
-    "preset": (_choice("tfserving-patched", "triton", "torchserve"), "RETIRE_PRESET"),
-    "model_base_path": (_path, "RETIRE_MODEL_BASE_PATH"),
-    "model_name": (_str, "RETIRE_MODEL_NAME"),
-    "threshold": (_number, "RETIRE_THRESHOLD"),
-    "selector": (_str, "RETIRE_SELECTOR"),
-    "window": (parse_duration, "RETIRE_WINDOW"),
-    "step": (parse_duration, "RETIRE_STEP"),
-    "metric": (_str, "RETIRE_METRIC"),
-    "model_label": (_str, "RETIRE_MODEL_LABEL"),
-    "version_label": (_str, "RETIRE_VERSION_LABEL"),
-    "at": (parse_instant, "RETIRE_AT"),
-    "timeout": (parse_duration, "RETIRE_TIMEOUT"),
-    "format": (_choice("table", "json", "csv", "markdown", "tsv"), "RETIRE_FORMAT"),
-    "output": (_path, "RETIRE_OUTPUT"),
-    "coverage": (_str, "RETIRE_COVERAGE"),
-    "max_gap": (parse_duration, "RETIRE_MAX_GAP"),
-    "keep_latest": (_count, "RETIRE_KEEP_LATEST"),
-    "min_age": (parse_duration, "RETIRE_MIN_AGE"),
-    "age_source": (_choice("mtime", "ctime"), "RETIRE_AGE_SOURCE"),
-    "pin": (_pins, "RETIRE_PIN"),
-    "verbose": (_bool, "RETIRE_VERBOSE"),
-    "header": (_headers, "RETIRE_HEADER"),
-    "tenant": (_str, "RETIRE_TENANT"),
-    "bearer_token_file": (_path, "RETIRE_BEARER_TOKEN_FILE"),
-    "basic_auth_user": (_str, "RETIRE_BASIC_AUTH_USER"),
-    "basic_auth_password": (_str, "RETIRE_BASIC_AUTH_PASSWORD"),
-    "basic_auth_password_file": (_path, "RETIRE_BASIC_AUTH_PASSWORD_FILE"),
-    "ca_file": (_path, "RETIRE_CA_FILE"),
-    "client_cert": (_path, "RETIRE_CLIENT_CERT"),
-    "client_key": (_path, "RETIRE_CLIENT_KEY"),
-    "insecure": (_bool, "RETIRE_INSECURE"),
-    "partial_response": (_choice("allow", "deny"), "RETIRE_PARTIAL_RESPONSE"),
-    "split_by_model": (_bool, "RETIRE_SPLIT_BY_MODEL"),
-    "mail_to": (_addresses, "RETIRE_MAIL_TO"),
-    "mail_from": (_str, "RETIRE_MAIL_FROM"),
-    "mail_when": (_choice("always", "actionable"), "RETIRE_MAIL_WHEN"),
-    "mail_attach": (_attachments, "RETIRE_MAIL_ATTACH"),
-    "smtp_host": (_str, "RETIRE_SMTP_HOST"),
-    "smtp_port": (_count, "RETIRE_SMTP_PORT"),
-    "smtp_starttls": (_bool, "RETIRE_SMTP_STARTTLS"),
-    "smtp_ssl": (_bool, "RETIRE_SMTP_SSL"),
-    "smtp_user": (_str, "RETIRE_SMTP_USER"),
-    "smtp_password": (_str, "RETIRE_SMTP_PASSWORD"),
-    "smtp_password_file": (_path, "RETIRE_SMTP_PASSWORD_FILE"),
-    "smtp_ca_file": (_path, "RETIRE_SMTP_CA_FILE"),
-    "smtp_timeout": (parse_duration, "RETIRE_SMTP_TIMEOUT"),
-    "since_last": (_path, "RETIRE_SINCE_LAST"),
+# key -> parser. Keys are Settings fields and config-file keys; the environment variable is
+# RETIRE_<KEY> (ENV_VARS), except the Prometheus URL's, RETIRE_PROMETHEUS_URL.
+_PARSERS: dict[str, Callable[[object, str], Any]] = {
+    "prometheus": _str,
+    "model_dir": _paths,
+    "model_config": _path,
+    "preset": _choice("tfserving-patched", "triton", "torchserve"),
+    "model_base_path": _path,
+    "model_name": _str,
+    "threshold": _number,
+    "selector": _str,
+    "window": parse_duration,
+    "step": parse_duration,
+    "metric": _str,
+    "model_label": _str,
+    "version_label": _str,
+    "at": parse_instant,
+    "timeout": parse_duration,
+    "format": _choice("table", "json", "csv", "markdown", "tsv"),
+    "output": _path,
+    "coverage": _str,
+    "max_gap": parse_duration,
+    "keep_latest": _count,
+    "min_age": parse_duration,
+    "age_source": _choice("mtime", "ctime"),
+    "pin": _pins,
+    "verbose": _bool,
+    "header": _headers,
+    "tenant": _str,
+    "bearer_token_file": _path,
+    "basic_auth_user": _str,
+    "basic_auth_password": _str,
+    "basic_auth_password_file": _path,
+    "ca_file": _path,
+    "client_cert": _path,
+    "client_key": _path,
+    "insecure": _bool,
+    "partial_response": _choice("allow", "deny"),
+    "split_by_model": _bool,
+    "mail_to": _addresses,
+    "mail_from": _str,
+    "mail_when": _choice("always", "actionable"),
+    "mail_attach": _attachments,
+    "smtp_host": _str,
+    "smtp_port": _count,
+    "smtp_starttls": _bool,
+    "smtp_ssl": _bool,
+    "smtp_user": _str,
+    "smtp_password": _str,
+    "smtp_password_file": _path,
+    "smtp_ca_file": _path,
+    "smtp_timeout": parse_duration,
+    "since_last": _path,
 }
 
-ENV_VARS: dict[str, str] = {key: env for key, (_, env) in _PARSERS.items()}
+ENV_VARS: dict[str, str] = {key: "RETIRE_" + key.upper() for key in _PARSERS} | {
+    "prometheus": "RETIRE_PROMETHEUS_URL"
+}
 CONFIG_ENV = "RETIRE_CONFIG"
 
 
@@ -391,15 +394,16 @@ def resolve(
     for key, raw in file_values.items():
         if key not in _PARSERS:
             raise ConfigError(f"config file {path}: unknown key {key!r}{_closest(key)}")
-        values[key] = _PARSERS[key][0](raw, f"{path}: {key}")
-    for key, (parse, var) in _PARSERS.items():
+        values[key] = _PARSERS[key](raw, f"{path}: {key}")
+    for key, parse in _PARSERS.items():
+        var = ENV_VARS[key]
         if env.get(var, "") != "":
             values[key] = parse(env[var], var)
     for key, raw in flags.items():
         if key not in _PARSERS:
             raise AssertionError(f"flag {key!r} has no setting")  # a wiring bug, not user input
         if raw is not None and raw != () and raw != []:
-            values[key] = _PARSERS[key][0](raw, flag_name(key))
+            values[key] = _PARSERS[key](raw, flag_name(key))
     for key, value in PRESETS[values.get("preset", "tfserving-patched")].items():
         values.setdefault(key, value)
     settings = Settings(**values)

@@ -15,7 +15,7 @@ from retire.coverage import Gap, global_gaps, target_gaps
 from retire.errors import PrometheusError
 from retire.inventory import canonical_version
 from retire.prometheus import PrometheusClient, QueryResult, QueryTooBig, Series
-from retire.queries import Matcher, PlannedQuery, QueryParams, plan
+from retire.queries import PURPOSES, RANGE_QUERIES, Matcher, PlannedQuery, QueryParams, plan
 
 Progress = Callable[[int, int], None]  # (models done, models in all)
 
@@ -210,9 +210,7 @@ def _run_split(
     if params.coverage is not None:
         (cov,) = [q for q in plan(params) if q.name == "coverage"]
         per_name.update({k: [v] for k, v in _run(client, [cov], params, at, pool).items()})
-    empty = {"max_hourly_qps": "vector", "last_step_qps": "vector", "series_last": "vector",
-             "series_start": "vector", "metric_presence": "matrix", "coverage": "matrix",
-             "hourly_qps": "matrix"}  # fmt: skip
+    empty = {name: "matrix" if name in RANGE_QUERIES else "vector" for name in PURPOSES}
     merged = {name: _merge(per_name.get(name) or [QueryResult(kind, ())]) for name, kind in empty.items()}
     return merged, len(models)
 
