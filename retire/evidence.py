@@ -135,7 +135,9 @@ def _hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[Versio
     return tuple(out)
 
 
-def _coverage(result: QueryResult, params: QueryParams, at: float, max_gap: float) -> Coverage:
+def _coverage(
+    result: QueryResult, params: QueryParams, at: float, max_gap: float, exporters: set[str] | None = None
+) -> Coverage:
     start = at - params.window
     series: tuple[Series, ...] = result.series
     if params.coverage is None:
@@ -148,6 +150,16 @@ def _coverage(result: QueryResult, params: QueryParams, at: float, max_gap: floa
                         problem=f"--coverage {selector} matched no series in the window")  # fmt: skip
     gaps = global_gaps(series, start, at, params.resolution, max_gap)
     gaps += target_gaps(series, start, at, params.resolution, max_gap)
+    # Coverage of other targets than those exporting the metric would pass vacuously: every
+    # instance that exported the metric in the window must be among the covered targets.
+    uncovered = sorted((exporters or set()) - {s.labels.get("instance", "") for s in series})
+    if uncovered:
+        example = ", ".join(f'instance="{i}"' for i in uncovered[:3])
+        problem = (
+            f"--coverage {selector} does not cover {len(uncovered)} target(s) that export the metric "
+            f"({example}); widen the selector"
+        )
+        return Coverage(True, selector, max_gap, tuple(gaps), len(series), problem=problem)
     return Coverage(True, selector, max_gap, tuple(gaps), len(series))
 
 
@@ -233,6 +245,10 @@ def gather(
     """
     planned = plan(params, sparklines)
     notes: list[str] = []
+    exporters: set[str] | None = None
+    if params.coverage is not None:  # which targets export the metric: the index answers, cheaply
+        selector = f"{params.metric}{{{params.matchers}}}"
+        exporters = set(client.label_values("instance", selector, at - params.window, at))
     split_models = 0
     with ThreadPoolExecutor(max_workers=len(planned)) as pool:
         results: dict[str, QueryResult] | None = None
@@ -260,7 +276,7 @@ def gather(
         max_qps=_versions(results["max_hourly_qps"], params),
         last_step_qps=_versions(results["last_step_qps"], params),
         series=_series_facts(results["series_last"], results["series_start"], params),
-        coverage=_coverage(results[coverage_name], params, at, max_gap),
+        coverage=_coverage(results[coverage_name], params, at, max_gap, exporters),
         warnings=tuple(warnings),
         infos=tuple(infos),
         partial=any(r.partial for r in results.values()),

@@ -38,6 +38,19 @@ def serve(
     (as Mimir does without X-Scope-OrgID, or any server without its token)."""
 
     class H(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            """The label values API: the fakes export no series, so no label has values."""
+            if log is not None:
+                log.append((self.path, {}, dict(self.headers)))
+            missing = [k for k, v in (require or {}).items() if self.headers.get(k) != v]
+            ok = not missing and self.path.startswith(prefix + "/api/v1/label/")
+            body = json.dumps({"status": "success", "data": []}).encode() if ok else b"unauthorized"
+            self.send_response(200 if ok else 401)
+            self.send_header("content-type", "application/json" if ok else "text/plain")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}

@@ -183,3 +183,12 @@ def test_model_base_path(lab: Lab) -> None:
         "--selector", 'scenario="basic",model_name="beta"', "--at", str(lab.end), "--format", "json",
     )  # fmt: skip
     assert statuses(run.json()) == {("beta", "1"): "in-use", ("beta", "2"): "safe", ("beta", "3"): "in-use"}
+
+
+def test_coverage_that_misses_the_metrics_targets_is_unknown(lab: Lab) -> None:
+    # The pitfalls scenario is served by tfs-0 and tfs-1; this coverage selector names targets of
+    # another scenario (tfs-0 only), so a gap on tfs-1 could never be seen: not safe.
+    code, doc = report(lab, sc.PITFALLS, "--coverage", 'up{scenario="basic"}', coverage=False)
+    assert code == 4
+    assert statuses(doc)[("m", "8")] == "unknown"
+    assert 'does not cover 1 target(s) that export the metric (instance="tfs-1")' in rows(doc)[("m", "8")]["reason"]
