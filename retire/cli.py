@@ -74,12 +74,12 @@ def _main(
 # Options shared by the commands that gather evidence, declared once and attached by
 # @evidence_options. Defaults are None so config.resolve can tell "not given" from "given", and
 # apply flags > environment > config file > defaults. The env var is added to each help text.
-def _opt(flag: str, kind: Any, help: str, *aliases: str) -> tuple[str, Any]:
+def _opt(flag: str, kind: Any, help: str, *aliases: str, metavar: str | None = None) -> tuple[str, Any]:
     from retire.config import ENV_VARS
 
     name = flag.lstrip("-").replace("-", "_")
     text = f"{help} [env: {ENV_VARS[name]}]" if name in ENV_VARS else help
-    return name, Annotated[kind | None, typer.Option(flag, *aliases, help=text)]
+    return name, Annotated[kind | None, typer.Option(flag, *aliases, help=text, metavar=metavar)]
 
 
 EVIDENCE_OPTIONS = [
@@ -88,6 +88,7 @@ EVIDENCE_OPTIONS = [
         "--model-dir",
         list[Path],
         "Model root: <root>/<model>/<version>/ (a model store for torchserve). Repeatable.",
+        metavar="DIR",
     ),
     _opt("--model-config", Path, "TF Serving --model_config_file: models, base paths, pinned versions."),
     _opt("--preset", str, "tfserving-patched (default), triton or torchserve: metric, labels, layout."),
@@ -111,8 +112,13 @@ EVIDENCE_OPTIONS = [
     _opt("--keep-latest", int, "Never offer the newest N versions of a model. Default 1."),
     _opt("--min-age", str, "Protect versions whose directory changed more recently. Default: the window."),
     _opt("--age-source", str, "mtime (default) or ctime: which directory time is the age."),
-    _opt("--pin", list[str], "MODEL:VERSION never to offload. Repeatable."),
-    _opt("--header", list[str], "Extra HTTP header 'Name: value' for the server. Repeatable."),
+    _opt("--pin", list[str], "MODEL:VERSION never to offload. Repeatable.", metavar="MODEL:VERSION"),
+    _opt(
+        "--header",
+        list[str],
+        "Extra HTTP header 'Name: value' for the server. Repeatable.",
+        metavar="'NAME: VALUE'",
+    ),
     _opt("--tenant", str, "Tenant for Mimir/Cortex/Thanos (sent as X-Scope-OrgID)."),
     _opt("--bearer-token-file", Path, "Send the token in this file (re-read every run)."),
     _opt("--basic-auth-user", str, "Basic auth user; password from RETIRE_BASIC_AUTH_PASSWORD or a file."),
@@ -140,7 +146,12 @@ ConfigOpt = Annotated[
 
 
 MAIL_OPTIONS = [
-    _opt("--mail-to", list[str], "Mail the report to these addresses (comma-separated, repeatable)."),
+    _opt(
+        "--mail-to",
+        list[str],
+        "Mail the report to these addresses (comma-separated, repeatable).",
+        metavar="ADDRESSES",
+    ),
     _opt("--mail-from", str, "Sender address. Default retire@<hostname>."),
     _opt(
         "--mail-when", str, "always (default) or actionable: only when something is safe, unknown or changed."
@@ -574,7 +585,8 @@ def _plan_text(plan: Any) -> str:
 def plan_command(
     archive_dir: ArchiveDir,
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Plan exactly these MODEL:VERSION.")
+        list[str] | None,
+        typer.Option("--only", help="Plan exactly these MODEL:VERSION.", metavar="MODEL:VERSION"),
     ] = None,
     format: Annotated[
         str | None, typer.Option("--format", "-f", help="text (default) or json (for offload --plan).")
@@ -615,7 +627,8 @@ def offload(
         Path | None, typer.Option("--plan", help="A plan from `retire plan --format json` to carry out.")
     ] = None,
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Move exactly these MODEL:VERSION.")
+        list[str] | None,
+        typer.Option("--only", help="Move exactly these MODEL:VERSION.", metavar="MODEL:VERSION"),
     ] = None,
     resume_run: Annotated[
         bool, typer.Option("--resume", help="Complete the steps of an interrupted run.")
