@@ -68,21 +68,6 @@ class Row:
     reason: str
     hourly: tuple[float | None, ...] | None = None  # rate per step, when sparklines were asked for
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "path": self.path,
-            "on_disk": self.on_disk,
-            "size_bytes": self.size_bytes,
-            "max_hourly_qps": self.max_hourly_qps,
-            "calls": self.calls,
-            "series": self.series,
-            "status": self.status.value,
-            "reason": self.reason,
-            "hourly_qps": None if self.hourly is None else list(self.hourly),
-        }
-
 
 @dataclass(frozen=True)
 class Summary:

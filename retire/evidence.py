@@ -141,7 +141,7 @@ def _coverage(
     start = at - params.window
     series: tuple[Series, ...] = result.series
     if params.coverage is None:
-        selector = f"{params.metric}{{{params.matchers}}}"
+        selector = params.series_selector
         gaps = global_gaps(series, start, at, params.resolution, max_gap)
         return Coverage(False, selector, max_gap, tuple(gaps), 0)
     selector = params.coverage.render()
@@ -200,8 +200,7 @@ def _run_split(
     Every query's answer is per series or per (model, version), except metric_presence, whose
     per-model counts are merged by presence; coverage (about targets, not models) runs once.
     """
-    selector = f"{params.metric}{{{params.matchers}}}"
-    seen = client.label_values(params.model_label, selector, at - params.window, at)
+    seen = client.label_values(params.model_label, params.series_selector, at - params.window, at)
     models = sorted(set(seen) | set(models_hint()))  # models on disk: asked only when splitting
     per_name: dict[str, list[QueryResult]] = {}
     for done, model in enumerate(models):
@@ -247,8 +246,7 @@ def gather(
     notes: list[str] = []
     exporters: set[str] | None = None
     if params.coverage is not None:  # which targets export the metric: the index answers, cheaply
-        selector = f"{params.metric}{{{params.matchers}}}"
-        exporters = set(client.label_values("instance", selector, at - params.window, at))
+        exporters = set(client.label_values("instance", params.series_selector, at - params.window, at))
     split_models = 0
     with ThreadPoolExecutor(max_workers=len(planned)) as pool:
         results: dict[str, QueryResult] | None = None

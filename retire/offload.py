@@ -134,14 +134,15 @@ class Journal:
         if not self.path.exists():
             return []
         out = []
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 out.append(json.loads(line))
             except ValueError:
                 # A torn last line is the one write a crash can interrupt; anything else is damage.
-                if n == len(self.path.read_text(encoding="utf-8").splitlines()):
+                if n == len(lines):
                     break
                 raise OffloadError(f"{self.path}:{n} is not valid JSON; the journal is damaged") from None
         return out

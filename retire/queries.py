@@ -171,6 +171,11 @@ class QueryParams:
     coverage: Selector | None
 
     @property
+    def series_selector(self) -> str:
+        """The metric with all its matchers: what every evidence query selects."""
+        return f"{self.metric}{{{self.matchers}}}"
+
+    @property
     def matchers(self) -> str:
         base = (
             Matcher(self.model_label, "!=", ""),

@@ -12,7 +12,7 @@ from retire import __version__
 from retire.advisor import iso
 
 if TYPE_CHECKING:
-    from retire.advisor import Report, Row
+    from retire.advisor import Report
     from retire.history import History
 
 REPORT_COLUMNS = (
@@ -32,13 +32,6 @@ def _json_number(x: float | None) -> float | str | None:
     if math.isinf(x):
         return "+Inf" if x > 0 else "-Inf"
     return x
-
-
-def _row(r: Row, columns: tuple[str, ...]) -> dict[str, Any]:
-    d = r.as_dict()
-    d["max_hourly_qps"] = _json_number(d["max_hourly_qps"])
-    d["calls"] = _json_number(d["calls"])
-    return {c: d[c] for c in columns}
 
 
 def header_dict(report: Report) -> dict[str, Any]:
@@ -121,7 +114,7 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 
 def report_csv(report: Report) -> str:
-    return _csv([_row(r, REPORT_COLUMNS) for r in report.rows()], REPORT_COLUMNS)
+    return _csv([{c: r[c] for c in REPORT_COLUMNS} for r in _records(report)], REPORT_COLUMNS)
 
 
 def safe_tsv(report: Report) -> str:
@@ -129,11 +122,13 @@ def safe_tsv(report: Report) -> str:
     return "".join(f"{r.model}\t{r.version}\t{r.path}\n" for r in report.safe_rows())
 
 
+def _safe_records(report: Report) -> list[dict[str, Any]]:
+    return [{c: r[c] for c in SAFE_COLUMNS} for r in _records(report) if r["status"] == "safe"]
+
+
 def safe_json(report: Report) -> str:
-    return (
-        json.dumps([_row(r, SAFE_COLUMNS) for r in report.safe_rows()], indent=2, ensure_ascii=False) + "\n"
-    )
+    return json.dumps(_safe_records(report), indent=2, ensure_ascii=False) + "\n"
 
 
 def safe_csv(report: Report) -> str:
-    return _csv([_row(r, SAFE_COLUMNS) for r in report.safe_rows()], SAFE_COLUMNS)
+    return _csv(_safe_records(report), SAFE_COLUMNS)
