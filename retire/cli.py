@@ -206,6 +206,9 @@ def shared_options(options: list[tuple[str, Any]]) -> Callable[[Command], Comman
 
 evidence_options = shared_options(EVIDENCE_OPTIONS)
 mail_options = shared_options(MAIL_OPTIONS)
+# `query` needs only what shapes the PromQL, declared once above.
+QUERY_KEYS = ("selector", "window", "step", "metric", "model_label", "version_label", "coverage", "max_gap")
+query_options = shared_options([o for o in EVIDENCE_OPTIONS if o[0] in QUERY_KEYS])
 
 
 def _err(message: str) -> None:
@@ -502,27 +505,14 @@ def safe_list(
 
 
 @app.command()
+@query_options
 def query(
     name: Annotated[
         str | None, typer.Argument(help="Print only this query, bare, e.g. max_hourly_qps.")
     ] = None,
-    selector: Annotated[
-        str | None, typer.Option("--selector", help="Extra label matchers for the metric.")
-    ] = None,
-    window: Annotated[str | None, typer.Option("--window", help="How far back to look. Default 24h.")] = None,
-    step: Annotated[str | None, typer.Option("--step", help="Rate step. Default 1h.")] = None,
-    metric: Annotated[str | None, typer.Option("--metric", help="Call counter metric.")] = None,
-    model_label: Annotated[str | None, typer.Option("--model-label", help="Label naming the model.")] = None,
-    version_label: Annotated[
-        str | None, typer.Option("--version-label", help="Label naming the version.")
-    ] = None,
-    coverage: Annotated[
-        str | None, typer.Option("--coverage", help='Coverage selector, e.g. up{job="tfs"}.')
-    ] = None,
-    max_gap: Annotated[
-        str | None, typer.Option("--max-gap", help="Longest tolerated hole. Default 15m.")
-    ] = None,
     config: ConfigOpt = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Print the exact PromQL that `report` would send, without sending it.
 
@@ -532,7 +522,6 @@ def query(
       retire query max_hourly_qps --selector 'job="tfs"'
       curl -s http://prom:9090/api/v1/query --data-urlencode "query=$(retire query max_hourly_qps)"
     """
-    flags = {k: v for k, v in locals().items() if k not in ("config", "name")}
     from retire.queries import params_from, plan
 
     with _user_errors():
