@@ -94,3 +94,9 @@ def test_readme_deployments_cover_every_preset_and_backend() -> None:
         assert f"`{preset}`" in section
     for backend in ("### Prometheus", "### VictoriaMetrics", "### Thanos", "### Grafana Mimir", "--model-config"):
         assert backend in section
+
+
+def test_query_prints_what_report_sends_for_a_preset() -> None:
+    run = run_cli("query", "max_hourly_qps", "--preset", "triton")
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout.startswith("max_over_time(sum by (model, version) (rate(nv_inference_request_success{")
