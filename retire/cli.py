@@ -207,7 +207,17 @@ def shared_options(options: list[tuple[str, Any]]) -> Callable[[Command], Comman
 evidence_options = shared_options(EVIDENCE_OPTIONS)
 mail_options = shared_options(MAIL_OPTIONS)
 # `query` needs only what shapes the PromQL, declared once above.
-QUERY_KEYS = ("preset", "selector", "window", "step", "metric", "model_label", "version_label", "coverage", "max_gap")
+QUERY_KEYS = (
+    "preset",
+    "selector",
+    "window",
+    "step",
+    "metric",
+    "model_label",
+    "version_label",
+    "coverage",
+    "max_gap",
+)
 query_options = shared_options([o for o in EVIDENCE_OPTIONS if o[0] in QUERY_KEYS])
 
 
