@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from retire.coverage import Gap, global_gaps, target_gaps
+from retire.coverage import Gap, global_gaps, label_text, target_gaps
 from retire.errors import PrometheusError
 from retire.inventory import canonical_version
 from retire.prometheus import PrometheusClient, QueryResult, QueryTooBig, Series
@@ -97,15 +97,11 @@ def _versions(result: QueryResult, params: QueryParams) -> tuple[VersionValue, .
     )
 
 
-def _series_key(labels: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "__name__")
-
-
 def _series_facts(last: QueryResult, start: QueryResult, params: QueryParams) -> tuple[SeriesFacts, ...]:
-    starts = {_series_key(s.labels): s.value for s in start.series}
+    starts = {label_text(s.labels): s.value for s in start.series}
     facts = []
     for s in last.series:
-        key = _series_key(s.labels)
+        key = label_text(s.labels)
         facts.append(
             SeriesFacts(
                 s.labels.get(params.model_label, ""),
