@@ -181,7 +181,12 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     )
     qcols = _columns(evidence.max_qps, ("model", "version", "value"))
     lcols = _columns(evidence.last_step_qps, ("model", "version", "value"))
-    scols = _columns(evidence.series, ("model", "version", "start", "last"))
+    recorded = evidence.recorded is not None
+    if recorded:  # with recording rules: per-version facts instead of per-series ones
+        rcols = _columns(evidence.recorded, ("model", "version", "series", "born_calls", "resets"))
+        scols = rcols
+    else:
+        scols = _columns(evidence.series, ("model", "version", "start", "last"))
     parts = (dcols, qcols, lcols, scols)
     mcode, mnames = pd.factorize(np.array([m for p in parts for m in p["model"]], dtype=object))
     vcode, vnames = pd.factorize(np.array([v for p in parts for v in p["version"]], dtype=object))
@@ -189,6 +194,7 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     pair_codes, inverse = np.unique(mcode.astype(np.int64) * width + vcode, return_inverse=True)
     bounds = np.cumsum([0, *(len(p["model"]) for p in parts)])
     dk, qk, lk, sk = (inverse[bounds[i] : bounds[i + 1]] for i in range(len(parts)))
+    rk = sk
 
     disk = pd.DataFrame(
         {"k": dk, **{c: dcols[c] for c in ("number", "path", "size_bytes", "mtime", "ctime")}}
@@ -204,6 +210,30 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
 
     qps = values(qcols, qk, "max_qps")
     last = values(lcols, lk, "last_qps")
+
+    per_version = _per_version_recorded(rcols, rk) if recorded else _per_version_series(scols, sk)
+
+    joined = pd.DataFrame(
+        {
+            "k": np.arange(len(pair_codes)),
+            "model": mnames[pair_codes // width].astype(object) if len(pair_codes) else [],
+            "version": vnames[pair_codes % width].astype(object) if len(pair_codes) else [],
+        }
+    )
+    for part in (disk, qps, last, per_version):
+        joined = joined.merge(part, on="k", how="left", sort=False)
+    joined["on_disk"] = joined["on_disk"].fillna(False).astype(bool)
+    for col in ("max_qps_seen", "last_qps_seen"):
+        joined[col] = joined[col].fillna(False).astype(bool)
+    for col in ("series", "born", "resets", "nan_series"):
+        joined[col] = joined[col].fillna(0).astype("int64")
+    return joined
+
+
+def _per_version_series(scols: dict[str, list[Any]], sk: Any) -> pd.DataFrame:
+    """Per version from per-series start and last values: calls, births, resets, NaNs."""
+    import numpy as np
+    import pandas as pd
 
     starts = scols["start"]
     s = pd.DataFrame(
@@ -223,7 +253,7 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     s["born"] = born
     s["reset"] = reset
     s["one"] = 1
-    per_version = s.groupby("k", as_index=False, sort=False).agg(
+    return s.groupby("k", as_index=False, sort=False).agg(
         series=("one", "sum"),
         calls=("calls", "sum"),
         born=("born", "sum"),
@@ -231,21 +261,32 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
         nan_series=("nan", "sum"),
     )
 
-    joined = pd.DataFrame(
+
+def _per_version_recorded(rcols: dict[str, list[Any]], rk: Any) -> pd.DataFrame:
+    """Per version from the recording rules: the calls counted are the first calls of series born
+    in the window (the rate covers the rest); the number of born series is not recorded (0)."""
+    import numpy as np
+    import pandas as pd
+
+    series = np.array(rcols["series"], dtype=float)
+    born_calls = np.array(rcols["born_calls"], dtype=float)
+    resets = np.array(rcols["resets"], dtype=float)
+    nan = np.isnan(series) | np.isnan(born_calls) | np.isnan(resets)
+    frame = pd.DataFrame(
         {
-            "k": np.arange(len(pair_codes)),
-            "model": mnames[pair_codes // width].astype(object) if len(pair_codes) else [],
-            "version": vnames[pair_codes % width].astype(object) if len(pair_codes) else [],
+            "k": rk,
+            "series": np.nan_to_num(series, nan=0.0).astype("int64"),
+            "calls": born_calls,
+            "born": np.zeros(len(rk), dtype="int64"),
+            "resets": (np.nan_to_num(resets, nan=0.0) > 0).astype("int64"),
+            "nan_series": nan.astype("int64"),
         }
     )
-    for part in (disk, qps, last, per_version):
-        joined = joined.merge(part, on="k", how="left", sort=False)
-    joined["on_disk"] = joined["on_disk"].fillna(False).astype(bool)
-    for col in ("max_qps_seen", "last_qps_seen"):
-        joined[col] = joined[col].fillna(False).astype(bool)
-    for col in ("series", "born", "resets", "nan_series"):
-        joined[col] = joined[col].fillna(0).astype("int64")
-    return joined
+    if frame["k"].duplicated().any():  # one fact per version from evidence; be safe if not
+        frame = frame.groupby("k", as_index=False, sort=False).agg(
+            {"series": "max", "calls": "max", "born": "max", "resets": "max", "nan_series": "sum"}
+        )
+    return frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,18 +300,26 @@ def _global_causes(evidence: Evidence) -> list[str]:
         causes.append("the server answered with partial data (isPartial)")
     if evidence.warnings:
         causes.append(f"Prometheus returned warnings: {'; '.join(evidence.warnings)}")
-    cov = evidence.coverage
-    if cov.problem:
-        causes.append(cov.problem)
-    if cov.gaps:
-        first = cov.gaps[0]
-        who = f"target {{{first.target}}} {first.kind}" if first.target else f"no samples of {cov.selector}"
-        more = f" (and {len(cov.gaps) - 1} more)" if len(cov.gaps) > 1 else ""
-        causes.append(
-            f"data gap: {who} from {iso(first.start)} to {iso(first.end)} "
-            f"({format_duration(first.seconds)} > --max-gap {format_duration(cov.max_gap)}){more}"
-        )
+    for cov in (evidence.coverage, *evidence.checks):
+        if cov.problem:
+            causes.append(cov.problem)
+        if cov.gaps:
+            first = cov.gaps[0]
+            who = (
+                f"target {{{first.target}}} {first.kind}" if first.target else f"no samples of {cov.selector}"
+            )
+            more = f" (and {len(cov.gaps) - 1} more)" if len(cov.gaps) > 1 else ""
+            user_set = cov.max_gap == evidence.coverage.max_gap  # else a rollup: no gap is tolerated
+            limit = f"--max-gap {format_duration(cov.max_gap)}" if user_set else "one rollup interval"
+            causes.append(
+                f"data gap: {who} from {iso(first.start)} to {iso(first.end)} "
+                f"({format_duration(first.seconds)} > {limit}){more}"
+            )
     return causes
+
+
+def _gap_longer_than(evidence: Evidence, seconds: float) -> bool:
+    return any(g.seconds > seconds for c in (evidence.coverage, *evidence.checks) for g in c.gaps)
 
 
 def _hourly_column(evidence: Evidence, f: pd.DataFrame) -> list[tuple[float | None, ...] | None]:
@@ -283,7 +332,9 @@ def _hourly_column(evidence: Evidence, f: pd.DataFrame) -> list[tuple[float | No
     return [by_key.get(k, empty) for k in zip(f["model"], f["version"], strict=True)]
 
 
-def _row_causes(status: Any, bad: Any, resets: Any, vague: Any, models: pd.Series) -> list[str]:
+def _row_causes(
+    status: Any, bad: Any, resets: Any, vague: Any, models: pd.Series, reappeared: Any
+) -> list[str]:
     """Row-level reasons for unknown rows, counted, for the one-line summary."""
     unknown = status == Status.UNKNOWN.value
     out = []
@@ -291,6 +342,8 @@ def _row_causes(status: Any, bad: Any, resets: Any, vague: Any, models: pd.Serie
         out.append(f"{n} with NaN/Inf values")
     if (n := int((unknown & resets).sum())) > 0:
         out.append(f"{n} with a counter reset that may hide calls")
+    if (n := int((unknown & reappeared).sum())) > 0:
+        out.append(f"{n} whose only sign of calls may be a series back after a gap")
     if (n := int((unknown & vague).sum())) > 0:
         names = ", ".join(sorted(set(models[unknown & vague])))
         out.append(f"{n} of {names} may have had calls labelled with no version")
@@ -306,12 +359,22 @@ def _coverage_sentence(evidence: Evidence) -> str:
         found = f"{len(cov.gaps)} gap(s)" if cov.gaps else "no gaps"
         return (
             f"coverage checked with {cov.selector} ({cov.targets} target(s)): {found} longer than {tolerance}"
-        )
+        ) + _rules_sentence(evidence)
     found = f"{len(cov.gaps)} hole(s)" if cov.gaps else "no holes"
-    return (
+    sentence = (
         f"per-target coverage NOT checked (no --coverage); the metric itself had {found} longer "
         f"than {tolerance}"
     )
+    return sentence + _rules_sentence(evidence)
+
+
+def _rules_sentence(evidence: Evidence) -> str:
+    if evidence.recorded is None:
+        return ""
+    holes = sum(len(c.gaps) for c in evidence.checks)
+    missing = any(c.problem for c in evidence.checks)
+    state = "NOT found" if missing else f"{holes} hole(s)" if holes else "no holes"
+    return f"; read from recording rules: {state}"
 
 
 def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_at: float) -> Report:
@@ -346,6 +409,13 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
     with np.errstate(invalid="ignore"):
         busy = (max_qps > thr) | (last_qps > thr)
         called = (thr == 0) & (calls > 0)
+    # With recording rules a "born" series is one without samples in the step before it: a
+    # series back after a longer gap looks the same. When such a gap was found, calls counted
+    # only from born series are not evidence of calls, just a doubt.
+    reappeared = np.zeros(len(f), dtype=bool)
+    if evidence.recorded is not None and _gap_longer_than(evidence, evidence.step):
+        reappeared = called & ~busy
+        called = called & ~reappeared
     positive = busy | called
     qps_seen = f["max_qps_seen"].to_numpy() | f["last_qps_seen"].to_numpy()
     max_bad = ~np.isfinite(max_qps) & f["max_qps_seen"].to_numpy()
@@ -378,7 +448,7 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
     unattributed = ~on_disk & positive & f["version"].isin(policy.unattributed).to_numpy()
     vague_models = set(f["model"][unattributed])
     vague = f["model"].isin(vague_models).to_numpy()
-    row_doubt = bad_value | resets | vague
+    row_doubt = bad_value | resets | vague | reappeared
     doubtful = row_doubt | bool(causes)
 
     status = np.select(
@@ -396,22 +466,23 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         for m in vague_models
     }
     words: dict[tuple[Any, ...], str] = {}
+    recorded = evidence.recorded is not None
 
     def traffic(mq: float, lq: float, c: float, n: int, born: int, rst: bool) -> str:
         key = (mq if mq == mq else None, lq if lq == lq else None, c if c == c else None, n, born, rst)
         text = words.get(key)
         if text is None:
-            text = words[key] = _traffic_words(mq, lq, c, n, born, rst, thr, step_words)
+            text = words[key] = _traffic_words(mq, lq, c, n, born, rst, thr, step_words, recorded)
         return text
 
     reasons = []
     cols = zip(
         status.tolist(), max_qps.tolist(), last_qps.tolist(), calls.tolist(), f["series"].tolist(),
         f["born"].tolist(), resets.tolist(), bad_value.tolist(), newest.tolist(), young.tolist(),
-        pinned.tolist(), age.tolist(), f["model"].tolist(), f["version"].tolist(),
+        pinned.tolist(), age.tolist(), f["model"].tolist(), f["version"].tolist(), reappeared.tolist(),
         strict=True,
     )  # fmt: skip
-    for st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version in cols:
+    for st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version, gone_back in cols:
         evidence_text = traffic(mq, lq, c, n, born, rst)
         if st == "in-use" or st == "safe":
             reasons.append(evidence_text)
@@ -444,6 +515,11 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
                 doubts.append("a query returned NaN/Inf for it")
             if rst:
                 doubts.append("its counter reset in the window, so calls before the reset cannot be counted")
+            if gone_back:
+                doubts.append(
+                    "its only sign of calls is a series that appeared in the window, which may be a "
+                    f"series back after a gap longer than the {step_words}"
+                )
             if model in vague_labels:
                 doubts.append(
                     f"calls labelled version {vague_labels[model]!r} name no version "
@@ -489,7 +565,7 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         counts=counts,
         safe_bytes=sum(by_model.values()),
         safe_bytes_by_model=by_model,
-        unknown_causes=(*causes, *_row_causes(status, bad_value, resets, vague, f["model"]))
+        unknown_causes=(*causes, *_row_causes(status, bad_value, resets, vague, f["model"], reappeared))
         if counts["unknown"]
         else (),
     )
@@ -514,9 +590,18 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
 
 
 def _traffic_words(
-    max_qps: float, last_qps: float, calls: float, series: int, born: int, reset: bool, thr: float, step: str
+    max_qps: float,
+    last_qps: float,
+    calls: float,
+    series: int,
+    born: int,
+    reset: bool,
+    thr: float,
+    step: str,
+    recorded: bool = False,
 ) -> str:
-    """What the evidence says about a version's traffic, naming the evidence."""
+    """What the evidence says about a version's traffic, naming the evidence. With recording
+    rules, the calls counted are only the first calls of series born in the window."""
     if series == 0 and math.isnan(max_qps) and math.isnan(last_qps):
         return "no series in window"
     parts = []
@@ -527,6 +612,9 @@ def _traffic_words(
     if series:
         if math.isnan(calls):
             parts.append(f"calls unknown over {series} series")
+        elif calls > 0 and recorded:
+            noun = "call" if calls == 1 else "calls"
+            parts.append(f"≥ {fmt_calls(calls)} first {noun} of series born in window")
         elif calls > 0:
             new = f", {born} series born in window" if born else ""
             noun = "call" if calls == 1 else "calls"

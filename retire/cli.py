@@ -131,6 +131,13 @@ EVIDENCE_OPTIONS = [
     _opt(
         "--split-by-model", bool, "Run the queries once per model (done automatically when one is too big)."
     ),
+    _opt(
+        "--use-recording-rules",
+        bool,
+        "Read the series recorded by the rules of `retire rules` (same options) instead of raw ones.",
+    ),
+    _opt("--rule-interval", str, "Evaluation interval of the rules' fine group. Default 1m."),
+    _opt("--rollup-interval", str, "Evaluation interval of the rules' rollup group. Default 1h."),
     _opt("--verbose", bool, "Also list ignored directory entries and query timings.", "-v"),
 ]
 Output = Annotated[
@@ -217,6 +224,9 @@ QUERY_KEYS = (
     "version_label",
     "coverage",
     "max_gap",
+    "use_recording_rules",
+    "rule_interval",
+    "rollup_interval",
 )
 query_options = shared_options([o for o in EVIDENCE_OPTIONS if o[0] in QUERY_KEYS])
 
@@ -547,6 +557,43 @@ def query(
             typer.echo(f"# {q.name} ({q.kind}): {q.purpose}")
             typer.echo(q.promql)
             typer.echo("")
+
+
+@app.command()
+@query_options
+def rules(
+    group: Annotated[
+        str | None,
+        typer.Option("--group", help="Print only the fine or the rollup group (to backfill them in turn)."),
+    ] = None,
+    output: Output = None,
+    config: ConfigOpt = None,
+    *,
+    flags: dict[str, Any],
+) -> None:
+    """Print Prometheus recording rules that make reports cheap on large fleets.
+
+    Load the file with `rule_files:` in prometheus.yml, then run reports with
+    --use-recording-rules and the same --metric, labels, --selector and --step. Versions can be
+    safe only once the rules have run for a whole --window (or their history was backfilled:
+    README "Recording rules").
+
+    \b
+    Examples:
+      retire rules > /etc/prometheus/retire-rules.yml && promtool check rules /etc/prometheus/retire-rules.yml
+      retire rules --selector 'job="tfs"' -o retire-rules.yml
+      retire report --use-recording-rules --selector 'job="tfs"' --model-dir /models
+    """
+    from retire.queries import params_from
+    from retire.rules import GROUPS, rules_yaml
+
+    with _user_errors():
+        settings = _settings({**flags, "use_recording_rules": True}, config)
+        if group is not None and group not in GROUPS:
+            raise ConfigError(f"--group: {group!r} is not one of {', '.join(GROUPS)}")
+        command = " ".join(["retire", *sys.argv[1:]]) if sys.argv[1:2] == ["rules"] else "retire rules"
+        text = rules_yaml(params_from(settings), command, (group,) if group else GROUPS)
+        _emit(text, output)
 
 
 ArchiveDir = Annotated[

@@ -272,6 +272,10 @@ class Settings:
     insecure: bool = False
     partial_response: str | None = None
     split_by_model: bool = False
+    # Recording rules (README "Recording rules"): `retire rules` prints them, reports read them.
+    use_recording_rules: bool = False
+    rule_interval: float = 60.0
+    rollup_interval: float = 3600.0
     # Mail (README "Scheduled report").
     mail_to: tuple[str, ...] = ()
     mail_from: str | None = None
@@ -332,6 +336,9 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "insecure": _bool,
     "partial_response": _choice("allow", "deny"),
     "split_by_model": _bool,
+    "use_recording_rules": _bool,
+    "rule_interval": parse_duration,
+    "rollup_interval": parse_duration,
     "mail_to": _addresses,
     "mail_from": _str,
     "mail_when": _choice("always", "actionable"),
@@ -433,6 +440,15 @@ def _check(s: Settings) -> None:
     if s.smtp_ssl and s.smtp_starttls:
         raise ConfigError(
             "--smtp-ssl (TLS from the start, port 465) and --smtp-starttls (port 587) exclude each other"
+        )
+    if s.rule_interval <= 0 or s.rollup_interval < 2 * s.rule_interval:
+        raise ConfigError(
+            "--rule-interval must be greater than 0 and --rollup-interval at least twice it (e.g. 1m and 1h)"
+        )
+    if s.use_recording_rules and s.split_by_model:
+        raise ConfigError(
+            "--split-by-model and --use-recording-rules exclude each other: recorded series are "
+            "already small; drop one"
         )
     if s.smtp_password is not None and s.smtp_password_file is not None:
         raise ConfigError("give the SMTP password by RETIRE_SMTP_PASSWORD or --smtp-password-file, not both")

@@ -15,7 +15,7 @@ from retire.coverage import Gap, global_gaps, label_text, target_gaps
 from retire.errors import PrometheusError
 from retire.inventory import canonical_version
 from retire.prometheus import PrometheusClient, QueryResult, QueryTooBig, Series
-from retire.queries import PURPOSES, RANGE_QUERIES, Matcher, PlannedQuery, QueryParams, plan
+from retire.queries import Matcher, PlannedQuery, QueryParams, plan, recorded_selector
 
 Progress = Callable[[int, int], None]  # (models done, models in all)
 
@@ -51,6 +51,18 @@ class SeriesFacts:
 
 
 @dataclass(frozen=True)
+class VersionFacts:
+    """A version's recorded facts (with --use-recording-rules), in place of per-series facts:
+    the most series at once, first calls of series born in the window, counter resets."""
+
+    model: str
+    version: str
+    series: float
+    born_calls: float
+    resets: float
+
+
+@dataclass(frozen=True)
 class Coverage:
     """Whether the data covers the window. `checked` says if per-target coverage was asked for."""
 
@@ -80,6 +92,8 @@ class Evidence:
     split_models: int = 0  # > 0: the queries were run once per model, for this many models
     notes: tuple[str, ...] = ()
     hourly: tuple[VersionSeries, ...] | None = None  # only when sparklines were asked for
+    recorded: tuple[VersionFacts, ...] | None = None  # from recording rules, instead of `series`
+    checks: tuple[Coverage, ...] = ()  # more completeness checks (the recording rules' heartbeats)
 
     @property
     def window_start(self) -> float:
@@ -159,13 +173,68 @@ def _coverage(
     return Coverage(True, selector, max_gap, tuple(gaps), len(series))
 
 
+def _worst(old: float | None, new: float) -> float:
+    """The larger value, but NaN wins: a NaN answer is evidence of a problem, not a small number."""
+    if old is None or new != new:
+        return new
+    return old if old != old else max(old, new)
+
+
+def _recorded_facts(
+    parts: Iterable[QueryResult], params: QueryParams
+) -> tuple[tuple[VersionValue, ...], tuple[VersionFacts, ...]]:
+    """Per version, each aspect's highest value over the rollups and the span since the last one."""
+    facts: dict[tuple[str, str], dict[str, float]] = {}
+    for result in parts:
+        for s in result.series:
+            aspect = s.labels.get("aspect", "")
+            if aspect not in ("rate", "born", "resets", "series"):
+                continue  # `present` is the heartbeat, checked over the window separately
+            version = canonical_version(s.labels.get(params.version_label, ""))
+            key = (s.labels.get(params.model_label, ""), version)
+            seen = facts.setdefault(key, {})
+            seen[aspect] = _worst(seen.get(aspect), float("nan") if s.value is None else s.value)
+    max_qps = tuple(VersionValue(m, v, f["rate"]) for (m, v), f in facts.items() if "rate" in f)
+    recorded = tuple(
+        VersionFacts(m, v, f.get("series", 0.0), f.get("born", 0.0), f.get("resets", 0.0))
+        for (m, v), f in facts.items()
+    )
+    return max_qps, recorded
+
+
+def _heartbeat(result: QueryResult, selector: str, at: float, window: float, resolution: float,
+               max_gap: float) -> Coverage:  # fmt: skip
+    """Holes in a recorded heartbeat; none at all means the rules are not there."""
+    if not result.series:
+        problem = (
+            f"no recorded series {selector} in the window: load the rules `retire rules` prints "
+            "(same --metric, labels, --selector and --step), or drop --use-recording-rules"
+        )
+        return Coverage(False, selector, max_gap, (), 0, problem=problem)
+    gaps = global_gaps(result.series, at - window, at, resolution, max_gap)
+    return Coverage(False, selector, max_gap, tuple(gaps))
+
+
+def _recorded_coverage(results: dict[str, QueryResult], params: QueryParams, at: float, max_gap: float,
+                       exporters: set[str] | None) -> tuple[Coverage, tuple[Coverage, ...]]:  # fmt: skip
+    """The fine heartbeat stands for metric_presence; a missed rollup is a hole of a whole rollup
+    interval, so any missing rollup point counts (tolerance: half an interval)."""
+    assert params.rules is not None
+    fine = _heartbeat(results["recorded_present"], recorded_selector(params, aspect="present"), at,
+                      params.window, max(params.resolution, params.rules.interval), max_gap)  # fmt: skip
+    rollup = params.rules.rollup
+    rollups = _heartbeat(results["recorded_rollups"], recorded_selector(params, True, "present"), at,
+                         params.window, rollup, rollup / 2)  # fmt: skip
+    if params.coverage is None:
+        return fine, (rollups,)
+    return _coverage(results["coverage"], params, at, max_gap, exporters), (fine, rollups)
+
+
 def _run(client: PrometheusClient, planned: Iterable[PlannedQuery], params: QueryParams, at: float,
          pool: ThreadPoolExecutor) -> dict[str, QueryResult]:  # fmt: skip
     def one(q: PlannedQuery) -> QueryResult:
-        if q.name == "hourly_qps":
-            return client.query_range(q.promql, at - params.window + params.step, at, params.step)
         if q.kind == "range":
-            return client.query_range(q.promql, at - params.window, at, params.resolution)
+            return client.query_range(q.promql, at - params.window, at, q.step)
         return client.query(q.promql, at)
 
     planned = list(planned)
@@ -217,8 +286,8 @@ def _run_split(
     if params.coverage is not None:
         (cov,) = [q for q in plan(params) if q.name == "coverage"]
         per_name.update({k: [v] for k, v in _run(client, [cov], params, at, pool).items()})
-    empty = {name: "matrix" if name in RANGE_QUERIES else "vector" for name in PURPOSES}
-    merged = {name: _merge(per_name.get(name) or [QueryResult(kind, ())]) for name, kind in empty.items()}
+    kinds = {q.name: "matrix" if q.kind == "range" else "vector" for q in plan(params, sparklines)}
+    merged = {name: _merge(per_name.get(name) or [QueryResult(kind, ())]) for name, kind in kinds.items()}
     return merged, len(models)
 
 
@@ -250,6 +319,8 @@ def gather(
             try:
                 results = _run(client, planned, params, at, pool)
             except QueryTooBig as e:
+                if params.rules is not None:
+                    raise PrometheusError(f"a query on the recorded series is too big: {e.message}") from e
                 notes.append(f"split by model after: {e.message}")
         if results is None:
             results, split_models = _run_split(client, params, at, models_hint, pool, progress, sparklines)
@@ -260,22 +331,39 @@ def gather(
     for name, result in results.items():
         warnings += [f"{name}: {w}" for w in result.warnings]
         infos += [f"{name}: {i}" for i in result.infos]
-    coverage_name = "coverage" if params.coverage else "metric_presence"
+    series: tuple[SeriesFacts, ...] = ()
+    recorded: tuple[VersionFacts, ...] | None = None
+    checks: tuple[Coverage, ...] = ()
+    hourly = None
+    if params.rules is None:
+        coverage_name = "coverage" if params.coverage else "metric_presence"
+        max_qps = _versions(results["max_hourly_qps"], params)
+        series = _series_facts(results["series_last"], results["series_start"], params)
+        coverage = _coverage(results[coverage_name], params, at, max_gap, exporters)
+        if sparklines:
+            hourly = _hourly(results["hourly_qps"], params, at)
+    else:
+        max_qps, recorded = _recorded_facts((results["recorded_window"], results["recorded_recent"]), params)
+        coverage, checks = _recorded_coverage(results, params, at, max_gap, exporters)
+        if sparklines:
+            hourly = _hourly(results["recorded_hourly"], params, at)
     return Evidence(
         source=client.display_url,
         evaluated_at=at,
         window=params.window,
         step=params.step,
         queries=tuple(planned),
-        max_qps=_versions(results["max_hourly_qps"], params),
+        max_qps=max_qps,
         last_step_qps=_versions(results["last_step_qps"], params),
-        series=_series_facts(results["series_last"], results["series_start"], params),
-        coverage=_coverage(results[coverage_name], params, at, max_gap, exporters),
+        series=series,
+        coverage=coverage,
         warnings=tuple(warnings),
         infos=tuple(infos),
         partial=any(r.partial for r in results.values()),
         stats={name: r.stats for name, r in results.items() if r.stats},
         split_models=split_models,
         notes=tuple(notes),
-        hourly=_hourly(results["hourly_qps"], params, at) if sparklines else None,
+        hourly=hourly,
+        recorded=recorded,
+        checks=checks,
     )

@@ -158,6 +158,31 @@ def promql_duration(seconds: float) -> str:
 
 
 @dataclass(frozen=True)
+class RuleSpec:
+    """The two rule groups of `retire rules`: a fine one every `interval` that reads the raw
+    series, and a rollup one every `rollup` that condenses the fine series, so a report reads a
+    few samples per version instead of every scrape of every pod."""
+
+    interval: float = 60.0
+    rollup: float = 3600.0
+
+    @property
+    def recent(self) -> float:
+        """How far back the birth rule looks for a new series: two intervals, so one missed
+        evaluation does not lose a series that lived for a single scrape."""
+        return 2 * self.interval
+
+    @property
+    def rollup_range(self) -> float:
+        """A rollup's range: its interval plus two fine intervals, so consecutive rollups overlap
+        and a fine sample written late is still in the next one."""
+        return self.rollup + 2 * self.interval
+
+
+ASPECTS = ("rate", "born", "resets", "series", "present")  # the `aspect` label of recorded series
+
+
+@dataclass(frozen=True)
 class QueryParams:
     """Everything the templates need, derived once from Settings."""
 
@@ -169,6 +194,7 @@ class QueryParams:
     step: float
     resolution: float
     coverage: Selector | None
+    rules: RuleSpec | None = None  # read the series recorded by `retire rules` instead of raw ones
 
     @property
     def series_selector(self) -> str:
@@ -184,6 +210,34 @@ class QueryParams:
         return ",".join(m.render() for m in (*base, *self.selector))
 
 
+def short_duration(seconds: float) -> str:
+    """A duration for a metric name: `1h`, `30m`, `90s` (the largest unit that divides it)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{round(seconds * 1000)}ms"
+
+
+def recorded_name(params: QueryParams, rollup: bool = False) -> str:
+    """The name `retire rules` records the evidence under, e.g. for the default metric
+    `retire:tensorflow:serving:model_call_count:evidence1h` and its rollup `...:evidence1h:max1h`.
+    The step is in the name: a report with another --step finds no series, not wrong ones."""
+    assert params.rules is not None
+    name = f"retire:{params.metric.lstrip(':')}:evidence{short_duration(params.step)}"
+    return f"{name}:max{short_duration(params.rules.rollup)}" if rollup else name
+
+
+RULE_LABEL = "retire_selector"
+
+
+def recorded_selector(params: QueryParams, rollup: bool = False, aspect: str | None = None) -> str:
+    """The recorded series as the report selects them. Every recorded series carries the raw
+    matchers it was made from in a label, so rules made for other matchers (another --selector,
+    metric or labels) are never read as these: the report finds nothing, which is a hole."""
+    only = f",aspect={quote(aspect)}" if aspect else ""
+    return f"{recorded_name(params, rollup)}{{{RULE_LABEL}={quote(params.matchers)}{only}}}"
+
+
 def resolution_for(window: float, max_gap: float) -> float:
     """Interval of the hole/coverage range queries: fine enough to measure gaps against
     --max-gap (a quarter of it, at most 60 s), coarse enough to stay under the server's point limit."""
@@ -192,6 +246,9 @@ def resolution_for(window: float, max_gap: float) -> float:
 
 
 def params_from(settings: Settings) -> QueryParams:
+    rules = None
+    if settings.use_recording_rules:
+        rules = RuleSpec(settings.rule_interval, settings.rollup_interval)
     if not METRIC_NAME_RE.fullmatch(settings.metric):
         raise ConfigError(f"--metric: {settings.metric!r} is not a valid Prometheus metric name")
     for flag, label in (("--model-label", settings.model_label),
@@ -208,6 +265,7 @@ def params_from(settings: Settings) -> QueryParams:
         step=settings.step,
         resolution=resolution_for(settings.window, settings.max_gap),
         coverage=coverage,
+        rules=rules,
     )
 
 
@@ -227,7 +285,8 @@ def template(name: str) -> str:
     return re.sub(r"([(\[{]) | ([)\]}])", lambda m: m.group(1) or m.group(2), text)
 
 
-def render(name: str, params: QueryParams) -> str:
+def render(name: str, params: QueryParams, **extra: str) -> str:
+    """A template filled in; `extra` supplies the placeholders only some templates have."""
     values = {
         "metric": params.metric,
         "model_label": params.model_label,
@@ -237,18 +296,25 @@ def render(name: str, params: QueryParams) -> str:
         "step": promql_duration(params.step),
         "resolution": promql_duration(params.resolution),
         "coverage": params.coverage.render() if params.coverage else "",
+        **extra,
     }
+    if params.rules is not None:
+        values.setdefault("interval", promql_duration(params.rules.interval))
+        values.setdefault("recent", promql_duration(params.rules.recent))
+        values.setdefault("rollup_range", promql_duration(params.rules.rollup_range))
     return string.Template(template(name)).substitute(values)
 
 
 @dataclass(frozen=True)
 class PlannedQuery:
-    """One query of a run: instant queries are evaluated at the instant, range ones over the window."""
+    """One query of a run: instant queries are evaluated at the instant, range ones over the
+    window (from its start to the instant) at `step` seconds."""
 
     name: str
     kind: str  # "instant" or "range"
     promql: str
     purpose: str
+    step: float = 0.0
 
 
 PURPOSES = {
@@ -259,24 +325,60 @@ PURPOSES = {
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
     "hourly_qps": "rate per step over the window, for sparklines (no verdict uses it)",
+    "recorded_window": "every aspect per version over the window, from the rollups",
+    "recorded_recent": "every aspect per version since the last rollup, from the fine series",
+    "recorded_present": "recorded heartbeat per interval (holes in the data, fine rules not running)",
+    "recorded_rollups": "rollup heartbeat per rollup interval (rollup rules not running)",
+    "recorded_hourly": "recorded rate per step over the window, for sparklines (no verdict uses it)",
 }
 
-
-RANGE_QUERIES = ("coverage", "metric_presence", "hourly_qps")
+RAW_NAMES = ("max_hourly_qps", "last_step_qps", "series_last", "series_start")
 
 
 def plan(params: QueryParams, sparklines: bool = False) -> list[PlannedQuery]:
     """The queries a report sends, in the order `retire query` prints them."""
-    names = ["max_hourly_qps", "last_step_qps", "series_last", "series_start"]
-    names.append("coverage" if params.coverage else "metric_presence")
+    if params.rules is not None:
+        return _plan_recorded(params, sparklines)
+    planned = [PlannedQuery(n, "instant", render(n, params), PURPOSES[n]) for n in RAW_NAMES]
+    if params.coverage is not None:
+        planned.append(_range("coverage", render("coverage", params), params.resolution))
+    else:
+        planned.append(_range("metric_presence", render("metric_presence", params), params.resolution))
     if sparklines:
-        names.append("hourly_qps")
-    return [
-        PlannedQuery(
-            name,
-            "range" if name in RANGE_QUERIES else "instant",
-            render(name, params),
-            PURPOSES[name],
-        )
-        for name in names
-    ]
+        planned.append(_range("hourly_qps", render("hourly_qps", params), params.step))
+    return planned
+
+
+def _range(name: str, promql: str, step: float) -> PlannedQuery:
+    return PlannedQuery(name, "range", promql, PURPOSES[name], step)
+
+
+def _plan_recorded(params: QueryParams, sparklines: bool) -> list[PlannedQuery]:
+    """With recording rules: every aspect over the window from the rollups, and since the last
+    rollup from the fine series; both heartbeats; the raw last-step rate (instant, nearly free)
+    and the --coverage query (about targets) as without rules."""
+    assert params.rules is not None
+
+    def recorded(rollup: bool = False, aspect: str | None = None) -> str:
+        return recorded_selector(params, rollup, aspect)
+
+    fine_step = max(params.resolution, params.rules.interval)
+    rollup_step = params.rules.rollup
+    planned = [
+        PlannedQuery("recorded_window", "instant", render("recorded_window", params, recorded=recorded(True)),
+                     PURPOSES["recorded_window"]),
+        PlannedQuery("recorded_recent", "instant", render("recorded_recent", params, recorded=recorded()),
+                     PURPOSES["recorded_recent"]),
+        PlannedQuery("last_step_qps", "instant", render("last_step_qps", params), PURPOSES["last_step_qps"]),
+        _range("recorded_present", render("recorded_present", params, recorded=recorded(aspect="present"),
+               resolution=promql_duration(fine_step)), fine_step),
+        _range("recorded_rollups", render("recorded_present", params, recorded=recorded(True, "present"),
+               resolution=promql_duration(rollup_step)), rollup_step),
+    ]  # fmt: skip
+    if params.coverage is not None:
+        planned.append(_range("coverage", render("coverage", params), params.resolution))
+    if sparklines:
+        rate = recorded(aspect="rate")
+        hourly = render("recorded_hourly", params, recorded=rate)
+        planned.append(_range("recorded_hourly", hourly, params.step))
+    return planned

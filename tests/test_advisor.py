@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from retire.advisor import Policy, Status, advise
 from retire.coverage import Gap
-from retire.evidence import Coverage, Evidence, SeriesFacts, VersionValue
+from retire.evidence import Coverage, Evidence, SeriesFacts, VersionFacts, VersionValue
 from retire.inventory import DiskVersion, Inventory
 
 AT = 1_800_000_000.0
@@ -190,3 +191,77 @@ def test_age_source_ctime() -> None:
     by_mtime = status_of([v], evidence(), Policy(keep_latest=0, min_age=86400))
     by_ctime = status_of([v], evidence(), Policy(keep_latest=0, min_age=86400, age_source="ctime"))
     assert by_mtime == {("a", "1"): "safe"} and by_ctime == {("a", "1"): "protected"}
+
+
+# With recording rules: per-version facts instead of per-series ones.
+
+
+def recorded_evidence(facts: list[VersionFacts], qps: dict[tuple[str, str], float] | None = None,
+                      gaps: tuple[Gap, ...] = (), checks: tuple[Coverage, ...] = ()) -> Evidence:  # fmt: skip
+    return replace(evidence(qps=qps, gaps=gaps), recorded=tuple(facts), checks=checks)
+
+
+def test_recorded_first_calls_are_in_use_and_resets_or_nan_are_unknown() -> None:
+    ev = recorded_evidence([
+        VersionFacts("a", "1", 1, 0, 0),  # flat
+        VersionFacts("a", "2", 1, 3, 0),  # a series born in the window with 3 calls
+        VersionFacts("a", "3", 2, 0, 1),  # a counter reset
+        VersionFacts("a", "4", 1, math.nan, 0),
+    ])  # fmt: skip
+    report = advise(Inventory((Path("/m"),), tuple(disk("a", v) for v in (1, 2, 3, 4, 5))), ev, NO_PROTECTION, AT)
+    rows = {r.version: r for r in report.rows()}
+    assert {v: r.status.value for v, r in rows.items()} == {
+        "1": "safe", "2": "in-use", "3": "unknown", "4": "unknown", "5": "safe"
+    }  # fmt: skip
+    assert "≥ 3 first calls of series born in window" in rows["2"].reason
+    assert "counter flat all window (1 series, 0 calls)" in rows["1"].reason
+    assert "no series in window" in rows["5"].reason
+
+
+def test_recorded_birth_after_a_long_gap_is_only_a_doubt() -> None:
+    facts = [VersionFacts("a", "1", 1, 1, 0), VersionFacts("a", "2", 1, 1, 0)]
+    long_gap = (Gap('instance="p0"', AT - 9 * 3600, AT - 7 * 3600, "down"),)
+    short_gap = (Gap('instance="p0"', AT - 9 * 3600, AT - 9 * 3600 + 1200, "down"),)
+    qps = {("a", "2"): 0.5}
+    assert status_of([disk("a", 1), disk("a", 2)], recorded_evidence(facts, qps, short_gap)) == {
+        ("a", "1"): "in-use", ("a", "2"): "in-use"
+    }  # fmt: skip
+    report = advise(Inventory((Path("/m"),), (disk("a", 1), disk("a", 2))),
+                    recorded_evidence(facts, qps, long_gap), NO_PROTECTION, AT)  # fmt: skip
+    rows = {r.version: r for r in report.rows()}
+    assert rows["1"].status is Status.UNKNOWN and "series back after a gap longer than the hour" in rows["1"].reason
+    assert rows["2"].status is Status.IN_USE  # the rate is evidence of calls whatever the gaps
+
+
+def test_recorded_heartbeat_problems_make_would_be_safe_unknown() -> None:
+    missing = Coverage(False, "retire:x:evidence1h:max1h{}", 1800, (), 0, problem="no recorded series x")
+    hole = Coverage(False, "retire:x:evidence1h:max1h{}", 1800, (Gap("", AT - 7200, AT - 3600, "no samples"),))
+    for check, words in ((missing, "no recorded series x"), (hole, "> one rollup interval")):
+        report = advise(Inventory((Path("/m"),), (disk("a", 1),)),
+                        recorded_evidence([], checks=(check,)), NO_PROTECTION, AT)  # fmt: skip
+        (row,) = report.rows()
+        assert row.status is Status.UNKNOWN and words in row.reason
+
+
+recorded_value = st.sampled_from([0.0, 0.0, 1.0, 3.0, math.nan])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 4), st.sampled_from([0.0, 1.0, 2.0]), recorded_value, recorded_value),
+                max_size=4), st.booleans(), st.dictionaries(st.sampled_from([("m", "1"), ("m", "2")]),
+                                                             st.sampled_from([0.0, 0.5, math.nan]), max_size=2))
+def test_recorded_safe_only_if_every_recorded_fact_agrees(
+    facts: list[tuple[int, float, float, float]], long_gap: bool, qps: dict[tuple[str, str], float]
+) -> None:
+    ev = recorded_evidence(
+        [VersionFacts("m", str(v), n, born, resets) for v, n, born, resets in facts], qps,
+        (Gap("", AT - 9 * 3600, AT - 7 * 3600, "no samples"),) if long_gap else (),
+    )  # fmt: skip
+    report = advise(Inventory((Path("/m"),), tuple(disk("m", v) for v in (1, 2, 3, 4))), ev, NO_PROTECTION, AT)
+    for row in report.rows():
+        if row.status is Status.SAFE:
+            assert not long_gap
+            assert qps.get(("m", row.version), 0.0) == 0.0
+            for v, _n, born, resets in facts:
+                if str(v) == row.version:
+                    assert born == 0.0 and resets == 0.0
