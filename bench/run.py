@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from retire.lab.fleet import Fleet, make_tree, write_openmetrics  # noqa: E402
-from retire.lab.servers import Prometheus, backfill  # noqa: E402
+from retire.lab.servers import Prometheus, backfill, copy_blocks, with_recorded_history  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 RETIRE = str(Path(sys.executable).parent / "retire")
@@ -94,6 +94,36 @@ def fleet_cache(fleet: Fleet, with_tsdb: bool = True) -> tuple[Path, float]:
     return d, end
 
 
+def rules_cache(fleet: Fleet) -> Path:
+    """Build (once) a TSDB holding the fleet's raw history plus its recording rules' history
+    (`retire rules`, backfilled with promtool in two passes); return the TSDB directory."""
+    d, end = fleet_cache(fleet)
+    target = d / "rules"
+    if (target / "done").exists():
+        return target / "tsdb"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir()
+    files = {}
+    for group in ("fine", "rollup"):
+        files[group] = target / f"{group}.yml"
+        subprocess.run([RETIRE, "rules", "--group", group, "-o", str(files[group])], check=True)
+    t = time.perf_counter()
+    # From 30 min after the history starts, so a rollup falls before the window (25 h of history).
+    start = end - fleet.hours * 3600 + 1800
+    with Prometheus(d / "tsdb", target / "raw") as raw:
+        work = target / "work"
+        server = with_recorded_history(
+            raw.url, d / "tsdb", [files["fine"]], [files["rollup"]], start, end, work
+        )
+        server.stop()
+    copy_blocks(work / "tsdb", target / "tsdb")
+    shutil.rmtree(work)
+    log(f"recording rules backfilled in {time.perf_counter() - t:.0f}s")
+    (target / "done").write_text("")
+    return target / "tsdb"
+
+
 def run_retire(url: str, models: Path, end: float, *extra: str) -> None:
     cmd = [
         RETIRE,
@@ -115,7 +145,31 @@ def run_retire(url: str, models: Path, end: float, *extra: str) -> None:
         raise SystemExit(f"retire failed: {result.stderr}")
 
 
+def statuses(url: str, models: Path, end: float, *extra: str) -> str:
+    """How many versions got each verdict: a check that a measured mode really worked."""
+    cmd = [RETIRE, "report", "--prometheus", url, "--model-dir", str(models), "--at", str(end),
+           "--format", "json", *extra]  # fmt: skip
+    doc = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=False).stdout)
+    return ", ".join(f"{n:,} {status}" for status, n in doc["summary"]["counts"].items() if n)
+
+
+COVERAGE = ("--coverage", 'up{job="tfs"}')
+RULES = ("--use-recording-rules",)
+
+
 def end_to_end(fleet: Fleet, runs: int) -> list[Figure]:
+    """Raw queries (with and without --coverage) on a server holding the raw history, and
+    recording rules on a server that also holds the rules' history; each against its own floor."""
+    d, _ = fleet_cache(fleet)
+    figures = _end_to_end(fleet, d / "tsdb", d / "prometheus", runs, (("", ()), (" (--coverage)", COVERAGE)))
+    figures += _end_to_end(fleet, rules_cache(fleet), d / "rules" / "prometheus", runs,
+                           ((" (--use-recording-rules)", RULES),))  # fmt: skip
+    return figures
+
+
+def _end_to_end(
+    fleet: Fleet, tsdb: Path, workdir: Path, runs: int, modes: tuple[tuple[str, tuple[str, ...]], ...]
+) -> list[Figure]:
     import httpx
 
     from retire.config import resolve
@@ -124,7 +178,7 @@ def end_to_end(fleet: Fleet, runs: int) -> list[Figure]:
 
     d, end = fleet_cache(fleet)
     figures = []
-    with Prometheus(d / "tsdb", d / "prometheus") as server:
+    with Prometheus(tsdb, workdir) as server:
         params = params_from(resolve({}, env={}))
         seed = render("max_hourly_qps", params)
         http = httpx.Client(timeout=300)
@@ -133,10 +187,12 @@ def end_to_end(fleet: Fleet, runs: int) -> list[Figure]:
             r = http.post(server.url + "/api/v1/query", data={"query": seed, "time": str(end)})
             r.raise_for_status()
 
-        run_retire(server.url, d / "models", end)  # warm caches
+        for label, extra in modes:
+            run_retire(server.url, d / "models", end, *extra)  # warm caches
+            log(f"{fleet.size:,} versions{label}: {statuses(server.url, d / 'models', end, *extra)}")
         floor()
         targeted = fleet == MEDIUM  # the target is defined on the medium fleet; others are context
-        for label, extra in (("", ()), (" (--coverage)", ("--coverage", 'up{job="tfs"}'))):
+        for label, extra in modes:
             t_floor, t_retire = median_pair(
                 floor, lambda e=extra: run_retire(server.url, d / "models", end, *e), runs
             )
@@ -154,22 +210,28 @@ def end_to_end(fleet: Fleet, runs: int) -> list[Figure]:
         # Server-side cost: Prometheus's own evaluation time (stats=all), all queries vs the seed.
         with PrometheusClient(server.url, timeout=300, stats=True) as client:
 
-            def cost(queries: list[tuple[str, str]]) -> tuple[float, int]:
+            def cost(queries: list[tuple[str, str, float]]) -> tuple[float, int]:
                 total, samples = 0.0, 0
-                for kind, promql in queries:
+                for kind, promql, step in queries:
                     if kind == "range":
-                        r = client.query_range(promql, end - params.window, end, params.resolution)
+                        r = client.query_range(promql, end - params.window, end, step)
                     else:
                         r = client.query(promql, end)
                     total += float(r.stats["timings"]["evalTotalTime"])
                     samples += int(r.stats.get("samples", {}).get("totalQueryableSamples", 0))
                 return total, samples
 
-            seed_costs = [cost([("instant", seed)]) for _ in range(3)]
+            seed_costs = [cost([("instant", seed, 0.0)]) for _ in range(3)]
             seed_time = statistics.median(c[0] for c in seed_costs)
-            with_coverage = params_from(resolve({"coverage": 'up{job="tfs"}'}, env={}))
-            for label, p in (("", params), (" (--coverage)", with_coverage)):
-                planned = [(q.kind, q.promql) for q in plan(p)]
+            for label, extra in modes:
+                flags = (
+                    {"coverage": extra[1]}
+                    if extra == COVERAGE
+                    else {"use_recording_rules": True}
+                    if extra
+                    else {}
+                )
+                planned = [(q.kind, q.promql, q.step) for q in plan(params_from(resolve(flags, env={})))]
                 runs_cost = [cost(planned) for _ in range(3)]
                 total = statistics.median(c[0] for c in runs_cost)
                 samples = runs_cost[0][1]
