@@ -181,10 +181,8 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     )
     qcols = _columns(evidence.max_qps, ("model", "version", "value"))
     lcols = _columns(evidence.last_step_qps, ("model", "version", "value"))
-    recorded = evidence.recorded is not None
-    if recorded:  # with recording rules: per-version facts instead of per-series ones
-        rcols = _columns(evidence.recorded, ("model", "version", "series", "born_calls", "resets"))
-        scols = rcols
+    if evidence.recorded is not None:  # with recording rules: per-version facts, not per-series
+        scols = _columns(evidence.recorded, ("model", "version", "series", "born_calls", "resets"))
     else:
         scols = _columns(evidence.series, ("model", "version", "start", "last"))
     parts = (dcols, qcols, lcols, scols)
@@ -194,7 +192,6 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     pair_codes, inverse = np.unique(mcode.astype(np.int64) * width + vcode, return_inverse=True)
     bounds = np.cumsum([0, *(len(p["model"]) for p in parts)])
     dk, qk, lk, sk = (inverse[bounds[i] : bounds[i + 1]] for i in range(len(parts)))
-    rk = sk
 
     disk = pd.DataFrame(
         {"k": dk, **{c: dcols[c] for c in ("number", "path", "size_bytes", "mtime", "ctime")}}
@@ -211,7 +208,9 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     qps = values(qcols, qk, "max_qps")
     last = values(lcols, lk, "last_qps")
 
-    per_version = _per_version_recorded(rcols, rk) if recorded else _per_version_series(scols, sk)
+    per_version = (
+        _per_version_series(scols, sk) if evidence.recorded is None else _per_version_recorded(scols, sk)
+    )
 
     joined = pd.DataFrame(
         {

@@ -15,7 +15,7 @@ from retire.coverage import Gap, global_gaps, label_text, target_gaps
 from retire.errors import PrometheusError
 from retire.inventory import canonical_version
 from retire.prometheus import PrometheusClient, QueryResult, QueryTooBig, Series
-from retire.queries import Matcher, PlannedQuery, QueryParams, plan, recorded_selector
+from retire.queries import VERSION_ASPECTS, Matcher, PlannedQuery, QueryParams, plan, recorded_selector
 
 Progress = Callable[[int, int], None]  # (models done, models in all)
 
@@ -188,7 +188,7 @@ def _recorded_facts(
     for result in parts:
         for s in result.series:
             aspect = s.labels.get("aspect", "")
-            if aspect not in ("rate", "born", "resets", "series"):
+            if aspect not in VERSION_ASPECTS:
                 continue  # `present` is the heartbeat, checked over the window separately
             version = canonical_version(s.labels.get(params.version_label, ""))
             key = (s.labels.get(params.model_label, ""), version)
@@ -215,14 +215,15 @@ def _heartbeat(result: QueryResult, selector: str, at: float, window: float, res
     return Coverage(False, selector, max_gap, tuple(gaps))
 
 
-def _recorded_coverage(results: dict[str, QueryResult], params: QueryParams, at: float, max_gap: float,
+def _recorded_coverage(results: dict[str, QueryResult], steps: dict[str, float], params: QueryParams,
+                       at: float, max_gap: float,
                        exporters: set[str] | None) -> tuple[Coverage, tuple[Coverage, ...]]:  # fmt: skip
     """The fine heartbeat stands for metric_presence; a missed rollup is a hole of a whole rollup
-    interval, so any missing rollup point counts (tolerance: half an interval)."""
-    assert params.rules is not None
+    interval, so any missing rollup point counts (tolerance: half an interval). `steps`: each
+    heartbeat query's resolution, as planned."""
     fine = _heartbeat(results["recorded_present"], recorded_selector(params, aspect="present"), at,
-                      params.window, max(params.resolution, params.rules.interval), max_gap)  # fmt: skip
-    rollup = params.rules.rollup
+                      params.window, steps["recorded_present"], max_gap)  # fmt: skip
+    rollup = steps["recorded_rollups"]
     rollups = _heartbeat(results["recorded_rollups"], recorded_selector(params, True, "present"), at,
                          params.window, rollup, rollup / 2)  # fmt: skip
     if params.coverage is None:
@@ -344,7 +345,8 @@ def gather(
             hourly = _hourly(results["hourly_qps"], params, at)
     else:
         max_qps, recorded = _recorded_facts((results["recorded_window"], results["recorded_recent"]), params)
-        coverage, checks = _recorded_coverage(results, params, at, max_gap, exporters)
+        steps = {q.name: q.step for q in planned}
+        coverage, checks = _recorded_coverage(results, steps, params, at, max_gap, exporters)
         if sparklines:
             hourly = _hourly(results["recorded_hourly"], params, at)
     return Evidence(

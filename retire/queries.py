@@ -179,7 +179,9 @@ class RuleSpec:
         return self.rollup + 2 * self.interval
 
 
-ASPECTS = ("rate", "born", "resets", "series", "present")  # the `aspect` label of recorded series
+# The `aspect` label of the recorded series that are per version; the other one, "present", is
+# the fleet-wide heartbeat.
+VERSION_ASPECTS = ("rate", "born", "resets", "series")
 
 
 @dataclass(frozen=True)
