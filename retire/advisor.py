@@ -248,17 +248,26 @@ def _per_version_series(scols: dict[str, list[Any]], sk: Any) -> pd.DataFrame:
     # Calls in the window per series. Born in the window: TF Serving creates the series on the
     # first call, so its whole value is calls in the window. After a reset, at least the new value.
     s["calls"] = np.where(born | reset, s["last"], s["last"] - s["start"])
-    s["nan"] = s["last"].isna() | (s["has_start"] & s["start"].isna())
+    # A counter is a finite, non-negative number; anything else (NaN, +Inf, where Inf - Inf would
+    # read as "0 calls") is evidence of a problem, never of no traffic.
+    last_ok = np.isfinite(s["last"]) & (s["last"] >= 0)
+    start_ok = np.isfinite(s["start"]) & (s["start"] >= 0)
+    s["nan"] = ~last_ok | (s["has_start"] & ~start_ok)
+    s.loc[s["nan"], "calls"] = np.nan
     s["born"] = born
     s["reset"] = reset
     s["one"] = 1
-    return s.groupby("k", as_index=False, sort=False).agg(
+    per = s.groupby("k", as_index=False, sort=False).agg(
         series=("one", "sum"),
         calls=("calls", "sum"),
         born=("born", "sum"),
         resets=("reset", "sum"),
         nan_series=("nan", "sum"),
     )
+    # Calls of the readable series still count (positive evidence); none counted and some series
+    # unreadable is "calls unknown", not "0 calls".
+    per.loc[(per["nan_series"] > 0) & (per["calls"] == 0), "calls"] = np.nan
+    return per
 
 
 def _per_version_recorded(rcols: dict[str, list[Any]], rk: Any) -> pd.DataFrame:
@@ -270,14 +279,14 @@ def _per_version_recorded(rcols: dict[str, list[Any]], rk: Any) -> pd.DataFrame:
     series = np.array(rcols["series"], dtype=float)
     born_calls = np.array(rcols["born_calls"], dtype=float)
     resets = np.array(rcols["resets"], dtype=float)
-    nan = np.isnan(series) | np.isnan(born_calls) | np.isnan(resets)
+    nan = ~(np.isfinite(series) & np.isfinite(born_calls) & np.isfinite(resets))
     frame = pd.DataFrame(
         {
             "k": rk,
-            "series": np.nan_to_num(series, nan=0.0).astype("int64"),
+            "series": np.nan_to_num(series, nan=0.0, posinf=0.0, neginf=0.0).astype("int64"),
             "calls": born_calls,
             "born": np.zeros(len(rk), dtype="int64"),
-            "resets": (np.nan_to_num(resets, nan=0.0) > 0).astype("int64"),
+            "resets": (np.nan_to_num(resets, nan=0.0, posinf=0.0, neginf=0.0) > 0).astype("int64"),
             "nan_series": nan.astype("int64"),
         }
     )
@@ -349,6 +358,105 @@ def _row_causes(
     return out
 
 
+def _non_finite(points: tuple[float | None, ...] | None) -> bool:
+    return points is not None and any(p is not None and not (math.isfinite(p) and p >= 0) for p in points)
+
+
+@dataclass
+class _ScopeDoubts:
+    """Where "no series" cannot be read as "no calls", because the query could not have seen
+    them (README "How verdicts are made", the first rule). Row masks plus their wording."""
+
+    excluded: Any  # the --selector's own model/version matchers reject this version
+    outside: Any  # no series in scope, but series without the --selector (index)
+    unnamed: Any  # a model with no series while series name models without a directory
+    causes: list[str]  # report-wide: nothing matched at all; a window too short to show a hole
+    selector: str
+    orphans: tuple[str, ...]
+
+    @property
+    def any(self) -> Any:
+        return self.excluded | self.outside | self.unnamed
+
+    def reasons(self, i: int, model: str, version: str) -> list[str]:
+        out: list[str] = []
+        if self.excluded[i]:
+            out.append(f"--selector {self.selector} leaves out this version, so its calls cannot be seen")
+        if self.outside[i]:
+            out.append(
+                f"it has series only outside --selector {self.selector}, which hides its calls (narrow "
+                "the selector to the servers that load it, or check it)"
+            )
+        if self.unnamed[i]:
+            shown = ", ".join(repr(o) for o in self.orphans[:3]) + (" ..." if len(self.orphans) > 3 else "")
+            case = [o for o in self.orphans if o.lower() == model.lower()]
+            hint = f" ({case[0]!r} differs only in case)" if case else ""
+            out.append(
+                f"model {model!r} has no series at all while Prometheus has series for models with no "
+                f"directory ({shown}){hint}: names on disk may differ from names served; use "
+                "--model-config (it maps served names to paths) or narrow --selector to this server"
+            )
+        return out
+
+    def summary(self, unknown: Any) -> list[str]:
+        out = []
+        for mask, words in ((self.excluded, "left out by --selector"),
+                            (self.outside, "with series only outside --selector"),
+                            (self.unnamed, "whose model may be served under another name")):  # fmt: skip
+            if (n := int((unknown & mask).sum())) > 0:
+                out.append(f"{n} {words}")
+        return out
+
+
+def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidence) -> _ScopeDoubts:
+    """No series is evidence of no calls only where the query is shown to reach that version."""
+    import numpy as np
+
+    scope = evidence.scope
+    models = f["model"].tolist()
+    versions = f["version"].tolist()
+    excluded = np.zeros(len(f), dtype=bool)
+    if scope.model_matchers or scope.version_matchers:
+        excluded = on_disk & np.array(
+            [not (all(m.matches(mo) for m in scope.model_matchers)
+                  and all(m.matches(v) for m in scope.version_matchers))
+             for mo, v in zip(models, versions, strict=True)], dtype=bool,
+        )  # fmt: skip
+    import pandas as pd
+
+    codes = pd.factorize(f["model"])[0]
+    model_reached = np.bincount(codes, weights=reached, minlength=len(f))[codes] > 0
+    outside = np.zeros(len(f), dtype=bool)
+    if scope.unscoped:
+        unscoped_models = {m for m, _ in scope.unscoped}
+        pair = np.array([(m, v) in scope.unscoped for m, v in zip(models, versions, strict=True)], dtype=bool)
+        whole_model = ~model_reached & np.array([m in unscoped_models for m in models], dtype=bool)
+        outside = on_disk & ~reached & (pair | whole_model)
+    disk_models = set(f["model"][on_disk])
+    orphans = tuple(sorted(set(f["model"][reached]) - disk_models))
+    unnamed = on_disk & ~model_reached & bool(orphans)
+
+    causes = []
+    if not reached.any():
+        if scope.unscoped:
+            causes.append(
+                f"--selector {scope.selector} matched none of the metric's series in the window "
+                f"(without it, {len(scope.unscoped)} version(s) have series): check --selector"
+            )
+        else:
+            causes.append(
+                f"the query matched no series at all in the window ({evidence.selector}): check "
+                "--metric, --selector, --model-label and --version-label (--preset for Triton or TorchServe)"
+            )
+    if evidence.window <= evidence.coverage.max_gap:
+        causes.append(
+            f"--window {format_duration(evidence.window)} is not longer than --max-gap "
+            f"{format_duration(evidence.coverage.max_gap)}, so even a window with no data at all "
+            "would show no hole: lengthen --window or shorten --max-gap"
+        )
+    return _ScopeDoubts(excluded, outside, unnamed, causes, scope.selector, orphans)
+
+
 def _coverage_sentence(evidence: Evidence) -> str:
     cov = evidence.coverage
     tolerance = format_duration(cov.max_gap)
@@ -417,12 +525,16 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         called = called & ~reappeared
     positive = busy | called
     qps_seen = f["max_qps_seen"].to_numpy() | f["last_qps_seen"].to_numpy()
-    max_bad = ~np.isfinite(max_qps) & f["max_qps_seen"].to_numpy()
-    last_bad = ~np.isfinite(last_qps) & f["last_qps_seen"].to_numpy()
+    with np.errstate(invalid="ignore"):  # a rate is finite and never negative
+        max_bad = ~(np.isfinite(max_qps) & (max_qps >= 0)) & f["max_qps_seen"].to_numpy()
+        last_bad = ~(np.isfinite(last_qps) & (last_qps >= 0)) & f["last_qps_seen"].to_numpy()
     # Show a NaN/Inf answer as it came, rather than the other query's finite value.
     shown_peak = np.where(max_bad, max_qps, np.where(last_bad, last_qps, peak))
-    bad_value = max_bad | last_bad | (f["nan_series"].to_numpy() > 0)
+    hourly = _hourly_column(evidence, f)
+    hourly_bad = np.array([_non_finite(h) for h in hourly], dtype=bool)
+    bad_value = max_bad | last_bad | (f["nan_series"].to_numpy() > 0) | hourly_bad
     resets = f["resets"].to_numpy() > 0
+    scope = _scope_doubts(f, on_disk, qps_seen | (f["series"].to_numpy() > 0), evidence)
 
     # Protection rules, on disk only.
     number = f["number"].to_numpy(dtype=float, na_value=np.nan)
@@ -442,12 +554,12 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         pinned = np.array([k in pin_reasons for k in keys], dtype=bool)
     protected = newest | young | (on_disk & pinned)
 
-    causes = _global_causes(evidence)
+    causes = _global_causes(evidence) + scope.causes
     # Traffic under a label that names no version may have reached any version of that model.
     unattributed = ~on_disk & positive & f["version"].isin(policy.unattributed).to_numpy()
     vague_models = set(f["model"][unattributed])
     vague = f["model"].isin(vague_models).to_numpy()
-    row_doubt = bad_value | resets | vague | reappeared
+    row_doubt = bad_value | resets | vague | reappeared | scope.any
     doubtful = row_doubt | bool(causes)
 
     status = np.select(
@@ -481,7 +593,7 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         pinned.tolist(), age.tolist(), f["model"].tolist(), f["version"].tolist(), reappeared.tolist(),
         strict=True,
     )  # fmt: skip
-    for st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version, gone_back in cols:
+    for row, (st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version, gone_back) in enumerate(cols):
         evidence_text = traffic(mq, lq, c, n, born, rst)
         if st == "in-use" or st == "safe":
             reasons.append(evidence_text)
@@ -519,6 +631,7 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
                     "its only sign of calls is a series that appeared in the window, which may be a "
                     f"series back after a gap longer than the {step_words}"
                 )
+            doubts += scope.reasons(row, model, version)
             if model in vague_labels:
                 doubts.append(
                     f"calls labelled version {vague_labels[model]!r} name no version "
@@ -541,7 +654,7 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
             "series": f["series"].astype(int),
             "status": status,
             "reason": reasons,
-            "hourly": _hourly_column(evidence, f),
+            "hourly": hourly,
             "_num": number,
         }
     )
@@ -564,7 +677,8 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         counts=counts,
         safe_bytes=sum(by_model.values()),
         safe_bytes_by_model=by_model,
-        unknown_causes=(*causes, *_row_causes(status, bad_value, resets, vague, f["model"], reappeared))
+        unknown_causes=(*causes, *_row_causes(status, bad_value, resets, vague, f["model"], reappeared),
+                        *scope.summary(status == Status.UNKNOWN.value))
         if counts["unknown"]
         else (),
     )

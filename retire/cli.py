@@ -257,15 +257,16 @@ def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
 def _inventory(settings: Settings) -> Inventory:
     """Every model source the user named, merged (a model may appear only once)."""
     from retire.inventory import Inventory, scan_base_path, scan_model_config, scan_model_dir
+    from retire.servers import server
 
-    layout = {"tfserving-patched": "tfserving"}.get(settings.preset, settings.preset)
+    srv = server(settings.preset)
     total = Inventory((), ())
     if settings.model_config is not None:
-        total = total + scan_model_config(settings.model_config)
+        total = total + scan_model_config(settings.model_config, srv)
     for root in settings.model_dir:
-        total = total + scan_model_dir(root, layout)
+        total = total + scan_model_dir(root, srv)
     if settings.model_base_path is not None and settings.model_name is not None:
-        total = total + scan_base_path(settings.model_base_path, settings.model_name)
+        total = total + scan_base_path(settings.model_base_path, settings.model_name, srv)
     return total
 
 
@@ -275,6 +276,7 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
     from retire.evidence import gather
     from retire.prometheus import PrometheusClient, connection_from
     from retire.queries import params_from
+    from retire.servers import server
 
     if not settings.prometheus:
         raise ConfigError(
@@ -317,7 +319,7 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
         min_age=settings.effective_min_age,
         age_source=settings.age_source,
         pins=settings.pin,
-        unattributed=("default",) if settings.preset == "torchserve" else (),
+        unattributed=server(settings.preset).unattributed,
     )
     return advise(inventory, evidence, policy, generated_at=time.time())
 

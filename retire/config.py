@@ -21,24 +21,16 @@ from typing import Any
 
 from retire.errors import ConfigError
 from retire.inventory import canonical_version
+from retire.servers import DEFAULT_PRESET, SERVERS
 
 DEFAULT_CONFIG_FILE = Path("retire.toml")
-DEFAULT_METRIC = ":tensorflow:serving:model_call_count"
+DEFAULT_METRIC = SERVERS[DEFAULT_PRESET].metric
 
-# What each kind of model server exports and how it lays out models. A preset fills the metric
-# and label names unless they are set explicitly (flag, env or file). README "Deployments".
+# What each kind of model server exports (retire.servers). A preset fills the metric and label
+# names unless they are set explicitly (flag, env or file). README "Deployments".
 PRESETS: dict[str, dict[str, str]] = {
-    "tfserving-patched": {
-        "metric": DEFAULT_METRIC,
-        "model_label": "model_name",
-        "version_label": "model_version",
-    },
-    "triton": {"metric": "nv_inference_request_success", "model_label": "model", "version_label": "version"},
-    "torchserve": {
-        "metric": "ts_inference_requests_total",
-        "model_label": "model_name",
-        "version_label": "model_version",
-    },
+    name: {"metric": s.metric, "model_label": s.model_label, "version_label": s.version_label}
+    for name, s in SERVERS.items()
 }
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -303,7 +295,7 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "prometheus": _str,
     "model_dir": _paths,
     "model_config": _path,
-    "preset": _choice("tfserving-patched", "triton", "torchserve"),
+    "preset": _choice(*SERVERS),
     "model_base_path": _path,
     "model_name": _str,
     "threshold": _number,

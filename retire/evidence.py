@@ -11,13 +11,20 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from retire.coverage import Gap, global_gaps, label_text, target_gaps
+from retire.coverage import Gap, global_gaps, target_gaps
 from retire.errors import PrometheusError
 from retire.inventory import canonical_version
 from retire.prometheus import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.queries import VERSION_ASPECTS, Matcher, PlannedQuery, QueryParams, plan, recorded_selector
 
 Progress = Callable[[int, int], None]  # (models done, models in all)
+# A series' identity: its whole label set as data (sorted pairs, without the metric name), never
+# text joined by hand, where `a="p",b="x"` and `a="p\",b=\"x"` could come out the same.
+SeriesKey = tuple[tuple[str, str], ...]
+
+
+def series_key(labels: dict[str, str]) -> SeriesKey:
+    return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class SeriesFacts:
 
     model: str
     version: str
-    series: str
+    series: SeriesKey
     start: float | None
     last: float
 
@@ -75,6 +82,23 @@ class Coverage:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What the queries could see, so that "no series" is read as "no calls" only where they
+    could have seen calls (README "How verdicts are made"). Pure data for the advisor.
+
+    `model_matchers`/`version_matchers` are the user's --selector matchers on the model and
+    version labels: a version they reject is out of the query's reach. `unscoped` is every
+    (model, version) with series of the metric in the window when the --selector is left out
+    (asked of the index, cheaply); None when there is no --selector to leave out.
+    """
+
+    selector: str = ""
+    model_matchers: tuple[Matcher, ...] = ()
+    version_matchers: tuple[Matcher, ...] = ()
+    unscoped: frozenset[tuple[str, str]] | None = None
+
+
+@dataclass(frozen=True)
 class Evidence:
     source: str
     evaluated_at: float
@@ -94,6 +118,8 @@ class Evidence:
     hourly: tuple[VersionSeries, ...] | None = None  # only when sparklines were asked for
     recorded: tuple[VersionFacts, ...] | None = None  # from recording rules, instead of `series`
     checks: tuple[Coverage, ...] = ()  # more completeness checks (the recording rules' heartbeats)
+    scope: Scope = field(default_factory=Scope)
+    selector: str = ""  # the metric's full selector, for reasons that name it
 
     @property
     def window_start(self) -> float:
@@ -111,11 +137,26 @@ def _versions(result: QueryResult, params: QueryParams) -> tuple[VersionValue, .
     )
 
 
+def _check_unique(name: str, result: QueryResult, where: str) -> None:
+    """Two series with one label set in one answer cannot come from Prometheus; which one counts
+    would depend on the order they came in, so refuse the answer instead of guessing."""
+    seen: set[SeriesKey] = set()
+    for s in result.series:
+        key = series_key(s.labels)
+        if key in seen:
+            shown = ",".join(f"{k}={v!r}" for k, v in key)[:200]
+            raise PrometheusError(
+                f"{where} answered query {name} with the same series twice ({{{shown}}}); a proxy "
+                "merging stores without deduplication? Query Prometheus directly, or fix the proxy"
+            )
+        seen.add(key)
+
+
 def _series_facts(last: QueryResult, start: QueryResult, params: QueryParams) -> tuple[SeriesFacts, ...]:
-    starts = {label_text(s.labels): s.value for s in start.series}
+    starts = {series_key(s.labels): s.value for s in start.series}
     facts = []
     for s in last.series:
-        key = label_text(s.labels)
+        key = series_key(s.labels)
         facts.append(
             SeriesFacts(
                 s.labels.get(params.model_label, ""),
@@ -235,8 +276,11 @@ def _run(client: PrometheusClient, planned: Iterable[PlannedQuery], params: Quer
          pool: ThreadPoolExecutor) -> dict[str, QueryResult]:  # fmt: skip
     def one(q: PlannedQuery) -> QueryResult:
         if q.kind == "range":
-            return client.query_range(q.promql, at - params.window, at, q.step)
-        return client.query(q.promql, at)
+            result = client.query_range(q.promql, at - params.window, at, q.step)
+        else:
+            result = client.query(q.promql, at)
+        _check_unique(q.name, result, f"Prometheus at {client.display_url}")
+        return result
 
     planned = list(planned)
     return dict(zip((q.name for q in planned), pool.map(one, planned), strict=True))
@@ -313,6 +357,7 @@ def gather(
     exporters: set[str] | None = None
     if params.coverage is not None:  # which targets export the metric: the index answers, cheaply
         exporters = set(client.label_values("instance", params.series_selector, at - params.window, at))
+    scope = _scope(client, params, at)
     split_models = 0
     with ThreadPoolExecutor(max_workers=len(planned)) as pool:
         results: dict[str, QueryResult] | None = None
@@ -368,4 +413,24 @@ def gather(
         hourly=hourly,
         recorded=recorded,
         checks=checks,
+        scope=scope,
+        selector=params.series_selector,
+    )
+
+
+def _scope(client: PrometheusClient, params: QueryParams, at: float) -> Scope:
+    """The --selector's reach. Without a selector the queries see every series of the metric;
+    with one, the index is asked which versions have series that the selector leaves out."""
+    if not params.selector:
+        return Scope()
+    found = client.series(params.base_selector, at - params.window, at)
+    unscoped = frozenset(
+        (labels.get(params.model_label, ""), canonical_version(labels.get(params.version_label, "")))
+        for labels in found
+    )
+    return Scope(
+        selector=",".join(m.render() for m in params.selector),
+        model_matchers=tuple(m for m in params.selector if m.name == params.model_label),
+        version_matchers=tuple(m for m in params.selector if m.name == params.version_label),
+        unscoped=unscoped,
     )

@@ -1,12 +1,16 @@
 """What is on disk: models, their versions, sizes and times, and what the servers' config files
 say must stay loaded.
 
+Every scan applies one server's rules (`retire.servers`): which directory names it reads as
+versions, which config file holds a model's version policy, and whether models are directory
+trees or a TorchServe model store. So `--model-dir`, `--model-base-path` and `--model-config`
+list the same versions for the same server.
+
 Layouts:
-- TF Serving and Triton: `<root>/<model>/<version>/` where a version directory's name is what TF
-  Serving's `safe_strto64` accepts (surrounding spaces, digits, int64 range), limited to
-  non-negative values: `00123` is version 123. When two names give the same number (`7` and
-  `007`), TF Serving serves the one that sorts last, and so do we; the other is listed as ignored.
-  Triton's `<model>/config.pbtxt` `version_policy` becomes protection.
+- TF Serving and Triton: `<root>/<model>/<version>/`. TF Serving reads `00123/` as version 123 and,
+  when two names give one number (`7` and `007`), serves the one that sorts last (so do we; the
+  other is listed as ignored). Triton reads only canonical names (`3/`, never `03/`); each model's
+  `config.pbtxt` `version_policy` becomes protection.
 - TorchServe: a model store of `.mar` archives; each archive's `MAR-INF/MANIFEST.json` names its
   model and version.
 - A TF Serving `--model_config_file`: each config's name and base path, with `specific` and
@@ -28,9 +32,8 @@ from pathlib import Path
 
 from retire.errors import InventoryError
 from retire.model_config import VersionPolicy, read_tfserving_config, read_triton_policy
-
-INT64_MAX = 2**63 - 1
-_SPACES = " \t\n\v\f\r"
+from retire.servers import DEFAULT_PRESET, Server, server
+from retire.servers.tfserving import version_of as _tfserving_version
 
 
 @dataclass(frozen=True)
@@ -81,15 +84,11 @@ class Inventory:
 
 def parse_version(name: str) -> int | None:
     """The version number TF Serving would read from a directory name, or None."""
-    text = name.strip(_SPACES)
-    if not text.isascii() or not text.isdigit():
-        return None  # also refuses "-1": negative versions are not served
-    number = int(text)
-    return number if number <= INT64_MAX else None
+    return _tfserving_version(name)
 
 
 def canonical_version(text: str) -> str:
-    """The join key for a version label or name: `00123` -> `123`; non-numbers stay as written."""
+    """The join key for a version label or pin: `00123` -> `123`; non-numbers stay as written."""
     number = parse_version(text)
     return str(number) if number is not None else text
 
@@ -131,16 +130,18 @@ def _list_dir(path: Path, what: str) -> list[os.DirEntry[str]]:
         raise InventoryError(f"cannot read {what} {path}: {e.strerror}") from None
 
 
-def scan_model(base_path: Path, model: str) -> tuple[list[DiskVersion], list[Ignored]]:
-    """The versions of one model under its base path."""
+def scan_model(
+    base_path: Path, model: str, srv: Server | None = None
+) -> tuple[list[DiskVersion], list[Ignored]]:
+    """The versions of one model under its base path, as `srv` reads them."""
+    srv = srv or server(DEFAULT_PRESET)
     versions: dict[int, DiskVersion] = {}
     ignored: list[Ignored] = []
     for entry in _list_dir(base_path, f"base path of model {model!r}"):
-        number = parse_version(entry.name)
+        number = srv.version_of(entry.name)
         if number is None:
-            ignored.append(
-                Ignored(Path(entry.path), "not a version directory (name is not a non-negative integer)")
-            )
+            if entry.name != srv.policy_file:
+                ignored.append(Ignored(Path(entry.path), srv.not_a_version))
             continue
         try:
             st = entry.stat()  # follows a symlinked version directory, as TF Serving does
@@ -165,9 +166,10 @@ def scan_model(base_path: Path, model: str) -> tuple[list[DiskVersion], list[Ign
     return list(versions.values()), ignored
 
 
-def scan_model_dir(root: Path, layout: str = "tfserving") -> Inventory:
+def scan_model_dir(root: Path, srv: Server | None = None) -> Inventory:
     """Every model under a root: each subdirectory is a model's base path."""
-    if layout == "torchserve":
+    srv = srv or server(DEFAULT_PRESET)
+    if srv.layout == "store":
         return scan_model_store(root)
     versions: list[DiskVersion] = []
     ignored: list[Ignored] = []
@@ -185,13 +187,19 @@ def scan_model_dir(root: Path, layout: str = "tfserving") -> Inventory:
     # Serial on purpose: threads were measured 2x slower here (the GIL-bound Python work per
     # entry dominates the syscalls they would overlap).
     for path, name in models:
-        found, skipped = scan_model(path, name)
+        found, skipped = scan_model(path, name, srv)
         versions += found
-        if layout == "triton" and (path / "config.pbtxt").is_file():
-            skipped = [i for i in skipped if i.path.name != "config.pbtxt"]
-            _apply_policy(name, read_triton_policy(path / "config.pbtxt"), f"{name}/config.pbtxt", keep, pins)
         ignored += skipped
+        _model_policy(path, name, srv, keep, pins)
     return Inventory((root,), tuple(versions), tuple(ignored), keep, pins)
+
+
+def _model_policy(path: Path, model: str, srv: Server, keep: dict[str, int],
+                  pins: dict[tuple[str, str], str]) -> None:  # fmt: skip
+    """The version policy in the model's own config file, for servers that have one (Triton)."""
+    if srv.policy_file is not None and (path / srv.policy_file).is_file():
+        policy = read_triton_policy(path / srv.policy_file)
+        _apply_policy(model, policy, f"{path.name}/{srv.policy_file}", keep, pins)
 
 
 def _apply_policy(model: str, policy: VersionPolicy, where: str, keep: dict[str, int],
@@ -204,16 +212,32 @@ def _apply_policy(model: str, policy: VersionPolicy, where: str, keep: dict[str,
         keep[model] = policy.num_versions
 
 
-def scan_base_path(base_path: Path, model: str) -> Inventory:
-    found, skipped = scan_model(base_path, model)
-    return Inventory((base_path,), tuple(found), tuple(skipped))
+def scan_base_path(base_path: Path, model: str, srv: Server | None = None) -> Inventory:
+    """One model's versions (`--model-base-path`), with its own policy file if the server has one."""
+    srv = srv or server(DEFAULT_PRESET)
+    if srv.layout == "store":
+        raise InventoryError(
+            f"--model-base-path names one model's version directories; {srv.preset} keeps models "
+            "in a model store: pass the store with --model-dir"
+        )
+    found, skipped = scan_model(base_path, model, srv)
+    keep: dict[str, int] = {}
+    pins: dict[tuple[str, str], str] = {}
+    _model_policy(base_path, model, srv, keep, pins)
+    return Inventory((base_path,), tuple(found), tuple(skipped), keep, pins)
 
 
-def scan_model_config(path: Path) -> Inventory:
+def scan_model_config(path: Path, srv: Server | None = None) -> Inventory:
     """The models a TF Serving --model_config_file lists, each at its base path."""
+    srv = srv or server(DEFAULT_PRESET)
+    if not srv.model_config:
+        raise InventoryError(
+            f"--model-config is TF Serving's --model_config_file; {srv.preset} does not read it: "
+            "pass the model repository or store with --model-dir"
+        )
     total = Inventory((), ())
     for entry in read_tfserving_config(path):
-        found, skipped = scan_model(entry.base_path, entry.name)
+        found, skipped = scan_model(entry.base_path, entry.name, srv)
         keep: dict[str, int] = {}
         pins: dict[tuple[str, str], str] = {}
         _apply_policy(entry.name, entry.policy, path.name, keep, pins)

@@ -232,6 +232,20 @@ class PrometheusClient:
         assert isinstance(result, list)
         return [str(v) for v in result]
 
+    def series(self, match: str, start: float, end: float) -> list[dict[str, str]]:
+        """Label sets of the series matching a selector in [start, end] (index only: no samples
+        are read). May include a few series just outside the range, never fewer."""
+        form = {"match[]": match, "start": _fmt_time(start), "end": _fmt_time(end)}
+        result = self._send("/api/v1/series", form, method="POST", raw=True)
+        if not isinstance(result, list) or not all(
+            isinstance(item, dict) and all(isinstance(v, str) for v in item.values()) for item in result
+        ):
+            raise PrometheusError(
+                f"Prometheus at {self.display_url} answered the series API with something other than "
+                "a list of label sets; check the URL points at a Prometheus-compatible API"
+            )
+        return [{str(k): v for k, v in item.items()} for item in result]
+
     def _send(self, path: str, form: dict[str, str], method: str = "POST", raw: bool = False) -> Any:
         import httpx
 

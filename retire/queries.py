@@ -37,6 +37,15 @@ class Matcher:
     def render(self) -> str:
         return f"{self.name}{self.op}{quote(self.value)}"
 
+    def matches(self, value: str) -> bool:
+        """Whether a label value passes, as Prometheus decides it (regexes fully anchored)."""
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        hit = re.fullmatch(self.value, value, re.DOTALL) is not None
+        return hit if self.op == "=~" else not hit
+
 
 @dataclass(frozen=True)
 class Selector:
@@ -205,11 +214,16 @@ class QueryParams:
 
     @property
     def matchers(self) -> str:
-        base = (
-            Matcher(self.model_label, "!=", ""),
-            Matcher(self.version_label, "!=", ""),
-        )
-        return ",".join(m.render() for m in (*base, *self.selector))
+        return ",".join(m.render() for m in (*self._base, *self.selector))
+
+    @property
+    def base_selector(self) -> str:
+        """The metric without the user's --selector: every series the selector could leave out."""
+        return f"{self.metric}{{{','.join(m.render() for m in self._base)}}}"
+
+    @property
+    def _base(self) -> tuple[Matcher, ...]:
+        return (Matcher(self.model_label, "!=", ""), Matcher(self.version_label, "!=", ""))
 
 
 def short_duration(seconds: float) -> str:

@@ -14,15 +14,30 @@ from urllib.parse import parse_qs
 Handler = Callable[[str, dict[str, str]], tuple[int, str, bytes]]
 
 
-def full_answer(path: str, form: dict[str, str], **extra: object) -> tuple[int, str, bytes]:
-    """A well-formed answer: empty vectors, and for range queries one series present throughout."""
+FLAT = {"model_name": "m", "model_version": "1", "instance": "tfs-0"}
+
+
+def full_answer(path: str, form: dict[str, str], *, flat: dict[str, str] | None = None,
+                **extra: object) -> tuple[int, str, bytes]:  # fmt: skip
+    """A well-formed answer: one idle version (`flat`, default m/1) whose counter stayed at 7
+    all window, so the queries are shown to reach the fleet; for range queries one series present
+    throughout; no series on the series API (no --selector is tested against these servers)."""
+    flat = FLAT if flat is None else flat
+    if path.endswith("/series"):
+        return 200, "application/json", json.dumps({"status": "success", "data": []}).encode()
     if path.endswith("/query_range"):
         start, end, step = float(form["start"]), float(form["end"]), float(form["step"])
         n = round((end - start) / step) + 1
         values = [[start + i * step, "1"] for i in range(n)]
         data = {"resultType": "matrix", "result": [{"metric": {}, "values": values}]}
     else:
-        data = {"resultType": "vector", "result": []}
+        query, at = form["query"], float(form["time"])
+        per_version = {k: v for k, v in flat.items() if k != "instance"}
+        if query.startswith(("max_over_time(sum", "sum by")):  # the busiest and the last step
+            result = [{"metric": per_version, "value": [at, "0"]}]
+        else:  # the series' last value, and their value at the window's start
+            result = [{"metric": flat, "value": [at, "7"]}]
+        data = {"resultType": "vector", "result": result}
     return 200, "application/json", json.dumps({"status": "success", "data": data, **extra}).encode()
 
 

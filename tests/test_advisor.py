@@ -55,17 +55,17 @@ def status_of(inv: list[DiskVersion], ev: Evidence, policy: Policy = NO_PROTECTI
 
 
 def test_no_series_is_safe_and_traffic_is_in_use() -> None:
-    ev = evidence(qps={("a", "2"): 0.5}, series=[SeriesFacts("a", "2", "p0", 10, 100)])
+    ev = evidence(qps={("a", "2"): 0.5}, series=[SeriesFacts("a", "2", (("p", "0"),), 10, 100)])
     assert status_of([disk("a", 1), disk("a", 2)], ev) == {("a", "1"): "safe", ("a", "2"): "in-use"}
 
 
 def test_born_in_window_is_in_use_even_with_zero_rate() -> None:
-    ev = evidence(qps={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", "p0", None, 1)])
+    ev = evidence(qps={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", (("p", "0"),), None, 1)])
     assert status_of([disk("a", 1)], ev) == {("a", "1"): "in-use"}
 
 
 def test_flat_counter_is_safe() -> None:
-    ev = evidence(qps={("a", "1"): 0.0}, last={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", "p0", 7, 7)])
+    ev = evidence(qps={("a", "1"): 0.0}, last={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)])
     assert status_of([disk("a", 1)], ev) == {("a", "1"): "safe"}
 
 
@@ -75,17 +75,17 @@ def test_last_partial_hour_counts() -> None:
 
 
 def test_reset_without_counted_calls_is_unknown() -> None:
-    ev = evidence(qps={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", "p0", 5, 0)])
+    ev = evidence(qps={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", (("p", "0"),), 5, 0)])
     assert status_of([disk("a", 1)], ev) == {("a", "1"): "unknown"}
 
 
 def test_not_on_disk_is_never_safe() -> None:
-    ev = evidence(qps={("a", "9"): 0.0}, series=[SeriesFacts("a", "9", "p0", 3, 3)])
+    ev = evidence(qps={("a", "9"): 0.0}, series=[SeriesFacts("a", "9", (("p", "0"),), 3, 3)])
     assert status_of([], ev) == {("a", "9"): "not-on-disk"}
 
 
 def test_global_doubts_make_would_be_safe_unknown_but_keep_in_use() -> None:
-    base = {"qps": {("a", "2"): 1.0}, "series": [SeriesFacts("a", "2", "p0", 0, 50)]}
+    base = {"qps": {("a", "2"): 1.0}, "series": [SeriesFacts("a", "2", (("p", "0"),), 0, 50)]}
     gap = Gap('instance="p1"', AT - 5000, AT - 1000, "down")
     for ev in (
         evidence(**base, gaps=(gap,)),  # type: ignore[arg-type]
@@ -102,7 +102,7 @@ def test_nan_is_unknown() -> None:
 
 
 def test_threshold() -> None:
-    ev = evidence(qps={("a", "1"): 0.05}, series=[SeriesFacts("a", "1", "p0", 0, 4000)])
+    ev = evidence(qps={("a", "1"): 0.05}, series=[SeriesFacts("a", "1", (("p", "0"),), 0, 4000)])
     assert status_of([disk("a", 1)], ev, Policy(threshold=0.1, keep_latest=0, min_age=0)) == {("a", "1"): "safe"}
     assert status_of([disk("a", 1)], ev, Policy(threshold=0.01, keep_latest=0, min_age=0)) == {("a", "1"): "in-use"}
 
@@ -110,15 +110,18 @@ def test_threshold() -> None:
 def test_protection_rules() -> None:
     inv = [disk("a", 1), disk("a", 2), disk("a", 3, age=3600), disk("b", 1)]
     policy = Policy(keep_latest=1, min_age=86400, pins=(("b", "1"),))
-    got = status_of(inv, evidence(), policy)
+    # The queries reached the fleet (b/1 flat): "no series" of model a is then evidence.
+    reached = evidence(series=[SeriesFacts("b", "1", (("p", "0"),), 7, 7)])
+    got = status_of(inv, reached, policy)
     assert got == {("a", "1"): "safe", ("a", "2"): "safe", ("a", "3"): "protected", ("b", "1"): "protected"}
-    report = advise(Inventory((Path("/m"),), tuple(inv)), evidence(), Policy(keep_latest=2, min_age=0), AT)
+    report = advise(Inventory((Path("/m"),), tuple(inv)), reached, Policy(keep_latest=2, min_age=0), AT)
     assert [r.status for r in report.rows()][:3] == [Status.SAFE, Status.PROTECTED, Status.PROTECTED]
 
 
 def test_sorting_and_bytes() -> None:
     inv = [disk("a", 10, size=5), disk("a", 9, size=7), disk("a", 100, size=1)]
-    report = advise(Inventory((Path("/m"),), tuple(inv)), evidence(), NO_PROTECTION, AT)
+    reached = evidence(series=[SeriesFacts("a", "9", (("p", "0"),), 7, 7)])
+    report = advise(Inventory((Path("/m"),), tuple(inv)), reached, NO_PROTECTION, AT)
     assert [r.version for r in report.rows()] == ["9", "10", "100"]
     assert report.summary.safe_bytes == 13 and report.summary.safe_bytes_by_model == {"a": 13}
 
@@ -146,7 +149,7 @@ def cases(draw: st.DrawFn) -> tuple[list[DiskVersion], Evidence, Policy]:
         for pod in range(draw(st.integers(0, 2))):
             start = draw(st.sampled_from([None, 0.0, 5.0, math.nan]))
             end = draw(st.sampled_from([0.0, 5.0, 6.0, math.nan]))
-            series.append(SeriesFacts("m", str(v), f"p{pod}", start, end))
+            series.append(SeriesFacts("m", str(v), (("p", str(pod)),), start, end))
     gaps = (Gap("", AT - 7200, AT - 3600, "no samples"),) if draw(st.booleans()) else ()
     ev = evidence(qps, last, series, gaps=gaps, warnings=("w",) if draw(st.booleans()) else (),
                   partial=draw(st.booleans()))  # fmt: skip
@@ -188,8 +191,9 @@ def test_safe_only_if_every_piece_of_evidence_agrees(case: tuple[list[DiskVersio
 def test_age_source_ctime() -> None:
     # rsync -a keeps the source's old mtime; the ctime shows when it really landed here.
     v = DiskVersion("a", "1", 1, "/m/a/1", 1, mtime=AT - 90 * 86400, ctime=AT - 600)
-    by_mtime = status_of([v], evidence(), Policy(keep_latest=0, min_age=86400))
-    by_ctime = status_of([v], evidence(), Policy(keep_latest=0, min_age=86400, age_source="ctime"))
+    flat = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)])
+    by_mtime = status_of([v], flat, Policy(keep_latest=0, min_age=86400))
+    by_ctime = status_of([v], flat, Policy(keep_latest=0, min_age=86400, age_source="ctime"))
     assert by_mtime == {("a", "1"): "safe"} and by_ctime == {("a", "1"): "protected"}
 
 
@@ -220,8 +224,8 @@ def test_recorded_first_calls_are_in_use_and_resets_or_nan_are_unknown() -> None
 
 def test_recorded_birth_after_a_long_gap_is_only_a_doubt() -> None:
     facts = [VersionFacts("a", "1", 1, 1, 0), VersionFacts("a", "2", 1, 1, 0)]
-    long_gap = (Gap('instance="p0"', AT - 9 * 3600, AT - 7 * 3600, "down"),)
-    short_gap = (Gap('instance="p0"', AT - 9 * 3600, AT - 9 * 3600 + 1200, "down"),)
+    long_gap = (Gap('instance=(("p", "0"),)', AT - 9 * 3600, AT - 7 * 3600, "down"),)
+    short_gap = (Gap('instance=(("p", "0"),)', AT - 9 * 3600, AT - 9 * 3600 + 1200, "down"),)
     qps = {("a", "2"): 0.5}
     assert status_of([disk("a", 1), disk("a", 2)], recorded_evidence(facts, qps, short_gap)) == {
         ("a", "1"): "in-use", ("a", "2"): "in-use"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import ssl
@@ -89,7 +90,8 @@ def test_report_mail_has_both_parts_subject_recipients_and_attachments(lab: Lab)
 def test_html_escapes_names_from_disk_and_prometheus(tmp_path: Path) -> None:
     (tmp_path / "<script>alert(1)" / "1").mkdir(parents=True)
     inbox = Inbox()
-    with fs.serve(fs.full_answer) as url, smtp(inbox) as port:
+    script = {"model_name": "<script>alert(1)", "model_version": "1", "instance": "tfs-0"}
+    with fs.serve(functools.partial(fs.full_answer, flat=script)) as url, smtp(inbox) as port:
         run = run_cli("report", "--prometheus", url, "--model-dir", str(tmp_path), "--keep-latest", "0",
                       "--min-age", "0", *mail_args(port))  # fmt: skip
     assert run.exit_code == 0, run.stderr
