@@ -37,8 +37,8 @@ class Lab:
         ]  # fmt: skip
         if coverage:
             out += ["--coverage", f'up{{scenario="{scenario.name}"}}']
-        if scenario.name in ("triton", "torchserve"):
-            out += ["--preset", scenario.name]
+        if scenario.name in ("triton", "torchserve", "triton0"):
+            out += ["--preset", scenario.name.rstrip("0")]
         return [*out, *extra]
 
 
@@ -46,7 +46,8 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("lab")
     om = root / "history.om"
-    write_openmetrics(om, scenarios.ALL, end=scenarios.END, history=scenarios.HISTORY, interval=60)
+    write_openmetrics(om, scenarios.ALL + scenarios.ABSENCE, end=scenarios.END, history=scenarios.HISTORY,
+                      interval=60)  # fmt: skip
     backfill(om, root / "tsdb")
     with Prometheus(root / "tsdb", root / "prometheus") as server:
         yield Lab(server.url, scenarios.END, root)

@@ -223,3 +223,98 @@ TORCHSERVE_EXPECTED = {
 }
 
 ALL = (BASIC, PITFALLS, BETWEEN, POD_GAP, HOLE, CONFIG, TRITON, TORCHSERVE)
+
+
+# --- Disguises of absence (tests/test_absence.py): data where "no series" must not read as "no
+# calls". In the Prometheus lab only (VictoriaMetrics' comparison runs on ALL).
+
+# gpt is served by pod tfs-0 (and gpt/3 by tfs-1 only), bert by tfs-1 only: a --selector on the
+# model label or on the pod leaves some of them out of the query's reach.
+SCOPE = _scenario(
+    "scope",
+    traffic=(
+        Traffic("gpt", "1", "tfs-0", qps=1.0),
+        Traffic("gpt", "2", "tfs-0", calls=(-40 * HOUR,)),  # flat all window
+        Traffic("gpt", "3", "tfs-1", qps=0.5),
+        Traffic("bert", "1", "tfs-1", qps=3.5),  # about 300,000 calls a day
+    ),
+    disk=(
+        *(VersionDir("gpt", str(v), age=10 * DAY) for v in (1, 2, 3, 4)),
+        *(VersionDir("bert", str(v), age=10 * DAY) for v in (1, 2, 3)),
+    ),
+)
+SCOPE_EXPECTED = {
+    ("gpt", "1"): "in-use",
+    ("gpt", "2"): "safe",
+    ("gpt", "3"): "in-use",
+    ("gpt", "4"): "protected",
+    ("bert", "1"): "in-use",
+    ("bert", "2"): "safe",
+    ("bert", "3"): "protected",
+}
+
+# Served as "delta-prod" from directory delta/ (a TF Serving model config maps the name); kappa
+# is served under its directory's name; zeta is a whole idle model (never called).
+NAMES = _scenario(
+    "names",
+    traffic=(
+        Traffic("delta-prod", "1", qps=1.0),
+        Traffic("delta-prod", "2", qps=0.2),
+        Traffic("kappa", "1", calls=(-40 * HOUR,)),
+    ),
+    disk=(
+        *(VersionDir("delta", str(v), age=10 * DAY) for v in (1, 2, 3)),
+        *(VersionDir("kappa", str(v), age=10 * DAY) for v in (1, 2)),
+        *(VersionDir("zeta", str(v), age=10 * DAY) for v in (1, 2)),
+    ),
+)
+NAMES_CONFIG = """
+model_config_list {
+  config { name: "delta-prod" base_path: "delta" }
+  config { name: "kappa" base_path: "kappa" }
+  config { name: "zeta" base_path: "zeta" }
+}
+"""
+
+# Two series of q/1 whose label sets would read the same if joined into text by hand:
+# {instance="p", j="x"} (flat all window) and {instance='p",j="x'} (born in the window with one
+# call, which no rate sees). q/2's counter reads +Inf all window.
+IDENTITY = _scenario(
+    "identity",
+    traffic=(
+        Traffic("q", "1", "p", calls=(-40 * HOUR,), labels=(("j", "x"),)),
+        Traffic("q", "1", 'p",j="x', calls=(-3 * HOUR,)),
+        Traffic("q", "2", "p", constant=math.inf, labels=(("j", "x"),)),
+        Traffic("q", "3", "p", calls=(-40 * HOUR,), labels=(("j", "x"),)),
+    ),
+    disk=(*(VersionDir("q", str(v), age=10 * DAY) for v in (1, 2, 3, 4)),),
+)
+IDENTITY_EXPECTED = {("q", "1"): "in-use", ("q", "2"): "unknown", ("q", "3"): "safe", ("q", "4"): "protected"}
+
+# Triton ignores version directories with leading zeros: t0/03 is never served, so t0/2 is the
+# newest version Triton loads (latest 1 by default). spec0's config.pbtxt pins version 1.
+TRITON0 = _scenario(
+    "triton0",
+    metric="nv_inference_request_success",
+    model_label="model",
+    version_label="version",
+    traffic=(
+        Traffic("t0", "2", zero_init=True),  # loaded (the newest Triton serves), idle
+        Traffic("spec0", "1", zero_init=True),  # loaded by the specific policy, idle
+    ),
+    disk=(
+        VersionDir("t0", "config.pbtxt", is_file=True, content='name: "t0"\nbackend: "python"\n'),
+        *(VersionDir("t0", v, age=10 * DAY) for v in ("1", "2", "03")),
+        VersionDir("spec0", "config.pbtxt", is_file=True,
+                   content='name: "spec0"\nversion_policy: { specific: { versions: [1] } }\n'),
+        *(VersionDir("spec0", v, age=10 * DAY) for v in ("1", "2")),
+    ),
+)  # fmt: skip
+TRITON0_EXPECTED = {
+    ("t0", "1"): "safe",
+    ("t0", "2"): "protected",
+    ("spec0", "1"): "protected",
+    ("spec0", "2"): "protected",
+}
+
+ABSENCE = (SCOPE, NAMES, IDENTITY, TRITON0)

@@ -269,3 +269,78 @@ def test_recorded_safe_only_if_every_recorded_fact_agrees(
             for v, _n, born, resets in facts:
                 if str(v) == row.version:
                     assert born == 0.0 and resets == 0.0
+
+
+# Issue #12: non-finite evidence, and the query's reach.
+
+
+def test_infinite_or_negative_counter_values_are_unknown_not_flat() -> None:
+    # Inf - Inf is NaN; summed as 0 it read as "counter flat all window, 0 calls".
+    for start, last in ((math.inf, math.inf), (None, math.inf), (3.0, -1.0)):
+        ev = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), start, last),
+                              SeriesFacts("a", "2", (("p", "0"),), 7, 7)])  # fmt: skip
+        report = advise(Inventory((Path("/m"),), (disk("a", 1), disk("a", 2))), ev, NO_PROTECTION, AT)
+        rows = {r.version: r for r in report.rows()}
+        assert rows["1"].status is Status.UNKNOWN, (start, last)
+        assert "NaN/Inf" in rows["1"].reason and "flat" not in rows["1"].reason
+        assert rows["2"].status is Status.SAFE
+
+
+def test_non_finite_sparkline_point_is_unknown() -> None:
+    from retire.evidence import VersionSeries
+
+    ev = replace(evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)]),
+                 hourly=(VersionSeries("a", "1", (0.0,) * 23 + (math.nan,)),))  # fmt: skip
+    assert status_of([disk("a", 1)], ev) == {("a", "1"): "unknown"}
+
+
+def test_model_named_differently_only_in_case_is_named_in_the_reason() -> None:
+    ev = evidence(qps={("Kappa", "1"): 1.0}, series=[SeriesFacts("Kappa", "1", (("p", "0"),), 0, 50)])
+    report = advise(Inventory((Path("/m"),), (disk("kappa", 1),)), ev, NO_PROTECTION, AT)
+    rows = {(r.model, r.version): r for r in report.rows()}
+    assert rows[("kappa", "1")].status is Status.UNKNOWN
+    assert "'Kappa' differs only in case" in rows[("kappa", "1")].reason
+    assert rows[("Kappa", "1")].status is Status.NOT_ON_DISK
+
+
+@st.composite
+def scoped_cases(draw: st.DrawFn) -> tuple[list[DiskVersion], Evidence]:
+    """Evidence with random scope failures: selector matchers, series only outside the selector,
+    models in Prometheus without a directory, a window not longer than --max-gap."""
+    from retire.evidence import Scope
+    from retire.queries import Matcher
+
+    inv = [disk(m, v) for m in ("a", "b") for v in (1, 2, 3) if draw(st.booleans())]
+    series = [SeriesFacts(m, str(v), (("p", "0"),), 7, 7)
+              for m in ("a", "b", "z") for v in (1, 2, 3) if draw(st.integers(0, 3)) == 0]  # fmt: skip
+    pairs = st.tuples(st.sampled_from(["a", "b", "z"]), st.sampled_from(["1", "2", "3"]))
+    unscoped = draw(st.one_of(st.none(), st.frozensets(pairs, max_size=4)))
+    model_matchers = draw(st.sampled_from([(), (Matcher("model_name", "=", "a"),),
+                                           (Matcher("model_name", "!~", "b|z"),)]))  # fmt: skip
+    version_matchers = draw(st.sampled_from([(), (Matcher("model_version", "=~", "1|2"),)]))
+    scope = Scope('x="y"', model_matchers, version_matchers, unscoped)
+    window = draw(st.sampled_from([86400.0, 900.0]))
+    return inv, replace(evidence(series=series), scope=scope, window=window)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scoped_cases())
+def test_no_row_is_safe_where_the_query_could_not_reach_it(case: tuple[list[DiskVersion], Evidence]) -> None:
+    inv, ev = case
+    report = advise(Inventory((Path("/m"),), tuple(inv)), ev, NO_PROTECTION, generated_at=AT)
+    reached = {(s.model, s.version) for s in ev.series}
+    reached_models = {m for m, _ in reached}
+    orphans = reached_models - {d.model for d in inv}
+    for row in report.rows():
+        if row.status is not Status.SAFE:
+            continue
+        key = (row.model, row.version)
+        assert reached, "nothing matched at all"
+        assert ev.window > ev.coverage.max_gap
+        assert all(m.matches(row.model) for m in ev.scope.model_matchers)
+        assert all(m.matches(row.version) for m in ev.scope.version_matchers)
+        if key not in reached:
+            assert key not in (ev.scope.unscoped or ())
+            if row.model not in reached_models:
+                assert not orphans
+                assert row.model not in {m for m, _ in ev.scope.unscoped or ()}

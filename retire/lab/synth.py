@@ -39,6 +39,8 @@ class Traffic:
     calls: tuple[float, ...] = ()
     restarts: tuple[float, ...] = ()
     zero_init: bool = False
+    labels: tuple[tuple[str, str], ...] = ()  # more labels on this series (after the usual ones)
+    constant: float | None = None  # the counter reads this value at every scrape (e.g. +Inf)
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,23 @@ def _counter(t: np.ndarray, traffic: Traffic) -> tuple[np.ndarray, np.ndarray]:
         result: np.ndarray = steady + singles
         return result
 
+    if traffic.constant is not None:
+        return np.full_like(t, traffic.constant, dtype=float), np.ones_like(t, dtype=bool)
     restarts = np.sort(np.array(traffic.restarts, dtype=float))
     idx = np.searchsorted(restarts, t, side="right") - 1
     boot = np.where(idx >= 0, restarts[np.clip(idx, 0, None)] if restarts.size else lo, lo)
     since_boot = calls_until(t) - calls_until(boot)
     exists = np.ones_like(t, dtype=bool) if traffic.zero_init else since_boot >= 1
     return since_boot, exists
+
+
+def _value(x: float) -> str:
+    """A sample value as OpenMetrics spells it (whole numbers plain, `+Inf`, `NaN`)."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    return str(int(x))
 
 
 def scrape_times(end: float, history: float, interval: float, offset: float = 0.0) -> np.ndarray:
@@ -135,11 +148,12 @@ def openmetrics_lines(scenario: Scenario, end: float, history: float, interval: 
         values, exists = _counter(t, tr)
         keep = scraped & ~down & exists
         labels = _label_text(
-            {scenario.model_label: tr.model, scenario.version_label: tr.version, "instance": tr.pod, **base}
-        )
+            {scenario.model_label: tr.model, scenario.version_label: tr.version, "instance": tr.pod, **base,
+             **dict(tr.labels)}
+        )  # fmt: skip
         prefix = f"{scenario.metric}{{{labels}}} "
         for i in np.flatnonzero(keep):
-            yield f"{prefix}{int(values[i])} {absolute[i]}\n"
+            yield f"{prefix}{_value(values[i])} {absolute[i]}\n"
     yield "# TYPE up gauge\n"
     for pod in scenario.pods:
         scraped, down = _mask_outages(t, scenario.outages, pod)

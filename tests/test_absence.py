@@ -1,0 +1,223 @@
+"""Disguises of absence (issue #12): data, options and answers where "no series" must not read as
+"no calls". Each ends in `unknown` with a reason naming the cause, never `safe`; the controls show
+that a truly idle version or model still comes out safe.
+
+Against the real Prometheus lab (tests/scenarios.py); wrongly shaped answers from small real
+servers (tests/fake_servers.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import fake_servers as fs
+from tests import scenarios as sc
+from tests.conftest import Lab, rows, run_cli, statuses
+
+pytestmark = pytest.mark.prometheus
+
+
+def report(lab: Lab, scenario: sc.Scenario, *extra: str, coverage: bool = True,
+           replace: dict[str, str] | None = None) -> tuple[int, dict]:  # fmt: skip
+    """`retire report --format json` for a scenario; `replace` swaps the values of given options."""
+    args = lab.args(scenario, "--format", "json", *extra, coverage=coverage)
+    for option, value in (replace or {}).items():
+        args[args.index(option) + 1] = value
+    run = run_cli("report", *args)
+    assert run.exit_code in (0, 4), run.stderr
+    return run.exit_code, run.json()  # type: ignore[return-value]
+
+
+def only_unknown_or_protected(doc: dict) -> None:
+    got = statuses(doc)
+    assert "safe" not in got.values(), got
+    assert got[("alpha", "8")] == "protected" and got[("beta", "3")] == "protected"
+    assert {k: v for k, v in got.items() if v != "protected"} == {
+        k: "unknown" for k in got if k not in {("alpha", "8"), ("beta", "3")}
+    }
+
+
+# 1. A selector, metric or label name that matches nothing, with --coverage.
+
+
+@pytest.mark.parametrize(
+    ("replace", "extra", "cause"),
+    [
+        ({"--selector": 'scenario="basic",namespace="ml"'}, (), "matched none of the metric's series"),
+        ({}, ("--metric", "typo_total"), "matched no series at all"),
+        ({}, ("--version-label", "typo"), "matched no series at all"),
+        ({}, ("--model-label", "typo"), "matched no series at all"),
+    ],
+    ids=["selector", "metric", "version-label", "model-label"],
+)
+def test_nothing_matched_is_unknown_even_with_coverage(
+    lab: Lab, replace: dict[str, str], extra: tuple[str, ...], cause: str
+) -> None:
+    code, doc = report(lab, sc.BASIC, *extra, replace=replace)
+    assert code == 4
+    only_unknown_or_protected(doc)
+    assert cause in rows(doc)[("alpha", "2")]["reason"]
+    assert any(cause in c for c in doc["summary"]["unknown_causes"])
+
+
+# 2. A window not longer than --max-gap can hold no hole, so no data at all would pass.
+
+
+def test_short_window_with_a_wrong_metric_is_unknown(lab: Lab) -> None:
+    code, doc = report(lab, sc.BASIC, "--metric", "typo_total", "--window", "15m", "--step", "5m", coverage=False)
+    assert code == 4
+    only_unknown_or_protected(doc)
+    reason = rows(doc)[("alpha", "2")]["reason"]
+    assert "not longer than --max-gap" in reason and "matched no series" in reason
+
+
+def test_max_gap_as_long_as_the_window_is_unknown(lab: Lab) -> None:
+    code, doc = report(lab, sc.BASIC, "--max-gap", "24h")
+    assert code == 4
+    got = statuses(doc)
+    assert {k for k, v in got.items() if v == "unknown"} == {("alpha", "2"), ("alpha", "3"), ("beta", "2")}
+    assert all(got[k] == v for k, v in sc.BASIC_EXPECTED.items() if v != "safe")  # in-use stays in-use
+    assert "--window 1d is not longer than --max-gap 1d" in rows(doc)[("alpha", "2")]["reason"]
+
+
+# 3. A selector that narrows the model label, or a label only some models carry.
+
+
+def test_scope_control_everything_in_reach(lab: Lab) -> None:
+    code, doc = report(lab, sc.SCOPE)
+    assert statuses(doc) == sc.SCOPE_EXPECTED
+    assert code == 0
+
+
+def test_selector_on_the_model_label_puts_other_models_out_of_reach(lab: Lab) -> None:
+    code, doc = report(lab, sc.SCOPE, replace={"--selector": 'scenario="scope",model_name="gpt"'})
+    assert code == 4
+    assert statuses(doc) == {**sc.SCOPE_EXPECTED, ("bert", "1"): "unknown", ("bert", "2"): "unknown"}
+    assert "leaves out this version" in rows(doc)[("bert", "1")]["reason"]
+
+
+def test_selector_on_a_label_only_some_models_carry(lab: Lab) -> None:
+    code, doc = report(lab, sc.SCOPE, replace={"--selector": 'scenario="scope",instance="tfs-0"'})
+    assert code == 4
+    assert statuses(doc) == {
+        **sc.SCOPE_EXPECTED,
+        ("gpt", "3"): "unknown",  # served by tfs-1 only
+        ("bert", "1"): "unknown",  # 300,000 calls, all on tfs-1
+        ("bert", "2"): "unknown",
+    }
+    for key in (("gpt", "3"), ("bert", "1"), ("bert", "2")):
+        assert "only outside --selector" in rows(doc)[key]["reason"], key
+    assert doc["rows"] and all(r["status"] != "safe" or r["model"] == "gpt" for r in doc["rows"])
+
+
+# 4. Names on disk that are not the names served.
+
+
+def test_names_on_disk_that_differ_from_names_served_are_unknown(lab: Lab) -> None:
+    code, doc = report(lab, sc.NAMES)
+    assert code == 4
+    assert statuses(doc) == {
+        ("delta", "1"): "unknown",
+        ("delta", "2"): "unknown",
+        ("delta", "3"): "protected",
+        ("delta-prod", "1"): "not-on-disk",
+        ("delta-prod", "2"): "not-on-disk",
+        ("kappa", "1"): "safe",  # served under its own name: flat all window
+        ("kappa", "2"): "protected",
+        ("zeta", "1"): "unknown",  # idle, or served under another name: cannot tell
+        ("zeta", "2"): "protected",
+    }
+    reason = rows(doc)[("delta", "1")]["reason"]
+    assert "'delta-prod'" in reason and "--model-config" in reason
+
+
+def test_the_model_config_maps_served_names_and_an_idle_model_is_safe(lab: Lab) -> None:
+    root = lab.models(sc.NAMES)
+    config = root / "names.config"
+    config.write_text(sc.NAMES_CONFIG)
+    args = lab.args(sc.NAMES, "--format", "json")
+    i = args.index("--model-dir")
+    del args[i : i + 2]
+    run = run_cli("report", *args, "--model-config", str(config))
+    assert run.exit_code == 0, run.stderr
+    assert statuses(run.json()) == {
+        ("delta-prod", "1"): "in-use",
+        ("delta-prod", "2"): "in-use",
+        ("delta-prod", "3"): "protected",
+        ("kappa", "1"): "safe",
+        ("kappa", "2"): "protected",
+        ("zeta", "1"): "safe",  # a whole idle model, and no series names a model without a directory
+        ("zeta", "2"): "protected",
+    }
+
+
+# 5 and 6. Series identity is the label set; non-finite counters.
+
+
+def test_series_identity_and_infinite_counters(lab: Lab) -> None:
+    code, doc = report(lab, sc.IDENTITY)
+    assert statuses(doc) == sc.IDENTITY_EXPECTED
+    assert code == 4
+    r = rows(doc)
+    assert r[("q", "1")]["calls"] == 1 and "1 series born in window" in r[("q", "1")]["reason"]
+    assert "NaN/Inf" in r[("q", "2")]["reason"]
+    assert "counter flat all window" in r[("q", "3")]["reason"]
+
+
+def _duplicated(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    """A proxy that merges two stores without deduplication: the same series twice, one flat, one
+    busy (born in the window), so the verdict would depend on the order."""
+    if path.endswith("/query") and form["query"].startswith("last_over_time"):
+        series = [{"metric": fs.FLAT, "value": [float(form["time"]), v]} for v in ("7", "9")]
+        body = {"status": "success", "data": {"resultType": "vector", "result": series}}
+        return 200, "application/json", json.dumps(body).encode()
+    return fs.full_answer(path, form)
+
+
+def test_duplicate_series_in_one_answer_is_a_prometheus_error(tmp_path: Path) -> None:
+    for v in ("1", "2"):
+        (tmp_path / "m" / v).mkdir(parents=True)
+    with fs.serve(_duplicated) as url:
+        run = run_cli("report", "--prometheus", url, "--model-dir", str(tmp_path), "--keep-latest", "0",
+                      "--min-age", "0")  # fmt: skip
+    assert run.exit_code == 3, run.stdout
+    line = run.stderr.strip()
+    assert line.startswith("retire: error:") and "the same series twice" in line and "\n" not in line
+
+
+# 9. Each server's own rules for version directories, through every inventory option.
+
+
+def test_triton_ignores_leading_zero_directories(lab: Lab) -> None:
+    code, doc = report(lab, sc.TRITON0)
+    assert statuses(doc) == sc.TRITON0_EXPECTED
+    assert code == 0
+    ignored = {Path(i["path"]).name: i["reason"] for i in doc["ignored"]}
+    assert "not a version Triton loads" in ignored["03"]
+
+
+def test_triton_model_base_path_honours_config_pbtxt(lab: Lab) -> None:
+    root = lab.models(sc.TRITON0)
+    for model, expected in (("spec0", {("spec0", "1"): "protected", ("spec0", "2"): "protected"}),
+                            ("t0", {("t0", "1"): "safe", ("t0", "2"): "protected"})):  # fmt: skip
+        run = run_cli(
+            "report", "--prometheus", lab.url, "--preset", "triton", "--format", "json", "--at", str(lab.end),
+            "--model-base-path", str(root / model), "--model-name", model,
+            "--selector", f'scenario="triton0",model="{model}"',
+        )  # fmt: skip
+        assert run.exit_code == 0, run.stderr
+        assert statuses(run.json()) == expected
+        if model == "spec0":
+            assert "specific version policy in spec0/config.pbtxt" in rows(run.json())[("spec0", "1")]["reason"]
+
+
+@pytest.mark.parametrize("preset", ["triton", "torchserve"])
+def test_model_config_file_is_refused_for_other_servers(lab: Lab, tmp_path: Path, preset: str) -> None:
+    config = tmp_path / "models.config"
+    config.write_text(sc.NAMES_CONFIG)
+    run = run_cli("report", "--prometheus", lab.url, "--preset", preset, "--model-config", str(config))
+    assert run.exit_code == 2
+    assert "--model-config is TF Serving's --model_config_file" in run.stderr
