@@ -184,7 +184,7 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     if evidence.recorded is not None:  # with recording rules: per-version facts, not per-series
         scols = _columns(evidence.recorded, ("model", "version", "series", "born_calls", "resets"))
     else:
-        scols = _columns(evidence.series, ("model", "version", "start", "last"))
+        scols = _columns(evidence.series, ("model", "version", "start", "last", "counted", "blind"))
     parts = (dcols, qcols, lcols, scols)
     mcode, mnames = pd.factorize(np.array([m for p in parts for m in p["model"]], dtype=object))
     vcode, vnames = pd.factorize(np.array([v for p in parts for v in p["version"]], dtype=object))
@@ -209,7 +209,9 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     last = values(lcols, lk, "last_qps")
 
     per_version = (
-        _per_version_series(scols, sk) if evidence.recorded is None else _per_version_recorded(scols, sk)
+        _per_version_series(scols, sk, evidence.coverage.max_gap)
+        if evidence.recorded is None
+        else _per_version_recorded(scols, sk)
     )
 
     joined = pd.DataFrame(
@@ -224,13 +226,19 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     joined["on_disk"] = joined["on_disk"].fillna(False).astype(bool)
     for col in ("max_qps_seen", "last_qps_seen"):
         joined[col] = joined[col].fillna(False).astype(bool)
-    for col in ("series", "born", "resets", "nan_series"):
+    for col in ("series", "born", "resets", "resets_seen", "nan_series"):
         joined[col] = joined[col].fillna(0).astype("int64")
+    joined["blind"] = joined["blind"].fillna(0.0).astype(float)
     return joined
 
 
-def _per_version_series(scols: dict[str, list[Any]], sk: Any) -> pd.DataFrame:
-    """Per version from per-series start and last values: calls, births, resets, NaNs."""
+def _per_version_series(scols: dict[str, list[Any]], sk: Any, max_gap: float) -> pd.DataFrame:
+    """Per version from per-series start and last values: calls, births, resets, NaNs.
+
+    A counter that went down reset (a reload, a restart). Where evidence re-read its samples,
+    its calls are counted across the reset, and only the span with no sample before the reset
+    stays blind: up to --max-gap it is tolerated like any short hole in the data; longer, or not
+    re-read, the reset is a doubt (calls before it may be lost)."""
     import numpy as np
     import pandas as pd
 
@@ -241,13 +249,17 @@ def _per_version_series(scols: dict[str, list[Any]], sk: Any) -> pd.DataFrame:
             "start": np.array([np.nan if x is None else x for x in starts], dtype=float),
             "has_start": np.array([x is not None for x in starts], dtype=bool),
             "last": np.array(scols["last"], dtype=float),
+            "counted": np.array([np.nan if x is None else x for x in scols["counted"]], dtype=float),
+            "blind": np.array(scols["blind"], dtype=float),
         }
     )
     born = ~s["has_start"]
     reset = s["has_start"] & (s["last"] < s["start"])
+    recounted = reset & np.isfinite(s["counted"])
     # Calls in the window per series. Born in the window: TF Serving creates the series on the
-    # first call, so its whole value is calls in the window. After a reset, at least the new value.
-    s["calls"] = np.where(born | reset, s["last"], s["last"] - s["start"])
+    # first call, so its whole value is calls in the window. After a reset, at least the new value,
+    # or all of them where the samples were re-read.
+    s["calls"] = np.where(recounted, s["counted"], np.where(born | reset, s["last"], s["last"] - s["start"]))
     # A counter is a finite, non-negative number; anything else (NaN, +Inf, where Inf - Inf would
     # read as "0 calls") is evidence of a problem, never of no traffic.
     last_ok = np.isfinite(s["last"]) & (s["last"] >= 0)
@@ -255,13 +267,17 @@ def _per_version_series(scols: dict[str, list[Any]], sk: Any) -> pd.DataFrame:
     s["nan"] = ~last_ok | (s["has_start"] & ~start_ok)
     s.loc[s["nan"], "calls"] = np.nan
     s["born"] = born
-    s["reset"] = reset
+    s["reset"] = reset & ~(recounted & (s["blind"] <= max_gap))  # a doubt
+    s["reset_seen"] = reset
+    s["blind"] = np.where(reset, s["blind"], 0.0)
     s["one"] = 1
     per = s.groupby("k", as_index=False, sort=False).agg(
         series=("one", "sum"),
         calls=("calls", "sum"),
         born=("born", "sum"),
         resets=("reset", "sum"),
+        resets_seen=("reset_seen", "sum"),
+        blind=("blind", "max"),
         nan_series=("nan", "sum"),
     )
     # Calls of the readable series still count (positive evidence); none counted and some series
@@ -290,9 +306,12 @@ def _per_version_recorded(rcols: dict[str, list[Any]], rk: Any) -> pd.DataFrame:
             "nan_series": nan.astype("int64"),
         }
     )
+    frame["resets_seen"] = frame["resets"]
+    frame["blind"] = 0.0
     if frame["k"].duplicated().any():  # one fact per version from evidence; be safe if not
         frame = frame.groupby("k", as_index=False, sort=False).agg(
-            {"series": "max", "calls": "max", "born": "max", "resets": "max", "nan_series": "sum"}
+            {"series": "max", "calls": "max", "born": "max", "resets": "max", "resets_seen": "max",
+             "blind": "max", "nan_series": "sum"}
         )
     return frame
 
@@ -533,7 +552,9 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
     hourly = _hourly_column(evidence, f)
     hourly_bad = np.array([_non_finite(h) for h in hourly], dtype=bool)
     bad_value = max_bad | last_bad | (f["nan_series"].to_numpy() > 0) | hourly_bad
-    resets = f["resets"].to_numpy() > 0
+    resets = f["resets"].to_numpy() > 0  # resets that may hide calls: a doubt
+    reset_seen = f["resets_seen"].to_numpy() > 0
+    blind = f["blind"].to_numpy(dtype=float)
     scope = _scope_doubts(f, on_disk, qps_seen | (f["series"].to_numpy() > 0), evidence)
 
     # Protection rules, on disk only.
@@ -579,22 +600,23 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
     words: dict[tuple[Any, ...], str] = {}
     recorded = evidence.recorded is not None
 
-    def traffic(mq: float, lq: float, c: float, n: int, born: int, rst: bool) -> str:
-        key = (mq if mq == mq else None, lq if lq == lq else None, c if c == c else None, n, born, rst)
+    def traffic(mq: float, lq: float, c: float, n: int, born: int, rst: bool, bl: float) -> str:
+        key = (mq if mq == mq else None, lq if lq == lq else None, c if c == c else None, n, born, rst, bl)
         text = words.get(key)
         if text is None:
-            text = words[key] = _traffic_words(mq, lq, c, n, born, rst, thr, step_words, recorded)
+            text = words[key] = _traffic_words(mq, lq, c, n, born, rst, thr, step_words, recorded, bl)
         return text
 
     reasons = []
     cols = zip(
         status.tolist(), max_qps.tolist(), last_qps.tolist(), calls.tolist(), f["series"].tolist(),
-        f["born"].tolist(), resets.tolist(), bad_value.tolist(), newest.tolist(), young.tolist(),
+        f["born"].tolist(), reset_seen.tolist(), bad_value.tolist(), newest.tolist(), young.tolist(),
         pinned.tolist(), age.tolist(), f["model"].tolist(), f["version"].tolist(), reappeared.tolist(),
-        strict=True,
+        resets.tolist(), blind.tolist(), strict=True,
     )  # fmt: skip
-    for row, (st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version, gone_back) in enumerate(cols):
-        evidence_text = traffic(mq, lq, c, n, born, rst)
+    for row, (st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version, gone_back, doubt_rst,
+              bl) in enumerate(cols):  # fmt: skip
+        evidence_text = traffic(mq, lq, c, n, born, rst, bl)
         if st == "in-use" or st == "safe":
             reasons.append(evidence_text)
         elif st == "not-on-disk":
@@ -624,7 +646,13 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
             doubts = []
             if bad:
                 doubts.append("a query returned NaN/Inf for it")
-            if rst:
+            if doubt_rst and bl > 0:
+                doubts.append(
+                    f"its counter reset in the window with no sample for {format_duration(round(bl))} before "
+                    f"the reset (longer than --max-gap {format_duration(evidence.coverage.max_gap)}), so "
+                    "calls then cannot be counted"
+                )
+            elif doubt_rst:
                 doubts.append("its counter reset in the window, so calls before the reset cannot be counted")
             if gone_back:
                 doubts.append(
@@ -712,6 +740,7 @@ def _traffic_words(
     thr: float,
     step: str,
     recorded: bool = False,
+    blind: float = 0.0,
 ) -> str:
     """What the evidence says about a version's traffic, naming the evidence. With recording
     rules, the calls counted are only the first calls of series born in the window."""
@@ -734,8 +763,15 @@ def _traffic_words(
             # After a reset only the calls since the restart are countable: a lower bound.
             at_least = "≥ " if reset else ""
             parts.append(f"{at_least}{fmt_calls(calls)} {noun} in window{new}")
+        elif not reset and born:  # a counter created at 0 (Triton, on load) mid-window
+            parts.append(f"0 calls since its series appeared in the window ({series} series, {born} new)")
         elif not reset:
             parts.append(f"counter flat all window ({series} series, 0 calls)")
-        if reset:
+        if reset and blind > 0:
+            parts.append(
+                f"counter reset in window, calls counted across it ({format_duration(round(blind))} "
+                "without samples before it)"
+            )
+        elif reset:
             parts.append("counter reset in window")
     return "; ".join(parts)

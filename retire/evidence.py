@@ -55,6 +55,11 @@ class SeriesFacts:
     series: SeriesKey
     start: float | None
     last: float
+    # After a counter reset (reload, restart): calls counted from the raw samples across it, and
+    # the longest span between the last sample before a reset and the first after it (calls made
+    # then cannot be seen). None/0 when the series did not go down or its samples were not read.
+    counted: float | None = None
+    blind: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,49 @@ def _series_facts(last: QueryResult, start: QueryResult, params: QueryParams) ->
             )
         )
     return tuple(facts)
+
+
+# Counters that went down are re-read sample by sample, one small query each; past this many the
+# rest keep the lower bound (calls since the reset) and their doubt.
+MAX_RECOUNT = 200
+
+
+def _recount_resets(client: PrometheusClient, params: QueryParams, at: float,
+                    facts: tuple[SeriesFacts, ...]) -> tuple[SeriesFacts, ...]:  # fmt: skip
+    """Count the calls of series whose counter reset, as Prometheus's increase() counts across a
+    reset (a drop counts the new value) but without its extrapolation, from the raw samples."""
+    import math
+
+    reset = [i for i, f in enumerate(facts)
+             if f.start is not None and math.isfinite(f.start) and math.isfinite(f.last) and f.last < f.start]
+    if not reset:
+        return facts
+    out = list(facts)
+
+    def recount(i: int) -> SeriesFacts:
+        f = facts[i]
+        selector = f"{params.metric}{{{','.join(Matcher(k, '=', v).render() for k, v in f.series)}}}"
+        result = client.samples(selector, params.window, at)
+        points = next((s.points for s in result.series if series_key(s.labels) == f.series), ())
+        assert f.start is not None
+        previous = (at - params.window, f.start)
+        calls, blind = 0.0, 0.0
+        for t, v in points:
+            if not (math.isfinite(v) and v >= 0):
+                return f  # the advisor reads the bad value from `last` or refuses it
+            if v >= previous[1]:
+                calls += v - previous[1]
+            else:
+                calls += v
+                blind = max(blind, t - previous[0])
+            previous = (t, v)
+        return replace(f, counted=calls, blind=blind)
+
+    chosen = reset[:MAX_RECOUNT]
+    with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+        for i, fact in zip(chosen, pool.map(recount, chosen), strict=True):
+            out[i] = fact
+    return tuple(out)
 
 
 def _hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[VersionSeries, ...]:
@@ -385,6 +433,7 @@ def gather(
         coverage_name = "coverage" if params.coverage else "metric_presence"
         max_qps = _versions(results["max_hourly_qps"], params)
         series = _series_facts(results["series_last"], results["series_start"], params)
+        series = _recount_resets(client, params, at, series)
         coverage = _coverage(results[coverage_name], params, at, max_gap, exporters)
         if sparklines:
             hourly = _hourly(results["hourly_qps"], params, at)

@@ -220,6 +220,19 @@ class PrometheusClient:
         result: QueryResult = self._send("/api/v1/query", {"query": promql, "time": _fmt_time(at)})
         return result
 
+    def samples(self, selector: str, window: float, at: float) -> QueryResult:
+        """The raw samples of a series selector over the `window` seconds before `at` (an instant
+        query of a range vector: a matrix)."""
+        seconds = f"{int(window)}s" if window == int(window) else f"{round(window * 1000)}ms"
+        form = {"query": f"{selector}[{seconds}]", "time": _fmt_time(at)}
+        result: QueryResult = self._send("/api/v1/query", form)
+        if result.result_type != "matrix":
+            raise PrometheusError(
+                f"Prometheus at {self.display_url} answered a range-vector query with a "
+                f"{result.result_type}, not a matrix; check the URL points at a Prometheus-compatible API"
+            )
+        return result
+
     def query_range(self, promql: str, start: float, end: float, step: float) -> QueryResult:
         form = {"query": promql, "start": _fmt_time(start), "end": _fmt_time(end), "step": f"{step:g}"}
         result: QueryResult = self._send("/api/v1/query_range", form)

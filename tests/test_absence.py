@@ -221,3 +221,16 @@ def test_model_config_file_is_refused_for_other_servers(lab: Lab, tmp_path: Path
     run = run_cli("report", "--prometheus", lab.url, "--preset", preset, "--model-config", str(config))
     assert run.exit_code == 2
     assert "--model-config is TF Serving's --model_config_file" in run.stderr
+
+
+# Issue #16: counter resets (a reload) are counted across, and only their blind moment is a doubt.
+
+
+def test_reload_counts_calls_across_the_reset_and_tolerates_one_scrape(lab: Lab) -> None:
+    code, doc = report(lab, sc.RELOAD, coverage=False)
+    assert statuses(doc) == sc.RELOAD_EXPECTED
+    assert code == 4
+    r = rows(doc)
+    assert r[("r", "2")]["calls"] == pytest.approx(0.5 * 24 * 3600, rel=0.01)
+    assert "calls counted across it" in r[("r", "1")]["reason"]
+    assert "no sample for 1h" in r[("r", "3")]["reason"] and "longer than --max-gap 15m" in r[("r", "3")]["reason"]

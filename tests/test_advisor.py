@@ -344,3 +344,17 @@ def test_no_row_is_safe_where_the_query_could_not_reach_it(case: tuple[list[Disk
             if row.model not in reached_models:
                 assert not orphans
                 assert row.model not in {m for m, _ in ev.scope.unscoped or ()}
+
+
+def test_reset_counted_across_is_safe_only_when_its_blind_span_is_short() -> None:
+    flat = SeriesFacts("a", "2", (("p", "0"),), 7, 7)
+    for blind, expected in ((60.0, "safe"), (900.0, "safe"), (901.0, "unknown")):
+        reset = SeriesFacts("a", "1", (("p", "0"),), 5, 0, counted=0.0, blind=blind)
+        assert status_of([disk("a", 1), disk("a", 2)], evidence(series=[reset, flat]))[("a", "1")] == expected
+    not_recounted = SeriesFacts("a", "1", (("p", "0"),), 5, 0)
+    assert status_of([disk("a", 1), disk("a", 2)], evidence(series=[not_recounted, flat]))[("a", "1")] == "unknown"
+    busy = SeriesFacts("a", "1", (("p", "0"),), 5, 2, counted=40.0, blind=60.0)
+    report = advise(Inventory((Path("/m"),), (disk("a", 1), disk("a", 2))), evidence(series=[busy, flat]),
+                    NO_PROTECTION, AT)  # fmt: skip
+    row = next(r for r in report.rows() if r.version == "1")
+    assert row.status is Status.IN_USE and row.calls == 40 and "≥ 40 calls" in row.reason
