@@ -19,7 +19,7 @@ A row is `safe` only by reaching rule 5; every other outcome is the default.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -52,6 +52,8 @@ class Policy:
     # Version labels that name no version (TorchServe's "default"): calls under them may have
     # reached any version of the model.
     unattributed: tuple[str, ...] = ()
+    # Whether a version label could name a version directory (the server's rule); None: any could.
+    label_is_version: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -387,15 +389,18 @@ class _ScopeDoubts:
     them (README "How verdicts are made", the first rule). Row masks plus their wording."""
 
     excluded: Any  # the --selector's own model/version matchers reject this version
-    outside: Any  # no series in scope, but series without the --selector (index)
+    outside: Any  # some series of it (or of its silent model) exist only without the --selector
     unnamed: Any  # a model with no series while series name models without a directory
+    mislabeled: Any  # its model's series carry version labels no directory name can give
+    disagree: Any  # a rate came back for it, but no per-series values: the answers disagree
     causes: list[str]  # report-wide: nothing matched at all; a window too short to show a hole
     selector: str
     orphans: tuple[str, ...]
+    odd_labels: dict[str, list[str]]  # model -> version labels that cannot be directory names
 
     @property
     def any(self) -> Any:
-        return self.excluded | self.outside | self.unnamed
+        return self.excluded | self.outside | self.unnamed | self.mislabeled | self.disagree
 
     def reasons(self, i: int, model: str, version: str) -> list[str]:
         out: list[str] = []
@@ -403,8 +408,8 @@ class _ScopeDoubts:
             out.append(f"--selector {self.selector} leaves out this version, so its calls cannot be seen")
         if self.outside[i]:
             out.append(
-                f"it has series only outside --selector {self.selector}, which hides its calls (narrow "
-                "the selector to the servers that load it, or check it)"
+                f"it has series outside --selector {self.selector}, whose calls the queries cannot see "
+                "(narrow the selector to the servers that load it, or check it)"
             )
         if self.unnamed[i]:
             shown = ", ".join(repr(o) for o in self.orphans[:3]) + (" ..." if len(self.orphans) > 3 else "")
@@ -415,21 +420,33 @@ class _ScopeDoubts:
                 f"directory ({shown}){hint}: names on disk may differ from names served; use "
                 "--model-config (it maps served names to paths) or narrow --selector to this server"
             )
+        if self.mislabeled[i]:
+            labels = ", ".join(repr(v) for v in self.odd_labels.get(model, [])[:3])
+            out.append(
+                f"its model's series carry version labels no version directory can have ({labels}): "
+                "--version-label may name the wrong label, or versions are served under other names"
+            )
+        if self.disagree[i]:
+            out.append("a rate came back for it but no per-series values: the answers disagree")
         return out
 
     def summary(self, unknown: Any) -> list[str]:
         out = []
         for mask, words in ((self.excluded, "left out by --selector"),
-                            (self.outside, "with series only outside --selector"),
-                            (self.unnamed, "whose model may be served under another name")):  # fmt: skip
+                            (self.outside, "with series outside --selector"),
+                            (self.unnamed, "whose model may be served under another name"),
+                            (self.mislabeled, "whose model's version labels name no directory"),
+                            (self.disagree, "with a rate but no series values")):  # fmt: skip
             if (n := int((unknown & mask).sum())) > 0:
                 out.append(f"{n} {words}")
         return out
 
 
-def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidence) -> _ScopeDoubts:
+def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidence,
+                  policy: Policy) -> _ScopeDoubts:  # fmt: skip
     """No series is evidence of no calls only where the query is shown to reach that version."""
     import numpy as np
+    import pandas as pd
 
     scope = evidence.scope
     models = f["model"].tolist()
@@ -441,26 +458,36 @@ def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidenc
                   and all(m.matches(v) for m in scope.version_matchers))
              for mo, v in zip(models, versions, strict=True)], dtype=bool,
         )  # fmt: skip
-    import pandas as pd
-
     codes = pd.factorize(f["model"])[0]
     model_reached = np.bincount(codes, weights=reached, minlength=len(f))[codes] > 0
     outside = np.zeros(len(f), dtype=bool)
-    if scope.unscoped:
-        unscoped_models = {m for m, _ in scope.unscoped}
-        pair = np.array([(m, v) in scope.unscoped for m, v in zip(models, versions, strict=True)], dtype=bool)
-        whole_model = ~model_reached & np.array([m in unscoped_models for m in models], dtype=bool)
-        outside = on_disk & ~reached & (pair | whole_model)
+    if scope.outside or scope.unscoped_models:
+        pair = np.array([(m, v) in scope.outside for m, v in zip(models, versions, strict=True)], dtype=bool)
+        silent = ~model_reached & f["model"].isin(scope.unscoped_models).to_numpy()
+        outside = on_disk & (pair | silent)
     disk_models = set(f["model"][on_disk])
     orphans = tuple(sorted(set(f["model"][reached]) - disk_models))
     unnamed = on_disk & ~model_reached & bool(orphans)
 
+    odd_labels: dict[str, list[str]] = {}
+    if policy.label_is_version is not None:
+        for i in np.flatnonzero(~on_disk & reached):
+            model, version = models[i], versions[i]
+            odd = version not in policy.unattributed and not policy.label_is_version(version)
+            if model in disk_models and odd:
+                odd_labels.setdefault(model, []).append(version)
+    mislabeled = on_disk & ~reached & f["model"].isin(list(odd_labels)).to_numpy()
+    disagree = np.zeros(len(f), dtype=bool)
+    if evidence.recorded is None:  # raw series: a version with a rate has series in the window
+        qps_seen = f["max_qps_seen"].to_numpy() | f["last_qps_seen"].to_numpy()
+        disagree = on_disk & qps_seen & (f["series"].to_numpy() == 0)
+
     causes = []
     if not reached.any():
-        if scope.unscoped:
+        if scope.unscoped_count:
             causes.append(
                 f"--selector {scope.selector} matched none of the metric's series in the window "
-                f"(without it, {len(scope.unscoped)} version(s) have series): check --selector"
+                f"(without it, {scope.unscoped_count} series match): check --selector"
             )
         else:
             causes.append(
@@ -473,7 +500,8 @@ def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidenc
             f"{format_duration(evidence.coverage.max_gap)}, so even a window with no data at all "
             "would show no hole: lengthen --window or shorten --max-gap"
         )
-    return _ScopeDoubts(excluded, outside, unnamed, causes, scope.selector, orphans)
+    return _ScopeDoubts(excluded, outside, unnamed, mislabeled, disagree, causes, scope.selector, orphans,
+                        odd_labels)  # fmt: skip
 
 
 def _coverage_sentence(evidence: Evidence) -> str:
@@ -555,7 +583,7 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
     resets = f["resets"].to_numpy() > 0  # resets that may hide calls: a doubt
     reset_seen = f["resets_seen"].to_numpy() > 0
     blind = f["blind"].to_numpy(dtype=float)
-    scope = _scope_doubts(f, on_disk, qps_seen | (f["series"].to_numpy() > 0), evidence)
+    scope = _scope_doubts(f, on_disk, qps_seen | (f["series"].to_numpy() > 0), evidence, policy)
 
     # Protection rules, on disk only.
     number = f["number"].to_numpy(dtype=float, na_value=np.nan)

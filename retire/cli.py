@@ -320,6 +320,7 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
         age_source=settings.age_source,
         pins=settings.pin,
         unattributed=server(settings.preset).unattributed,
+        label_is_version=server(settings.preset).label_is_version,
     )
     return advise(inventory, evidence, policy, generated_at=time.time())
 

@@ -66,14 +66,18 @@ def label_text(labels: dict[str, str]) -> str:
 
 
 def global_gaps(
-    series: Sequence[Series], start: float, end: float, resolution: float, max_gap: float
+    series: Sequence[Series], start: float, end: float, resolution: float, max_gap: float,
+    min_value: float = 0.0,
 ) -> list[Gap]:
-    """Intervals where no series had any sample."""
+    """Intervals where no series had any sample. A point counts only if it is a finite number of
+    at least `min_value` (a count of series is at least 1; `up` is 0 or 1): anything else is not
+    evidence of data."""
     n = _grid(start, end, resolution)
     present = [False] * n
     for s in series:
-        for k in _index(s, start, resolution, n):
-            present[k] = True
+        for k, v in _index(s, start, resolution, n).items():
+            if v >= min_value and v != float("inf"):
+                present[k] = True
     return _gaps_from([not p for p in present], "", "no samples", start, resolution, max_gap)
 
 
@@ -90,7 +94,8 @@ def target_gaps(
         first, last = min(points), max(points)
         target = label_text(s.labels)
         absent = [first <= k <= last and k not in points for k in range(n)]
-        down = [points.get(k, 1.0) == 0 for k in range(n)]
+        # `up` is 1 or 0; NaN or any other value is no proof the target was up.
+        down = [not (points.get(k, 1.0) >= 1) for k in range(n)]
         gaps += _gaps_from(absent, target, "no samples", start, resolution, max_gap)
         gaps += _gaps_from(down, target, "down", start, resolution, max_gap)
     return sorted(gaps, key=lambda g: (g.start, g.target))

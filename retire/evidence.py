@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from retire.config import format_duration
 from retire.coverage import Gap, global_gaps, target_gaps
 from retire.errors import PrometheusError
-from retire.inventory import canonical_version
 from retire.prometheus import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.queries import VERSION_ASPECTS, Matcher, PlannedQuery, QueryParams, plan, recorded_selector
 
@@ -92,15 +92,17 @@ class Scope:
     could have seen calls (README "How verdicts are made"). Pure data for the advisor.
 
     `model_matchers`/`version_matchers` are the user's --selector matchers on the model and
-    version labels: a version they reject is out of the query's reach. `unscoped` is every
-    (model, version) with series of the metric in the window when the --selector is left out
-    (asked of the index, cheaply); None when there is no --selector to leave out.
+    version labels: a version they reject is out of the query's reach. From the index (cheap: no
+    samples read), the series of the metric with and without the --selector: a version with any
+    series the selector leaves out may have calls the queries cannot see.
     """
 
     selector: str = ""
     model_matchers: tuple[Matcher, ...] = ()
     version_matchers: tuple[Matcher, ...] = ()
-    unscoped: frozenset[tuple[str, str]] | None = None
+    outside: frozenset[tuple[str, str]] = frozenset()  # versions with a series the selector leaves out
+    unscoped_models: frozenset[str] = frozenset()  # models with series when the selector is left out
+    unscoped_count: int = 0  # series of the metric without the selector
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def _versions(result: QueryResult, params: QueryParams) -> tuple[VersionValue, .
     return tuple(
         VersionValue(
             s.labels.get(params.model_label, ""),
-            canonical_version(s.labels.get(params.version_label, "")),
+            params.canonical(s.labels.get(params.version_label, "")),
             s.value if s.value is not None else float("nan"),
         )
         for s in result.series
@@ -165,7 +167,7 @@ def _series_facts(last: QueryResult, start: QueryResult, params: QueryParams) ->
         facts.append(
             SeriesFacts(
                 s.labels.get(params.model_label, ""),
-                canonical_version(s.labels.get(params.version_label, "")),
+                params.canonical(s.labels.get(params.version_label, "")),
                 key,
                 starts.get(key),
                 s.value if s.value is not None else float("nan"),
@@ -229,37 +231,80 @@ def _hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[Versio
                 points[k] = v
         model = s.labels.get(params.model_label, "")
         out.append(
-            VersionSeries(model, canonical_version(s.labels.get(params.version_label, "")), tuple(points))
+            VersionSeries(model, params.canonical(s.labels.get(params.version_label, "")), tuple(points))
         )
     return tuple(out)
 
 
+Target = tuple[str, str]  # (job, instance): a scrape target, as `up` and the metric both carry it
+
+
+def _target(labels: dict[str, str]) -> Target | None:
+    if "instance" not in labels:
+        return None
+    return (labels.get("job", ""), labels["instance"])
+
+
+def _target_text(target: Target) -> str:
+    job, instance = target
+    return f'job="{job}",instance="{instance}"' if job else f'instance="{instance}"'
+
+
+def _presence(result: QueryResult, params: QueryParams, at: float, max_gap: float) -> Coverage:
+    """Holes in the metric itself: intervals where no series of it had a sample."""
+    gaps = global_gaps(result.series, at - params.window, at, params.resolution, max_gap, min_value=1)
+    problem = _too_coarse(params, max_gap)
+    return Coverage(False, params.series_selector, max_gap, tuple(gaps), 0, problem=problem)
+
+
+def _too_coarse(params: QueryParams, max_gap: float) -> str | None:
+    """A hole is seen only if it spans a whole interval of the range query: intervals longer
+    than half of --max-gap (a long window at the server's point limit) could hide one."""
+    if 2 * params.resolution <= max_gap:
+        return None
+    return (
+        f"at --window {format_duration(params.window)} the data is checked every "
+        f"{format_duration(params.resolution)}, too coarse to find holes longer than --max-gap "
+        f"{format_duration(max_gap)}: raise --max-gap to {format_duration(2 * params.resolution)} "
+        "or shorten --window"
+    )
+
+
 def _coverage(
-    result: QueryResult, params: QueryParams, at: float, max_gap: float, exporters: set[str] | None = None
+    result: QueryResult, params: QueryParams, at: float, max_gap: float, exporters: dict[Target | None, str]
 ) -> Coverage:
+    """Per-target coverage with --coverage. `exporters`: every target that exported the metric in
+    the window (None: series without an `instance` label), with an example series for messages."""
+    assert params.coverage is not None
     start = at - params.window
     series: tuple[Series, ...] = result.series
-    if params.coverage is None:
-        selector = params.series_selector
-        gaps = global_gaps(series, start, at, params.resolution, max_gap)
-        return Coverage(False, selector, max_gap, tuple(gaps), 0)
     selector = params.coverage.render()
     if not series:
         return Coverage(True, selector, max_gap, (), 0,
                         problem=f"--coverage {selector} matched no series in the window")  # fmt: skip
-    gaps = global_gaps(series, start, at, params.resolution, max_gap)
+    gaps = global_gaps(series, start, at, params.resolution, max_gap, min_value=0)
     gaps += target_gaps(series, start, at, params.resolution, max_gap)
-    # Coverage of other targets than those exporting the metric would pass vacuously: every
-    # instance that exported the metric in the window must be among the covered targets.
-    uncovered = sorted((exporters or set()) - {s.labels.get("instance", "") for s in series})
-    if uncovered:
-        example = ", ".join(f'instance="{i}"' for i in uncovered[:3])
+    problem = _too_coarse(params, max_gap)
+    if None in exporters:
+        problem = (
+            f"the metric has series without an instance label ({exporters[None]}), so --coverage {selector} "
+            "cannot be related to the targets that export it: drop --coverage (the metric's own holes are "
+            "checked) or keep the instance label"
+        )
+    # Coverage of other targets than those exporting the metric would pass vacuously: every target
+    # (job and instance) that exported the metric in the window must be among the covered ones.
+    covered = {_target(s.labels) for s in series}
+    uncovered = sorted(t for t in exporters if t is not None and t not in covered)
+    if uncovered and problem is None:
+        covered_jobs = {t[0] for t in covered if t is not None}
+        example = ", ".join(
+            f'instance="{t[1]}"' if t[0] in covered_jobs else _target_text(t) for t in uncovered[:3]
+        )
         problem = (
             f"--coverage {selector} does not cover {len(uncovered)} target(s) that export the metric "
             f"({example}); widen the selector"
         )
-        return Coverage(True, selector, max_gap, tuple(gaps), len(series), problem=problem)
-    return Coverage(True, selector, max_gap, tuple(gaps), len(series))
+    return Coverage(True, selector, max_gap, tuple(gaps), len(series), problem=problem)
 
 
 def _worst(old: float | None, new: float) -> float:
@@ -279,7 +324,7 @@ def _recorded_facts(
             aspect = s.labels.get("aspect", "")
             if aspect not in VERSION_ASPECTS:
                 continue  # `present` is the heartbeat, checked over the window separately
-            version = canonical_version(s.labels.get(params.version_label, ""))
+            version = params.canonical(s.labels.get(params.version_label, ""))
             key = (s.labels.get(params.model_label, ""), version)
             seen = facts.setdefault(key, {})
             seen[aspect] = _worst(seen.get(aspect), float("nan") if s.value is None else s.value)
@@ -304,9 +349,10 @@ def _heartbeat(result: QueryResult, selector: str, at: float, window: float, res
     return Coverage(False, selector, max_gap, tuple(gaps))
 
 
-def _recorded_coverage(results: dict[str, QueryResult], steps: dict[str, float], params: QueryParams,
-                       at: float, max_gap: float,
-                       exporters: set[str] | None) -> tuple[Coverage, tuple[Coverage, ...]]:  # fmt: skip
+def _recorded_coverage(
+    results: dict[str, QueryResult], steps: dict[str, float], params: QueryParams, at: float,
+    max_gap: float, exporters: dict[Target | None, str],
+) -> tuple[Coverage, tuple[Coverage, ...]]:
     """The fine heartbeat stands for metric_presence; a missed rollup is a hole of a whole rollup
     interval, so any missing rollup point counts (tolerance: half an interval). `steps`: each
     heartbeat query's resolution, as planned."""
@@ -364,9 +410,7 @@ def _run_split(
     for done, model in enumerate(models):
         only = Matcher(params.model_label, "=", model)
         scoped = replace(params, selector=(*params.selector, only), coverage=None)
-        planned = [
-            q for q in plan(scoped, sparklines) if q.name != "metric_presence" or params.coverage is None
-        ]
+        planned = plan(scoped, sparklines)
         try:
             for name, result in _run(client, planned, scoped, at, pool).items():
                 per_name.setdefault(name, []).append(result)
@@ -402,10 +446,7 @@ def gather(
     """
     planned = plan(params, sparklines)
     notes: list[str] = []
-    exporters: set[str] | None = None
-    if params.coverage is not None:  # which targets export the metric: the index answers, cheaply
-        exporters = set(client.label_values("instance", params.series_selector, at - params.window, at))
-    scope = _scope(client, params, at)
+    exporters, scope, index_warnings, index_partial = _index(client, params, at)
     split_models = 0
     with ThreadPoolExecutor(max_workers=len(planned)) as pool:
         results: dict[str, QueryResult] | None = None
@@ -420,7 +461,7 @@ def gather(
             results, split_models = _run_split(client, params, at, models_hint, pool, progress, sparklines)
             notes.append(f"queries were run per model ({split_models} models)")
 
-    warnings: list[str] = []
+    warnings: list[str] = [f"series index: {w}" for w in index_warnings]
     infos: list[str] = []
     for name, result in results.items():
         warnings += [f"{name}: {w}" for w in result.warnings]
@@ -430,11 +471,12 @@ def gather(
     checks: tuple[Coverage, ...] = ()
     hourly = None
     if params.rules is None:
-        coverage_name = "coverage" if params.coverage else "metric_presence"
         max_qps = _versions(results["max_hourly_qps"], params)
         series = _series_facts(results["series_last"], results["series_start"], params)
         series = _recount_resets(client, params, at, series)
-        coverage = _coverage(results[coverage_name], params, at, max_gap, exporters)
+        coverage = _presence(results["metric_presence"], params, at, max_gap)
+        if params.coverage is not None:
+            coverage, checks = _coverage(results["coverage"], params, at, max_gap, exporters), (coverage,)
         if sparklines:
             hourly = _hourly(results["hourly_qps"], params, at)
     else:
@@ -455,7 +497,7 @@ def gather(
         coverage=coverage,
         warnings=tuple(warnings),
         infos=tuple(infos),
-        partial=any(r.partial for r in results.values()),
+        partial=index_partial or any(r.partial for r in results.values()),
         stats={name: r.stats for name, r in results.items() if r.stats},
         split_models=split_models,
         notes=tuple(notes),
@@ -467,19 +509,32 @@ def gather(
     )
 
 
-def _scope(client: PrometheusClient, params: QueryParams, at: float) -> Scope:
-    """The --selector's reach. Without a selector the queries see every series of the metric;
-    with one, the index is asked which versions have series that the selector leaves out."""
+def _index(client: PrometheusClient, params: QueryParams,
+           at: float) -> tuple[dict[Target | None, str], Scope, list[str], bool]:  # fmt: skip
+    """What the index says (no samples read): which targets export the metric, for --coverage,
+    and the --selector's reach: the series of the metric with and without it."""
+    if params.coverage is None and not params.selector:
+        return {}, Scope(), [], False
+    start = at - params.window
+    scoped = client.series(params.series_selector, start, at)
+    exporters: dict[Target | None, str] = {}
+    for labels in scoped.series:
+        shown = ",".join(f"{k}={v!r}" for k, v in series_key(labels))
+        exporters.setdefault(_target(labels), "{" + shown + "}")
     if not params.selector:
-        return Scope()
-    found = client.series(params.base_selector, at - params.window, at)
-    unscoped = frozenset(
-        (labels.get(params.model_label, ""), canonical_version(labels.get(params.version_label, "")))
-        for labels in found
-    )
-    return Scope(
+        return exporters, Scope(), list(scoped.warnings), scoped.partial
+    unscoped = client.series(params.base_selector, start, at)
+    inside = {series_key(labels) for labels in scoped.series}
+
+    def version(labels: dict[str, str]) -> tuple[str, str]:
+        return labels.get(params.model_label, ""), params.canonical(labels.get(params.version_label, ""))
+
+    scope = Scope(
         selector=",".join(m.render() for m in params.selector),
         model_matchers=tuple(m for m in params.selector if m.name == params.model_label),
         version_matchers=tuple(m for m in params.selector if m.name == params.version_label),
-        unscoped=unscoped,
+        outside=frozenset(version(labels) for labels in unscoped.series if series_key(labels) not in inside),
+        unscoped_models=frozenset(labels.get(params.model_label, "") for labels in unscoped.series),
+        unscoped_count=len(unscoped.series),
     )
+    return exporters, scope, [*scoped.warnings, *unscoped.warnings], scoped.partial or unscoped.partial

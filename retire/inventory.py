@@ -61,6 +61,9 @@ class Inventory:
     # What server configs say: per-model keep-latest, and pinned (model, version) -> why.
     keep_latest: dict[str, int] = field(default_factory=dict)
     pins: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The version policy each model is served with, where a server config says it (model ->
+    # (policy, file)): which versions are loaded, so what retiring one frees (memory or disk).
+    policies: dict[str, tuple[VersionPolicy, str]] = field(default_factory=dict)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -79,6 +82,7 @@ class Inventory:
             self.ignored + other.ignored,
             {**self.keep_latest, **other.keep_latest},
             {**self.pins, **other.pins},
+            {**self.policies, **other.policies},
         )
 
 
@@ -175,6 +179,7 @@ def scan_model_dir(root: Path, srv: Server | None = None) -> Inventory:
     ignored: list[Ignored] = []
     keep: dict[str, int] = {}
     pins: dict[tuple[str, str], str] = {}
+    policies: dict[str, tuple[VersionPolicy, str]] = {}
     models = []
     for entry in _list_dir(root, "model directory"):
         path = Path(entry.path)
@@ -190,21 +195,25 @@ def scan_model_dir(root: Path, srv: Server | None = None) -> Inventory:
         found, skipped = scan_model(path, name, srv)
         versions += found
         ignored += skipped
-        _model_policy(path, name, srv, keep, pins)
-    return Inventory((root,), tuple(versions), tuple(ignored), keep, pins)
+        _model_policy(path, name, srv, keep, pins, policies)
+    return Inventory((root,), tuple(versions), tuple(ignored), keep, pins, policies)
 
 
 def _model_policy(path: Path, model: str, srv: Server, keep: dict[str, int],
-                  pins: dict[tuple[str, str], str]) -> None:  # fmt: skip
+                  pins: dict[tuple[str, str], str],
+                  policies: dict[str, tuple[VersionPolicy, str]]) -> None:  # fmt: skip
     """The version policy in the model's own config file, for servers that have one (Triton)."""
     if srv.policy_file is not None and (path / srv.policy_file).is_file():
         policy = read_triton_policy(path / srv.policy_file)
-        _apply_policy(model, policy, f"{path.name}/{srv.policy_file}", keep, pins)
+        _apply_policy(model, policy, f"{path.name}/{srv.policy_file}", keep, pins, policies)
 
 
 def _apply_policy(model: str, policy: VersionPolicy, where: str, keep: dict[str, int],
-                  pins: dict[tuple[str, str], str]) -> None:  # fmt: skip
+                  pins: dict[tuple[str, str], str],
+                  policies: dict[str, tuple[VersionPolicy, str]] | None = None) -> None:  # fmt: skip
     """A server's version policy as protection: specific versions are pinned, latest N kept."""
+    if policies is not None:
+        policies[model] = (policy, where)
     if policy.kind == "specific":
         for v in policy.versions:
             pins[(model, str(v))] = f"listed under a specific version policy in {where}"
@@ -223,8 +232,9 @@ def scan_base_path(base_path: Path, model: str, srv: Server | None = None) -> In
     found, skipped = scan_model(base_path, model, srv)
     keep: dict[str, int] = {}
     pins: dict[tuple[str, str], str] = {}
-    _model_policy(base_path, model, srv, keep, pins)
-    return Inventory((base_path,), tuple(found), tuple(skipped), keep, pins)
+    policies: dict[str, tuple[VersionPolicy, str]] = {}
+    _model_policy(base_path, model, srv, keep, pins, policies)
+    return Inventory((base_path,), tuple(found), tuple(skipped), keep, pins, policies)
 
 
 def scan_model_config(path: Path, srv: Server | None = None) -> Inventory:
@@ -240,10 +250,11 @@ def scan_model_config(path: Path, srv: Server | None = None) -> Inventory:
         found, skipped = scan_model(entry.base_path, entry.name, srv)
         keep: dict[str, int] = {}
         pins: dict[tuple[str, str], str] = {}
-        _apply_policy(entry.name, entry.policy, path.name, keep, pins)
+        policies: dict[str, tuple[VersionPolicy, str]] = {}
+        _apply_policy(entry.name, entry.policy, path.name, keep, pins, policies)
         for label, version in entry.labels.items():
             pins[(entry.name, str(version))] = f"version label {label!r} points at it in {path.name}"
-        total = total + Inventory((entry.base_path,), tuple(found), tuple(skipped), keep, pins)
+        total = total + Inventory((entry.base_path,), tuple(found), tuple(skipped), keep, pins, policies)
     return total
 
 

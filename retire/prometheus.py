@@ -121,6 +121,16 @@ class Series:
 
 
 @dataclass(frozen=True)
+class IndexAnswer:
+    """An answer of the index APIs (series, label values): data plus the warnings that say it
+    may be incomplete."""
+
+    series: tuple[dict[str, str], ...]
+    warnings: tuple[str, ...] = ()
+    partial: bool = False
+
+
+@dataclass(frozen=True)
 class QueryResult:
     result_type: str
     series: tuple[Series, ...]
@@ -245,21 +255,30 @@ class PrometheusClient:
         assert isinstance(result, list)
         return [str(v) for v in result]
 
-    def series(self, match: str, start: float, end: float) -> list[dict[str, str]]:
+    def series(self, match: str, start: float, end: float) -> IndexAnswer:
         """Label sets of the series matching a selector in [start, end] (index only: no samples
-        are read). May include a few series just outside the range, never fewer."""
+        are read). May include a few series just outside the range, never fewer. Warnings and
+        partial answers are kept: a partial index is no proof that a series does not exist."""
         form = {"match[]": match, "start": _fmt_time(start), "end": _fmt_time(end)}
-        result = self._send("/api/v1/series", form, method="POST", raw=True)
-        if not isinstance(result, list) or not all(
-            isinstance(item, dict) and all(isinstance(v, str) for v in item.values()) for item in result
+        payload = self._send("/api/v1/series", form, method="POST", raw=True, whole=True)
+        data = payload.get("data")
+        if not isinstance(data, list) or not all(
+            isinstance(item, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in item.items())
+            for item in data
         ):
             raise PrometheusError(
                 f"Prometheus at {self.display_url} answered the series API with something other than "
                 "a list of label sets; check the URL points at a Prometheus-compatible API"
             )
-        return [{str(k): v for k, v in item.items()} for item in result]
+        warnings = payload.get("warnings") or []
+        return IndexAnswer(
+            tuple(data),
+            tuple(str(w) for w in warnings) if isinstance(warnings, list) else (str(warnings),),
+            "isPartial" in payload and payload["isPartial"] is not False,
+        )
 
-    def _send(self, path: str, form: dict[str, str], method: str = "POST", raw: bool = False) -> Any:
+    def _send(self, path: str, form: dict[str, str], method: str = "POST", raw: bool = False,
+              whole: bool = False) -> Any:  # fmt: skip
         import httpx
 
         where = f"Prometheus at {self.display_url}"
@@ -300,7 +319,7 @@ class PrometheusClient:
                 "and that the server is up"
             ) from None
         try:
-            return self._decode(response, where, raw)
+            return self._decode(response, where, raw, whole)
         except PrometheusError as e:
             e.message = self._scrub(e.message)
             raise
@@ -311,7 +330,7 @@ class PrometheusClient:
         return text
 
     @staticmethod
-    def _decode(response: httpx.Response, where: str, raw: bool = False) -> Any:
+    def _decode(response: httpx.Response, where: str, raw: bool = False, whole: bool = False) -> Any:
         if response.status_code in (401, 403):
             raise PrometheusError(
                 f"{where} refused the credentials (HTTP {response.status_code}); check "
@@ -345,7 +364,7 @@ class PrometheusClient:
             if raw:
                 if not isinstance(payload, dict) or payload.get("status") != "success":
                     parse_response(payload, where)  # raises the API's error
-                return payload["data"]
+                return payload if whole else payload["data"]
             return parse_response(payload, where)
         except PrometheusError as e:
             if status >= 400:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from retire.config import Settings
 from retire.errors import ConfigError
+from retire.servers import server
 
 METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -206,6 +208,7 @@ class QueryParams:
     resolution: float
     coverage: Selector | None
     rules: RuleSpec | None = None  # read the series recorded by `retire rules` instead of raw ones
+    canonical: Callable[[str], str] = str  # version label -> join key (the server's rule)
 
     @property
     def series_selector(self) -> str:
@@ -282,6 +285,7 @@ def params_from(settings: Settings) -> QueryParams:
         resolution=resolution_for(settings.window, settings.max_gap),
         coverage=coverage,
         rules=rules,
+        canonical=server(settings.preset).canonical,
     )
 
 
@@ -356,10 +360,11 @@ def plan(params: QueryParams, sparklines: bool = False) -> list[PlannedQuery]:
     if params.rules is not None:
         return _plan_recorded(params, sparklines)
     planned = [PlannedQuery(n, "instant", render(n, params), PURPOSES[n]) for n in RAW_NAMES]
+    # Holes in the metric itself are checked even with --coverage: targets can stay up while the
+    # metric is gone (a relabel rule drops it, an image without the counter rolls out).
+    planned.append(_range("metric_presence", render("metric_presence", params), params.resolution))
     if params.coverage is not None:
         planned.append(_range("coverage", render("coverage", params), params.resolution))
-    else:
-        planned.append(_range("metric_presence", render("metric_presence", params), params.resolution))
     if sparklines:
         planned.append(_range("hourly_qps", render("hourly_qps", params), params.step))
     return planned

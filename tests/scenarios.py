@@ -234,7 +234,8 @@ SCOPE = _scenario(
     "scope",
     traffic=(
         Traffic("gpt", "1", "tfs-0", qps=1.0),
-        Traffic("gpt", "2", "tfs-0", calls=(-40 * HOUR,)),  # flat all window
+        Traffic("gpt", "2", "tfs-0", calls=(-40 * HOUR,)),  # flat all window on tfs-0...
+        Traffic("gpt", "2", "tfs-1", qps=0.1),  # ... and called on tfs-1
         Traffic("gpt", "3", "tfs-1", qps=0.5),
         Traffic("bert", "1", "tfs-1", qps=3.5),  # about 300,000 calls a day
     ),
@@ -245,11 +246,11 @@ SCOPE = _scenario(
 )
 SCOPE_EXPECTED = {
     ("gpt", "1"): "in-use",
-    ("gpt", "2"): "safe",
+    ("gpt", "2"): "in-use",
     ("gpt", "3"): "in-use",
     ("gpt", "4"): "protected",
     ("bert", "1"): "in-use",
-    ("bert", "2"): "safe",
+    ("bert", "2"): "safe",  # never called: no series anywhere
     ("bert", "3"): "protected",
 }
 

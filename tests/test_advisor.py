@@ -314,11 +314,12 @@ def scoped_cases(draw: st.DrawFn) -> tuple[list[DiskVersion], Evidence]:
     series = [SeriesFacts(m, str(v), (("p", "0"),), 7, 7)
               for m in ("a", "b", "z") for v in (1, 2, 3) if draw(st.integers(0, 3)) == 0]  # fmt: skip
     pairs = st.tuples(st.sampled_from(["a", "b", "z"]), st.sampled_from(["1", "2", "3"]))
-    unscoped = draw(st.one_of(st.none(), st.frozensets(pairs, max_size=4)))
+    outside = draw(st.frozensets(pairs, max_size=4))
+    unscoped_models = frozenset(m for m, _ in outside) | draw(st.frozensets(st.sampled_from(["a", "b"])))
     model_matchers = draw(st.sampled_from([(), (Matcher("model_name", "=", "a"),),
                                            (Matcher("model_name", "!~", "b|z"),)]))  # fmt: skip
     version_matchers = draw(st.sampled_from([(), (Matcher("model_version", "=~", "1|2"),)]))
-    scope = Scope('x="y"', model_matchers, version_matchers, unscoped)
+    scope = Scope('x="y"', model_matchers, version_matchers, outside, unscoped_models, len(outside))
     window = draw(st.sampled_from([86400.0, 900.0]))
     return inv, replace(evidence(series=series), scope=scope, window=window)
 
@@ -339,11 +340,10 @@ def test_no_row_is_safe_where_the_query_could_not_reach_it(case: tuple[list[Disk
         assert ev.window > ev.coverage.max_gap
         assert all(m.matches(row.model) for m in ev.scope.model_matchers)
         assert all(m.matches(row.version) for m in ev.scope.version_matchers)
-        if key not in reached:
-            assert key not in (ev.scope.unscoped or ())
-            if row.model not in reached_models:
-                assert not orphans
-                assert row.model not in {m for m, _ in ev.scope.unscoped or ()}
+        assert key not in ev.scope.outside  # no series of it outside the selector
+        if row.model not in reached_models:
+            assert not orphans
+            assert row.model not in ev.scope.unscoped_models
 
 
 def test_reset_counted_across_is_safe_only_when_its_blind_span_is_short() -> None:

@@ -31,6 +31,11 @@ class Server:
     model_config: bool = False  # reads TF Serving's --model_config_file
     # Version label values that name no version: calls under them may reach any version.
     unattributed: tuple[str, ...] = ()
+    # A version label value -> the join key of the version on disk it names ("007" -> "7" where
+    # directory names are numbers; as written where versions are strings, TorchServe).
+    canonical: Callable[[str], str] = str
+    # Whether a version label value could name a version directory at all (None: any text could).
+    label_is_version: Callable[[str], bool] | None = None
 
 
 def _registry() -> dict[str, Server]:

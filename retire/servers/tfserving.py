@@ -22,6 +22,15 @@ def version_of(name: str) -> int | None:
     return number if number <= INT64_MAX else None
 
 
+def canonical(label: str) -> str:
+    number = version_of(label)
+    return str(number) if number is not None else label
+
+
+def label_is_version(label: str) -> bool:
+    return version_of(label) is not None
+
+
 SERVER = Server(
     preset="tfserving-patched",
     metric=":tensorflow:serving:model_call_count",
@@ -30,4 +39,6 @@ SERVER = Server(
     version_of=version_of,
     not_a_version="not a version directory (name is not a non-negative integer)",
     model_config=True,
+    canonical=canonical,
+    label_is_version=label_is_version,
 )

@@ -26,6 +26,10 @@ def version_of(name: str) -> int | None:
     return number if number < 2**63 else None
 
 
+def label_is_version(label: str) -> bool:
+    return version_of(label) is not None
+
+
 SERVER = Server(
     preset="triton",
     metric="nv_inference_request_success",
@@ -35,4 +39,6 @@ SERVER = Server(
     not_a_version="not a version Triton loads (it reads version N only from a directory named exactly N, "
     "without leading zeros)",
     policy_file="config.pbtxt",
+    canonical=str,  # Triton labels a version with its directory's exact name
+    label_is_version=label_is_version,
 )
