@@ -37,7 +37,7 @@ class Lab:
         ]  # fmt: skip
         if coverage:
             out += ["--coverage", f'up{{scenario="{scenario.name}"}}']
-        if scenario.name in ("triton", "torchserve", "triton0"):
+        if scenario.name in ("triton", "torchserve", "triton0", "torchserve0"):
             out += ["--preset", scenario.name.rstrip("0")]
         return [*out, *extra]
 

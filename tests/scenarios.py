@@ -334,4 +334,32 @@ RELOAD = _scenario(
 )
 RELOAD_EXPECTED = {("r", "1"): "safe", ("r", "2"): "in-use", ("r", "3"): "unknown", ("r", "4"): "protected"}
 
-ABSENCE = (SCOPE, NAMES, IDENTITY, TRITON0, RELOAD)
+# Found by attacking the change (issue #12):
+# - the metric vanishes 10 h before the end while its targets stay up (a relabel drops it);
+VANISH = _scenario(
+    "vanish",
+    traffic=(
+        Traffic("v", "1", calls=(-40 * HOUR,), vanish=-10 * HOUR),
+        Traffic("v", "2", qps=1.0, vanish=-10 * HOUR),
+    ),
+    disk=(*(VersionDir("v", str(v), age=10 * DAY) for v in (1, 2, 3)),),
+)
+# - a version served under a label no directory can have ("v1" for directory 1);
+LABELS = _scenario(
+    "labels",
+    traffic=(Traffic("lam", "v1", qps=1.0),),
+    disk=(*(VersionDir("lam", str(v), age=10 * DAY) for v in (1, 2)),),
+)
+# - TorchServe versions written with leading zeros in the manifests and the labels alike.
+TORCHSERVE0 = _scenario(
+    "torchserve0",
+    metric="ts_inference_requests_total",
+    traffic=(Traffic("eps", "01", qps=1.0), Traffic("eps", "02", calls=(-40 * HOUR,))),
+    disk=(
+        VersionDir("", "eps1.mar", age=10 * DAY, manifest=("eps", "01")),
+        VersionDir("", "eps2.mar", age=10 * DAY, manifest=("eps", "02")),
+        VersionDir("", "eps3.mar", age=10 * DAY, manifest=("eps", "03")),
+    ),
+)
+
+ABSENCE = (SCOPE, NAMES, IDENTITY, TRITON0, RELOAD, VANISH, LABELS, TORCHSERVE0)

@@ -235,3 +235,73 @@ def test_reload_counts_calls_across_the_reset_and_tolerates_one_scrape(lab: Lab)
     assert r[("r", "2")]["calls"] == pytest.approx(0.5 * 24 * 3600, rel=0.01)
     assert "calls counted across it" in r[("r", "1")]["reason"]
     assert "no sample for 1h" in r[("r", "3")]["reason"] and "longer than --max-gap 15m" in r[("r", "3")]["reason"]
+
+
+# Found by attacking the change.
+
+
+def test_metric_vanishing_while_targets_stay_up_is_a_hole_even_with_coverage(lab: Lab) -> None:
+    for coverage in (True, False):
+        code, doc = report(lab, sc.VANISH, coverage=coverage)
+        assert statuses(doc) == {("v", "1"): "unknown", ("v", "2"): "in-use", ("v", "3"): "protected"}
+        assert code == 4
+        assert "no samples of" in rows(doc)[("v", "1")]["reason"]
+
+
+def test_version_labels_no_directory_can_have_are_a_naming_mismatch(lab: Lab) -> None:
+    code, doc = report(lab, sc.LABELS)
+    assert statuses(doc) == {("lam", "1"): "unknown", ("lam", "2"): "protected", ("lam", "v1"): "not-on-disk"}
+    assert code == 4
+    assert "version labels no version directory can have ('v1')" in rows(doc)[("lam", "1")]["reason"]
+
+
+def test_a_version_label_that_every_series_has_is_not_a_version(lab: Lab) -> None:
+    code, doc = report(lab, sc.BASIC, "--version-label", "instance")
+    assert code == 4
+    assert "safe" not in statuses(doc).values()
+    assert "--version-label may name the wrong label" in rows(doc)[("alpha", "2")]["reason"]
+
+
+def test_torchserve_versions_join_as_written(lab: Lab) -> None:
+    code, doc = report(lab, sc.TORCHSERVE0)
+    assert statuses(doc) == {("eps", "01"): "in-use", ("eps", "02"): "safe", ("eps", "03"): "protected"}
+    assert code == 0
+
+
+def _index_with_warnings(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    """A Thanos-like querier whose index answer is partial: it must not prove anything absent."""
+    if path.endswith("/series"):
+        body = {"status": "success", "data": [], "warnings": ["store 10.0.0.7 unreachable"]}
+        return 200, "application/json", json.dumps(body).encode()
+    return fs.full_answer(path, form)
+
+
+def _rate_without_series(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+    """The busiest-step query answers m/2, the per-series queries do not: the answers disagree."""
+    if path.endswith("/query") and form["query"].startswith("max_over_time(sum"):
+        result = [{"metric": {"model_name": m, "model_version": v}, "value": [float(form["time"]), "0"]}
+                  for m, v in (("m", "1"), ("m", "2"))]  # fmt: skip
+        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        return 200, "application/json", json.dumps(body).encode()
+    return fs.full_answer(path, form)
+
+
+@pytest.mark.parametrize(
+    ("handler", "extra", "words"),
+    [
+        (_index_with_warnings, ("--selector", 'job="tfs"'), "store 10.0.0.7 unreachable"),
+        (_rate_without_series, (), "no per-series values: the answers disagree"),
+    ],
+    ids=["partial-index", "rate-without-series"],
+)
+def test_answers_that_prove_nothing_are_unknown(tmp_path: Path, handler: fs.Handler, extra: tuple[str, ...],
+                                                words: str) -> None:  # fmt: skip
+    for v in ("1", "2"):
+        (tmp_path / "m" / v).mkdir(parents=True)
+    with fs.serve(handler) as url:
+        run = run_cli("report", "--prometheus", url, "--model-dir", str(tmp_path), "--keep-latest", "0",
+                      "--min-age", "0", "--format", "json", *extra)  # fmt: skip
+    assert run.exit_code == 4, run.stderr
+    doc = run.json()
+    assert statuses(doc)[("m", "2")] == "unknown"
+    assert words in rows(doc)[("m", "2")]["reason"]

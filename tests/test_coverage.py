@@ -22,3 +22,31 @@ def test_targets_born_late_are_not_gaps_but_down_is() -> None:
     flaky = series({"instance": "flaky"}, list(range(0, 101)), down=tuple(range(40, 70)))
     gaps = target_gaps([new_pod, flaky], 0, 6000, 60, 900)
     assert [(g.target, g.kind) for g in gaps] == [('instance="flaky"', "down")]
+
+
+def test_up_values_other_than_one_are_down_and_non_finite_counts_are_no_data() -> None:
+    # `up` is 1 or 0: NaN or -1 (a proxy, a bad recording rule) is no proof the target was up.
+    for bad in (float("nan"), -1.0, 0.5):
+        odd = Series({"instance": "odd"}, points=tuple((float(k * 60), bad if 40 <= k < 70 else 1.0) for k in range(101)))
+        gaps = target_gaps([odd], 0, 6000, 60, 900)
+        assert [(g.target, g.kind) for g in gaps] == [('instance="odd"', "down")], bad
+    # A count of series that is 0 or NaN is not a sample.
+    zero = Series({}, points=tuple((float(k * 60), 0.0 if 40 <= k < 70 else 1.0) for k in range(101)))
+    assert len(global_gaps([zero], 0, 6000, 60, 900, min_value=1)) == 1
+
+
+def test_coverage_cannot_be_related_to_a_metric_without_instance_labels() -> None:
+    from retire.evidence import _coverage
+    from retire.prometheus import QueryResult
+    from retire.queries import Matcher, QueryParams, Selector
+
+    params = QueryParams("m", "model_name", "model_version", (), 86400, 3600, 60,
+                         Selector("up", (Matcher("job", "=", "other"),)))  # fmt: skip
+    up = QueryResult("matrix", (series({"job": "other", "instance": "n1"}, list(range(0, 1441))),))
+    at = 1440 * 60.0
+    ok = _coverage(up, params, at, 900, {("other", "n1"): "{}"})
+    assert ok.problem is None
+    vacuous = _coverage(up, params, at, 900, {None: "{model_name='a'}"})
+    assert vacuous.problem is not None and "without an instance label" in vacuous.problem
+    other_job = _coverage(up, params, at, 900, {("tfs", "n1"): "{}"})
+    assert other_job.problem is not None and 'job="tfs",instance="n1"' in other_job.problem

@@ -40,6 +40,7 @@ class Traffic:
     restarts: tuple[float, ...] = ()
     zero_init: bool = False
     labels: tuple[tuple[str, str], ...] = ()  # more labels on this series (after the usual ones)
+    vanish: float | None = None  # no samples from this time on (the metric is dropped; targets stay up)
     constant: float | None = None  # the counter reads this value at every scrape (e.g. +Inf)
 
 
@@ -147,6 +148,8 @@ def openmetrics_lines(scenario: Scenario, end: float, history: float, interval: 
         scraped, down = _mask_outages(t, scenario.outages, tr.pod)
         values, exists = _counter(t, tr)
         keep = scraped & ~down & exists
+        if tr.vanish is not None:
+            keep &= t < tr.vanish
         labels = _label_text(
             {scenario.model_label: tr.model, scenario.version_label: tr.version, "instance": tr.pod, **base,
              **dict(tr.labels)}
