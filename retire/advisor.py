@@ -19,7 +19,7 @@ A row is `safe` only by reaching rule 5; every other outcome is the default.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -69,6 +69,10 @@ class Row:
     status: Status
     reason: str
     hourly: tuple[float | None, ...] | None = None  # rate per step, when sparklines were asked for
+    # Whether the server has it loaded (in memory): True/False, None when nobody says; and who
+    # says: "server" (asked with --server) or "policy" (inferred from its version policy).
+    loaded: bool | None = None
+    loaded_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,11 @@ class Summary:
     safe_bytes: int
     safe_bytes_by_model: dict[str, int]
     unknown_causes: tuple[str, ...]  # the report-wide reasons would-be-safe rows became unknown
+    # What retiring the safe versions frees, split: loaded versions free memory (their size on
+    # disk is the estimate), the others only disk; unknown where nobody said what is loaded.
+    safe_bytes_loaded: int = 0
+    safe_bytes_disk_only: int = 0
+    safe_bytes_loaded_unknown: int = 0
 
     @property
     def unknown(self) -> int:
@@ -115,11 +124,10 @@ class Report:
     def rows(self) -> Iterator[Row]:
         t = self.table
         names = ("model", "version", "path", "on_disk", "size_bytes", "max_hourly_qps", "calls", "series",
-                 "status", "reason", "hourly")  # fmt: skip
+                 "status", "reason", "hourly", "loaded", "loaded_from")  # fmt: skip
         columns = [t[c].tolist() for c in names]
-        for model, version, path, on_disk, size, qps, calls, series, status, reason, hourly in zip(
-            *columns, strict=True
-        ):
+        for (model, version, path, on_disk, size, qps, calls, series, status, reason, hourly, loaded,
+             source) in zip(*columns, strict=True):  # fmt: skip
             yield Row(
                 model=model,
                 version=version,
@@ -132,6 +140,8 @@ class Report:
                 status=Status(status),
                 reason=reason,
                 hourly=hourly,
+                loaded=None if loaded is None else bool(loaded),
+                loaded_from=source,
             )
 
     def safe_rows(self) -> list[Row]:
@@ -504,6 +514,64 @@ def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidenc
                         odd_labels)  # fmt: skip
 
 
+def _loaded(
+    f: pd.DataFrame, on_disk: Any, rank: Any, inventory: Inventory,
+    served: Mapping[tuple[str, str], bool] | None,
+) -> tuple[list[bool | None], list[str | None]]:
+    """Per row: is it loaded, and who says so. The server, where asked and it answered for the
+    model; else the model's version policy from a server config (latest N: the newest N on
+    disk; all; specific: those listed); else nobody (None)."""
+    answered = {m for m, _ in served} if served else set()
+    loaded: list[bool | None] = []
+    source: list[str | None] = []
+    for model, version, disk, r in zip(f["model"].tolist(), f["version"].tolist(), on_disk.tolist(),
+                                       rank.tolist(), strict=True):  # fmt: skip
+        if served is not None and model in answered:
+            loaded.append(bool(served.get((model, version), False)))
+            source.append("server")
+            continue
+        known = inventory.policies.get(model)
+        if known is None or not disk:
+            loaded.append(None)
+            source.append(None)
+            continue
+        rule = known[0]
+        if rule.kind == "all":
+            loaded.append(True)
+        elif rule.kind == "specific":
+            loaded.append(version in {str(v) for v in rule.versions})
+        else:
+            loaded.append(bool(r <= rule.num_versions))
+        source.append("policy")
+    return loaded, source
+
+
+def _latest_advice(f: pd.DataFrame, on_disk: Any, rank: Any, status: Any, kept: Any,
+                   inventory: Inventory) -> dict[int, str]:  # fmt: skip
+    """Under a server's `latest N` policy the newest N versions are loaded, so they are protected;
+    moving an idle one only makes the server load the next older one. What frees its memory is
+    lowering N to K, the fewest newest versions that still keep every version that must stay."""
+    import numpy as np
+
+    advice: dict[int, str] = {}
+    models = f["model"].to_numpy()
+    for model, (rule, where) in inventory.policies.items():
+        if rule.kind != "latest" or rule.num_versions <= 1:
+            continue
+        mine = np.flatnonzero((models == model) & on_disk & (rank <= rule.num_versions))
+        must_stay = [int(rank[i]) for i in mine if kept[i]]
+        k = max([*must_stay, 1])
+        if k >= rule.num_versions:
+            continue
+        for i in mine:
+            if rank[i] > k and status[i] == Status.PROTECTED.value and not kept[i]:
+                advice[int(i)] = (
+                    f"idle and loaded: to free its memory lower num_versions to {k} in {where} (moving it "
+                    "alone makes the server load the next older version)"
+                )
+    return advice
+
+
 def _coverage_sentence(evidence: Evidence) -> str:
     cov = evidence.coverage
     tolerance = format_duration(cov.max_gap)
@@ -531,8 +599,12 @@ def _rules_sentence(evidence: Evidence) -> str:
     return f"; read from recording rules: {state}"
 
 
-def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_at: float) -> Report:
-    """Join what is on disk with the traffic evidence and give every version a verdict."""
+def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_at: float,
+           served: Mapping[tuple[str, str], bool] | None = None) -> Report:  # fmt: skip
+    """Join what is on disk with the traffic evidence and give every version a verdict.
+
+    `served`: what the model server said is loaded ((model, version) -> loaded), for the models
+    it answered about; None when it was not asked."""
     import gc
 
     # The cyclic GC would rescan every record alive each time a few hundred thousand objects are
@@ -540,13 +612,14 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _advise(inventory, evidence, policy, generated_at)
+        return _advise(inventory, evidence, policy, generated_at, served)
     finally:
         if paused:
             gc.enable()
 
 
-def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_at: float) -> Report:
+def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_at: float,
+            served: Mapping[tuple[str, str], bool] | None) -> Report:  # fmt: skip
     import numpy as np
     import pandas as pd
 
@@ -602,6 +675,7 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         keys = zip(f["model"].tolist(), f["version"].tolist(), strict=True)
         pinned = np.array([k in pin_reasons for k in keys], dtype=bool)
     protected = newest | young | (on_disk & pinned)
+    loaded, loaded_from = _loaded(f, on_disk, rank, inventory, served)
 
     causes = _global_causes(evidence) + scope.causes
     # Traffic under a label that names no version may have reached any version of that model.
@@ -617,6 +691,7 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         default=Status.SAFE.value,
     )
 
+    to_free = _latest_advice(f, on_disk, rank, status, positive | doubtful | pinned | young, inventory)
     # Reasons, in words a user can check against Prometheus. Plain lists and memoized wording:
     # rows repeat the same few evidence patterns, and this loop runs once per version.
     cause_text = "; ".join(causes)
@@ -669,6 +744,8 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
                     f"directory {policy.age_source} {format_duration(round(max(ag, 0)))} ago, younger than "
                     f"--min-age {format_duration(policy.min_age)}"
                 )
+            if row in to_free:
+                rules.append(to_free[row])
             reasons.append("; ".join(rules) + f"; traffic: {evidence_text}")
         else:  # unknown
             doubts = []
@@ -711,6 +788,8 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
             "status": status,
             "reason": reasons,
             "hourly": hourly,
+            "loaded": pd.Series(loaded, dtype=object),
+            "loaded_from": pd.Series(loaded_from, dtype=object),
             "_num": number,
         }
     )
@@ -729,10 +808,15 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
     counts = {s.value: int((status == s.value).sum()) for s in Status}
     safe = table[table["status"] == Status.SAFE.value]
     by_model = {str(m): int(b) for m, b in safe.groupby("model")["size_bytes"].sum().items()}
+    safe_loaded = safe["loaded"].tolist()
+    sizes = [int(b or 0) for b in safe["size_bytes"].tolist()]
     summary = Summary(
         counts=counts,
         safe_bytes=sum(by_model.values()),
         safe_bytes_by_model=by_model,
+        safe_bytes_loaded=sum(b for b, x in zip(sizes, safe_loaded, strict=True) if x is True),
+        safe_bytes_disk_only=sum(b for b, x in zip(sizes, safe_loaded, strict=True) if x is False),
+        safe_bytes_loaded_unknown=sum(b for b, x in zip(sizes, safe_loaded, strict=True) if x is None),
         unknown_causes=(*causes, *_row_causes(status, bad_value, resets, vague, f["model"], reappeared),
                         *scope.summary(status == Status.UNKNOWN.value))
         if counts["unknown"]

@@ -358,3 +358,42 @@ def test_reset_counted_across_is_safe_only_when_its_blind_span_is_short() -> Non
                     NO_PROTECTION, AT)  # fmt: skip
     row = next(r for r in report.rows() if r.version == "1")
     assert row.status is Status.IN_USE and row.calls == 40 and "≥ 40 calls" in row.reason
+
+
+# Issue #16: what is loaded, and what retiring frees.
+
+
+def test_loaded_from_policy_or_server_and_what_retiring_frees() -> None:
+    from retire.model_config import VersionPolicy
+
+    inv = Inventory((Path("/m"),), tuple(disk(m, v, size=100 * v) for m in ("a", "b", "c") for v in (1, 2, 3)),
+                    keep_latest={"a": 2}, policies={"a": (VersionPolicy("latest", 2), "models.config"),
+                                                    "b": (VersionPolicy("specific", versions=(1,)), "b/config.pbtxt")})  # fmt: skip
+    ev = evidence(series=[SeriesFacts("c", "3", (("p", "0"),), 7, 7)])  # every version idle
+    report = advise(inv, ev, NO_PROTECTION, AT, served={("c", "3"): True})
+    rows = {(r.model, r.version): r for r in report.rows()}
+    assert [(rows[("a", v)].loaded, rows[("a", v)].loaded_from) for v in "123"] == [
+        (False, "policy"), (True, "policy"), (True, "policy")]  # fmt: skip
+    assert [rows[("b", v)].loaded for v in "123"] == [True, False, False]
+    assert [(rows[("c", v)].loaded, rows[("c", v)].loaded_from) for v in "123"] == [
+        (False, "server"), (False, "server"), (True, "server")]  # fmt: skip
+    # a/2 is loaded, idle, and protected by latest 2: lowering num_versions to 1 frees it.
+    assert rows[("a", "2")].status is Status.PROTECTED
+    assert "lower num_versions to 1 in models.config" in rows[("a", "2")].reason
+    assert "lower num_versions" not in rows[("a", "3")].reason
+    s = report.summary
+    safe = [r for r in rows.values() if r.status is Status.SAFE]
+    assert s.safe_bytes == sum(r.size_bytes or 0 for r in safe)
+    assert s.safe_bytes_loaded == sum(r.size_bytes or 0 for r in safe if r.loaded is True)
+    assert s.safe_bytes_disk_only == sum(r.size_bytes or 0 for r in safe if r.loaded is False)
+    assert s.safe_bytes_loaded + s.safe_bytes_disk_only + s.safe_bytes_loaded_unknown == s.safe_bytes
+
+
+def test_no_advice_to_lower_num_versions_below_a_busy_version() -> None:
+    from retire.model_config import VersionPolicy
+
+    inv = Inventory((Path("/m"),), tuple(disk("a", v) for v in (1, 2, 3)), keep_latest={"a": 3},
+                    policies={"a": (VersionPolicy("latest", 3), "models.config")})  # fmt: skip
+    ev = evidence(qps={("a", "1"): 1.0}, series=[SeriesFacts("a", "1", (("p", "0"),), 0, 99)])
+    report = advise(inv, ev, NO_PROTECTION, AT)
+    assert all("lower num_versions" not in r.reason for r in report.rows())
