@@ -7,6 +7,7 @@ stdout (or -o FILE, written atomically); summaries, notes and errors go to stder
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -712,32 +713,27 @@ def offload(
         if plan_file is not None:
             try:
                 plan = ops.Plan.from_json(plan_file.read_text(encoding="utf-8"), str(plan_file))
-            except OSError as e:
-                raise ops.OffloadError(f"cannot read --plan {plan_file}: {e.strerror}") from None
+            except (OSError, UnicodeDecodeError) as e:
+                raise ops.OffloadError(f"cannot read --plan {plan_file}: {e}") from None
+            ops.checked_moves(plan, report, archive_dir, str(plan_file), _say)  # a plan is untrusted
         else:
             plan = ops.make_plan(report, archive_dir, _only(only))
         typer.echo(_plan_text(plan), nl=False)
         if not apply:
             _say("dry run: nothing was moved; add --apply to act")
             return
-        with ops.locked(archive_dir):
-            fresh = _build_report(settings)  # right before acting: calls since the plan count
+        if settings.at is not None:
+            _say("--at applies to the plan only: the re-check before moving is made at the present")
+        with ops.locked(archive_dir), ops.locked_roots(report.header.model_roots):
+            # Right before acting, at the present whatever --at says: calls since the plan count.
             # Safe in the fresh report is the whole test: any doubt (a gap, a warning) has already
             # turned every would-be-safe version unknown there.
-            now = {(r.model, r.version): r for r in fresh.rows()}
-            moves = tuple(m for m in plan.moves if _still_safe(now.get((m.model, m.version))))
-            for m in plan.moves:
-                r = now.get((m.model, m.version))
-                if not _still_safe(r):
-                    why = f"now {r.status.value} ({r.reason})" if r else "no longer on disk"
-                    _say(f"skipped {m.model} {m.version}: {why}")
-            done = ops.apply(plan, moves, _say)
+            fresh = _build_report(dataclasses.replace(settings, at=None))
+            ops.check_archive(archive_dir, fresh.header.model_roots)
+            moves = ops.checked_moves(plan, fresh, archive_dir, str(plan_file or "the plan"), _say)
+            done = ops.apply(archive_dir, moves, _say)
         undo = f"retire restore --archive-dir {archive_dir}"
         _say(f"offloaded {len(done)} version(s) to {archive_dir}; undo with `{undo}`")
-
-
-def _still_safe(row: Any) -> bool:
-    return row is not None and row.status.value == "safe"
 
 
 @app.command(epilog=EXIT_CODES)
@@ -759,6 +755,10 @@ def restore(
     from retire.inventory import canonical_version
 
     with _user_errors():
+        if version is not None and model is None:
+            raise ConfigError(
+                "--version needs --model: version numbers are per model (--model NAME --version N)"
+            )
         with ops.locked(archive_dir):
             n = ops.restore(archive_dir, model, canonical_version(version) if version else None, _say)
         _say(f"restored {n} version(s)")

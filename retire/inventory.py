@@ -97,6 +97,80 @@ def canonical_version(text: str) -> str:
     return str(number) if number is not None else text
 
 
+def unsafe_component(name: str) -> str | None:
+    """Why `name` cannot be one directory name (under the archive, say), or None when it can.
+    Model names come from labels, config files and archive manifests: untrusted text."""
+    if name in ("", ".", ".."):
+        return "it is empty, '.' or '..'"
+    if "/" in name or "\\" in name:
+        return "it contains a slash"
+    if any(ord(c) < 32 or c == "\x7f" for c in name):
+        return "it contains a control character"
+    return None
+
+
+def one_row_per_version(inv: Inventory) -> Inventory:
+    """One physical version, one row; what retire must never move is protected, saying why.
+
+    A version reached through a symlink (a symlinked model or version directory), or listed under
+    two names (two configs over one base path), is the same files served under several names, and
+    the server counts each name's calls apart. The row kept is the one reached without a symlink;
+    it is protected, naming its aliases (the aliases are listed as ignored), so nothing is ever
+    moved through an alias or while an alias may be busy. A version reached only through a
+    symlink is protected too, and so is one whose model, version or directory name is not a plain
+    path component (`..`, `a/b`, control characters).
+    """
+    roots = {str(r) for r in inv.roots}
+    links: dict[str, bool] = {}
+    reals: dict[str, str] = {}
+
+    def via_link(path: str) -> bool:
+        parent = os.path.dirname(path)
+        if parent not in links:
+            links[parent] = parent not in roots and os.path.islink(parent)
+        return links[parent] or os.path.islink(path)
+
+    def identity(path: str) -> str:
+        if via_link(path):
+            return os.path.realpath(path)
+        parent = os.path.dirname(path)
+        if parent not in reals:
+            reals[parent] = os.path.realpath(parent)
+        return os.path.join(reals[parent], os.path.basename(path))
+
+    groups: dict[str, list[DiskVersion]] = {}
+    for v in inv.versions:
+        groups.setdefault(identity(v.path), []).append(v)
+    pins, ignored, kept = dict(inv.pins), list(inv.ignored), []
+    for same in groups.values():
+        direct = [v for v in same if not via_link(v.path)]
+        row = (direct or same)[0]
+        kept.append(row)
+        aliases = [v for v in same if v is not row]
+        for a in aliases:
+            note = f"alias of {row.model} {row.version} ({row.path}): the same files under another name"
+            ignored.append(Ignored(Path(a.path), f"{note}, listed once and never moved"))
+        names = ", ".join(f"{a.model} {a.version}" for a in aliases)
+        why: str | None = None
+        if aliases:
+            why = f"also served as {names} (the same files): calls under that name are not counted here"
+        elif not direct:
+            target = os.path.realpath(row.path)
+            why = f"reached through a symlink ({row.path} -> {target}); retire never moves through one"
+        for label, text in (("model name", row.model), ("version", row.version),
+                            ("directory name", os.path.basename(row.path))):  # fmt: skip
+            problem = unsafe_component(text)
+            if problem and why is None:
+                why = f"its {label} {text!r} is not a safe path component ({problem}); retire never moves it"
+        if why is not None:
+            pins.setdefault((row.model, row.version), why)
+    if len(kept) == len(inv.versions) and pins == inv.pins:
+        return inv
+    order = {id(v): n for n, v in enumerate(inv.versions)}
+    kept.sort(key=lambda v: order[id(v)])
+    return Inventory(inv.roots, tuple(kept), tuple(ignored), inv.keep_latest, pins, inv.policies)
+
+
 def tree_size(path: Path | str) -> int:
     """Apparent size in bytes of the regular files below `path` (like `du -sb`, symlinks not followed).
 
@@ -196,7 +270,7 @@ def scan_model_dir(root: Path, srv: Server | None = None) -> Inventory:
         versions += found
         ignored += skipped
         _model_policy(path, name, srv, keep, pins, policies)
-    return Inventory((root,), tuple(versions), tuple(ignored), keep, pins, policies)
+    return one_row_per_version(Inventory((root,), tuple(versions), tuple(ignored), keep, pins, policies))
 
 
 def _model_policy(path: Path, model: str, srv: Server, keep: dict[str, int],
@@ -234,7 +308,7 @@ def scan_base_path(base_path: Path, model: str, srv: Server | None = None) -> In
     pins: dict[tuple[str, str], str] = {}
     policies: dict[str, tuple[VersionPolicy, str]] = {}
     _model_policy(base_path, model, srv, keep, pins, policies)
-    return Inventory((base_path,), tuple(found), tuple(skipped), keep, pins, policies)
+    return one_row_per_version(Inventory((base_path,), tuple(found), tuple(skipped), keep, pins, policies))
 
 
 def scan_model_config(path: Path, srv: Server | None = None) -> Inventory:
@@ -255,7 +329,7 @@ def scan_model_config(path: Path, srv: Server | None = None) -> Inventory:
         for label, version in entry.labels.items():
             pins[(entry.name, str(version))] = f"version label {label!r} points at it in {path.name}"
         total = total + Inventory((entry.base_path,), tuple(found), tuple(skipped), keep, pins, policies)
-    return total
+    return one_row_per_version(total)
 
 
 def _natural(text: str) -> tuple[tuple[int, object], ...]:
@@ -286,4 +360,4 @@ def scan_model_store(store: Path) -> Inventory:
         for rank, (_, version, path, st) in enumerate(mine):
             times = (st.st_mtime, st.st_ctime)
             versions.append(DiskVersion(model, version, rank, str(path), st.st_size, *times))
-    return Inventory((store,), tuple(versions), tuple(ignored))
+    return one_row_per_version(Inventory((store,), tuple(versions), tuple(ignored)))

@@ -20,6 +20,8 @@ import pytest
 from retire.lab.servers import Prometheus, free_port
 from tests import scenarios as sc
 from tests.conftest import Lab, run_cli
+from tests.offload_lab import args as present_args
+from tests.offload_lab import present_lab_server
 
 pytestmark = pytest.mark.prometheus
 SAFE_BASIC = {("alpha", "2"), ("alpha", "3"), ("beta", "2")}
@@ -37,18 +39,22 @@ def snapshot(root: Path) -> dict[str, str]:
     return out
 
 
+@pytest.fixture(scope="module")
+def present_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    yield from present_lab_server(tmp_path_factory)
+
+
 @pytest.fixture
-def tree(lab: Lab, tmp_path: Path) -> Path:
-    """A private copy of the basic scenario's model tree (these tests move things)."""
+def tree(present_lab: Lab, tmp_path: Path) -> Path:
+    """A private copy of the basic scenario's model tree (these tests move things), with a
+    history that ends now: `offload --apply` re-checks at the present."""
     dst = tmp_path / "models"
-    shutil.copytree(lab.models(sc.BASIC), dst, symlinks=True)
+    shutil.copytree(present_lab.models(sc.BASIC), dst, symlinks=True)
     return dst
 
 
 def args(lab: Lab, tree: Path, archive: Path, *extra: str) -> list[str]:
-    base = lab.args(sc.BASIC)
-    base[base.index("--model-dir") + 1] = str(tree)
-    return [*base, "--archive-dir", str(archive), *extra]
+    return present_args(lab, tree, archive, *extra)
 
 
 def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -57,24 +63,24 @@ def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           env={**os.environ, **(env or {})})  # fmt: skip
 
 
-def test_plan_lists_only_safe_versions_and_changes_nothing(lab: Lab, tree: Path, tmp_path: Path) -> None:
+def test_plan_lists_only_safe_versions_and_changes_nothing(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
     before = snapshot(tree)
-    run = run_cli("plan", *args(lab, tree, tmp_path / "archive"))
+    run = run_cli("plan", *args(present_lab, tree, tmp_path / "archive"))
     assert run.exit_code == 0, run.stderr
     moved = {tuple(line.split()[1].rsplit("/", 2)[-2:]) for line in run.stdout.splitlines() if line.strip().startswith("mv ")}
     assert moved == SAFE_BASIC
     assert "config: no change" in run.stdout
-    plan = json.loads(run_cli("plan", *args(lab, tree, tmp_path / "archive", "--format", "json")).stdout)
+    plan = json.loads(run_cli("plan", *args(present_lab, tree, tmp_path / "archive", "--format", "json")).stdout)
     assert {(m["model"], m["version"]) for m in plan["moves"]} == SAFE_BASIC
     assert snapshot(tree) == before and not (tmp_path / "archive").exists()
 
 
-def test_dry_run_then_apply_then_restore_is_byte_for_byte(lab: Lab, tree: Path, tmp_path: Path) -> None:
+def test_dry_run_then_apply_then_restore_is_byte_for_byte(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     before = snapshot(tree)
-    dry = run_cli("offload", *args(lab, tree, archive))
+    dry = run_cli("offload", *args(present_lab, tree, archive))
     assert dry.exit_code == 0 and "dry run: nothing was moved" in dry.stderr and snapshot(tree) == before
-    run = run_cli("offload", *args(lab, tree, archive, "--apply"))
+    run = run_cli("offload", *args(present_lab, tree, archive, "--apply"))
     assert run.exit_code == 0, run.stderr
     assert not (tree / "alpha" / "2").exists() and (archive / "models" / "alpha" / "2" / "saved_model.pb").exists()
     assert (tree / "alpha" / "1").exists()  # in use: untouched
@@ -85,35 +91,37 @@ def test_dry_run_then_apply_then_restore_is_byte_for_byte(lab: Lab, tree: Path, 
     assert snapshot(tree) == before
 
 
-def test_restore_one_version(lab: Lab, tree: Path, tmp_path: Path) -> None:
+def test_restore_one_version(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
-    assert run_cli("offload", *args(lab, tree, archive, "--apply")).exit_code == 0
+    assert run_cli("offload", *args(present_lab, tree, archive, "--apply")).exit_code == 0
     run = run_cli("restore", "--archive-dir", str(archive), "--model", "alpha", "--version", "3")
     assert run.exit_code == 0, run.stderr
     assert (tree / "alpha" / "3").exists() and not (tree / "alpha" / "2").exists()
 
 
-def test_refuses_archive_inside_model_root_and_unknown_evidence(lab: Lab, tree: Path, tmp_path: Path) -> None:
-    inside = run_cli("offload", *args(lab, tree, tree / "archive", "--apply"))
+def test_refuses_archive_inside_model_root_and_unknown_evidence(
+    lab: Lab, present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
+    inside = run_cli("offload", *args(present_lab, tree, tree / "archive", "--apply"))
     assert inside.exit_code == 6 and "overlaps the model root" in inside.stderr
     hole = lab.args(sc.HOLE)
     refused = run_cli("offload", *hole, "--archive-dir", str(tmp_path / "a"), "--apply", "--keep-latest", "0")
     assert refused.exit_code == 6 and "unknown (evidence incomplete); refusing" in refused.stderr
-    not_safe = run_cli("offload", *args(lab, tree, tmp_path / "b", "--only", "alpha:1", "--apply"))
+    not_safe = run_cli("offload", *args(present_lab, tree, tmp_path / "b", "--only", "alpha:1", "--apply"))
     assert not_safe.exit_code == 6 and "--only alpha:1 is in-use" in not_safe.stderr
 
 
-def test_only_moves_exactly_the_named_versions(lab: Lab, tree: Path, tmp_path: Path) -> None:
-    run = run_cli("offload", *args(lab, tree, tmp_path / "archive", "--only", "beta:2", "--apply"))
+def test_only_moves_exactly_the_named_versions(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
+    run = run_cli("offload", *args(present_lab, tree, tmp_path / "archive", "--only", "beta:2", "--apply"))
     assert run.exit_code == 0, run.stderr
     assert not (tree / "beta" / "2").exists() and (tree / "alpha" / "2").exists()
 
 
 @pytest.mark.parametrize("crash_after", [1, 2, 3])
-def test_crash_then_resume_then_restore(lab: Lab, tree: Path, tmp_path: Path, crash_after: int) -> None:
+def test_crash_then_resume_then_restore(present_lab: Lab, tree: Path, tmp_path: Path, crash_after: int) -> None:
     archive = tmp_path / "archive"
     before = snapshot(tree)
-    crashed = cli("offload", *args(lab, tree, archive, "--apply"), env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)})
+    crashed = cli("offload", *args(present_lab, tree, archive, "--apply"), env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)})
     assert crashed.returncode == -9  # SIGKILL: no cleanup ran
     mid_step = crash_after % 2 == 1  # killed after a step's "begin", before its "done"
     if mid_step:
@@ -129,17 +137,17 @@ def test_crash_then_resume_then_restore(lab: Lab, tree: Path, tmp_path: Path, cr
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no tmpfs at /dev/shm for a second filesystem")
-def test_archive_on_another_filesystem_with_a_crash_mid_copy(lab: Lab, tree: Path) -> None:
+def test_archive_on_another_filesystem_with_a_crash_mid_copy(present_lab: Lab, tree: Path) -> None:
     shm = Path("/dev/shm")
     if os.stat(shm).st_dev == os.stat(tree).st_dev:
         pytest.skip("/dev/shm is on the same filesystem as the model tree here")
     archive = shm / f"retire-test-{os.getpid()}-{time.monotonic_ns()}"
     before = snapshot(tree)
     try:
-        crashed = cli("offload", *args(lab, tree, archive, "--apply"), env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": "1"})
+        crashed = cli("offload", *args(present_lab, tree, archive, "--apply"), env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": "1"})
         assert crashed.returncode == -9
         assert cli("offload", "--archive-dir", str(archive), "--resume").returncode == 0
-        run = cli("offload", *args(lab, tree, archive, "--apply"))
+        run = cli("offload", *args(present_lab, tree, archive, "--apply"))
         assert run.returncode == 0, run.stderr
         assert {(p.parent.name, p.name) for p in (archive / "models").glob("*/*")} == SAFE_BASIC
         assert not list(archive.rglob("*.partial"))
@@ -149,19 +157,19 @@ def test_archive_on_another_filesystem_with_a_crash_mid_copy(lab: Lab, tree: Pat
         shutil.rmtree(archive, ignore_errors=True)
 
 
-def test_concurrent_runs_are_refused(lab: Lab, tree: Path, tmp_path: Path) -> None:
+def test_concurrent_runs_are_refused(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     archive.mkdir()
     before = snapshot(tree)
     with (archive / ".lock").open("a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another run holds the lock
-        run = cli("offload", *args(lab, tree, archive, "--apply"))
+        run = cli("offload", *args(present_lab, tree, archive, "--apply"))
     assert run.returncode == 6 and "another retire offload or restore is running" in run.stderr
     assert snapshot(tree) == before
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv to drop to nobody")
-def test_read_only_model_root_changes_nothing(lab: Lab, tree: Path) -> None:
+def test_read_only_model_root_changes_nothing(present_lab: Lab, tree: Path) -> None:
     import tempfile
 
     # pytest's own temp dirs are private to root; `nobody` must be able to read the tree.
@@ -176,7 +184,7 @@ def test_read_only_model_root_changes_nothing(lab: Lab, tree: Path) -> None:
                                 "import retire.cli"], capture_output=True, text=True)  # fmt: skip
         if probe.returncode != 0:  # e.g. a checkout under a private (0700) directory
             pytest.skip(f"user nobody cannot import retire from this checkout: {probe.stderr.strip()[-200:]}")
-        _read_only_run(lab, base / "models", archive)
+        _read_only_run(present_lab, base / "models", archive)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
