@@ -38,14 +38,19 @@ def present_lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab
         yield Lab(server.url, end, root)
 
 
-def args(lab: Lab, tree: Path | str, archive: Path | str, *extra: str, scenario: str = "basic") -> list[str]:
+def evidence(lab: Lab, *extra: str, scenario: str = "basic") -> list[str]:
     """Evidence flags for the present lab: no --at (the present), a max gap that covers the
-    seconds since the history ends."""
-    out = ["--prometheus", lab.url, "--model-dir", str(tree), "--selector", f'scenario="{scenario}"',
-           "--coverage", f'up{{scenario="{scenario}"}}', "--max-gap", "30m", "--archive-dir", str(archive)]  # fmt: skip
+    seconds since the history ends. Add the model source."""
+    out = ["--prometheus", lab.url, "--selector", f'scenario="{scenario}"',
+           "--coverage", f'up{{scenario="{scenario}"}}', "--max-gap", "30m"]  # fmt: skip
     if scenario == "torchserve":
         out += ["--preset", "torchserve"]
     return [*out, *extra]
+
+
+def args(lab: Lab, tree: Path | str, archive: Path | str, *extra: str, scenario: str = "basic") -> list[str]:
+    """Evidence flags with a model root and an archive."""
+    return evidence(lab, "--model-dir", str(tree), "--archive-dir", str(archive), *extra, scenario=scenario)
 
 
 def snapshot(root: Path) -> dict[str, object]:
