@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 from retire.errors import RetireError
 from retire.inventory import unsafe_component
@@ -306,9 +306,10 @@ class Journal:
         return out
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps({**record, "time": time.time()}) + "\n"
+        line = json.dumps({**record, "time": time.time()}).encode() + b"\n"
         try:
-            with self.path.open("a", encoding="utf-8") as f:
+            with self.path.open("ab") as f:
+                _drop_torn_tail(f)
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())
@@ -328,6 +329,22 @@ class Journal:
 
     def next_step(self) -> int:
         return 1 + max((r["step"] for r in self.records()), default=0)
+
+
+def _drop_torn_tail(f: BinaryIO) -> None:
+    """A crash can tear only the last record, and only before it was fsynced, so before the step
+    it announced was begun: cut it off rather than append after it (which would bury it)."""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    with open(f.name, "rb") as r:
+        r.seek(max(0, size - (1 << 16)))
+        tail = r.read()
+    if tail.endswith(b"\n"):
+        return
+    cut = tail.rfind(b"\n")
+    f.truncate(size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= len(tail) else size))
+    f.seek(0, os.SEEK_END)
 
 
 def _record_problem(doc: object, archive: Path) -> str | None:
@@ -627,15 +644,22 @@ def _run_step(journal: Journal, record: dict[str, Any], verified: bool = False) 
             fail(f"{to} already exists and is not a copy of {frm}; both were left as they are")
         try:
             os.rename(frm.name, to.name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)  # one filesystem: atomic
-            os.fsync(dst_fd)
-            return done()
         except OSError as e:
             if e.errno != errno.EXDEV:
                 fail(f"cannot move {frm} to {to}: {_problem(e)}")
+        else:
+            _sync(dst_fd)
+            return done()
         _copy_verified(frm, to, partial, p is not None, dst_fd, fail)
         journal.append({**base, "phase": "verified"})
         _remove_source(frm, to, what)
         return done()
+
+
+def _sync(dir_fd: int) -> None:
+    """Make a rename durable; the rename is done either way, so a failure here changes nothing."""
+    with contextlib.suppress(OSError):
+        os.fsync(dir_fd)
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -656,10 +680,11 @@ def _copy_verified(frm: Path, to: Path, partial: Path, reuse: bool, dst_fd: int,
         problem = None if _same(frm, partial) else f"the copy {partial} does not match {frm}"
         if problem is None:
             os.rename(partial.name, to.name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd)
-            os.fsync(dst_fd)
-            return
     except OSError as e:
         problem = f"{_problem(e)} while copying {frm} to {partial}"
+    if problem is None:
+        _sync(dst_fd)
+        return
     try:
         _remove(partial)
     except OSError as e:

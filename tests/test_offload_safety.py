@@ -250,6 +250,19 @@ def test_an_edited_journal_moves_nothing(present_lab: Lab, tree: Path, tmp_path:
         assert snapshot(tmp_path) == before  # tree, archive, and what lies outside: untouched
 
 
+def test_a_torn_last_record_is_cut_off_not_buried(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
+    before = snapshot(tree)
+    archive = tmp_path / "archive"
+    _offloaded_beta_2(present_lab, tree, archive)
+    with (archive / "journal.jsonl").open("a") as f:
+        f.write('{"step": 3, "phase": "beg')  # a power cut during a write, before its fsync returned
+    run = cli("restore", "--archive-dir", str(archive))
+    assert run.returncode == 0, run.stderr
+    assert snapshot(tree) == before
+    assert [r["phase"] for r in journal(archive)] == ["begin", "done", "begin", "done"]  # every line whole
+    one_line_error(cli("restore", "--archive-dir", str(archive)), 6, "nothing archived")
+
+
 # --- 6: a relative model directory ------------------------------------------------------------
 
 
