@@ -367,6 +367,43 @@ def test_crash_at_each_journal_write_across_filesystems(present_lab: Lab, tree: 
     assert snapshot(tree) == before
 
 
+@pytest.mark.parametrize("crash_after", [1, 2, 3])
+def test_crash_at_each_journal_write_of_a_restore_across_filesystems(present_lab: Lab, tree: Path, tmp_path: Path,
+                                                                     crash_after: int) -> None:  # fmt: skip
+    before = snapshot(tree)
+    with tmpfs(tmp_path, "64m") as other:
+        archive = other / "archive"
+        run = cli("offload", *args(present_lab, tree, archive, "--only", "alpha:2", "--apply"))
+        assert run.returncode == 0, run.stderr
+        crashed = cli("restore", "--archive-dir", str(archive), env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)})
+        assert crashed.returncode == -9  # writes: begin, verified, done
+        resumed = cli("offload", "--archive-dir", str(archive), "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert not unfinished(archive) and not list(tree.rglob("*.partial")) and not archived(archive)
+    assert snapshot(tree) == before
+
+
+def test_disk_full_in_the_model_tree_during_restore(present_lab: Lab, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    with tmpfs(tmp_path, "24m") as small:
+        tree = small / "models"
+        shutil.copytree(present_lab.models(sc.BASIC), tree, symlinks=True)
+        before = snapshot(tree)
+        run = cli("offload", *args(present_lab, tree, archive, "--only", "alpha:3", "--apply"))
+        assert run.returncode == 0, run.stderr
+        free = shutil.disk_usage(small).free
+        (small / "filler").write_bytes(b"\0" * (free - 1_000_000))  # less room than alpha 3 needs
+        archive_before = snapshot(archive / "models")
+        back = cli("restore", "--archive-dir", str(archive))
+        one_line_error(back, 6, "No space left on device")
+        assert not (tree / "alpha" / "3").exists() and not list(tree.rglob("*.partial")) and not unfinished(archive)
+        assert snapshot(archive / "models") == archive_before  # still archived, byte for byte
+        (small / "filler").unlink()
+        back = cli("restore", "--archive-dir", str(archive))
+        assert back.returncode == 0, back.stderr
+        assert snapshot(tree) == before
+
+
 def _strip(snap: dict[str, object]) -> dict[str, object]:
     """`model/version/x` -> `x`: a version's entries as seen from inside it."""
     return {k.split("/", 2)[2]: v for k, v in snap.items() if k.split("/", 2)[2]}
