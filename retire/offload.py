@@ -91,7 +91,7 @@ class Plan:
         bad = f"{where} is not a plan written by `retire plan --format json`"
         try:
             doc = json.loads(text)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nesting deeper than any plan
             raise OffloadError(f"{bad} ({e})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("moves"), list):
             raise OffloadError(f"{bad} (no list of moves)")
@@ -291,7 +291,7 @@ class Journal:
                 continue
             try:
                 doc = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 # A torn last line is the one write a crash can interrupt; anything else is damage.
                 if n == len(lines) and not text.endswith("\n"):
                     break

@@ -202,6 +202,15 @@ def test_an_edited_plan_moves_nothing(present_lab: Lab, tree: Path, tmp_path: Pa
     assert not archived(archive) and not (tmp_path / "outside").exists() and not unfinished(archive)
 
 
+def test_a_plan_nested_too_deep_is_refused_in_one_line(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text("[" * 100_000)
+    before = snapshot(tree)
+    run = cli("offload", *args(present_lab, tree, tmp_path / "archive", "--plan", str(plan_file), "--apply"))
+    one_line_error(run, 6, "not a plan")
+    assert snapshot(tree) == before
+
+
 # --- 5: an edited journal -------------------------------------------------------------------
 
 
@@ -261,6 +270,26 @@ def test_a_torn_last_record_is_cut_off_not_buried(present_lab: Lab, tree: Path, 
     assert snapshot(tree) == before
     assert [r["phase"] for r in journal(archive)] == ["begin", "done", "begin", "done"]  # every line whole
     one_line_error(cli("restore", "--archive-dir", str(archive)), 6, "nothing archived")
+
+
+@pytest.mark.parametrize("swap", ["model directory", "version directory"])
+def test_archive_contents_replaced_by_symlinks_are_not_followed(present_lab: Lab, tree: Path, tmp_path: Path,
+                                                                swap: str) -> None:  # fmt: skip
+    archive = tmp_path / "archive"
+    _offloaded_beta_2(present_lab, tree, archive)
+    decoy = tmp_path / "decoy" / "2"
+    decoy.mkdir(parents=True)
+    (decoy / "saved_model.pb").write_bytes(b"not what was archived")
+    real = archive / "models" / "beta" if swap == "model directory" else archive / "models" / "beta" / "2"
+    real.rename(tmp_path / "moved-away")
+    real.symlink_to(decoy.parent if swap == "model directory" else decoy)
+    before = snapshot(tmp_path)
+    for command in (["restore", "--archive-dir", str(archive)], ["offload", "--archive-dir", str(archive), "--resume"]):
+        run = cli(*command)
+        if command[0] == "restore":
+            one_line_error(run, 6, "symlink" if swap == "model directory" else "not a directory")
+        assert snapshot(tmp_path) == before  # the decoy never enters the model tree
+    assert not (tree / "beta" / "2").exists()
 
 
 # --- 6: a relative model directory ------------------------------------------------------------
