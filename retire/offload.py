@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from retire.errors import RetireError
 from retire.inventory import unsafe_component
@@ -279,9 +279,14 @@ class Journal:
 
     def records(self) -> list[dict[str, Any]]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)  # the archive's contents are untrusted
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise OffloadError(f"cannot read the journal {self.path}: {_problem(e)} (a symlink?)") from None
+        try:
+            with os.fdopen(fd, "rb") as f:
+                text = f.read().decode("utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise OffloadError(f"cannot read the journal {self.path}: {e}") from None
         out = []
@@ -308,13 +313,14 @@ class Journal:
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps({**record, "time": time.time()}).encode() + b"\n"
         try:
-            with self.path.open("ab") as f:
-                _drop_torn_tail(f)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "ab") as f:
+                _drop_torn_tail(fd)
                 f.write(line)
                 f.flush()
-                os.fsync(f.fileno())
+                os.fsync(fd)
         except OSError as e:
-            raise OffloadError(f"cannot write the journal {self.path}: {e.strerror}") from None
+            raise OffloadError(f"cannot write the journal {self.path}: {_problem(e)}") from None
         _crash_point()
 
     def unfinished(self) -> list[dict[str, Any]]:
@@ -331,20 +337,17 @@ class Journal:
         return 1 + max((r["step"] for r in self.records()), default=0)
 
 
-def _drop_torn_tail(f: BinaryIO) -> None:
+def _drop_torn_tail(fd: int) -> None:
     """A crash can tear only the last record, and only before it was fsynced, so before the step
     it announced was begun: cut it off rather than append after it (which would bury it)."""
-    size = f.seek(0, os.SEEK_END)
-    if size == 0:
-        return
-    with open(f.name, "rb") as r:
-        r.seek(max(0, size - (1 << 16)))
-        tail = r.read()
-    if tail.endswith(b"\n"):
+    size = os.fstat(fd).st_size
+    start = max(0, size - (1 << 16))  # a record is far shorter
+    tail = os.pread(fd, size - start, start)
+    if not tail or tail.endswith(b"\n"):
         return
     cut = tail.rfind(b"\n")
-    f.truncate(size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= len(tail) else size))
-    f.seek(0, os.SEEK_END)
+    if cut >= 0 or start == 0:
+        os.ftruncate(fd, start + cut + 1)
 
 
 def _record_problem(doc: object, archive: Path) -> str | None:
@@ -397,9 +400,10 @@ def locked(archive: Path) -> Iterator[None]:
     """One run at a time per archive."""
     try:
         archive.mkdir(parents=True, exist_ok=True)
-        f = (real_archive(archive) / ".lock").open("a+")
+        fd = os.open(real_archive(archive) / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        f = os.fdopen(fd, "r+")
     except OSError as e:
-        raise OffloadError(f"cannot use --archive-dir {archive}: {e.strerror}") from None
+        raise OffloadError(f"cannot use --archive-dir {archive}: {_problem(e)}") from None
     with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -144,6 +144,23 @@ def test_symlink_inside_the_archive_is_refused(present_lab: Lab, tree: Path, tmp
     assert snapshot(tree) == before and not unfinished(archive)
 
 
+@pytest.mark.parametrize("name", ["journal.jsonl", ".lock"])
+def test_a_journal_or_lock_that_is_a_symlink_is_not_written_through(present_lab: Lab, tree: Path, tmp_path: Path,
+                                                                    name: str) -> None:  # fmt: skip
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("someone else's file\n")
+    (archive / name).symlink_to(victim)
+    if name != ".lock":
+        (archive / ".lock").touch()  # every run makes it: not what is compared
+    before = snapshot(tmp_path)
+    for command in (["offload", *args(present_lab, tree, archive, "--apply")], ["restore", "--archive-dir", str(archive)],
+                    ["offload", "--archive-dir", str(archive), "--resume"]):  # fmt: skip
+        one_line_error(cli(*command), 6)
+        assert snapshot(tmp_path) == before
+
+
 # --- 4: an edited plan ------------------------------------------------------------------------
 
 
