@@ -686,6 +686,8 @@ def _copy_verified(frm: Path, to: Path, partial: Path, reuse: bool, dst_fd: int,
             os.rename(partial.name, to.name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd)
     except OSError as e:
         problem = f"{_problem(e)} while copying {frm} to {partial}"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            problem += f" (free space on the filesystem of {to.parent}, then run the command again)"
     if problem is None:
         _sync(dst_fd)
         return
