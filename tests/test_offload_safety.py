@@ -349,7 +349,9 @@ def test_two_offloads_with_different_archives_at_once(present_lab: Lab, tree: Pa
                              env={**os.environ, "PYTHONPATH": path}) for a in archives]  # fmt: skip
     results = [(p.wait(timeout=120), p.communicate()[1]) for p in runs]
     for (code, err), archive in zip(results, archives, strict=True):
-        assert code in (0, 6) and "Traceback" not in err, err
+        # 6: refused at the model root's lock; 0: ran after the other (its versions were gone);
+        # 2: its first scan met a directory the other was moving (a clear read error, nothing done)
+        assert code in (0, 2, 6) and "Traceback" not in err, err
         assert not unfinished(archive)  # the loser leaves nothing half-done
     moved = [archived(a) for a in archives]
     assert not moved[0] & moved[1] and moved[0] | moved[1] == SAFE_BASIC
