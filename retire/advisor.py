@@ -19,6 +19,7 @@ A row is `safe` only by reaching rule 5; every other outcome is the default.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -196,7 +197,7 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     if evidence.recorded is not None:  # with recording rules: per-version facts, not per-series
         scols = _columns(evidence.recorded, ("model", "version", "series", "born_calls", "resets"))
     else:
-        scols = _columns(evidence.series, ("model", "version", "start", "last", "counted", "blind"))
+        scols = _columns(evidence.series, ("model", "version", "start", "last", "counted", "blind", "resets"))
     parts = (dcols, qcols, lcols, scols)
     mcode, mnames = pd.factorize(np.array([m for p in parts for m in p["model"]], dtype=object))
     vcode, vnames = pd.factorize(np.array([v for p in parts for v in p["version"]], dtype=object))
@@ -240,7 +241,8 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
         joined[col] = joined[col].fillna(False).astype(bool)
     for col in ("series", "born", "resets", "resets_seen", "nan_series"):
         joined[col] = joined[col].fillna(0).astype("int64")
-    joined["blind"] = joined["blind"].fillna(0.0).astype(float)
+    for col in ("blind", "blind_over"):
+        joined[col] = joined[col].fillna(0.0).astype(float)
     return joined
 
 
@@ -263,10 +265,14 @@ def _per_version_series(scols: dict[str, list[Any]], sk: Any, max_gap: float) ->
             "last": np.array(scols["last"], dtype=float),
             "counted": np.array([np.nan if x is None else x for x in scols["counted"]], dtype=float),
             "blind": np.array(scols["blind"], dtype=float),
+            "went_down": np.array(scols["resets"], dtype=float),
         }
     )
     born = ~s["has_start"]
-    reset = s["has_start"] & (s["last"] < s["start"])
+    # The counter went down in the window: `resets()` says so (or could not say), or it ended
+    # below where it started.
+    with np.errstate(invalid="ignore"):
+        reset = ~(s["went_down"] <= 0) | (s["has_start"] & (s["last"] < s["start"]))
     recounted = reset & np.isfinite(s["counted"])
     # Calls in the window per series. Born in the window: TF Serving creates the series on the
     # first call, so its whole value is calls in the window. After a reset, at least the new value,
@@ -281,7 +287,10 @@ def _per_version_series(scols: dict[str, list[Any]], sk: Any, max_gap: float) ->
     s["born"] = born
     s["reset"] = reset & ~(recounted & (s["blind"] <= max_gap))  # a doubt
     s["reset_seen"] = reset
+    # Shown in the reasons: the blind span of a reset that is a doubt because of it, else the
+    # longest tolerated one.
     s["blind"] = np.where(reset, s["blind"], 0.0)
+    s["blind_over"] = np.where(recounted & (s["blind"] > max_gap), s["blind"], 0.0)
     s["one"] = 1
     per = s.groupby("k", as_index=False, sort=False).agg(
         series=("one", "sum"),
@@ -290,6 +299,7 @@ def _per_version_series(scols: dict[str, list[Any]], sk: Any, max_gap: float) ->
         resets=("reset", "sum"),
         resets_seen=("reset_seen", "sum"),
         blind=("blind", "max"),
+        blind_over=("blind_over", "max"),
         nan_series=("nan", "sum"),
     )
     # Calls of the readable series still count (positive evidence); none counted and some series
@@ -320,10 +330,11 @@ def _per_version_recorded(rcols: dict[str, list[Any]], rk: Any) -> pd.DataFrame:
     )
     frame["resets_seen"] = frame["resets"]
     frame["blind"] = 0.0
+    frame["blind_over"] = 0.0
     if frame["k"].duplicated().any():  # one fact per version from evidence; be safe if not
         frame = frame.groupby("k", as_index=False, sort=False).agg(
             {"series": "max", "calls": "max", "born": "max", "resets": "max", "resets_seen": "max",
-             "blind": "max", "nan_series": "sum"}
+             "blind": "max", "blind_over": "max", "nan_series": "sum"}
         )
     return frame
 
@@ -403,14 +414,16 @@ class _ScopeDoubts:
     unnamed: Any  # a model with no series while series name models without a directory
     mislabeled: Any  # its model's series carry version labels no directory name can give
     disagree: Any  # a rate came back for it, but no per-series values: the answers disagree
+    lookalike: Any  # a silent model whose name differs only in case or punctuation from one with series
     causes: list[str]  # report-wide: nothing matched at all; a window too short to show a hole
     selector: str
     orphans: tuple[str, ...]
     odd_labels: dict[str, list[str]]  # model -> version labels that cannot be directory names
+    lookalikes: dict[str, str]  # silent model -> the names with series it resembles (shown)
 
     @property
     def any(self) -> Any:
-        return self.excluded | self.outside | self.unnamed | self.mislabeled | self.disagree
+        return self.excluded | self.outside | self.unnamed | self.mislabeled | self.disagree | self.lookalike
 
     def reasons(self, i: int, model: str, version: str) -> list[str]:
         out: list[str] = []
@@ -438,6 +451,11 @@ class _ScopeDoubts:
             )
         if self.disagree[i]:
             out.append("a rate came back for it but no per-series values: the answers disagree")
+        if self.lookalike[i]:
+            out.append(
+                f"Prometheus has series for {self.lookalikes[model]}, a name that differs from {model!r} "
+                "only in case, spaces or punctuation: it may be this model served under that name"
+            )
         return out
 
     def summary(self, unknown: Any) -> list[str]:
@@ -446,7 +464,8 @@ class _ScopeDoubts:
                             (self.outside, "with series outside --selector"),
                             (self.unnamed, "whose model may be served under another name"),
                             (self.mislabeled, "whose model's version labels name no directory"),
-                            (self.disagree, "with a rate but no series values")):  # fmt: skip
+                            (self.disagree, "with a rate but no series values"),
+                            (self.lookalike, "whose model's name resembles a served one")):  # fmt: skip
             if (n := int((unknown & mask).sum())) > 0:
                 out.append(f"{n} {words}")
         return out
@@ -478,6 +497,14 @@ def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidenc
     disk_models = set(f["model"][on_disk])
     orphans = tuple(sorted(set(f["model"][reached]) - disk_models))
     unnamed = on_disk & ~model_reached & bool(orphans)
+    # A silent model whose name differs only in case, spaces or punctuation from a name with
+    # series, in or out of the selector's reach, may be that model served under another name.
+    seen: dict[str, set[str]] = {}
+    for name in (*set(f["model"][reached]), *scope.unscoped_models):
+        seen.setdefault(_fold(name), set()).add(name)
+    lookalikes = {m: ", ".join(sorted(repr(o) for o in seen.get(_fold(m), set()) - {m}))
+                  for m in disk_models if seen.get(_fold(m), set()) - {m}}  # fmt: skip
+    lookalike = on_disk & ~model_reached & f["model"].isin(list(lookalikes)).to_numpy()
 
     odd_labels: dict[str, list[str]] = {}
     if policy.label_is_version is not None:
@@ -510,8 +537,12 @@ def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidenc
             f"{format_duration(evidence.coverage.max_gap)}, so even a window with no data at all "
             "would show no hole: lengthen --window or shorten --max-gap"
         )
-    return _ScopeDoubts(excluded, outside, unnamed, mislabeled, disagree, causes, scope.selector, orphans,
-                        odd_labels)  # fmt: skip
+    return _ScopeDoubts(excluded, outside, unnamed, mislabeled, disagree, lookalike, causes, scope.selector,
+                        orphans, odd_labels, lookalikes)  # fmt: skip
+
+
+def _fold(name: str) -> str:
+    return re.sub(r"[\s_.\-]", "", name.casefold())
 
 
 def _loaded(
@@ -664,7 +695,10 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
     rank = (pd.Series(number).groupby(model_code).rank(ascending=False, method="first")).to_numpy(
         dtype=float, na_value=np.nan
     )
-    keep = f["model"].map(inventory.keep_latest).fillna(policy.keep_latest).to_numpy(dtype=float)
+    # The server config's latest N and --keep-latest: the larger wins (a config never lowers what
+    # the user asked to keep).
+    server_keep = f["model"].map(inventory.keep_latest).fillna(policy.keep_latest).to_numpy(dtype=float)
+    keep = np.maximum(server_keep, policy.keep_latest)
     newest = on_disk & (rank <= keep)
     age_col = "ctime" if policy.age_source == "ctime" else "mtime"
     age = at - f[age_col].to_numpy(dtype=float, na_value=np.nan)
@@ -715,10 +749,10 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         status.tolist(), max_qps.tolist(), last_qps.tolist(), calls.tolist(), f["series"].tolist(),
         f["born"].tolist(), reset_seen.tolist(), bad_value.tolist(), newest.tolist(), young.tolist(),
         pinned.tolist(), age.tolist(), f["model"].tolist(), f["version"].tolist(), reappeared.tolist(),
-        resets.tolist(), blind.tolist(), strict=True,
+        resets.tolist(), f["blind_over"].tolist(), blind.tolist(), strict=True,
     )  # fmt: skip
     for row, (st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version, gone_back, doubt_rst,
-              bl) in enumerate(cols):  # fmt: skip
+              bl_over, bl) in enumerate(cols):  # fmt: skip
         evidence_text = traffic(mq, lq, c, n, born, rst, bl)
         if st == "in-use" or st == "safe":
             reasons.append(evidence_text)
@@ -729,10 +763,10 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
             if pn:
                 rules.append(pin_reasons[(model, version)])
             if nw:
-                keep_n = inventory.keep_latest.get(model, policy.keep_latest)
+                keep_n = max(inventory.keep_latest.get(model, 0), policy.keep_latest)
                 rule = (
                     f"the server config keeps {keep_n}"
-                    if model in inventory.keep_latest
+                    if inventory.keep_latest.get(model, 0) == keep_n
                     else f"--keep-latest {keep_n}"
                 )
                 newest_words = (
@@ -751,9 +785,10 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
             doubts = []
             if bad:
                 doubts.append("a query returned NaN/Inf for it")
-            if doubt_rst and bl > 0:
+            if doubt_rst and bl_over > 0:
+                blind_for = format_duration(round(bl_over))
                 doubts.append(
-                    f"its counter reset in the window with no sample for {format_duration(round(bl))} before "
+                    f"its counter reset in the window with no sample for {blind_for} before "
                     f"the reset (longer than --max-gap {format_duration(evidence.coverage.max_gap)}), so "
                     "calls then cannot be counted"
                 )

@@ -60,6 +60,7 @@ class SeriesFacts:
     # then cannot be seen). None/0 when the series did not go down or its samples were not read.
     counted: float | None = None
     blind: float = 0.0
+    resets: float = 0.0  # how many times the counter went down in the window (NaN: not known)
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,10 @@ def _check_unique(name: str, result: QueryResult, where: str) -> None:
         seen.add(key)
 
 
-def _series_facts(last: QueryResult, start: QueryResult, params: QueryParams) -> tuple[SeriesFacts, ...]:
+def _series_facts(last: QueryResult, start: QueryResult, resets: QueryResult,
+                  params: QueryParams) -> tuple[SeriesFacts, ...]:  # fmt: skip
     starts = {series_key(s.labels): s.value for s in start.series}
+    went_down = {series_key(s.labels): s.value for s in resets.series}
     facts = []
     for s in last.series:
         key = series_key(s.labels)
@@ -171,52 +174,83 @@ def _series_facts(last: QueryResult, start: QueryResult, params: QueryParams) ->
                 key,
                 starts.get(key),
                 s.value if s.value is not None else float("nan"),
+                # No answer for a series that has samples: nothing proves it never went down.
+                resets=_or_nan(went_down.get(key)),
             )
         )
     return tuple(facts)
 
 
-# Counters that went down are re-read sample by sample, one small query each; past this many the
-# rest keep the lower bound (calls since the reset) and their doubt.
-MAX_RECOUNT = 200
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+# Counters that went down are re-read sample by sample, one small query each (8 at a time); past
+# this many the rest keep the lower bound (calls since the reset) and their doubt.
+MAX_RECOUNT = 1000
+
+
+@dataclass(frozen=True)
+class Recount:
+    facts: tuple[SeriesFacts, ...]
+    warnings: tuple[str, ...] = ()
+    partial: bool = False
+
+
+def _went_down(f: SeriesFacts) -> bool:
+    import math
+
+    if not math.isfinite(f.resets) or f.resets > 0:
+        return True
+    return f.start is not None and math.isfinite(f.start) and math.isfinite(f.last) and f.last < f.start
 
 
 def _recount_resets(client: PrometheusClient, params: QueryParams, at: float,
-                    facts: tuple[SeriesFacts, ...]) -> tuple[SeriesFacts, ...]:  # fmt: skip
+                    facts: tuple[SeriesFacts, ...]) -> Recount:  # fmt: skip
     """Count the calls of series whose counter reset, as Prometheus's increase() counts across a
-    reset (a drop counts the new value) but without its extrapolation, from the raw samples."""
+    reset (a drop counts the new value) but without its extrapolation, from the raw samples. A
+    re-read that is partial, has warnings, lacks the series or ends elsewhere than the series'
+    last value counts nothing: the reset stays a doubt."""
     import math
 
-    reset = [i for i, f in enumerate(facts)
-             if f.start is not None and math.isfinite(f.start) and math.isfinite(f.last) and f.last < f.start]
-    if not reset:
-        return facts
+    chosen = [i for i, f in enumerate(facts) if _went_down(f)][:MAX_RECOUNT]
+    if not chosen:
+        return Recount(facts)
     out = list(facts)
+    warnings: list[str] = []
+    partial = False
 
-    def recount(i: int) -> SeriesFacts:
+    def recount(i: int) -> tuple[SeriesFacts, QueryResult]:
         f = facts[i]
         selector = f"{params.metric}{{{','.join(Matcher(k, '=', v).render() for k, v in f.series)}}}"
         result = client.samples(selector, params.window, at)
-        points = next((s.points for s in result.series if series_key(s.labels) == f.series), ())
-        assert f.start is not None
-        previous = (at - params.window, f.start)
+        matching = [s for s in result.series if series_key(s.labels) == f.series]
+        if result.warnings or result.partial or len(matching) != 1:
+            return f, result
+        points = sorted(matching[0].points)
+        if not points or points[-1][1] != f.last:
+            return f, result
+        # Born in the window: TF Serving creates the counter on the first call (at 1), so it
+        # counts from 0; Triton creates it at 0 on load, where this adds nothing.
+        previous = (at - params.window, 0.0 if f.start is None else f.start)
         calls, blind = 0.0, 0.0
         for t, v in points:
             if not (math.isfinite(v) and v >= 0):
-                return f  # the advisor reads the bad value from `last` or refuses it
+                return f, result  # the advisor reads the bad value from `last` or refuses it
             if v >= previous[1]:
                 calls += v - previous[1]
             else:
                 calls += v
                 blind = max(blind, t - previous[0])
             previous = (t, v)
-        return replace(f, counted=calls, blind=blind)
+        return replace(f, counted=calls, blind=blind), result
 
-    chosen = reset[:MAX_RECOUNT]
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
-        for i, fact in zip(chosen, pool.map(recount, chosen), strict=True):
+        for i, (fact, result) in zip(chosen, pool.map(recount, chosen), strict=True):
             out[i] = fact
-    return tuple(out)
+            warnings += [f"re-read of a reset counter: {w}" for w in result.warnings]
+            partial = partial or result.partial
+    return Recount(tuple(out), tuple(dict.fromkeys(warnings)), partial)
 
 
 def _hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[VersionSeries, ...]:
@@ -467,13 +501,18 @@ def gather(
         warnings += [f"{name}: {w}" for w in result.warnings]
         infos += [f"{name}: {i}" for i in result.infos]
     series: tuple[SeriesFacts, ...] = ()
+    recount_partial = False
     recorded: tuple[VersionFacts, ...] | None = None
     checks: tuple[Coverage, ...] = ()
     hourly = None
     if params.rules is None:
         max_qps = _versions(results["max_hourly_qps"], params)
-        series = _series_facts(results["series_last"], results["series_start"], params)
-        series = _recount_resets(client, params, at, series)
+        series = _series_facts(results["series_last"], results["series_start"], results["series_resets"],
+                               params)  # fmt: skip
+        recount = _recount_resets(client, params, at, series)
+        series = recount.facts
+        warnings += recount.warnings
+        recount_partial = recount.partial
         coverage = _presence(results["metric_presence"], params, at, max_gap)
         if params.coverage is not None:
             coverage, checks = _coverage(results["coverage"], params, at, max_gap, exporters), (coverage,)
@@ -497,7 +536,7 @@ def gather(
         coverage=coverage,
         warnings=tuple(warnings),
         infos=tuple(infos),
-        partial=index_partial or any(r.partial for r in results.values()),
+        partial=index_partial or recount_partial or any(r.partial for r in results.values()),
         stats={name: r.stats for name, r in results.items() if r.stats},
         split_models=split_models,
         notes=tuple(notes),

@@ -342,6 +342,7 @@ PURPOSES = {
     "last_step_qps": "rate over the last step, which the seed's aligned steps miss",
     "series_last": "per series: last value in the window (any sample at all)",
     "series_start": "per series: value at the window start (born-in-window detection)",
+    "series_resets": "per series: counter resets in the window (re-read and counted across them)",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
     "hourly_qps": "rate per step over the window, for sparklines (no verdict uses it)",
@@ -352,7 +353,7 @@ PURPOSES = {
     "recorded_hourly": "recorded rate per step over the window, for sparklines (no verdict uses it)",
 }
 
-RAW_NAMES = ("max_hourly_qps", "last_step_qps", "series_last", "series_start")
+RAW_NAMES = ("max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets")
 
 
 def plan(params: QueryParams, sparklines: bool = False) -> list[PlannedQuery]:

@@ -35,6 +35,8 @@ def full_answer(path: str, form: dict[str, str], *, flat: dict[str, str] | None 
         per_version = {k: v for k, v in flat.items() if k != "instance"}
         if query.startswith(("max_over_time(sum", "sum by")):  # the busiest and the last step
             result = [{"metric": per_version, "value": [at, "0"]}]
+        elif query.startswith("resets("):  # the counter never went down
+            result = [{"metric": flat, "value": [at, "0"]}]
         else:  # the series' last value, and their value at the window's start
             result = [{"metric": flat, "value": [at, "7"]}]
         data = {"resultType": "vector", "result": result}

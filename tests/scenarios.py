@@ -362,4 +362,16 @@ TORCHSERVE0 = _scenario(
     ),
 )
 
-ABSENCE = (SCOPE, NAMES, IDENTITY, TRITON0, RELOAD, VANISH, LABELS, TORCHSERVE0)
+# - (round 2) a cron job's 50 calls at the top of an hour, between two hourly rate windows, then a
+#   reload back to 0 two hours later: the counter ends where it started, and no rate saw the calls.
+CRON = _scenario(
+    "cron",
+    scrape_offset=30.0,
+    traffic=(
+        Traffic("c", "1", zero_init=True, calls=(BOUNDARY + 1,) * 50, restarts=(BOUNDARY + 2 * HOUR,)),
+        Traffic("c", "2", zero_init=True, restarts=(BOUNDARY + 2 * HOUR,)),  # idle, reloaded: 0 to 0
+    ),
+    disk=(*(VersionDir("c", str(v), age=10 * DAY) for v in (1, 2, 3)),),
+)
+
+ABSENCE = (SCOPE, NAMES, IDENTITY, TRITON0, RELOAD, VANISH, LABELS, TORCHSERVE0, CRON)

@@ -305,3 +305,54 @@ def test_answers_that_prove_nothing_are_unknown(tmp_path: Path, handler: fs.Hand
     doc = run.json()
     assert statuses(doc)[("m", "2")] == "unknown"
     assert words in rows(doc)[("m", "2")]["reason"]
+
+
+def test_calls_hidden_by_a_reset_back_to_the_starting_value_are_counted(lab: Lab) -> None:
+    code, doc = report(lab, sc.CRON)
+    assert statuses(doc) == {("c", "1"): "in-use", ("c", "2"): "safe", ("c", "3"): "protected"}
+    assert code == 0
+    assert rows(doc)[("c", "1")]["calls"] == 50
+
+
+def _reread(warnings: list[str]) -> fs.Handler:
+    """m/1's counter went from 7 to 0 (a reload, idle since); the re-read of its samples may come
+    back with warnings (a partial answer)."""
+
+    def handler(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
+        at = float(form.get("time", 0))
+        query = form.get("query", "")
+
+        def vector(value: str) -> tuple[int, str, bytes]:
+            body = {"status": "success", "data": {"resultType": "vector",
+                                                  "result": [{"metric": fs.FLAT, "value": [at, value]}]}}  # fmt: skip
+            return 200, "application/json", json.dumps(body).encode()
+
+        if path.endswith("/query") and query.startswith("resets("):
+            return vector("1")
+        if path.endswith("/query") and query.startswith("last_over_time("):
+            return vector("0")
+        if path.endswith("/query") and query.endswith("s]") and "{" in query:
+            points = [[at - 600, "7"], [at - 300, "0"], [at, "0"]]
+            body = {"status": "success", "warnings": warnings,
+                    "data": {"resultType": "matrix", "result": [{"metric": fs.FLAT, "values": points}]}}  # fmt: skip
+            return 200, "application/json", json.dumps(body).encode()
+        return fs.full_answer(path, form)
+
+    return handler
+
+
+@pytest.mark.parametrize(("warnings", "expected"), [([], "safe"), (["store 10.0.0.9 unreachable"], "unknown")])
+def test_a_partial_re_read_of_a_reset_counter_counts_nothing(tmp_path: Path, warnings: list[str],
+                                                             expected: str) -> None:  # fmt: skip
+    for v in ("1", "2"):
+        (tmp_path / "m" / v).mkdir(parents=True)
+    with fs.serve(_reread(warnings)) as url:
+        run = run_cli("report", "--prometheus", url, "--model-dir", str(tmp_path), "--keep-latest", "0",
+                      "--min-age", "0", "--format", "json")  # fmt: skip
+    assert run.exit_code == (4 if warnings else 0), run.stderr
+    doc = run.json()
+    assert statuses(doc)[("m", "1")] == expected
+    if warnings:
+        assert "store 10.0.0.9 unreachable" in rows(doc)[("m", "1")]["reason"]
+    else:
+        assert "calls counted across it (5m without samples before it)" in rows(doc)[("m", "1")]["reason"]

@@ -397,3 +397,26 @@ def test_no_advice_to_lower_num_versions_below_a_busy_version() -> None:
     ev = evidence(qps={("a", "1"): 1.0}, series=[SeriesFacts("a", "1", (("p", "0"),), 0, 99)])
     report = advise(inv, ev, NO_PROTECTION, AT)
     assert all("lower num_versions" not in r.reason for r in report.rows())
+
+
+def test_a_silent_model_resembling_a_name_served_outside_the_selector_is_unknown() -> None:
+    from retire.evidence import Scope
+
+    ev = replace(evidence(series=[SeriesFacts("alpha", "1", (("p", "0"),), 7, 7)]),
+                 scope=Scope('job="tfs"', unscoped_models=frozenset({"alpha", "Bert", "gamma "})))  # fmt: skip
+    inv = [disk("alpha", 1), disk("bert", 1), disk("gamma", 1), disk("zeta", 1)]
+    report = advise(Inventory((Path("/m"),), tuple(inv)), ev, NO_PROTECTION, AT)
+    rows = {(r.model, r.version): r for r in report.rows()}
+    assert {k: r.status.value for k, r in rows.items()} == {
+        ("alpha", "1"): "safe", ("bert", "1"): "unknown", ("gamma", "1"): "unknown", ("zeta", "1"): "safe"}  # fmt: skip
+    assert "'Bert'" in rows[("bert", "1")].reason and "'gamma '" in rows[("gamma", "1")].reason
+
+
+def test_a_server_config_never_lowers_keep_latest() -> None:
+    inv = Inventory((Path("/m"),), tuple(disk("a", v) for v in (1, 2, 3, 4)), keep_latest={"a": 1})
+    ev = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)])
+    got = status_of(list(inv.versions), ev, Policy(keep_latest=3, min_age=0))
+    assert got == status_of(list(inv.versions), ev, Policy(keep_latest=3, min_age=0))  # same inputs, same answer
+    report = advise(inv, ev, Policy(keep_latest=3, min_age=0), AT)
+    assert [r.status.value for r in report.rows()] == ["safe", "protected", "protected", "protected"]
+    assert "--keep-latest 3" in list(report.rows())[1].reason
