@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import shutil
 import sys
 import threading
 import time
@@ -328,22 +329,33 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
 
 @contextmanager
 def _progress_bar() -> Iterator[Any]:
-    """A progress callback for per-model queries: a bar on a terminal, nothing otherwise (cron)."""
-    if not sys.stderr.isatty():
+    """A progress callback for the queries split per model, the only long wait: a bar on stderr
+    that appears when the first model is done, and only when both stdout and stderr are a
+    terminal (never in a pipe, a file or cron, where it would garble `| less` or the mail)."""
+    if not (sys.stdout.isatty() and sys.stderr.isatty()) or os.environ.get("TERM") == "dumb":
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True, console=None) as bar:
-        task = bar.add_task("querying per model", total=None)
+    bar = Progress(console=Console(stderr=True), transient=True)
+    task: list[Any] = []
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task("querying model by model", total=total))
+        bar.update(task[0], completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if task:
+            bar.stop()
 
 
 def _use_color() -> bool:
+    """Colour on a terminal unless NO_COLOR (any value) or TERM=dumb; the layout fits either way."""
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
@@ -407,9 +419,11 @@ def report(
                 _mail_failure(settings, e)
             raise
         history = _history(settings, result)
-        color = fmt is ReportFormat.TABLE and settings.output is None and _use_color()
-        width = os.get_terminal_size().columns if color else 100
-        _emit(render_report(result, fmt, color=color, width=width, history=history), settings.output)
+        on_terminal = fmt is ReportFormat.TABLE and settings.output is None and sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if on_terminal else None
+        text = render_report(result, fmt, color=on_terminal and _use_color(), width=width,
+                             verbose=settings.verbose, history=history)  # fmt: skip
+        _emit(text, settings.output)
         if fmt is not ReportFormat.TABLE or settings.output is not None:
             typer.echo(f"retire: {summary_line(result)}", err=True)
         if mailing:
