@@ -604,7 +604,9 @@ def query(
     *,
     flags: dict[str, Any],
 ) -> None:
-    """Print the exact PromQL that `report` would send, without sending it.
+    """Print the exact PromQL that `report` would send, without sending it: the evidence
+    queries every command sends, and the sparkline query (hourly_qps) that only the table,
+    Markdown and mailed reports send.
 
     \b
     Examples:
@@ -616,7 +618,7 @@ def query(
 
     with _user_errors():
         settings = _settings(flags, config)
-        planned = plan(params_from(settings))
+        planned = plan(params_from(settings), sparklines=True)
         if name is not None:
             matches = [q for q in planned if q.name == name]
             if not matches:

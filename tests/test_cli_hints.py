@@ -113,3 +113,11 @@ def test_base_path_beside_other_models_says_why_they_are_listed(lab: Lab, tmp_pa
     doc = json.loads(run_cli("report", *narrowed, "--format", "json").stdout)
     assert {r["model"] for r in doc["rows"]} == {"alpha"}
     assert not [n for n in doc["header"]["notes"] if "covers only" in n]
+
+
+def test_query_lists_the_sparkline_query_too() -> None:
+    listing = run_cli("query").stdout
+    assert "# hourly_qps (range)" in listing
+    bare = run_cli("query", "hourly_qps")
+    assert bare.exit_code == 0 and ":tensorflow:serving:model_call_count" in bare.stdout
+    assert "sparkline" in run_cli("query", "--help").stdout
