@@ -149,7 +149,12 @@ EVIDENCE_OPTIONS = [
     ),
     _opt("--rule-interval", str, "Evaluation interval of the rules' fine group. Default 1m."),
     _opt("--rollup-interval", str, "Evaluation interval of the rules' rollup group. Default 1h."),
-    _opt("--verbose", bool, "Also list ignored directory entries and query timings.", "-v"),
+    _opt(
+        "--verbose",
+        bool,
+        "Also print full reasons under a terminal's table, ignored directory entries, query timings.",
+        "-v",
+    ),
 ]
 Output = Annotated[
     Path | None,
