@@ -178,3 +178,25 @@ def test_json_is_unaffected_by_the_terminal(lab: Lab) -> None:
     doc = run_cli("report", *lab.args(scenarios.BASIC), "--format", "json").json()
     assert isinstance(doc, dict)
     json.dumps(doc)
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("columns", [12, 80])
+def test_names_longer_than_the_terminal_fold_only_themselves(lab: Lab, tmp_path: Path, columns: int) -> None:
+    """A hostile tree: a 120-character model name and a wide-character one. Lines still fit; at
+    80 columns the names are capped so SIZE and REASON stay, only names longer than the cap
+    fold, and every other version stays one whole line."""
+    args = _tree_with_long_names(tmp_path, lab)
+    models = Path(args[args.index("--model-dir") + 1])
+    (models / ("x" * 120) / "1").mkdir(parents=True)
+    (models / "模型_中文名字" / "3").mkdir(parents=True)
+    text, _, _ = _report(args, columns)
+    lines = text.rstrip("\n").split("\n")
+    assert max(cell_len(line) for line in lines) <= columns
+    if columns == 80:
+        rows = [tuple(line.split()[:3]) for line in lines]
+        for model, version, status in _expected(args):
+            if len(model) <= 14:
+                assert (model, version, status) in rows
+        assert any(line.startswith("模型_中文名字 ") and "protected" in line for line in lines)
+        assert "REASON" in text and "SIZE" in text

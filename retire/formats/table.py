@@ -71,7 +71,7 @@ def render(
     the table fitted to a terminal `width` cells wide, in colour if `color`."""
     if width is None:
         return _plain(report, extra or [])
-    return _fitted(report, max(width, 20), color, extra or [], verbose)
+    return _fitted(report, max(width, 8), color, extra or [], verbose)
 
 
 def _plain(report: Report, extra: list[str]) -> str:
@@ -106,7 +106,7 @@ class Layout:
     widths: dict[str, int]  # in display order; REASON last when shown
     traffic_points: int  # characters of sparkline (0 when TRAFFIC is left out)
     left_out: tuple[str, ...]
-    fold: bool  # MODEL/VERSION/STATUS alone are wider than the terminal: the last resort
+    fold: bool  # MODEL/VERSION/STATUS together are wider than the terminal: longest names fold
 
     @property
     def total(self) -> int:
@@ -115,33 +115,39 @@ class Layout:
 
 def fit(natural: dict[str, int], width: int) -> Layout:
     """Choose columns and widths for a terminal `width` cells wide from each column's natural
-    width (its widest cell or header). Never wider than `width`."""
+    width (its widest cell or header). Never wider than `width`.
+
+    MODEL, VERSION and STATUS keep their natural width whenever the three fit side by side; only
+    names longer than the terminal allows are folded (`Layout.fold`), and then the names are
+    capped so that SIZE and a readable reason still fit beside them."""
     essential = {n: natural[n] for n in ("MODEL", "VERSION", "STATUS")}
-    used = sum(essential.values()) + GAP * 2
-    if used > width:  # names longer than the terminal: fold them, nothing else fits
-        room = width - GAP * 2
-        widths = {n: min(w, max(1, room // 3)) for n, w in essential.items()}
-        spare = room - sum(widths.values())
-        for n in ("STATUS", "VERSION", "MODEL"):
+    reason_natural = natural.get("REASON", 0)
+    reason_min = min(reason_natural, REASON_MIN)
+    room = width - GAP * 2
+    fold = sum(essential.values()) > room
+    if fold:
+        rest = (reason_min + GAP if reason_natural else 0) + natural.get("SIZE", -GAP) + GAP
+        budget = max(room // 3, room - rest)
+        widths = {n: min(w, max(1, budget // 3)) for n, w in essential.items()}
+        spare = budget - sum(widths.values())
+        for n in ("STATUS", "VERSION", "MODEL"):  # statuses are short words: whole first
             grow = max(0, min(spare, essential[n] - widths[n]))
             widths[n] += grow
             spare -= grow
-        left_out = tuple(n for n in natural if n not in widths)
-        return Layout(widths, 0, left_out, fold=True)
-    reason_natural = natural.get("REASON", 0)
-    reason_min = min(reason_natural, REASON_MIN)
+        essential = widths
+    used = sum(essential.values()) + GAP * 2
     chosen = dict(essential)
     traffic_points = 0
     for name in OPTIONAL:
         if name not in natural:
             continue
-        room = width - used - GAP - (reason_min + GAP if reason_natural else 0)
+        free = width - used - GAP - (reason_min + GAP if reason_natural else 0)
         want = natural[name]
         if name == "TRAFFIC":
-            got = min(want, room) if room >= min(want, TRAFFIC_MIN) else 0
+            got = min(want, free) if free >= min(want, TRAFFIC_MIN) else 0
             traffic_points = got
         else:
-            got = want if room >= want else 0
+            got = want if free >= want else 0
         if got:
             chosen[name] = got
             used += GAP + got
@@ -149,7 +155,7 @@ def fit(natural: dict[str, int], width: int) -> Layout:
         chosen["REASON"] = min(reason_natural, width - used - GAP)
     widths = {n: chosen[n] for n in COLUMNS if n in chosen}
     left_out = tuple(n for n in natural if n not in widths)
-    return Layout(widths, traffic_points, left_out, fold=False)
+    return Layout(widths, traffic_points, left_out, fold=fold)
 
 
 def shrink(points: tuple[float | None, ...], n: int) -> tuple[float | None, ...]:
@@ -221,8 +227,8 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
             name if cell_len(name) <= w else shorten(name, w),
             justify="right" if name in NUMERIC else "left",
             width=w,
-            no_wrap=not layout.fold,
-            overflow="fold" if layout.fold else "ellipsis",
+            no_wrap=w >= natural[name] or name not in ("MODEL", "VERSION", "STATUS"),
+            overflow="fold",
         )
     shortened: list[Row] = []
     for r, row in zip(report_rows, rows, strict=True):
