@@ -62,7 +62,7 @@ def _tree_with_long_names(tmp_path: Path, lab: Lab) -> list[str]:
 
 
 @pytest.mark.prometheus
-@pytest.mark.parametrize("columns", [80, 120, 200])
+@pytest.mark.parametrize("columns", [80, 90, 120, 200])
 def test_report_fits_the_terminal(lab: Lab, columns: int) -> None:
     args = lab.args(scenarios.BASIC)
     text, stderr, code = _report(args, columns)
@@ -73,6 +73,8 @@ def test_report_fits_the_terminal(lab: Lab, columns: int) -> None:
         assert "TRAFFIC" in text and any("▁" in line or "█" in line for line in body)
     if columns == 200:
         assert "BUSIEST QPS" in text and "CALLS" in text
+    if columns == 90:  # room for a sparkline, not a whole one: shortened, and said so
+        assert "TRAFFIC" in text and "characters, each the busiest" in " ".join(text.split())
     if columns == 80:
         assert len(text.splitlines()) <= 24, "one screen"
         assert "-v for full reasons" in text

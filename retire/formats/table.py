@@ -251,7 +251,8 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
     if layout.left_out:
         said.append(f"{', '.join(layout.left_out)} left out")
     if "TRAFFIC" in layout.widths and layout.traffic_points < natural["TRAFFIC"]:
-        said.append(f"TRAFFIC in {layout.traffic_points} of {natural['TRAFFIC']} steps, each the busiest")
+        steps, chars = natural["TRAFFIC"], layout.traffic_points
+        said.append(f"TRAFFIC: {steps} steps in {chars} characters, each the busiest")
     if (shortened or "REASON" in layout.left_out) and not verbose:
         said.append("-v for full reasons")
     if said:
