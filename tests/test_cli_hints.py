@@ -121,3 +121,21 @@ def test_query_lists_the_sparkline_query_too() -> None:
     bare = run_cli("query", "hourly_qps")
     assert bare.exit_code == 0 and ":tensorflow:serving:model_call_count" in bare.stdout
     assert "sparkline" in run_cli("query", "--help").stdout
+
+
+@pytest.mark.prometheus
+def test_offload_whose_every_move_is_skipped_offers_no_undo(lab: Lab, tmp_path: Path) -> None:
+    """alpha/5 was idle six hours ago (its callers came 5 h ago): a plan made then moves it; by
+    the time of the offload it is in use, so nothing moves, and nothing is offered to undo."""
+    tree, args = _tree(lab, tmp_path)
+    archive = tmp_path / "archive"
+    earlier = [*args, "--at", str(lab.end - 6 * 3600)]  # the last --at wins
+    plan = run_cli("plan", *earlier, "--only", "alpha:5", "--archive-dir", str(archive), "--format", "json")
+    assert plan.exit_code == 0, plan.stderr
+    (tmp_path / "plan.json").write_text(plan.stdout)
+    run = run_cli("offload", *args, "--archive-dir", str(archive), "--plan", str(tmp_path / "plan.json"),
+                  "--apply")  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    assert "skipped alpha 5: now in-use" in run.stderr
+    assert "nothing was moved" in run.stderr and "restore" not in run.stderr
+    assert (tree / "alpha" / "5").exists()
