@@ -230,7 +230,7 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
             no_wrap=w >= natural[name] or name not in ("MODEL", "VERSION", "STATUS"),
             overflow="fold",
         )
-    shortened: list[Row] = []
+    shortened: list[dict[str, str]] = []  # rows whose reason did not fit, as cells() spells them
     for r, row in zip(report_rows, rows, strict=True):
         out: list[Text] = []
         for name, w in layout.widths.items():
@@ -240,13 +240,13 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
             elif name == "REASON":
                 text = shorten(text, w)
                 if text != row[name]:
-                    shortened.append(r)
+                    shortened.append(row)
             out.append(Text(text, style=STYLES[r.status] if name == "STATUS" else ""))
         table.add_row(*out)
     if report_rows:
         console.print(table)
     else:
-        console.print("(no model versions on disk or in Prometheus)")
+        console.print(Text("(no model versions on disk or in Prometheus)"))
     said = []
     if layout.left_out:
         said.append(f"{', '.join(layout.left_out)} left out")
@@ -259,12 +259,11 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
         console.print(Text(f"(to fit {width} columns: {'; '.join(said)})", style="dim"))
     if verbose and (shortened or "REASON" in layout.left_out):
         console.print()
-        full = report_rows if "REASON" in layout.left_out else shortened
-        for r in full:
-            console.print(Text(f"{r.model} {r.version}: {r.reason}"))
+        for row in rows if "REASON" in layout.left_out else shortened:
+            console.print(Text(f"{row['MODEL']} {row['VERSION']}: {row['REASON']}"))
     console.print()
     for line in _freed_lines(report):
-        console.print(line)
+        console.print(Text(line))
     style = "bold yellow" if report.summary.unknown else "bold"
     console.print(Text(summary_line(report), style=style))
     # rich pads every table line to its full width; trailing blanks only make copies messy
