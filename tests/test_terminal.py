@@ -202,3 +202,10 @@ def test_names_longer_than_the_terminal_fold_only_themselves(lab: Lab, tmp_path:
                 assert (model, version, status) in rows
         assert any(line.startswith("模型_中文名字 ") and "protected" in line for line in lines)
         assert "REASON" in text and "SIZE" in text
+
+
+def test_fit_shows_a_column_it_does_not_know_when_it_fits() -> None:
+    natural = {"MODEL": 5, "VERSION": 7, "STATUS": 11, "LOADED": 6, "SIZE": 9, "REASON": 40}
+    layout = fit(natural, 200)
+    assert list(layout.widths) == list(natural)
+    assert "LOADED" in fit(natural, 80).widths and "LOADED" in fit(natural, 70).left_out

@@ -138,7 +138,9 @@ def fit(natural: dict[str, int], width: int) -> Layout:
     used = sum(essential.values()) + GAP * 2
     chosen = dict(essential)
     traffic_points = 0
-    for name in OPTIONAL:
+    # a column added to COLUMNS later is shown when it fits, after the known ones
+    extra = [n for n in natural if n not in (*OPTIONAL, *essential, "REASON")]
+    for name in [*OPTIONAL, *extra]:
         if name not in natural:
             continue
         free = width - used - GAP - (reason_min + GAP if reason_natural else 0)
@@ -153,7 +155,7 @@ def fit(natural: dict[str, int], width: int) -> Layout:
             used += GAP + got
     if reason_natural and width - used - GAP >= min(reason_min, 8):
         chosen["REASON"] = min(reason_natural, width - used - GAP)
-    widths = {n: chosen[n] for n in COLUMNS if n in chosen}
+    widths = {n: chosen[n] for n in natural if n in chosen}  # in display order
     left_out = tuple(n for n in natural if n not in widths)
     return Layout(widths, traffic_points, left_out, fold=fold)
 
