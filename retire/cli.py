@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import shutil
 import sys
 import threading
 import time
@@ -32,14 +33,23 @@ if TYPE_CHECKING:
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
-EXIT_CODES = """\b
-Exit codes:
-  0  done; no version is unknown
-  2  usage, config file or model directory error
-  3  Prometheus unreachable, or its answer unusable
-  4  report made, but at least one version is unknown (evidence incomplete)
-  5  the report could not be mailed (nothing was sent)
-  6  offload/restore refused or stopped (the journal says what was done)"""
+EXIT_MEANINGS = {
+    0: "done; no version is unknown",
+    2: "usage, config file or model directory error",
+    3: "Prometheus unreachable, or its answer unusable",
+    4: "report made, but at least one version is unknown (evidence incomplete)",
+    5: "the report could not be mailed (nothing was sent)",
+    6: "offload/restore refused or stopped (the journal says what was done)",
+}
+
+
+def exit_codes(*codes: int) -> str:
+    """The exit-code list for a help text: only the codes that command can return."""
+    lines = [f"  {c}  {'done' if c == 0 and 4 not in codes else EXIT_MEANINGS[c]}" for c in codes]
+    return "\b\nExit codes:\n" + "\n".join(lines)
+
+
+EXIT_CODES = exit_codes(*EXIT_MEANINGS)
 
 app = typer.Typer(
     name="retire",
@@ -139,7 +149,12 @@ EVIDENCE_OPTIONS = [
     ),
     _opt("--rule-interval", str, "Evaluation interval of the rules' fine group. Default 1m."),
     _opt("--rollup-interval", str, "Evaluation interval of the rules' rollup group. Default 1h."),
-    _opt("--verbose", bool, "Also list ignored directory entries and query timings.", "-v"),
+    _opt(
+        "--verbose",
+        bool,
+        "Also print full reasons under a terminal's table, ignored directory entries, query timings.",
+        "-v",
+    ),
 ]
 Output = Annotated[
     Path | None,
@@ -265,10 +280,53 @@ def _inventory(settings: Settings) -> Inventory:
     if settings.model_config is not None:
         total = total + scan_model_config(settings.model_config, srv)
     for root in settings.model_dir:
-        total = total + scan_model_dir(root, srv)
+        found = scan_model_dir(root, srv)
+        if not found.versions and srv.layout == "tree":
+            _refuse_one_model_dir(root, srv)
+        total = total + found
     if settings.model_base_path is not None and settings.model_name is not None:
         total = total + scan_base_path(settings.model_base_path, settings.model_name, srv)
     return total
+
+
+def _refuse_one_model_dir(root: Path, srv: Any) -> None:
+    """--model-dir given one model's directory instead of the root above it: no version was
+    found under it, and most of its entries are version numbers. Read as a root, it would give
+    only not-on-disk rows and exit 0, so it is refused with the two ways to say it right."""
+    try:
+        names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return  # the scan itself reports unreadable directories
+    versions = [n for n in names if srv.version_of(n) is not None]
+    if versions and 2 * len(versions) >= len(names):
+        shown = ", ".join(versions[:5]) + (", ..." if len(versions) > 5 else "")
+        raise ConfigError(
+            f"--model-dir {root} looks like one model's directory, not a model root: its entries "
+            f"({shown}) are version numbers. Pass the directory above it (--model-dir {root.parent}), "
+            f"or this one as --model-base-path {root} --model-name {root.name}"
+        )
+
+
+def _note_other_models(settings: Settings, report: Report) -> Report:
+    """With only --model-base-path, every other model Prometheus knows is listed as not-on-disk.
+    Those rows are true, but they surprise: the header says why they are there and how to leave
+    them out."""
+    from dataclasses import replace
+
+    if settings.model_base_path is None or settings.model_dir or settings.model_config is not None:
+        return report
+    t = report.table
+    others = sorted(set(t.loc[~t["on_disk"].astype(bool) & (t["model"] != settings.model_name), "model"]))
+    if not others:
+        return report
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    label = settings.model_label
+    note = (
+        f"--model-base-path covers only {settings.model_name}; {len(others)} other model(s) in "
+        f"Prometheus ({shown}) are listed as not-on-disk: add --selector '{label}=\"{settings.model_name}\"' "
+        "to leave them out"
+    )
+    return replace(report, header=replace(report.header, notes=(*report.header.notes, note)))
 
 
 def _build_report(settings: Settings, sparklines: bool = False) -> Report:
@@ -323,27 +381,38 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
         unattributed=server(settings.preset).unattributed,
         label_is_version=server(settings.preset).label_is_version,
     )
-    return advise(inventory, evidence, policy, generated_at=time.time())
+    return _note_other_models(settings, advise(inventory, evidence, policy, generated_at=time.time()))
 
 
 @contextmanager
 def _progress_bar() -> Iterator[Any]:
-    """A progress callback for per-model queries: a bar on a terminal, nothing otherwise (cron)."""
-    if not sys.stderr.isatty():
+    """A progress callback for the queries split per model, the only long wait: a bar on stderr
+    that appears when the first model is done, and only when both stdout and stderr are a
+    terminal (never in a pipe, a file or cron, where it would garble `| less` or the mail)."""
+    if not (sys.stdout.isatty() and sys.stderr.isatty()) or os.environ.get("TERM") == "dumb":
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True, console=None) as bar:
-        task = bar.add_task("querying per model", total=None)
+    bar = Progress(console=Console(stderr=True), transient=True)
+    task: list[Any] = []
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task("querying model by model", total=total))
+        bar.update(task[0], completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if task:
+            bar.stop()
 
 
 def _use_color() -> bool:
+    """Colour on a terminal unless NO_COLOR (any value) or TERM=dumb; the layout fits either way."""
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
@@ -361,7 +430,7 @@ def _exit_code(report: Report) -> int:
     return EXIT_INCOMPLETE if report.summary.unknown else EXIT_OK
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(epilog=exit_codes(0, 2, 3, 4, 5))
 @mail_options
 @evidence_options
 def report(
@@ -407,9 +476,11 @@ def report(
                 _mail_failure(settings, e)
             raise
         history = _history(settings, result)
-        color = fmt is ReportFormat.TABLE and settings.output is None and _use_color()
-        width = os.get_terminal_size().columns if color else 100
-        _emit(render_report(result, fmt, color=color, width=width, history=history), settings.output)
+        on_terminal = fmt is ReportFormat.TABLE and settings.output is None and sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if on_terminal else None
+        text = render_report(result, fmt, color=on_terminal and _use_color(), width=width,
+                             verbose=settings.verbose, history=history)  # fmt: skip
+        _emit(text, settings.output)
         if fmt is not ReportFormat.TABLE or settings.output is not None:
             typer.echo(f"retire: {summary_line(result)}", err=True)
         if mailing:
@@ -488,7 +559,7 @@ def _history_lines(history: History | None) -> list[str]:
     return lines(history) if history is not None else []
 
 
-@app.command("safe-list", epilog=EXIT_CODES)
+@app.command("safe-list", epilog=exit_codes(0, 2, 3, 4))
 @evidence_options
 def safe_list(
     format: Annotated[
@@ -538,7 +609,9 @@ def query(
     *,
     flags: dict[str, Any],
 ) -> None:
-    """Print the exact PromQL that `report` would send, without sending it.
+    """Print the exact PromQL that `report` would send, without sending it: the evidence
+    queries every command sends, and the sparkline query (hourly_qps) that only the table,
+    Markdown and mailed reports send.
 
     \b
     Examples:
@@ -550,7 +623,7 @@ def query(
 
     with _user_errors():
         settings = _settings(flags, config)
-        planned = plan(params_from(settings))
+        planned = plan(params_from(settings), sparklines=True)
         if name is not None:
             matches = [q for q in planned if q.name == name]
             if not matches:
@@ -618,19 +691,23 @@ def _say(text: str) -> None:
     typer.echo(f"retire: {text}", err=True)
 
 
-def _plan_text(plan: Any) -> str:
+def _plan_text(plan: Any, model_config: bool) -> str:
+    """The plan for people. The model config note only where there is a model config file."""
     from retire.formats.words import human_bytes
 
+    if not plan.moves:
+        return "plan: nothing to move (no version is safe to offload)\n"
     lines = [f"plan: move {len(plan.moves)} version(s) to {plan.archive}"]
     lines += [f"  mv {m.src} -> {m.dst}  ({human_bytes(m.size_bytes)})" for m in plan.moves]
-    lines.append(
-        "config: no change (a version listed under a `specific` policy or a version label is protected, "
-        "so it is never moved)"
-    )
+    if model_config:
+        lines.append(
+            "config: no change (a version listed under a `specific` policy or a version label is "
+            "protected, so it is never moved)"
+        )
     return "\n".join(lines) + "\n"
 
 
-@app.command("plan", epilog=EXIT_CODES)
+@app.command("plan", epilog=exit_codes(0, 2, 3, 6))
 @evidence_options
 def plan_command(
     archive_dir: ArchiveDir,
@@ -663,10 +740,11 @@ def plan_command(
         report = _build_report(settings)
         check_archive(archive_dir, report.header.model_roots)
         plan = make_plan(report, archive_dir, _only(only))
-        _emit(plan.to_json() if format == "json" else _plan_text(plan), settings.output)
+        text = plan.to_json() if format == "json" else _plan_text(plan, settings.model_config is not None)
+        _emit(text, settings.output)
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(epilog=exit_codes(0, 2, 3, 6))
 @evidence_options
 def offload(
     archive_dir: ArchiveDir,
@@ -718,7 +796,9 @@ def offload(
             ops.checked_moves(plan, report, archive_dir, str(plan_file), _say)  # a plan is untrusted
         else:
             plan = ops.make_plan(report, archive_dir, _only(only))
-        typer.echo(_plan_text(plan), nl=False)
+        typer.echo(_plan_text(plan, settings.model_config is not None), nl=False)
+        if not plan.moves:
+            return
         if not apply:
             _say("dry run: nothing was moved; add --apply to act")
             return
@@ -732,11 +812,14 @@ def offload(
             ops.check_archive(archive_dir, fresh.header.model_roots)
             moves = ops.checked_moves(plan, fresh, archive_dir, str(plan_file or "the plan"), _say)
             done = ops.apply(archive_dir, moves, _say)
-        undo = f"retire restore --archive-dir {archive_dir}"
-        _say(f"offloaded {len(done)} version(s) to {archive_dir}; undo with `{undo}`")
+        if done:
+            undo = f"retire restore --archive-dir {archive_dir}"
+            _say(f"offloaded {len(done)} version(s) to {archive_dir}; undo with `{undo}`")
+        else:
+            _say("nothing was moved")
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(epilog=exit_codes(0, 2, 6))
 def restore(
     archive_dir: ArchiveDir,
     model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,

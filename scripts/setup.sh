@@ -5,19 +5,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+updated=""
+apt_install() {
+    command -v apt-get >/dev/null || return 1
+    echo "setup: installing Debian packages: $*" >&2
+    if [ -z "$updated" ]; then
+        $sudo apt-get update -qq || return 1
+        updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 missing=()
 { command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
 command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 if ((${#missing[@]})); then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "setup: installing Debian packages: ${missing[*]}" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}"
 fi
 
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
+# A virtualenv in ./.venv. Debian splits `venv`'s pip bootstrap into the python3-venv package,
+# so `python3 -m venv` fails without it: install it, or else fall back to virtualenv from pip.
+make_venv() {
+    rm -rf .venv
+    python3 -m venv .venv 2>/dev/null && return 0
+    rm -rf .venv
+    if apt_install python3-venv; then
+        python3 -m venv .venv && return 0
+        rm -rf .venv
+    fi
+    echo "setup: python3 -m venv is unavailable; using virtualenv from pip instead" >&2
+    python3 -m pip install -q --user virtualenv 2>/dev/null \
+        || python3 -m pip install -q --user --break-system-packages virtualenv
+    python3 -m virtualenv -q .venv
+}
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+    make_venv
 fi
 if ! .venv/bin/python -c "import retire, pytest, aiosmtpd, hypothesis" 2>/dev/null; then
     echo "setup: installing retire and its test extras into .venv" >&2

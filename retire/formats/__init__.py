@@ -31,17 +31,19 @@ def render_report(
     fmt: ReportFormat,
     *,
     color: bool = False,
-    width: int = 100,
+    width: int | None = None,
+    verbose: bool = False,
     history: History | None = None,
 ) -> str:
     """`history` (--since-last) adds a "since last report" section to the human formats and a
-    `changes` list to JSON; CSV stays one row per version."""
+    `changes` list to JSON; CSV stays one row per version. `width` fits the table to a terminal
+    (None: plain text, every reason in full, for pipes, files and mail)."""
     from retire.formats import markdown, structured, table
     from retire.history import lines
 
     extra = lines(history) if history is not None else []
     if fmt is ReportFormat.TABLE:
-        return table.render(report, color=color, width=width, extra=extra)
+        return table.render(report, color=color, width=width, extra=extra, verbose=verbose)
     if fmt is ReportFormat.JSON:
         return structured.report_json(report, history)
     if fmt is ReportFormat.CSV:

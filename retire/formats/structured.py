@@ -34,6 +34,28 @@ def _json_number(x: float | None) -> float | str | None:
     return x
 
 
+def rate(x: float | None) -> float | str | None:
+    """A rate rounded to 6 significant digits: 0.325, not the 0.32499999999999996 float
+    arithmetic leaves behind (no reader needs more, and diffs between reports stay quiet)."""
+    value = _json_number(x)
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
+def count(x: float | None) -> int | float | str | None:
+    """A count (calls, seconds) as an integer when it is whole: 25884, not 25884.0."""
+    value = _json_number(x)
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else rate(value)
+    return value
+
+
+def _csv_cell(value: Any) -> Any:
+    """CSV spells booleans as JSON does (true/false), not Python's True/False."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
 def header_dict(report: Report) -> dict[str, Any]:
     h = report.header
     return {
@@ -44,16 +66,16 @@ def header_dict(report: Report) -> dict[str, Any]:
         "prometheus": h.source,
         "queries": h.queries,
         "promql": h.queries.get("max_hourly_qps"),
-        "window_seconds": h.window,
-        "step_seconds": h.step,
-        "threshold": h.threshold,
+        "window_seconds": count(h.window),
+        "step_seconds": count(h.step),
+        "threshold": rate(h.threshold),
         "warnings": list(h.warnings),
         "infos": list(h.infos),
         "coverage": h.coverage,
         "notes": list(h.notes),
         "policy": {
             "keep_latest": h.policy.keep_latest,
-            "min_age_seconds": h.policy.min_age,
+            "min_age_seconds": count(h.policy.min_age),
             "age_source": h.policy.age_source,
             "pins": [f"{m}:{v}" for m, v in h.policy.pins],
         },
@@ -66,8 +88,8 @@ def _records(report: Report) -> list[dict[str, Any]]:
     this runs for every version of the fleet)."""
     t = report.table
     columns = {c: t[c].tolist() for c in REPORT_COLUMNS}
-    columns["max_hourly_qps"] = [_json_number(x) for x in columns["max_hourly_qps"]]
-    columns["calls"] = [_json_number(x) for x in columns["calls"]]
+    columns["max_hourly_qps"] = [rate(x) for x in columns["max_hourly_qps"]]
+    columns["calls"] = [count(x) for x in columns["calls"]]
     columns["on_disk"] = [bool(x) for x in columns["on_disk"]]
     columns["size_bytes"] = [None if x is None else int(x) for x in columns["size_bytes"]]
     columns["series"] = [int(x) for x in columns["series"]]
@@ -75,7 +97,7 @@ def _records(report: Report) -> list[dict[str, Any]]:
     hourly = t["hourly"].tolist()
     for row, points in zip(rows, hourly, strict=True):
         if points is not None:
-            row["hourly_qps"] = list(points)
+            row["hourly_qps"] = [rate(p) for p in points]
     return rows
 
 
@@ -114,7 +136,7 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 
 def report_csv(report: Report) -> str:
-    return _csv([{c: r[c] for c in REPORT_COLUMNS} for r in _records(report)], REPORT_COLUMNS)
+    return _csv([{c: _csv_cell(r[c]) for c in REPORT_COLUMNS} for r in _records(report)], REPORT_COLUMNS)
 
 
 def safe_tsv(report: Report) -> str:

@@ -1,10 +1,17 @@
-"""The human report: a rich table on a terminal, the same columns as plain aligned text otherwise.
+"""The human report: a table fitted to the terminal, the same columns as plain aligned text otherwise.
 
-Plain text is what cron mails and `| less` show, so it carries no escape codes and no box drawing.
+Plain text is what cron mails and `| less` show, so it carries no escape codes, no box drawing and
+every reason in full. On a terminal the table must be scannable in one screen: each version is one
+line, no word in MODEL, VERSION or STATUS is ever broken, the sparkline is shortened (or left out)
+rather than wrapped, reasons are shortened to the room left (in full with --verbose), and the
+columns a narrow terminal has no room for are left out in a fixed order, the table saying so.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from retire.advisor import Status, fmt_calls, fmt_qps
@@ -14,6 +21,7 @@ if TYPE_CHECKING:
     from retire.advisor import Report, Row
 
 COLUMNS = ("MODEL", "VERSION", "STATUS", "TRAFFIC", "BUSIEST QPS", "CALLS", "SIZE", "REASON")
+NUMERIC = ("BUSIEST QPS", "CALLS", "SIZE")
 STYLES = {
     Status.SAFE: "bold green",
     Status.IN_USE: "cyan",
@@ -21,6 +29,14 @@ STYLES = {
     Status.UNKNOWN: "bold yellow",
     Status.NOT_ON_DISK: "magenta",
 }
+TRAILING = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$")
+GAP = 2  # spaces between columns
+# On a terminal: MODEL, VERSION and STATUS always; then as many of these as fit, in this order,
+# each at its full width (TRAFFIC may be shortened down to TRAFFIC_MIN points), with the reason
+# keeping at least REASON_MIN cells. QPS and calls are also in the reason's words.
+OPTIONAL = ("SIZE", "TRAFFIC", "BUSIEST QPS", "CALLS")
+REASON_MIN = 30
+TRAFFIC_MIN = 8
 
 
 def columns(report: Report) -> tuple[str, ...]:
@@ -43,8 +59,19 @@ def cells(r: Row, with_traffic: bool = True) -> tuple[str, ...]:
     )
 
 
-def render(report: Report, *, color: bool, width: int, extra: list[str] | None = None) -> str:
-    return _rich(report, width, extra or []) if color else _plain(report, extra or [])
+def render(
+    report: Report,
+    *,
+    color: bool = False,
+    width: int | None = None,
+    extra: list[str] | None = None,
+    verbose: bool = False,
+) -> str:
+    """Plain text with every reason in full when `width` is None (pipes, files, mail); otherwise
+    the table fitted to a terminal `width` cells wide, in colour if `color`."""
+    if width is None:
+        return _plain(report, extra or [])
+    return _fitted(report, max(width, 8), color, extra or [], verbose)
 
 
 def _plain(report: Report, extra: list[str]) -> str:
@@ -72,30 +99,174 @@ def _freed_lines(report: Report) -> list[str]:
     return [f"frees {human_bytes(b)} in {m}" for m, b in sorted(by_model.items())]
 
 
-def _rich(report: Report, width: int, extra: list[str]) -> str:
+@dataclass(frozen=True)
+class Layout:
+    """Which columns a terminal shows and how wide each is, in display cells."""
+
+    widths: dict[str, int]  # in display order; REASON last when shown
+    traffic_points: int  # characters of sparkline (0 when TRAFFIC is left out)
+    left_out: tuple[str, ...]
+    fold: bool  # MODEL/VERSION/STATUS together are wider than the terminal: longest names fold
+
+    @property
+    def total(self) -> int:
+        return sum(self.widths.values()) + GAP * (len(self.widths) - 1)
+
+
+def fit(natural: dict[str, int], width: int) -> Layout:
+    """Choose columns and widths for a terminal `width` cells wide from each column's natural
+    width (its widest cell or header). Never wider than `width`.
+
+    MODEL, VERSION and STATUS keep their natural width whenever the three fit side by side; only
+    names longer than the terminal allows are folded (`Layout.fold`), and then the names are
+    capped so that SIZE and a readable reason still fit beside them."""
+    essential = {n: natural[n] for n in ("MODEL", "VERSION", "STATUS")}
+    reason_natural = natural.get("REASON", 0)
+    reason_min = min(reason_natural, REASON_MIN)
+    room = width - GAP * 2
+    fold = sum(essential.values()) > room
+    if fold:
+        rest = (reason_min + GAP if reason_natural else 0) + natural.get("SIZE", -GAP) + GAP
+        budget = max(room // 3, room - rest)
+        widths = {n: min(w, max(1, budget // 3)) for n, w in essential.items()}
+        spare = budget - sum(widths.values())
+        for n in ("STATUS", "VERSION", "MODEL"):  # statuses are short words: whole first
+            grow = max(0, min(spare, essential[n] - widths[n]))
+            widths[n] += grow
+            spare -= grow
+        essential = widths
+    used = sum(essential.values()) + GAP * 2
+    chosen = dict(essential)
+    traffic_points = 0
+    # a column added to COLUMNS later is shown when it fits, after the known ones
+    extra = [n for n in natural if n not in (*OPTIONAL, *essential, "REASON")]
+    for name in [*OPTIONAL, *extra]:
+        if name not in natural:
+            continue
+        free = width - used - GAP - (reason_min + GAP if reason_natural else 0)
+        want = natural[name]
+        if name == "TRAFFIC":
+            got = min(want, free) if free >= min(want, TRAFFIC_MIN) else 0
+            traffic_points = got
+        else:
+            got = want if free >= want else 0
+        if got:
+            chosen[name] = got
+            used += GAP + got
+    if reason_natural and width - used - GAP >= min(reason_min, 8):
+        chosen["REASON"] = min(reason_natural, width - used - GAP)
+    widths = {n: chosen[n] for n in natural if n in chosen}  # in display order
+    left_out = tuple(n for n in natural if n not in widths)
+    return Layout(widths, traffic_points, left_out, fold=fold)
+
+
+def shrink(points: tuple[float | None, ...], n: int) -> tuple[float | None, ...]:
+    """`points` in `n` buckets, each its busiest point, so a shortened sparkline never hides a
+    call: a bucket with any traffic shows traffic, `+Inf` and NaN are kept (they are doubts)."""
+    if n >= len(points) or n <= 0:
+        return points
+    out: list[float | None] = []
+    for i in range(n):
+        bucket = points[i * len(points) // n : (i + 1) * len(points) // n]
+        finite = [p for p in bucket if p is not None and math.isfinite(p)]
+        odd = [p for p in bucket if p is not None and not math.isfinite(p)]
+        if any(p == math.inf for p in odd):
+            out.append(math.inf)
+        elif finite:
+            out.append(max(finite))
+        elif odd:
+            out.append(odd[0])
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` in at most `width` display cells, cut at a word boundary with `…` when it must be."""
+    from rich.cells import cell_len, set_cell_size
+
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = set_cell_size(text, width - 1).rstrip()
+    cut = head.rfind(" ")
+    if cut >= width // 2:  # a word boundary that keeps most of the room
+        head = head[:cut]
+    return head.rstrip(" ;,(<>=≤≥") + "…"
+
+
+def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: bool) -> str:
     import io
 
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"retire report: {window_line(report)}", title_justify="left", expand=False)
     names = columns(report)
-    for name in names:
-        table.add_column(name, justify="right" if name in ("BUSIEST QPS", "CALLS", "SIZE") else "left",
-                         overflow="fold")  # fmt: skip
-    for r in report.rows():
-        c = cells(r, "TRAFFIC" in names)
-        table.add_row(c[0], c[1], Text(c[2], style=STYLES[r.status]), *c[3:])
+    report_rows = list(report.rows())
+    rows = [dict(zip(names, cells(r, "TRAFFIC" in names), strict=True)) for r in report_rows]
+    natural = {n: max([cell_len(n), *(cell_len(row[n]) for row in rows)]) for n in names}
+    if "TRAFFIC" in natural:
+        natural["TRAFFIC"] = max([0, *(len(r.hourly or ()) for r in report_rows)]) or natural["TRAFFIC"]
+    layout = fit(natural, width)
+
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, width=width, highlight=False)
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=width, highlight=False,
+                      emoji=False, markup=False)  # fmt: skip
+    console.print(Text(f"retire report: {window_line(report)}", style="bold"))
     for n in notes(report):
-        console.print(Text(n, style="yellow" if n.startswith("warning") else "dim"))
+        console.print(Text(f"  {n}", style="yellow" if n.startswith("warning") else "dim"))
     for e in extra:
-        console.print(Text(e))
-    console.print(table)
+        console.print(Text(f"  {e}"))
+    console.print()
+
+    table = Table(box=None, pad_edge=False, padding=(0, GAP // 2), show_edge=False, expand=False,
+                  header_style="bold")  # fmt: skip
+    for name, w in layout.widths.items():
+        table.add_column(
+            name if cell_len(name) <= w else shorten(name, w),
+            justify="right" if name in NUMERIC else "left",
+            width=w,
+            no_wrap=w >= natural[name] or name not in ("MODEL", "VERSION", "STATUS"),
+            overflow="fold",
+        )
+    shortened: list[dict[str, str]] = []  # rows whose reason did not fit, as cells() spells them
+    for r, row in zip(report_rows, rows, strict=True):
+        out: list[Text] = []
+        for name, w in layout.widths.items():
+            text = row[name]
+            if name == "TRAFFIC":
+                text = sparkline(shrink(r.hourly, layout.traffic_points)) if r.hourly else ""
+            elif name == "REASON":
+                text = shorten(text, w)
+                if text != row[name]:
+                    shortened.append(row)
+            out.append(Text(text, style=STYLES[r.status] if name == "STATUS" else ""))
+        table.add_row(*out)
+    if report_rows:
+        console.print(table)
+    else:
+        console.print(Text("(no model versions on disk or in Prometheus)"))
+    said = []
+    if layout.left_out:
+        said.append(f"{', '.join(layout.left_out)} left out")
+    if "TRAFFIC" in layout.widths and layout.traffic_points < natural["TRAFFIC"]:
+        steps, chars = natural["TRAFFIC"], layout.traffic_points
+        said.append(f"TRAFFIC: {steps} steps in {chars} characters, each the busiest")
+    if (shortened or "REASON" in layout.left_out) and not verbose:
+        said.append("-v for full reasons")
+    if said:
+        console.print(Text(f"(to fit {width} columns: {'; '.join(said)})", style="dim"))
+    if verbose and (shortened or "REASON" in layout.left_out):
+        console.print()
+        for row in rows if "REASON" in layout.left_out else shortened:
+            console.print(Text(f"{row['MODEL']} {row['VERSION']}: {row['REASON']}"))
+    console.print()
     for line in _freed_lines(report):
-        console.print(line)
+        console.print(Text(line))
     style = "bold yellow" if report.summary.unknown else "bold"
     console.print(Text(summary_line(report), style=style))
-    return buf.getvalue()
+    # rich pads every table line to its full width; trailing blanks only make copies messy
+    return "\n".join(TRAILING.sub(r"\1", line) for line in buf.getvalue().split("\n"))

@@ -1,9 +1,10 @@
 """The README's first command: a real Prometheus with a day of synthetic TF Serving traffic, an
 example model directory, and `retire report` run against them.
 
-    python -m retire.lab.demo [--workdir .demo] [--keep]
+    python -m retire.lab.demo [--workdir .demo] [--keep | --stop]
 
-`--keep` leaves Prometheus running and prints the commands to explore it further.
+`--keep` leaves Prometheus running and prints the commands to explore it further and how to
+stop it (`--stop`).
 """
 
 from __future__ import annotations
@@ -69,18 +70,87 @@ def build(workdir: Path, end: float) -> tuple[Path, Path]:
     return tsdb, models
 
 
+def _retire_command() -> str:
+    """How to call the `retire` this demo runs: the console script beside this interpreter
+    (./.venv/bin/retire after scripts/demo.sh), relative to here when it is below here."""
+    script = Path(sys.executable).parent / "retire"
+    if not script.exists():
+        return "retire"
+    try:
+        return str(script.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def explore_lines(url: str, workdir: Path, pid: int | str) -> list[str]:
+    """What `--keep` prints: commands that work as printed, from the current directory."""
+    retire = _retire_command()
+    models = workdir / "models"
+    return [
+        f"demo: Prometheus left running at {url} (pid {pid}). Explore it from this directory:",
+        f"  export RETIRE_PROMETHEUS_URL={url} RETIRE_MODEL_DIR={models}",
+        f"  {retire} report --coverage 'up{{job=\"tfs\"}}'   # the report again",
+        f"  {retire} report --format json          # every number and the queries, for scripts",
+        f"  {retire} safe-list                     # only the safe versions, for scripts",
+        f"  {retire} query                         # the PromQL report sends",
+        f"  {retire} plan --archive-dir {workdir / 'archive'}   # what offload would move",
+        f"  {url}/graph                            # Prometheus's own UI",
+        f"demo: stop it with: bash scripts/demo.sh --stop --workdir {workdir}   (or: kill {pid})",
+    ]
+
+
+def stop(workdir: Path) -> bool:
+    """Stop a Prometheus this demo left running in `workdir`, by the pid it wrote there. Checks
+    the process is still that Prometheus first: a pid can be reused."""
+    import os
+    import signal
+
+    pid_file = workdir / "prometheus.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return False
+    if "prometheus" not in cmdline or str((workdir / "tsdb").absolute()) not in cmdline:
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(200):
+        if not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid):
+            break
+        time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _state(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "gone"
+    return next((line for line in status.splitlines() if line.startswith("State:")), "").lower()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
     parser.add_argument("--keep", action="store_true", help="leave Prometheus running")
+    parser.add_argument("--stop", action="store_true", help="stop the Prometheus --keep left running")
     args = parser.parse_args(argv)
+    if args.stop:
+        stopped = stop(args.workdir)
+        print(f"demo: {'stopped' if stopped else 'no demo Prometheus running for'} {args.workdir}",
+              file=sys.stderr)  # fmt: skip
+        return 0
+    stop(args.workdir)  # a previous --keep: its TSDB is about to be rewritten
 
     end = math.floor(time.time() / 60) * 60
     print(f"demo: writing 26 h of synthetic TF Serving traffic into {args.workdir}/ ...", file=sys.stderr)
     tsdb, models = build(args.workdir, end)
-    server = Prometheus(tsdb, args.workdir / "prometheus").start()
+    server = Prometheus(tsdb.absolute(), args.workdir / "prometheus").start()
     print(f"demo: Prometheus ready at {server.url}", file=sys.stderr)
     command = [
         "retire", "report", "--prometheus", server.url, "--model-dir", str(models),
@@ -95,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep:
             pid = server.process.pid if server.process else "?"
-            print(f"demo: Prometheus left running at {server.url} (pid {pid})", file=sys.stderr)
+            (args.workdir / "prometheus.pid").write_text(f"{pid}\n")
+            print("\n".join(explore_lines(server.url, args.workdir, pid)), file=sys.stderr)
         else:
             server.stop()
     return code
