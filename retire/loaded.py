@@ -195,8 +195,9 @@ class _Asker:
     def tfserving(self, model: str) -> list[tuple[str, str, bool]]:
         path = f"/v1/models/{quote(model, safe='')}"
         status, payload = self.request("GET", path)
-        if status == 404 and isinstance(payload, dict) and model in str(payload.get("error", "")):
-            return []  # "Could not find any versions of model <name>": not served
+        not_found = f"Could not find any versions of model {model}"  # get_model_status_impl.cc
+        if status == 404 and isinstance(payload, dict) and str(payload.get("error", "")).endswith(not_found):
+            return []  # the server serves no version of it
         if status != 200:
             raise self.http_error(path, status, payload)
         entries = payload.get("model_version_status") if isinstance(payload, dict) else None

@@ -139,6 +139,7 @@ BAD: list[tuple[str, str, str, Route, str]] = [
     ("tfserving", "GET", "/v1/models/m", ok({"model_version_status": [{"version": "1"}]}), "without version and state"),
     ("tfserving", "GET", "/v1/models/m", ok({"models": []}), "without a model_version_status list"),
     ("tfserving", "GET", "/v1/models/m", ok({"error": "Servable not found for request: Latest(other)"}, 404), "HTTP 404"),
+    ("tfserving", "GET", "/v1/models/m", ok({"error": "Could not find any versions of model m2"}, 404), "HTTP 404"),
     ("tfserving", "GET", "/v1/models/m", ok({"model_version_status": [{"version": True, "state": "AVAILABLE"}]}), "without version"),
     ("triton", "POST", "/v2/repository/index", ok({"error": "failed to poll"}, 400), "HTTP 400: failed to poll"),
     ("triton", "POST", "/v2/repository/index", ok({"models": []}), "not a list of models"),

@@ -162,7 +162,10 @@ class Triton(_Server):
         return target
 
     def command(self) -> list[str]:
-        self.grpc_port, self.metrics_port = free_port(), free_port()
+        ports = {self.port}
+        while len(ports) < 3:  # free_port() may hand out the same free port twice
+            ports.add(free_port())
+        self.grpc_port, self.metrics_port = sorted(ports - {self.port})
         return [
             str(self.install.binary),
             f"--model-repository={self.repository}",
