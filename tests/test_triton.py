@@ -37,7 +37,7 @@ import httpx
 import pytest
 
 from retire.errors import ServerError
-from retire.lab.servers import Prometheus, scrape_job
+from retire.lab.servers import LabError, Prometheus, scrape_job
 from retire.lab.triton import Triton, write_model
 from retire.loaded import ask
 from tests.conftest import rows, run_cli, statuses
@@ -334,3 +334,14 @@ def test_loaded_asked_with_the_wrong_kind_of_server(tlab: TritonLab, server: str
 def test_loaded_asked_of_the_metrics_port(tlab: TritonLab) -> None:
     with pytest.raises(ServerError, match="HTTP 40"):
         ask("triton", f"http://{tlab.triton.metrics_target}")
+
+
+def test_a_triton_that_cannot_start_says_why(tmp_path: Path) -> None:
+    """A model that fails to load stops Triton at start (--load-model='*'); the lab says why,
+    with the server's log, and leaves no process behind."""
+    write_model(tmp_path / "repo", "broken", [1])
+    (tmp_path / "repo" / "broken" / "1" / "model.py").write_text("this is not Python (\n")
+    triton = Triton(tmp_path / "repo", tmp_path / "triton")
+    with pytest.raises(LabError, match=r"server exited with \d+: (?s:.*)broken"):
+        triton.start()
+    assert triton.process is None

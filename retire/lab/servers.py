@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -83,16 +84,21 @@ def with_recorded_history(raw_url: str, raw_tsdb: Path, fine_rules: list[Path], 
     return server.start()  # a restart loads the new blocks at once
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+def log_tail(text: str) -> str:
+    return text[-2000:]
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60.0,
+               summarize: Callable[[str], str] = log_tail) -> None:  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise LabError(f"server exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise LabError(f"server exited with {process.returncode}: {summarize(log.read_text())}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         time.sleep(0.2)
-    raise LabError(f"server not ready after {timeout:.0f}s: {log.read_text()[-2000:]}")
+    raise LabError(f"server not ready after {timeout:.0f}s: {summarize(log.read_text())}")
 
 
 class _Server:
@@ -115,6 +121,10 @@ class _Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def summarize(self, log: str) -> str:
+        """What of the server's log explains a failed start."""
+        return log_tail(log)
+
     def popen_env(self) -> dict[str, str] | None:
         """The server's environment; None: ours."""
         return None
@@ -130,7 +140,7 @@ class _Server:
                     env=self.popen_env(),
                 )
             try:
-                wait_ready(self.url + self.ready_path, self.process, log, self.ready_timeout)
+                wait_ready(self.url + self.ready_path, self.process, log, self.ready_timeout, self.summarize)
                 return self
             except LabError:
                 self.stop()

@@ -191,6 +191,14 @@ class Triton(_Server):
         env.pop("PYTHONHOME", None)
         return env
 
+    def summarize(self, log: str) -> str:
+        """Triton's errors (`E...` lines, `error: ...`) and its last lines; the wide option table
+        it prints at start would otherwise fill the message."""
+        lines = log.splitlines()
+        errors = [line for line in lines if line.startswith(("E", "error:", "/")) or "error" in line.lower()]
+        text = "\n".join(dict.fromkeys([*errors[-20:], *lines[-3:]]))[-4000:]
+        return f"{text}\n(log: {self.workdir / 'triton.log'})"
+
     def stop(self) -> None:
         """Triton ends its Python stub processes itself; any left (Triton killed) go with its
         process group, which is ours alone (start_new_session)."""
