@@ -33,13 +33,15 @@ TFS_HALF = {
 }
 TFS_NOT_FOUND = {"error": "Could not find any versions of model retired"}
 
-# Triton, POST /v2/repository/index: [{name, version?, state, reason?}].
+# Triton, POST /v2/repository/index: [{name, version?, state, reason?}] (protocol docs); a model
+# never loaded comes as {name} alone.
 TRITON_INDEX = [
     {"name": "detector", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded"},
     {"name": "detector", "version": "2", "state": "READY"},
     {"name": "detector", "version": "3", "state": "READY"},
     {"name": "ranker", "version": "4", "state": "UNLOADING"},
     {"name": "idle_model", "state": "UNAVAILABLE", "reason": "unloaded"},
+    {"name": "never_loaded"},  # Triton 2.51, explicit model control, a model never loaded
 ]
 
 
@@ -93,8 +95,8 @@ def test_triton_documented_answer() -> None:
         ("detector", "1"): False, ("detector", "2"): True, ("detector", "3"): True, ("ranker", "4"): False,
     }  # fmt: skip
     assert got.states[("ranker", "4")] == "UNLOADING"
-    assert got.models == {"detector", "ranker", "idle_model", "on_disk_only"}
-    assert got.loaded("idle_model", "1") is False
+    assert got.models == {"detector", "ranker", "idle_model", "never_loaded", "on_disk_only"}
+    assert got.loaded("idle_model", "1") is False and got.loaded("never_loaded", "1") is False
     assert got.loaded("on_disk_only", "1") is False  # asked, and not in the index: not loaded
 
 
