@@ -19,7 +19,7 @@ do not serve). A model nobody asked about is unknown, never "not loaded". Every 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -31,12 +31,13 @@ from retire.prometheus import Connection, redact_url
 if TYPE_CHECKING:
     import httpx
 
-# Preset names (and plain server names) -> the status API to ask.
+# Preset names (and plain server names) -> (the status API to ask, the preset whose version
+# spelling the answer is joined with).
 SERVERS = {
-    "tfserving-patched": "tfserving",
-    "tfserving": "tfserving",
-    "triton": "triton",
-    "torchserve": "torchserve",
+    "tfserving-patched": ("tfserving", "tfserving-patched"),
+    "tfserving": ("tfserving", "tfserving-patched"),
+    "triton": ("triton", "triton"),
+    "torchserve": ("torchserve", "torchserve"),
 }
 _API = {
     "tfserving": "TF Serving REST API (port 8501 by default)",
@@ -77,9 +78,11 @@ def ask(
     of its models in one request; the others are asked model by model)."""
     import httpx
 
-    kind = SERVERS.get(server)
-    if kind is None:
+    from retire.servers import SERVERS as PRESETS
+
+    if server not in SERVERS:
         raise ServerError(f"--server: no status API known for {server!r}; use one of {', '.join(SERVERS)}")
+    kind, preset = SERVERS[server]
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ServerError(f"--server: {redact_url(url)!r} is not an http(s) URL such as http://host:8000")
@@ -92,7 +95,8 @@ def ask(
         base_url=url.rstrip("/"), headers=headers, auth=auth, timeout=timeout, verify=conn.verify,
         cert=conn.client_cert, transport=transport, follow_redirects=False,
     )  # fmt: skip
-    asker = _Asker(kind, redact_url(url.rstrip("/")), client, timeout, conn.secrets)
+    canonical = PRESETS[preset].canonical
+    asker = _Asker(kind, redact_url(url.rstrip("/")), client, timeout, conn.secrets, canonical)
     with client:
         if kind == "triton":
             return asker.triton(models)
@@ -102,9 +106,9 @@ def ask(
 
 
 class _Asker:
-    def __init__(
-        self, kind: str, display: str, client: httpx.Client, timeout: float, secrets: tuple[str, ...]
-    ) -> None:
+    def __init__(self, kind: str, display: str, client: httpx.Client, timeout: float,
+                 secrets: tuple[str, ...], canonical: Callable[[str], str]) -> None:  # fmt: skip
+        self.canonical = canonical  # the server's version spelling, as the inventory joins it
         self.kind = kind
         self.display = display
         self.client = client
@@ -176,7 +180,7 @@ class _Asker:
                 continue  # a model with no version loaded (explicit control, never loaded)
             if not isinstance(version, str) or not isinstance(state, str):
                 raise self.unexpected(path, "an index entry of unexpected types", entry)
-            key = (entry["name"], _version(version))
+            key = (entry["name"], self.canonical(version))
             states[key] = state
             versions[key] = state == "READY"
         return self._loaded(versions, states, answered)
@@ -209,7 +213,7 @@ class _Asker:
             state = entry.get("state") if isinstance(entry, dict) else None
             if isinstance(version, bool) or not isinstance(version, (int, str)) or not isinstance(state, str):
                 raise self.unexpected(path, "a version status without version and state", entry)
-            out.append((_version(str(version)), state, state == "AVAILABLE"))
+            out.append((self.canonical(str(version)), state, state == "AVAILABLE"))
         return out
 
     def torchserve(self, model: str) -> list[tuple[str, str, bool]]:
@@ -232,7 +236,7 @@ class _Asker:
             statuses = [str(w.get("status", "?")) for w in workers]
             ready = "READY" in statuses
             state = "READY" if ready else (",".join(sorted(set(statuses))) or "NO_WORKERS")
-            out.append((entry["modelVersion"], state, ready))
+            out.append((self.canonical(entry["modelVersion"]), state, ready))
         return out
 
     def _loaded(self, versions: dict[Key, bool], states: dict[Key, str], models: set[str]) -> Loaded:
@@ -240,7 +244,3 @@ class _Asker:
             self.kind, self.display, MappingProxyType(versions), MappingProxyType(states), frozenset(models)
         )
 
-
-def _version(text: str) -> str:
-    """Numeric versions as the inventory spells them ("007" and 7 are version 7 to TF Serving)."""
-    return str(int(text)) if text.isdigit() else text

@@ -21,6 +21,8 @@ more than one step (15 s) before S, out of reach of the first busiest-step rate 
 |           |               |             |         | then 5 more calls                                   |
 | legacy    | (latest 1)    | 1 2 03      | 2       | never called; Triton ignores `03` (leading zero)    |
 
+`--max-gap 20s`: the window must be longer than the longest tolerated hole.
+
 "busy" = one call every 10 s from +5 to +105 (11 calls in the window).
 """
 
@@ -65,7 +67,8 @@ class TritonLab:
             run = run_cli(
                 "report", "--prometheus", self.prometheus, "--model-dir", str(self.repo),
                 "--preset", "triton", "--window", "2m", "--step", "15s", "--min-age", "0",
-                "--coverage", 'up{job="triton"}', "--at", f"{self.end:.3f}", "--format", "json", *extra,
+                "--coverage", 'up{job="triton"}', "--max-gap", "20s", "--at", f"{self.end:.3f}",
+                "--format", "json", *extra,
             )  # fmt: skip
             report = run.json()
             assert isinstance(report, dict), run.stderr
@@ -191,7 +194,7 @@ def tlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonLab]:
 def test_verdicts(tlab: TritonLab) -> None:
     code, report = tlab.report()
     table = "\n".join(f"{r['model']}/{r['version']}: {r['status']}, {r['reason']}" for r in report["rows"])  # type: ignore[attr-defined]
-    assert code == 4, f"cycled/1 is unknown, so the exit code says so; got:\n{table}"
+    assert code == 0, f"no version is unknown; got:\n{table}"
     expected = {
         ("ranker", "1"): "safe",  # loaded, called before the window, counter flat all window
         ("ranker", "2"): "in-use",  # exactly one call
@@ -210,14 +213,16 @@ def test_verdicts(tlab: TritonLab) -> None:
         ("embedder", "3"): "in-use",
         ("reloaded", "1"): "safe",  # Triton 2.51 keeps the counters through a reload
         ("reloaded", "2"): "in-use",
-        # Unload + load: the series ends and comes back at 0, so calls between the last scrape
-        # before the unload and the unload cannot be known: unknown, never safe.
-        ("cycled", "1"): "unknown",
+        # Unload + load: the series ends and comes back at 0, a counter reset; its calls are
+        # counted across it, and the span without samples before it (a few seconds: the unload,
+        # one scrape, the load) is shorter than --max-gap 20s, so it is tolerated like a short hole.
+        ("cycled", "1"): "safe",
         ("cycled", "2"): "in-use",
         ("legacy", "1"): "safe",  # never loaded (latest 1): no series
+        ("legacy", "2"): "protected",  # Triton's newest: it ignores 03/ (leading zero)
     }
-    got = statuses(report)
-    assert {k: v for k, v in got.items() if k[0] != "legacy" or k[1] == "1"} == expected
+    assert statuses(report) == expected
+    assert "reset" in rows(report)[("cycled", "1")]["reason"]  # type: ignore[operator]
 
 
 def test_calls(tlab: TritonLab) -> None:
@@ -237,21 +242,24 @@ def test_calls(tlab: TritonLab) -> None:
     assert calls[("reloaded", "2")] == busy  # the reload kept the counter
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: calls across an unload/load count only last - start (5 - 5 = 0)")
+@pytest.mark.xfail(strict=True, reason="issue 16: a counter that resets and climbs back to its value at the "
+                   "window's start (5 -> 8, reset, 0 -> 5) is not re-read sample by sample: calls 5 - 5 = 0")
 def test_calls_across_unload_and_load(tlab: TritonLab) -> None:
     """cycled/2 went 5 → 8 (3 calls), was unloaded (series gone), loaded again at 0 and called 5
-    times: Prometheus's own reset handling (increase) counts 3 + 5 = 8."""
+    times: counted across the reset (as increase() does), 3 + 5 = 8. Still in-use today (the
+    rates see the calls), but CALLS says 0 and the reason "counter flat all window"."""
     _, report = tlab.report()
     assert rows(report)[("cycled", "2")]["calls"] == 8
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12/16: a directory 03/ (which Triton ignores) is read as version 3")
 def test_leading_zero_directory_is_not_a_version(tlab: TritonLab) -> None:
     """legacy has 1, 2 and 03; Triton loads 2 (its newest version) and ignores 03. So 2 is the
-    newest version (protected by --keep-latest 1) and there is no version 3."""
+    newest version (protected by --keep-latest 1), there is no version 3, and 03/ is listed among
+    the ignored entries."""
     _, report = tlab.report()
     legacy = {k: v for k, v in statuses(report).items() if k[0] == "legacy"}
     assert legacy == {("legacy", "1"): "safe", ("legacy", "2"): "protected"}
+    assert [Path(e["path"]).name for e in report["ignored"]] == ["03"]  # type: ignore[attr-defined]
 
 
 def test_index_per_version_policy(tlab: TritonLab) -> None:
