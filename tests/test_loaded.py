@@ -148,6 +148,8 @@ BAD: list[tuple[str, str, str, Route, str]] = [
     ("triton", "POST", "/v2/repository/index", ok([{"version": "1", "state": "READY"}]), "without a name"),
     ("triton", "POST", "/v2/repository/index", ok([{"name": "m", "version": 1, "state": "READY"}]), "unexpected types"),
     ("triton", "POST", "/v2/repository/index", (200, "application/json", b"[{"), "not JSON"),
+    ("triton", "POST", "/v2/repository/index", (302, "text/html", b"<a href='/login'>login</a>"), "HTTP 302 with text/html"),
+    ("triton", "POST", "/v2/repository/index", (200, "application/json", b""), "not a list of models"),
     ("torchserve", "GET", "/models/m/all", ok({"code": 500, "type": "InternalServerException", "message": "x"}, 500), "HTTP 500: x"),
     ("torchserve", "GET", "/models/m/all", ok({"code": 404, "type": "ResourceNotFoundException", "message": "Requested resource is not found"}, 404), "HTTP 404"),
     ("torchserve", "GET", "/models/m/all", ok([{"modelName": "m", "modelVersion": "1.0"}]), "without modelVersion and workers"),
