@@ -10,7 +10,7 @@ from __future__ import annotations
 # Exit codes are part of the interface (cron jobs and scripts branch on them); README lists them.
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad flags, config file, model directory
-EXIT_PROMETHEUS = 3  # the metrics backend failed or answered something unusable
+EXIT_PROMETHEUS = 3  # the metrics backend or the model server (--server) failed or answered garbage
 EXIT_INCOMPLETE = 4  # report built, but at least one version is `unknown`
 EXIT_MAIL = 5  # the report was made but could not be mailed; nothing was sent
 
@@ -38,6 +38,14 @@ class InventoryError(RetireError):
 
 class PrometheusError(RetireError):
     """The Prometheus-compatible server could not be reached or gave an unusable answer."""
+
+    exit_code = EXIT_PROMETHEUS
+
+
+class ServerError(RetireError):
+    """The model server asked which versions are loaded (TF Serving, Triton, TorchServe status
+    APIs) could not be reached or gave an unusable answer. Same exit code as Prometheus: a source
+    of evidence failed."""
 
     exit_code = EXIT_PROMETHEUS
 

@@ -145,3 +145,49 @@ def nan_values(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
         body = {"status": "success", "data": {"resultType": "vector", "result": result}}
         return 200, "application/json", json.dumps(body).encode()
     return full_answer(path, form)
+
+
+Route = tuple[int, str, bytes] | Callable[[bytes], tuple[int, str, bytes]]
+
+
+@contextmanager
+def serve_routes(
+    routes: dict[tuple[str, str], Route], log: list[tuple[str, str, dict[str, str]]] | None = None
+) -> Iterator[str]:
+    """Answer `(method, path)` with a fixed (status, content type, body), or with a function of the
+    request body; anything else gets a plain-text 404, as a proxy or another service would."""
+
+    class H(BaseHTTPRequestHandler):
+        def _answer(self, method: str) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if log is not None:
+                log.append((method, self.path, dict(self.headers)))
+            route = routes.get((method, self.path), (404, "text/plain", b"404 page not found"))
+            status, kind, payload = route(body) if callable(route) else route
+            try:
+                self.send_response(status)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -83,16 +84,21 @@ def with_recorded_history(raw_url: str, raw_tsdb: Path, fine_rules: list[Path], 
     return server.start()  # a restart loads the new blocks at once
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+def log_tail(text: str) -> str:
+    return text[-2000:]
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60.0,
+               summarize: Callable[[str], str] = log_tail) -> None:  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise LabError(f"server exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise LabError(f"server exited with {process.returncode}: {summarize(log.read_text())}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         time.sleep(0.2)
-    raise LabError(f"server not ready after {timeout:.0f}s: {log.read_text()[-2000:]}")
+    raise LabError(f"server not ready after {timeout:.0f}s: {summarize(log.read_text())}")
 
 
 class _Server:
@@ -100,6 +106,8 @@ class _Server:
 
     name = ""
     ready_path = ""
+    port_taken = "address already in use"  # what the log says when a port was taken meanwhile
+    ready_timeout = 60.0
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -113,6 +121,14 @@ class _Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def summarize(self, log: str) -> str:
+        """What of the server's log explains a failed start."""
+        return log_tail(log)
+
+    def popen_env(self) -> dict[str, str] | None:
+        """The server's environment; None: ours."""
+        return None
+
     def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.workdir / f"{self.name}.log"
@@ -120,14 +136,15 @@ class _Server:
             self.port = free_port()
             with log.open("wb") as out:
                 self.process = subprocess.Popen(
-                    self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                    env=self.popen_env(),
                 )
             try:
-                wait_ready(self.url + self.ready_path, self.process, log)
+                wait_ready(self.url + self.ready_path, self.process, log, self.ready_timeout, self.summarize)
                 return self
             except LabError:
                 self.stop()
-                if "address already in use" not in log.read_text():
+                if self.port_taken not in log.read_text():
                     raise
         raise LabError(f"could not find a free port for {self.name}")
 
@@ -148,20 +165,32 @@ class _Server:
         self.stop()
 
 
+def scrape_job(job: str, target: str, interval: str = "1s") -> str:
+    """One `scrape_configs` entry (YAML) for `Prometheus(scrape=...)`: `target` is host:port."""
+    return (
+        f"  - job_name: {job}\n    scrape_interval: {interval}\n    scrape_timeout: {interval}\n"
+        f"    static_configs:\n      - targets: ['{target}']\n"
+    )
+
+
 class Prometheus(_Server):
-    """Prometheus serving an existing (backfilled) TSDB directory, with no scrape jobs."""
+    """Prometheus serving an existing (backfilled) TSDB directory; with no `scrape` jobs (the
+    default) its only data is that history, with `scrape` (entries from `scrape_job`) it also
+    scrapes live targets, as in production."""
 
     name = "prometheus"
     ready_path = "/-/ready"
 
-    def __init__(self, tsdb: Path, workdir: Path, *flags: str) -> None:
+    def __init__(self, tsdb: Path, workdir: Path, *flags: str, scrape: str = "") -> None:
         super().__init__(workdir)
         self.tsdb = tsdb
         self.flags = flags
+        self.scrape = scrape
 
     def command(self) -> list[str]:
         config = self.workdir / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 60s\n")
+        jobs = f"scrape_configs:\n{self.scrape}" if self.scrape else ""
+        config.write_text("global:\n  scrape_interval: 60s\n" + jobs)
         return [
             require("prometheus"),
             f"--config.file={config}",
