@@ -242,8 +242,6 @@ def test_calls(tlab: TritonLab) -> None:
     assert calls[("reloaded", "2")] == busy  # the reload kept the counter
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: a counter that resets and climbs back to its value at the "
-                   "window's start (5 -> 8, reset, 0 -> 5) is not re-read sample by sample: calls 5 - 5 = 0")
 def test_calls_across_unload_and_load(tlab: TritonLab) -> None:
     """cycled/2 went 5 → 8 (3 calls), was unloaded (series gone), loaded again at 0 and called 5
     times: counted across the reset (as increase() does), 3 + 5 = 8. Still in-use today (the
