@@ -143,6 +143,13 @@ EVIDENCE_OPTIONS = [
         "--split-by-model", bool, "Run the queries once per model (done automatically when one is too big)."
     ),
     _opt(
+        "--server",
+        str,
+        "Ask the model server which versions are loaded: TF Serving REST (http://tfs:8501), Triton "
+        "HTTP (http://triton:8000) or TorchServe management (http://ts:8081), by --preset.",
+        metavar="URL",
+    ),
+    _opt(
         "--use-recording-rules",
         bool,
         "Read the series recorded by the rules of `retire rules` (same options) instead of raw ones.",
@@ -381,7 +388,25 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
         unattributed=server(settings.preset).unattributed,
         label_is_version=server(settings.preset).label_is_version,
     )
-    return _note_other_models(settings, advise(inventory, evidence, policy, generated_at=time.time()))
+    served = _served(settings, inventory)
+    return _note_other_models(settings, advise(inventory, evidence, policy, generated_at=time.time(),
+                                               served=served))  # fmt: skip
+
+
+def _served(settings: Settings, inventory: Inventory) -> dict[tuple[str, str], bool] | None:
+    """With --server: what the model server says is loaded, for the models it answered about.
+    No Prometheus credentials are sent to it: it is another server."""
+    if not settings.server:
+        return None
+    from retire import loaded
+
+    answer = loaded.ask(settings.preset, settings.server, inventory.models, timeout=settings.timeout)
+    served = {}
+    for v in inventory.versions:
+        state = answer.loaded(v.model, v.version)
+        if state is not None:
+            served[(v.model, v.version)] = state
+    return served
 
 
 @contextmanager

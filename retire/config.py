@@ -264,6 +264,7 @@ class Settings:
     insecure: bool = False
     partial_response: str | None = None
     split_by_model: bool = False
+    server: str | None = None  # the model server's status API, asked which versions are loaded
     # Recording rules (README "Recording rules"): `retire rules` prints them, reports read them.
     use_recording_rules: bool = False
     rule_interval: float = 60.0
@@ -328,6 +329,7 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "insecure": _bool,
     "partial_response": _choice("allow", "deny"),
     "split_by_model": _bool,
+    "server": _str,
     "use_recording_rules": _bool,
     "rule_interval": parse_duration,
     "rollup_interval": parse_duration,

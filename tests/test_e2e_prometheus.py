@@ -166,7 +166,7 @@ def test_table_and_markdown_and_csv_reports(lab: Lab) -> None:
     md = run_cli("report", *lab.args(sc.BASIC, "--format", "markdown")).stdout
     assert "| MODEL | VERSION | STATUS" in md
     csv_text = run_cli("report", *lab.args(sc.BASIC, "--format", "csv")).stdout
-    assert csv_text.splitlines()[0] == "model,version,path,on_disk,size_bytes,max_hourly_qps,calls,series,status,reason"
+    assert csv_text.splitlines()[0] == "model,version,path,on_disk,size_bytes,max_hourly_qps,calls,series,status,reason,loaded,loaded_from"  # issue 16 added loaded
 
 
 def test_output_file_is_written_whole(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -244,8 +244,8 @@ def test_calls(tlab: TritonLab) -> None:
 
 def test_calls_across_unload_and_load(tlab: TritonLab) -> None:
     """cycled/2 went 5 → 8 (3 calls), was unloaded (series gone), loaded again at 0 and called 5
-    times: counted across the reset (as increase() does), 3 + 5 = 8. Still in-use today (the
-    rates see the calls), but CALLS says 0 and the reason "counter flat all window"."""
+    times: counted across the reset (as increase() does), 3 + 5 = 8: resets() finds the reset
+    although the counter ends where it started."""
     _, report = tlab.report()
     assert rows(report)[("cycled", "2")]["calls"] == 8
 
@@ -351,3 +351,21 @@ def test_a_triton_that_cannot_start_says_why(tmp_path: Path) -> None:
     with pytest.raises(LabError, match=r"server exited with \d+: (?s:.*)broken"):
         triton.start()
     assert triton.process is None
+
+
+def test_loaded_column_from_the_server_and_from_the_policy(tlab: TritonLab) -> None:
+    """`--server` asks Triton which versions are loaded; without it the loaded state is inferred
+    from each config.pbtxt's version_policy. The summary splits what retiring frees."""
+    _, asked = tlab.report("--server", tlab.triton.url)
+    _, inferred = tlab.report()
+    a, i = rows(asked), rows(inferred)
+    for key, loaded in ((("detector", "1"), False), (("detector", "3"), True), (("scorer", "3"), True),
+                        (("embedder", "2"), False), (("ranker", "1"), True), (("legacy", "2"), True)):  # fmt: skip
+        assert (a[key]["loaded"], a[key]["loaded_from"]) == (loaded, "server"), key
+        assert (i[key]["loaded"], i[key]["loaded_from"]) == (loaded, "policy"), key
+    assert statuses(asked) == statuses(inferred)  # what is loaded never changes a verdict
+    summary = asked["summary"]
+    safe = [r for r in asked["rows"] if r["status"] == "safe"]  # type: ignore[attr-defined]
+    assert summary["safe_bytes_loaded"] == sum(r["size_bytes"] for r in safe if r["loaded"])  # type: ignore[index]
+    assert summary["safe_bytes_disk_only"] == sum(r["size_bytes"] for r in safe if r["loaded"] is False)  # type: ignore[index]
+    assert summary["safe_bytes_loaded"] > 0 and summary["safe_bytes_disk_only"] > 0  # type: ignore[index]

@@ -9,6 +9,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from retire.advisor import Status, fmt_calls, fmt_qps
+from retire.formats.table import loaded_cell
 from retire.formats.words import human_bytes, notes, sparkline, summary_line, window_line
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ def render(report: Report, extra_lines: list[str] | None = None) -> str:
     out += [_p(n, "color:#555") for n in notes(report)]
     out += [_p(line, "color:#333;white-space:pre") for line in extra_lines or []]
     out.append('<table style="border-collapse:collapse;margin:12px 0">')
-    heads = ["Model", "Version", "Status", "Traffic", "Busiest QPS", "Calls", "Size", "Reason"]
+    with_loaded = any(r.loaded_from for r in report.rows())  # shown only when someone said
+    heads = ["Model", "Version", "Status", *(["Loaded"] if with_loaded else []), "Traffic", "Busiest QPS",
+             "Calls", "Size", "Reason"]  # fmt: skip
     out.append(
         "<tr>"
         + "".join(f'<th style="{CELL};text-align:left;background:#fafafa">{x}</th>' for x in heads)
@@ -53,6 +56,7 @@ def render(report: Report, extra_lines: list[str] | None = None) -> str:
             escape(r.model),
             escape(r.version),
             status,
+            *([escape(loaded_cell(r))] if with_loaded else []),
             # white-space:pre keeps the blanks of hours without data, so the bars stay in time order
             f'<span style="{SPARK}">{escape(sparkline(r.hourly))}</span>',
             "" if r.max_hourly_qps is None else escape(fmt_qps(r.max_hourly_qps)),
@@ -60,7 +64,7 @@ def render(report: Report, extra_lines: list[str] | None = None) -> str:
             escape(human_bytes(r.size_bytes)),
             escape(r.reason),
         ]
-        styles = [CELL + (";white-space:nowrap" if i < 7 else "") for i in range(len(cells))]
+        styles = [CELL + (";white-space:nowrap" if i < len(cells) - 1 else "") for i in range(len(cells))]
         out.append(
             "<tr>"
             + "".join(f'<td style="{st}">{c}</td>' for st, c in zip(styles, cells, strict=True))

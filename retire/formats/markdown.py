@@ -27,7 +27,8 @@ def render(report: Report, extra: list[str] | None = None) -> str:
         "|" + "|".join("---:" if c in ("BUSIEST QPS", "CALLS", "SIZE") else "---" for c in names) + "|"
     )
     for r in report.rows():
-        lines.append("| " + " | ".join(_escape(c) for c in cells(r, "TRAFFIC" in names)) + " |")
+        row = cells(r, "TRAFFIC" in names, "LOADED" in names)
+        lines.append("| " + " | ".join(_escape(c) for c in row) + " |")
     lines += [
         "",
         "PromQL (busiest hour):",

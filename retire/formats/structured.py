@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 
 REPORT_COLUMNS = (
     "model", "version", "path", "on_disk", "size_bytes", "max_hourly_qps", "calls", "series",
-    "status", "reason",
+    "status", "reason", "loaded", "loaded_from",
 )  # fmt: skip
 # JSON rows also carry hourly_qps (a list per step) when the sparkline query was run.
-SAFE_COLUMNS = ("model", "version", "path", "size_bytes", "max_hourly_qps", "calls", "reason")
+SAFE_COLUMNS = ("model", "version", "path", "size_bytes", "max_hourly_qps", "calls", "reason", "loaded")
 
 
 def _json_number(x: float | None) -> float | str | None:
@@ -93,6 +93,7 @@ def _records(report: Report) -> list[dict[str, Any]]:
     columns["on_disk"] = [bool(x) for x in columns["on_disk"]]
     columns["size_bytes"] = [None if x is None else int(x) for x in columns["size_bytes"]]
     columns["series"] = [int(x) for x in columns["series"]]
+    columns["loaded"] = [None if x is None else bool(x) for x in columns["loaded"]]
     rows = [dict(zip(REPORT_COLUMNS, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     hourly = t["hourly"].tolist()
     for row, points in zip(rows, hourly, strict=True):
@@ -109,6 +110,11 @@ def report_json(report: Report, history: History | None = None) -> str:
             "counts": s.counts,
             "safe_bytes": s.safe_bytes,
             "safe_bytes_by_model": s.safe_bytes_by_model,
+            # What retiring the safe versions frees: loaded ones free memory (size on disk as the
+            # estimate), the others disk only; unknown where nobody said what is loaded.
+            "safe_bytes_loaded": s.safe_bytes_loaded,
+            "safe_bytes_disk_only": s.safe_bytes_disk_only,
+            "safe_bytes_loaded_unknown": s.safe_bytes_loaded_unknown,
             "unknown_causes": list(s.unknown_causes),
         },
         "rows": _records(report),

@@ -20,7 +20,7 @@ from retire.formats.words import human_bytes, notes, sparkline, summary_line, wi
 if TYPE_CHECKING:
     from retire.advisor import Report, Row
 
-COLUMNS = ("MODEL", "VERSION", "STATUS", "TRAFFIC", "BUSIEST QPS", "CALLS", "SIZE", "REASON")
+COLUMNS = ("MODEL", "VERSION", "STATUS", "LOADED", "TRAFFIC", "BUSIEST QPS", "CALLS", "SIZE", "REASON")
 NUMERIC = ("BUSIEST QPS", "CALLS", "SIZE")
 STYLES = {
     Status.SAFE: "bold green",
@@ -40,17 +40,32 @@ TRAFFIC_MIN = 8
 
 
 def columns(report: Report) -> tuple[str, ...]:
-    """The TRAFFIC sparkline column only when the hourly series were fetched."""
-    has_hourly = any(r.hourly is not None for r in report.rows())
-    return COLUMNS if has_hourly else tuple(c for c in COLUMNS if c != "TRAFFIC")
+    """The TRAFFIC sparkline column only when the hourly series were fetched; LOADED only when
+    some version's loaded state is known (asked of the server, or from its version policy)."""
+    rows = list(report.rows())
+    drop = set()
+    if not any(r.hourly is not None for r in rows):
+        drop.add("TRAFFIC")
+    if not any(r.loaded_from for r in rows):
+        drop.add("LOADED")
+    return tuple(c for c in COLUMNS if c not in drop)
 
 
-def cells(r: Row, with_traffic: bool = True) -> tuple[str, ...]:
+def loaded_cell(r: Row) -> str:
+    """`yes`/`no` as the server said; `yes*`/`no*` inferred from the version policy; blank unknown."""
+    if r.loaded is None:
+        return ""
+    return ("yes" if r.loaded else "no") + ("*" if r.loaded_from == "policy" else "")
+
+
+def cells(r: Row, with_traffic: bool = True, with_loaded: bool = False) -> tuple[str, ...]:
     traffic = (sparkline(r.hourly),) if with_traffic else ()
+    loaded = (loaded_cell(r),) if with_loaded else ()
     return (
         r.model,
         r.version,
         r.status.value,
+        *loaded,
         *traffic,
         "" if r.max_hourly_qps is None else fmt_qps(r.max_hourly_qps),
         "" if r.calls is None else fmt_calls(r.calls),
@@ -76,7 +91,7 @@ def render(
 
 def _plain(report: Report, extra: list[str]) -> str:
     names = columns(report)
-    rows = [cells(r, "TRAFFIC" in names) for r in report.rows()]
+    rows = [cells(r, "TRAFFIC" in names, "LOADED" in names) for r in report.rows()]
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(names[:-1])]
     lines = [f"retire report: {window_line(report)}"]
     lines += [f"  {n}" for n in notes(report)]
@@ -206,7 +221,8 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
 
     names = columns(report)
     report_rows = list(report.rows())
-    rows = [dict(zip(names, cells(r, "TRAFFIC" in names), strict=True)) for r in report_rows]
+    with_traffic, with_loaded = "TRAFFIC" in names, "LOADED" in names
+    rows = [dict(zip(names, cells(r, with_traffic, with_loaded), strict=True)) for r in report_rows]
     natural = {n: max([cell_len(n), *(cell_len(row[n]) for row in rows)]) for n in names}
     if "TRAFFIC" in natural:
         natural["TRAFFIC"] = max([0, *(len(r.hourly or ()) for r in report_rows)]) or natural["TRAFFIC"]

@@ -55,7 +55,7 @@ def window_line(report: Report) -> str:
 def summary_line(report: Report) -> str:
     """One line for humans and cron mail: what to do, and why some rows could not be decided."""
     s = report.summary
-    parts = [f"{s.safe} safe to offload ({human_bytes(s.safe_bytes)})"]
+    parts = [f"{s.safe} safe to offload ({human_bytes(s.safe_bytes)}{_freed_split(report)})"]
     for status in (Status.IN_USE, Status.PROTECTED, Status.UNKNOWN, Status.NOT_ON_DISK):
         if s.counts.get(status.value):
             parts.append(f"{s.counts[status.value]} {status.value}")
@@ -64,6 +64,19 @@ def summary_line(report: Report) -> str:
         why = "; ".join(s.unknown_causes) or "see the reasons of the unknown rows"
         line += f" — unknown because: {why}"
     return line
+
+
+def _freed_split(report: Report) -> str:
+    """What the bytes free, where anyone said what is loaded: memory (loaded versions, their size
+    on disk as the estimate) and disk only."""
+    s = report.summary
+    if not (s.safe_bytes_loaded or s.safe_bytes_disk_only):
+        return ""
+    parts = [f"{human_bytes(s.safe_bytes_loaded)} loaded (memory, estimated by size)",
+             f"{human_bytes(s.safe_bytes_disk_only)} disk only"]  # fmt: skip
+    if s.safe_bytes_loaded_unknown:
+        parts.append(f"{human_bytes(s.safe_bytes_loaded_unknown)} not known")
+    return ": " + ", ".join(parts)
 
 
 def notes(report: Report) -> list[str]:
