@@ -87,6 +87,8 @@ class Summary:
     safe_bytes_loaded: int = 0
     safe_bytes_disk_only: int = 0
     safe_bytes_loaded_unknown: int = 0
+    # Per model under a server's latest N: what frees its idle loaded versions' memory.
+    advice: tuple[str, ...] = ()
 
     @property
     def unknown(self) -> int:
@@ -578,14 +580,16 @@ def _loaded(
 
 
 def _latest_advice(f: pd.DataFrame, on_disk: Any, rank: Any, status: Any, kept: Any,
-                   inventory: Inventory) -> dict[int, str]:  # fmt: skip
+                   inventory: Inventory) -> tuple[dict[int, str], list[str]]:  # fmt: skip
     """Under a server's `latest N` policy the newest N versions are loaded, so they are protected;
     moving an idle one only makes the server load the next older one. What frees its memory is
     lowering N to K, the fewest newest versions that still keep every version that must stay."""
     import numpy as np
 
     advice: dict[int, str] = {}
+    per_model: list[str] = []
     models = f["model"].to_numpy()
+    sizes = f["size_bytes"].to_numpy(dtype=float, na_value=0.0)
     for model, (rule, where) in inventory.policies.items():
         if rule.kind != "latest" or rule.num_versions <= 1:
             continue
@@ -594,13 +598,27 @@ def _latest_advice(f: pd.DataFrame, on_disk: Any, rank: Any, status: Any, kept: 
         k = max([*must_stay, 1])
         if k >= rule.num_versions:
             continue
-        for i in mine:
-            if rank[i] > k and status[i] == Status.PROTECTED.value and not kept[i]:
-                advice[int(i)] = (
-                    f"idle and loaded: to free its memory lower num_versions to {k} in {where} (moving it "
-                    "alone makes the server load the next older version)"
-                )
-    return advice
+        freed = [int(i) for i in mine if rank[i] > k and status[i] == Status.PROTECTED.value and not kept[i]]
+        for i in freed:
+            advice[i] = (
+                f"idle and loaded: to free its memory lower num_versions to {k} in {where} (moving it "
+                "alone makes the server load the next older version)"
+            )
+        if freed:
+            versions = ", ".join(str(f["version"].iloc[i]) for i in sorted(freed, key=lambda i: rank[i]))
+            per_model.append(
+                f"{model}: lower num_versions from {rule.num_versions} to {k} in {where} to unload its idle "
+                f"version(s) {versions} (about {_human(sum(sizes[i] for i in freed))} of memory)"
+            )
+    return advice, per_model
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def _coverage_sentence(evidence: Evidence) -> str:
@@ -725,7 +743,8 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         default=Status.SAFE.value,
     )
 
-    to_free = _latest_advice(f, on_disk, rank, status, positive | doubtful | pinned | young, inventory)
+    must_stay = positive | doubtful | pinned | young
+    to_free, advice = _latest_advice(f, on_disk, rank, status, must_stay, inventory)
     # Reasons, in words a user can check against Prometheus. Plain lists and memoized wording:
     # rows repeat the same few evidence patterns, and this loop runs once per version.
     cause_text = "; ".join(causes)
@@ -852,6 +871,7 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         safe_bytes_loaded=sum(b for b, x in zip(sizes, safe_loaded, strict=True) if x is True),
         safe_bytes_disk_only=sum(b for b, x in zip(sizes, safe_loaded, strict=True) if x is False),
         safe_bytes_loaded_unknown=sum(b for b, x in zip(sizes, safe_loaded, strict=True) if x is None),
+        advice=tuple(advice),
         unknown_causes=(*causes, *_row_causes(status, bad_value, resets, vague, f["model"], reappeared),
                         *scope.summary(status == Status.UNKNOWN.value))
         if counts["unknown"]

@@ -716,12 +716,16 @@ def _say(text: str) -> None:
     typer.echo(f"retire: {text}", err=True)
 
 
-def _plan_text(plan: Any, model_config: bool) -> str:
-    """The plan for people. The model config note only where there is a model config file."""
+def _plan_text(plan: Any, model_config: bool, advice: tuple[str, ...] = ()) -> str:
+    """The plan for people. The model config note only where there is a model config file; the
+    server-config changes that would free loaded idle versions (retire never edits a config)."""
     from retire.formats.words import human_bytes
 
+    tail = ["to free memory, change the server config (retire does not edit it):"]
+    tail += [f"  {a}" for a in advice]
     if not plan.moves:
-        return "plan: nothing to move (no version is safe to offload)\n"
+        lines = ["plan: nothing to move (no version is safe to offload)", *(tail if advice else [])]
+        return "\n".join(lines) + "\n"
     lines = [f"plan: move {len(plan.moves)} version(s) to {plan.archive}"]
     lines += [f"  mv {m.src} -> {m.dst}  ({human_bytes(m.size_bytes)})" for m in plan.moves]
     if model_config:
@@ -729,6 +733,8 @@ def _plan_text(plan: Any, model_config: bool) -> str:
             "config: no change (a version listed under a `specific` policy or a version label is "
             "protected, so it is never moved)"
         )
+    if advice:
+        lines += tail
     return "\n".join(lines) + "\n"
 
 
@@ -765,7 +771,9 @@ def plan_command(
         report = _build_report(settings)
         check_archive(archive_dir, report.header.model_roots)
         plan = make_plan(report, archive_dir, _only(only))
-        text = plan.to_json() if format == "json" else _plan_text(plan, settings.model_config is not None)
+        advice = report.summary.advice
+        has_config = settings.model_config is not None
+        text = plan.to_json() if format == "json" else _plan_text(plan, has_config, advice)
         _emit(text, settings.output)
 
 
@@ -821,7 +829,7 @@ def offload(
             ops.checked_moves(plan, report, archive_dir, str(plan_file), _say)  # a plan is untrusted
         else:
             plan = ops.make_plan(report, archive_dir, _only(only))
-        typer.echo(_plan_text(plan, settings.model_config is not None), nl=False)
+        typer.echo(_plan_text(plan, settings.model_config is not None, report.summary.advice), nl=False)
         if not plan.moves:
             return
         if not apply:

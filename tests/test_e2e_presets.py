@@ -67,3 +67,26 @@ def test_torchserve_model_store(lab: Lab) -> None:
                        ("resnet", "1.0"), ("resnet", "2.0"), ("resnet", "default")]  # fmt: skip
     assert any("resnet may have had calls labelled with no version" in c for c in doc["summary"]["unknown_causes"])
     assert code == 4
+
+
+def test_latest_n_advice_in_the_report_and_the_plan(lab: Lab, tmp_path: Path) -> None:
+    """cfg_b is served with latest 3 and idle: its newest 3 are loaded and protected, so moving
+    one only loads an older one; the report and the plan say what frees them (num_versions 1)."""
+    root = lab.models(sc.CONFIG)
+    config = root / "models.config"
+    config.write_text(sc.CONFIG_FILE)
+    args = lab.args(sc.CONFIG)
+    i = args.index("--model-dir")
+    del args[i : i + 2]
+    _, doc = _json(lab, *args, "--model-config", str(config))
+    r = rows(doc)
+    assert r[("cfg_b", "2")]["loaded"] is True and r[("cfg_b", "2")]["loaded_from"] == "policy"
+    assert r[("cfg_b", "1")]["loaded"] is False  # beyond latest 3: disk only
+    assert "lower num_versions to 1 in models.config" in r[("cfg_b", "3")]["reason"]
+    assert "lower num_versions" not in r[("cfg_b", "4")]["reason"]  # the newest stays loaded
+    assert doc["summary"]["advice"] == [
+        "cfg_b: lower num_versions from 3 to 1 in models.config to unload its idle version(s) 3, 2 (about 2.0 KiB of memory)"
+    ]
+    plan = run_cli("plan", *args, "--model-config", str(config), "--archive-dir", str(tmp_path / "archive"))
+    assert "to free memory, change the server config" in plan.stdout, plan.stderr
+    assert "cfg_b: lower num_versions from 3 to 1" in plan.stdout

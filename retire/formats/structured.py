@@ -115,6 +115,7 @@ def report_json(report: Report, history: History | None = None) -> str:
             "safe_bytes_loaded": s.safe_bytes_loaded,
             "safe_bytes_disk_only": s.safe_bytes_disk_only,
             "safe_bytes_loaded_unknown": s.safe_bytes_loaded_unknown,
+            "advice": list(s.advice),
             "unknown_causes": list(s.unknown_causes),
         },
         "rows": _records(report),

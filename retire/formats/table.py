@@ -109,9 +109,8 @@ def _plain(report: Report, extra: list[str]) -> str:
 
 def _freed_lines(report: Report) -> list[str]:
     by_model = report.summary.safe_bytes_by_model
-    if not by_model:
-        return []
-    return [f"frees {human_bytes(b)} in {m}" for m, b in sorted(by_model.items())]
+    lines = [f"frees {human_bytes(b)} in {m}" for m, b in sorted(by_model.items())]
+    return lines + [f"to free memory: {a}" for a in report.summary.advice]
 
 
 @dataclass(frozen=True)
