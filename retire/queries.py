@@ -316,6 +316,7 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
         "step": promql_duration(params.step),
         "resolution": promql_duration(params.resolution),
         "coverage": params.coverage.render() if params.coverage else "",
+        "step_seconds": f"{params.step:g}",
         **extra,
     }
     if params.rules is not None:
@@ -345,7 +346,7 @@ PURPOSES = {
     "series_resets": "per series: counter resets in the window (re-read and counted across them)",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
-    "hourly_qps": "rate per step over the window, for sparklines (no verdict uses it)",
+    "hourly_qps": "traffic per step over the window, for sparklines: any call shows (no verdict uses it)",
     "recorded_window": "every aspect per version over the window, from the rollups",
     "recorded_recent": "every aspect per version since the last rollup, from the fine series",
     "recorded_present": "recorded heartbeat per interval (holes in the data, fine rules not running)",

@@ -193,3 +193,15 @@ def test_coverage_that_misses_the_metrics_targets_is_unknown(lab: Lab) -> None:
     assert code == 4
     assert statuses(doc)[("m", "8")] == "unknown"
     assert 'does not cover 1 target(s) that export the metric (instance="tfs-1")' in rows(doc)[("m", "8")]["reason"]
+
+
+def test_any_call_shows_in_the_sparkline(lab: Lab) -> None:
+    """m/1 was called once (a series born in the window, which no rate sees) and w/1 once between
+    two hourly rate windows: each sparkline shows a mark, never only `▁` (issue #16)."""
+    from retire.formats.words import BLOCKS
+
+    for scenario, key in ((sc.PITFALLS, "| m | 1 |"), (sc.BETWEEN, "| w | 1 |")):
+        md = run_cli("report", *lab.args(scenario, "--format", "markdown")).stdout
+        line = next(x for x in md.splitlines() if x.startswith(key))
+        traffic = line.split("|")[5 if "LOADED" in md else 4]
+        assert any(c in BLOCKS for c in traffic), line
