@@ -95,6 +95,10 @@ def _records(report: Report) -> list[dict[str, Any]]:
     columns["series"] = [int(x) for x in columns["series"]]
     columns["loaded"] = [None if x is None else bool(x) for x in columns["loaded"]]
     rows = [dict(zip(REPORT_COLUMNS, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    # `max_qps`: the busiest step's rate, whatever --step is. `max_hourly_qps` (the same value) is
+    # kept for scripts written when the step was always an hour.
+    for row in rows:
+        row["max_qps"] = row["max_hourly_qps"]
     hourly = t["hourly"].tolist()
     for row, points in zip(rows, hourly, strict=True):
         if points is not None:
