@@ -205,3 +205,12 @@ def test_any_call_shows_in_the_sparkline(lab: Lab) -> None:
         line = next(x for x in md.splitlines() if x.startswith(key))
         traffic = line.split("|")[5 if "LOADED" in md else 4]
         assert any(c in BLOCKS for c in traffic), line
+
+
+def test_json_names_the_busiest_rate_for_any_step(lab: Lab) -> None:
+    """`max_qps` is the busiest step's rate whatever --step is; `max_hourly_qps` stays, the same
+    value, for scripts written when the step was always an hour (issue #16)."""
+    _, doc = report(lab, sc.BASIC, "--step", "30m")
+    busy = rows(doc)[("alpha", "1")]
+    assert busy["max_qps"] == busy["max_hourly_qps"] == pytest.approx(1.0, rel=0.05)
+    assert "busiest 30m" in busy["reason"]

@@ -98,12 +98,3 @@ def test_since_last_times_are_rfc3339(lab: Lab, tmp_path: object) -> None:
     assert RFC3339.match(doc["since_last"]["previous_evaluated_at"])
     assert isinstance(_strict(last.read_text()), dict)
 
-
-def test_json_rows_name_the_busiest_rate_for_any_step() -> None:
-    """`max_qps` is the busiest step's rate whatever --step is; `max_hourly_qps` stays, the same
-    value, for scripts written when the step was always an hour (issue #16)."""
-    import inspect
-
-    from retire.formats import structured
-
-    assert "row[\"max_qps\"] = row[\"max_hourly_qps\"]" in inspect.getsource(structured._records)
