@@ -11,11 +11,15 @@ Queries go as POST form data: the evidence queries are long and a GET URL can hi
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from retire import redact
 from retire.errors import ConfigError, PrometheusError
+from retire.escape import printable
 
 if TYPE_CHECKING:
     import httpx
@@ -46,27 +50,40 @@ class Connection:
     partial_response: str | None = None  # "allow"/"deny": Thanos' partial_response parameter
 
     @property
-    def secrets(self) -> tuple[str, ...]:
-        """Every secret value, so messages can be scrubbed of them."""
-        out = [v for _, v in self.headers]
-        if self.bearer_token:
-            out.append(self.bearer_token)
-        if self.basic_auth:
-            out.append(self.basic_auth[1])
-        return tuple(v for v in out if len(v) >= 4)
+    def has_credentials(self) -> bool:
+        """Anything that must not reach another server: a token, a password or any header."""
+        return bool(self.headers or self.bearer_token or self.basic_auth)
+
+
+# RFC 6750's b64token: what a bearer token may hold. Anything else (an inner newline, a NUL, a
+# non-ASCII byte) would be refused by the HTTP library with the whole header in its message.
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def _read_secret(path: object, what: str) -> str:
+    """A secret file's text without its final newline; errors never show its content."""
     from pathlib import Path
 
     try:
-        return Path(str(path)).read_text(encoding="utf-8").strip()
+        data = Path(str(path)).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+    except ValueError:  # a NUL byte in the path
+        raise ConfigError(f"cannot read {what}: the path holds a NUL byte") from None
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text; write the secret as text") from None
+    redact.register(text)
+    return text
 
 
 def connection_from(settings: Settings) -> Connection:
-    """Read credentials now (a mounted Kubernetes token rotates: it is re-read on every run)."""
+    """Read credentials now (a mounted Kubernetes token rotates: it is re-read on every run).
+
+    Header values and the tenant were checked (and registered as secrets) by config; the secret
+    files are checked here, and every message about them names the file, never the content.
+    """
     headers = []
     for text in settings.header:
         name, _, value = text.partition(":")
@@ -76,6 +93,11 @@ def connection_from(settings: Settings) -> Connection:
     token = None
     if settings.bearer_token_file:
         token = _read_secret(settings.bearer_token_file, "--bearer-token-file")
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise ConfigError(
+                f"--bearer-token-file {settings.bearer_token_file} does not hold one token (letters, "
+                "digits and -._~+/= only, on one line); check the file's content (not shown)"
+            )
     basic = None
     if settings.basic_auth_user is not None:
         password = settings.basic_auth_password
@@ -86,6 +108,7 @@ def connection_from(settings: Settings) -> Connection:
                 "--basic-auth-user needs a password: set RETIRE_BASIC_AUTH_PASSWORD or "
                 "--basic-auth-password-file (never on the command line)"
             )
+        redact.register_basic(settings.basic_auth_user, password)
         basic = (settings.basic_auth_user, password)
     for flag, path in (("--ca-file", settings.ca_file), ("--client-cert", settings.client_cert),
                        ("--client-key", settings.client_key)):  # fmt: skip
@@ -98,6 +121,12 @@ def connection_from(settings: Settings) -> Connection:
     if settings.client_cert and settings.client_key:
         cert = (str(settings.client_cert), str(settings.client_key))
     return Connection(tuple(headers), token, basic, verify, cert, settings.partial_response)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 def redact_url(url: str) -> str:
@@ -140,50 +169,155 @@ class QueryResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+# How Go's strconv.FormatFloat spells a sample value, and the special values Prometheus sends.
+_SAMPLE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?Inf|NaN")
+
+
 def parse_value(text: object) -> float:
-    """Prometheus sends values as strings; Go spells infinities `+Inf`/`-Inf`."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
+    """Prometheus sends values as strings; Go spells infinities `+Inf`/`-Inf`. Anything else (a
+    JSON number, `null`, `"1_000"`, a decimal too large to be a float) is a malformed answer."""
     if not isinstance(text, str):
-        raise ValueError(f"sample value {text!r} is not a string")
-    return float(text)  # float() accepts "NaN", "+Inf", "-Inf" already
+        raise ValueError(f"a sample value is {_kind(text)}, not a string")
+    if not _SAMPLE.fullmatch(text):
+        raise ValueError(f"sample value {printable(text[:40])!r} is not a number")
+    value = float(text)
+    if math.isinf(value) and "Inf" not in text:
+        raise ValueError(f"sample value {text[:40]!r} is out of range")
+    return value
 
 
-def parse_response(payload: object, where: str) -> QueryResult:
-    """Turn a decoded `/api/v1/query(_range)` body into a QueryResult, or raise PrometheusError."""
+def _kind(value: object) -> str:
+    """A JSON value's type in words, for messages that must not repeat the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _timestamp(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"a timestamp is {_kind(value)}, not a number")
+    t = float(value)
+    if not math.isfinite(t):
+        raise ValueError("a timestamp is not a finite number")
+    return t
+
+
+def _labels(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError(f"a series' labels are {_kind(value)}, not an object")
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise ValueError(f"label {printable(str(k)[:60])!r} is {_kind(v)}, not a string")
+    return dict(value)
+
+
+def _sample(value: object) -> tuple[float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"a sample is {_kind(value)}, not [time, \"value\"]")
+    return _timestamp(value[0]), parse_value(value[1])
+
+
+def _strings(value: object, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what!r} is {_kind(value)}, not a list of strings")
+    return tuple(redact.scrub(v) for v in value)
+
+
+def parse_response(payload: object, where: str, expect: tuple[str, ...] | None = None) -> QueryResult:
+    """Turn a decoded `/api/v1/query(_range)` body into a QueryResult, or raise PrometheusError.
+
+    `expect`: the result types the query can give (an instant query a vector or a scalar, a range
+    query a matrix). Every other shape is refused, never guessed at: a matrix read as a vector
+    would lose series and make evidence look empty.
+    """
     if not isinstance(payload, dict) or "status" not in payload:
         raise PrometheusError(f"{where} answered JSON without a 'status' field; is this a Prometheus API?")
     if payload["status"] != "success":
-        kind = payload.get("errorType", "error")
-        raise PrometheusError(f"{where} rejected the query: {kind}: {payload.get('error', '?')}")
+        kind, text = payload.get("errorType", "error"), payload.get("error", "?")
+        raise PrometheusError(f"{where} rejected the query: {_text(kind)}: {_text(text)}")
     data = payload.get("data")
     try:
-        result_type = data["resultType"]  # type: ignore[index]
-        raw = data["result"]  # type: ignore[index]
+        if not isinstance(data, dict):
+            raise ValueError(f"'data' is {_kind(data)}, not an object")
+        result_type, raw = data.get("resultType"), data.get("result")
+        if not isinstance(result_type, str) or "result" not in data:
+            raise ValueError("'data' lacks 'resultType' or 'result'")
+        if expect is not None and result_type not in expect:
+            raise PrometheusError(
+                f"{where} answered a {printable(result_type[:20])!r} result where the query asks for "
+                f"{' or '.join(repr(e) for e in expect)}; is the URL a Prometheus-compatible API?"
+            )
         series: list[Series] = []
-        if result_type == "vector":
+        if result_type in ("vector", "matrix"):
+            if not isinstance(raw, list):
+                raise ValueError(f"'result' is {_kind(raw)}, not a list")
             for item in raw:
-                series.append(Series(dict(item["metric"]), value=parse_value(item["value"][1])))
-        elif result_type == "matrix":
-            for item in raw:
-                points = tuple((float(t), parse_value(v)) for t, v in item["values"])
-                series.append(Series(dict(item["metric"]), points=points))
+                if not isinstance(item, dict):
+                    raise ValueError(f"a series is {_kind(item)}, not an object")
+                labels = _labels(item.get("metric"))
+                if result_type == "vector":
+                    series.append(Series(labels, value=_sample(item.get("value"))[1]))
+                else:
+                    values = item.get("values")
+                    if not isinstance(values, list):
+                        raise ValueError(f"a series' values are {_kind(values)}, not a list")
+                    series.append(Series(labels, points=tuple(_sample(v) for v in values)))
         elif result_type == "scalar":
-            series.append(Series({}, value=parse_value(raw[1])))
+            series.append(Series({}, value=_sample(raw)[1]))
         else:
-            raise ValueError(f"result type {result_type!r}")
-    except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"result type {printable(result_type[:20])!r}")
+        warnings = _strings(payload.get("warnings"), "warnings")
+        infos = _strings(payload.get("infos"), "infos")
+        partial = payload.get("isPartial", False)
+        if not isinstance(partial, bool):
+            raise ValueError(f"'isPartial' is {_kind(partial)}, not a boolean")
+        stats = data.get("stats") or {}
+        if not isinstance(stats, dict):
+            raise ValueError(f"'stats' is {_kind(stats)}, not an object")
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
         raise PrometheusError(
             f"{where} sent a malformed result ({e}); check the URL points at a Prometheus-compatible API"
-        ) from e
-    return QueryResult(
-        result_type=result_type,
-        series=tuple(series),
-        warnings=tuple(str(w) for w in payload.get("warnings") or ()),
-        infos=tuple(str(i) for i in payload.get("infos") or ()),
-        partial=bool(payload.get("isPartial", False)),
-        stats=dict((data or {}).get("stats") or {}),
-    )
+        ) from None
+    return QueryResult(result_type, tuple(series), warnings, infos, partial, dict(stats))
+
+
+def _text(value: object) -> str:
+    """Server text for a one-line message: control characters escaped, secrets scrubbed."""
+    return printable(redact.scrub(str(value)))[:500]
+
+
+def parse_label_values(payload: object, where: str) -> list[str]:
+    """The `/api/v1/label/<name>/values` answer: a list of strings, nothing else."""
+    if not isinstance(payload, dict) or payload.get("status") != "success":
+        parse_response(payload, where)  # raises the API's error
+        raise AssertionError  # parse_response raised
+    data = payload.get("data")
+    if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
+        raise PrometheusError(
+            f"{where} sent malformed label values ({_kind(data)}, not a list of strings); check the URL "
+            "points at a Prometheus-compatible API"
+        )
+    return list(data)
+
+
+class _OffOrigin(Exception):
+    """Raised from the request hook: a redirect to another origin while credentials are set."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
 
 
 class PrometheusClient:
@@ -194,11 +328,9 @@ class PrometheusClient:
     ) -> None:
         import httpx
 
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PrometheusError(
-                f"--prometheus: {redact_url(base_url)!r} is not an http(s) URL such as http://prom:9090"
-            )
+        from retire.config import check_url
+
+        check_url(base_url, "--prometheus")
         self.base_url = base_url.rstrip("/")
         self.display_url = redact_url(self.base_url)
         self.timeout = timeout
@@ -208,12 +340,22 @@ class PrometheusClient:
         headers = dict(c.headers)
         if c.bearer_token:
             headers["Authorization"] = f"Bearer {c.bearer_token}"
+        origin = _origin(self.base_url)
+
+        def same_origin_only(request: httpx.Request) -> None:
+            # Called for every request, redirects included. httpx drops only Authorization on a
+            # cross-origin redirect; --header values and the tenant would still go. Refuse instead:
+            # the user named one server, and only that one gets the credentials.
+            if c.has_credentials and _origin(str(request.url)) != origin:
+                raise _OffOrigin(str(request.url))
+
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout),
             follow_redirects=True,
             headers=headers,
             auth=httpx.BasicAuth(*c.basic_auth) if c.basic_auth else None,
             verify=_ssl_context(c),
+            event_hooks={"request": [same_origin_only]},
         )
 
     def __enter__(self) -> PrometheusClient:
@@ -227,7 +369,8 @@ class PrometheusClient:
 
     def query(self, promql: str, at: float) -> QueryResult:
         """An instant query evaluated at Unix time `at`."""
-        result: QueryResult = self._send("/api/v1/query", {"query": promql, "time": _fmt_time(at)})
+        form = {"query": promql, "time": _fmt_time(at)}
+        result: QueryResult = self._send("/api/v1/query", form, expect=("vector", "scalar"))
         return result
 
     def samples(self, selector: str, window: float, at: float) -> QueryResult:
@@ -245,15 +388,14 @@ class PrometheusClient:
 
     def query_range(self, promql: str, start: float, end: float, step: float) -> QueryResult:
         form = {"query": promql, "start": _fmt_time(start), "end": _fmt_time(end), "step": f"{step:g}"}
-        result: QueryResult = self._send("/api/v1/query_range", form)
+        result: QueryResult = self._send("/api/v1/query_range", form, expect=("matrix",))
         return result
 
     def label_values(self, label: str, match: str, start: float, end: float) -> list[str]:
         """Values of one label among the series matching a selector in [start, end] (index only: cheap)."""
         form = {"match[]": match, "start": _fmt_time(start), "end": _fmt_time(end)}
         result = self._send(f"/api/v1/label/{label}/values", form, method="GET", raw=True)
-        assert isinstance(result, list)
-        return [str(v) for v in result]
+        return parse_label_values({"status": "success", "data": result}, f"Prometheus at {self.display_url}")
 
     def series(self, match: str, start: float, end: float) -> IndexAnswer:
         """Label sets of the series matching a selector in [start, end] (index only: no samples
@@ -278,7 +420,7 @@ class PrometheusClient:
         )
 
     def _send(self, path: str, form: dict[str, str], method: str = "POST", raw: bool = False,
-              whole: bool = False) -> Any:  # fmt: skip
+              whole: bool = False, expect: tuple[str, ...] | None = None) -> Any:  # fmt: skip
         import httpx
 
         where = f"Prometheus at {self.display_url}"
@@ -297,6 +439,13 @@ class PrometheusClient:
                 response = self._http.post(self.base_url + path, data=form)
             else:
                 response = self._http.get(self.base_url + path, params=form)
+        except _OffOrigin as e:
+            scheme, host, port = _origin(e.url)
+            raise PrometheusError(
+                f"{where} redirected to another server ({scheme}://{printable(host)}:{port}); retire "
+                "sends credentials and --header values only to --prometheus: if you trust that server, "
+                "pass its URL as --prometheus"
+            ) from None
         except httpx.TimeoutException:
             raise PrometheusError(
                 f"{where} did not answer within {self.timeout:g}s; raise --timeout, shorten "
@@ -318,19 +467,23 @@ class PrometheusClient:
                 f"cannot reach {where}: {reason}; check --prometheus (or RETIRE_PROMETHEUS_URL) "
                 "and that the server is up"
             ) from None
+        except (ValueError, UnicodeError) as e:  # a request httpx cannot even form
+            raise ConfigError(
+                f"cannot send a request to {where}: {self._scrub(str(e))}; check --prometheus and --header"
+            ) from None
         try:
-            return self._decode(response, where, raw, whole)
+            return self._decode(response, where, raw, whole, expect)
         except PrometheusError as e:
             e.message = self._scrub(e.message)
             raise
 
-    def _scrub(self, text: str) -> str:
-        for secret in self.connection.secrets:
-            text = text.replace(secret, "***")
-        return text
+    @staticmethod
+    def _scrub(text: str) -> str:
+        return printable(redact.scrub(text))
 
     @staticmethod
-    def _decode(response: httpx.Response, where: str, raw: bool = False, whole: bool = False) -> Any:
+    def _decode(response: httpx.Response, where: str, raw: bool = False, whole: bool = False,
+                expect: tuple[str, ...] | None = None) -> Any:  # fmt: skip
         if response.status_code in (401, 403):
             raise PrometheusError(
                 f"{where} refused the credentials (HTTP {response.status_code}); check "
@@ -339,7 +492,7 @@ class PrometheusClient:
         try:
             payload = json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            kind = _text(response.headers.get("content-type", "no content type").split(";")[0])[:60]
             hint = (
                 "; is the URL the server root (e.g. http://prom:9090, or http://host/prometheus "
                 "behind a path prefix)?"
@@ -352,20 +505,21 @@ class PrometheusClient:
         if status >= 400 and not api_error:
             too_big = status in (422, 503, 504)
             raise (QueryTooBig if too_big else PrometheusError)(
-                f"{where} answered HTTP {status} {response.reason_phrase}; "
+                f"{where} answered HTTP {status} {_text(response.reason_phrase)[:60]}; "
                 + (TOO_BIG_HINT if too_big else "check the URL, path prefix and credentials")
             )
         if api_error and (payload.get("errorType") in ("execution", "timeout") or status in (422, 503)):
             raise QueryTooBig(
-                f"{where} could not run the query: {payload.get('errorType')}: {payload.get('error')} "
+                f"{where} could not run the query: {_text(payload.get('errorType'))}: "
+                f"{_text(payload.get('error'))} "
                 f"(HTTP {status}); {TOO_BIG_HINT}"
             )
         try:
             if raw:
                 if not isinstance(payload, dict) or payload.get("status") != "success":
                     parse_response(payload, where)  # raises the API's error
-                return payload if whole else payload["data"]
-            return parse_response(payload, where)
+                return payload if whole else payload.get("data")
+            return parse_response(payload, where, expect)
         except PrometheusError as e:
             if status >= 400:
                 e.message += f" (HTTP {status})"
