@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from retire import __version__
-from retire.errors import EXIT_INCOMPLETE, EXIT_OK, ConfigError, RetireError
+from retire.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, RetireError
 
 if TYPE_CHECKING:
     from retire.advisor import Report
@@ -40,6 +41,7 @@ EXIT_MEANINGS = {
     4: "report made, but at least one version is unknown (evidence incomplete)",
     5: "the report could not be mailed (nothing was sent)",
     6: "offload/restore refused or stopped (the journal says what was done)",
+    130: "interrupted (Ctrl-C); no output file written",
 }
 
 
@@ -51,6 +53,41 @@ def exit_codes(*codes: int) -> str:
 
 EXIT_CODES = exit_codes(*EXIT_MEANINGS)
 
+
+class _Group(TyperGroup):
+    """Click's usage errors (unknown option, missing value, bad number) as the one line every
+    other error is: `retire: error: ...` and exit 2, instead of usage text and a box."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as e:  # Click's ClickException in the typer this ships with
+            if not standalone_mode:
+                raise
+            ctx = getattr(e, "ctx", None)
+            if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                typer.echo(ctx.get_help(), err=True)  # bare `retire`: the help, as before
+                sys.exit(EXIT_USAGE)
+            where = ctx.command_path if ctx is not None else "retire"
+            _err(f"{e.format_message()} (see '{where} --help')")
+            sys.exit(EXIT_USAGE)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            _err("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
 app = typer.Typer(
     name="retire",
     help=(
@@ -58,6 +95,7 @@ app = typer.Typer(
         "traffic, joins it with the versions on disk, and calls a version safe only when every "
         "piece of evidence says it had no calls.\n\n" + EXIT_CODES
     ),
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -254,8 +292,19 @@ QUERY_KEYS = (
 query_options = shared_options([o for o in EVIDENCE_OPTIONS if o[0] in QUERY_KEYS])
 
 
+def _clean(message: str) -> str:
+    """Every line users see passes here: secrets scrubbed, control characters escaped."""
+    from retire.escape import printable
+    from retire.redact import scrub
+
+    return printable(scrub(message))
+
+
 def _err(message: str) -> None:
-    typer.echo(f"retire: error: {message}", err=True)
+    typer.echo(f"retire: error: {_clean(message)}", err=True)
+
+
+_interrupted = threading.Event()
 
 
 @contextmanager
@@ -267,13 +316,39 @@ def _user_errors() -> Iterator[None]:
         _err(e.message)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        _err("interrupted")
-        raise typer.Exit(130) from None
+        if not _interrupted.is_set():
+            _interrupted.set()
+            _err("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """Ctrl-C: stop within a second, whatever the main thread waits for.
+
+    The KeyboardInterrupt unwinds the main thread (temporary output files are removed on the
+    way), but worker threads blocked in a query would hold the exit until --timeout runs out; a
+    watchdog ends the process half a second later, removing any temporary file still open.
+    """
+
+    def watchdog() -> None:
+        time.sleep(0.5)
+        from retire.output import remove_partial
+
+        remove_partial()
+        if not _interrupted.is_set():
+            os.write(2, b"retire: error: interrupted\n")
+        os._exit(EXIT_INTERRUPTED)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    raise KeyboardInterrupt
 
 
 def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
+    from retire import redact
     from retire.config import resolve
 
+    redact.clear()  # a new run (the tests run many in one process)
+    _interrupted.clear()
     return resolve(flags, config=config)
 
 
@@ -378,7 +453,7 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
     if settings.verbose:
         typer.echo(f"retire: {len(evidence.queries)} queries in {time.monotonic() - started:.2f}s", err=True)
         for path, why in ((str(i.path), i.reason) for i in inventory.ignored):
-            typer.echo(f"retire: ignored {path}: {why}", err=True)
+            typer.echo(_clean(f"retire: ignored {path}: {why}"), err=True)
     policy = Policy(
         threshold=settings.threshold,
         keep_latest=settings.keep_latest,
@@ -497,8 +572,11 @@ def report(
             )
         except RetireError as e:
             if mailing:
-                _err(e.message)
-                _mail_failure(settings, e)
+                try:
+                    _mail_failure(settings, e)
+                except RetireError:
+                    _err(e.message)  # the cause first, then why nobody was told (exit 5)
+                    raise
             raise
         history = _history(settings, result)
         on_terminal = fmt is ReportFormat.TABLE and settings.output is None and sys.stdout.isatty()
@@ -507,7 +585,7 @@ def report(
                              verbose=settings.verbose, history=history)  # fmt: skip
         _emit(text, settings.output)
         if fmt is not ReportFormat.TABLE or settings.output is not None:
-            typer.echo(f"retire: {summary_line(result)}", err=True)
+            typer.echo(f"retire: {_clean(summary_line(result))}", err=True)
         if mailing:
             _mail_report(settings, result, history)
         if settings.since_last is not None:
@@ -565,14 +643,15 @@ def _mail_failure(settings: Settings, error: RetireError) -> None:
     from retire.prometheus import redact_url
 
     source = redact_url(settings.prometheus) if settings.prometheus else None
-    text = f"retire could not make the report:\n\n  {error.message}\n\n"
+    reason = _clean(error.message)  # one line: it goes into the Subject header too
+    text = f"retire could not make the report:\n\n  {reason}\n\n"
     text += "No version is listed as safe to offload: without the evidence, none can be.\n"
     message = mail.build(
         sender=_sender(settings),
         recipients=settings.mail_to,
-        subject_line=f"retire: report FAILED, nothing listed as safe ({error.message[:80]})",
+        subject_line=f"retire: report FAILED, nothing listed as safe ({reason[:80]})",
         text=text,
-        html=html.render_failure(error.message, source),
+        html=html.render_failure(reason, source),
     )
     mail.send(message, _sender(settings), settings.mail_to, mail.smtp_from(settings))
     typer.echo(f"retire: mailed the failure to {', '.join(settings.mail_to)}", err=True)
@@ -618,9 +697,12 @@ def safe_list(
         fmt = _format(settings.format, ListFormat, ListFormat.TSV)
         result = _build_report(settings)
         _emit(render_safe_list(result, fmt), settings.output)
+        from retire.formats.structured import tsv_refused
         from retire.formats.words import summary_line
 
-        typer.echo(f"retire: {summary_line(result)}", err=True)
+        for why in tsv_refused(result) if fmt is ListFormat.TSV else []:
+            typer.echo(f"retire: {why}", err=True)
+        typer.echo(f"retire: {_clean(summary_line(result))}", err=True)
     raise typer.Exit(_exit_code(result))
 
 
@@ -713,7 +795,7 @@ def _only(values: list[str] | None) -> tuple[tuple[str, str], ...]:
 
 
 def _say(text: str) -> None:
-    typer.echo(f"retire: {text}", err=True)
+    typer.echo(f"retire: {_clean(text)}", err=True)
 
 
 def _plan_text(plan: Any, model_config: bool, advice: tuple[str, ...] = ()) -> str:
@@ -891,4 +973,7 @@ def _format(value: str | None, enum: Any, default: Any) -> Any:
 
 
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, _on_sigint)
     app()

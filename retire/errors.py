@@ -13,6 +13,7 @@ EXIT_USAGE = 2  # bad flags, config file, model directory
 EXIT_PROMETHEUS = 3  # the metrics backend or the model server (--server) failed or answered garbage
 EXIT_INCOMPLETE = 4  # report built, but at least one version is `unknown`
 EXIT_MAIL = 5  # the report was made but could not be mailed; nothing was sent
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class RetireError(Exception):

@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
+from retire import redact
 from retire.errors import ConfigError, MailError
 
 if TYPE_CHECKING:
@@ -36,18 +37,25 @@ class SmtpSettings:
 
 
 def smtp_from(settings: Settings) -> SmtpSettings:
+    """SMTP settings with the password read and the CA file checked (a config error, exit 2)."""
+    from retire.prometheus import read_secret
+
     password = settings.smtp_password
     if settings.smtp_password_file is not None:
-        try:
-            password = settings.smtp_password_file.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise ConfigError(
-                f"cannot read --smtp-password-file {settings.smtp_password_file}: {e.strerror}"
-            ) from None
+        password = read_secret(settings.smtp_password_file, "--smtp-password-file")
     if settings.smtp_user and password is None:
         raise ConfigError("--smtp-user needs a password: set RETIRE_SMTP_PASSWORD or --smtp-password-file")
+    if settings.smtp_user and password is not None:
+        redact.register_basic(settings.smtp_user, password)  # AUTH PLAIN/LOGIN send it base64
+        redact.register(f"\0{settings.smtp_user}\0{password}")
     port = settings.smtp_port or (465 if settings.smtp_ssl else 587 if settings.smtp_starttls else 25)
     ca = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    if settings.smtp_ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=ca)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            why = getattr(e, "strerror", None) or getattr(e, "reason", None) or "not a PEM CA bundle"
+            raise ConfigError(f"--smtp-ca-file {settings.smtp_ca_file}: {why}") from None
     s = settings
     tls = (s.smtp_starttls, s.smtp_ssl)
     return SmtpSettings(s.smtp_host, port, *tls, s.smtp_user, password, ca, s.smtp_timeout)

@@ -134,11 +134,19 @@ class _Parser:
 
 def _unescape(literal: str) -> str:
     body = literal[1:-1]
-    return body.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in body else body
+    if "\\" not in body:
+        return body
+    try:
+        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"bad escape in string {literal[:40]!r}: {e.reason}") from None
 
 
 def parse_text_proto(text: str, where: str = "config") -> Message:
-    return _Parser(text, where).message()
+    try:
+        return _Parser(text, where).message()
+    except ValueError as e:
+        raise InventoryError(f"{where}: {e}") from None
 
 
 def _one(msg: Message, key: str, default: Any = None) -> Any:
@@ -146,31 +154,76 @@ def _one(msg: Message, key: str, default: Any = None) -> Any:
     return values[-1] if values else default  # the text format lets the last value win
 
 
-def _policy(msg: Message | None) -> VersionPolicy:
+# Typed reads: a value of the wrong type (`base_path: 5`, `versions: "abc"`) is the file's
+# error, named with the field, never a traceback.
+class _TypeProblem(Exception):
+    pass
+
+
+def _message(value: Any, field_name: str) -> Message:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _TypeProblem(f"{field_name} must be a message {{ ... }}")
+    return value
+
+
+def _text(value: Any, field_name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _TypeProblem(f"{field_name} must be a string in quotes")
+    return value
+
+
+def _int(value: Any, field_name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _TypeProblem(f"{field_name} must be a whole number")
+    if not -(2**63) <= value < 2**63:
+        raise _TypeProblem(f"{field_name} must fit in 64 bits")
+    return value
+
+
+def _policy(msg: Any) -> VersionPolicy:
+    msg = _message(msg, "version policy")
     if not msg:
         return VersionPolicy()
     if "specific" in msg:
-        versions = tuple(int(v) for v in (_one(msg, "specific") or {}).get("versions", []))
+        specific = _message(_one(msg, "specific"), "specific")
+        versions = tuple(_int(v, "specific versions") for v in specific.get("versions", []))
         return VersionPolicy("specific", versions=versions)
     if "all" in msg:
         return VersionPolicy("all")
-    latest = _one(msg, "latest") or {}
-    return VersionPolicy("latest", num_versions=max(int(_one(latest, "num_versions", 1)), 1))
+    latest = _message(_one(msg, "latest"), "latest")
+    return VersionPolicy("latest", num_versions=max(_int(_one(latest, "num_versions", 1), "num_versions"), 1))
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InventoryError(f"cannot read {what}{path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InventoryError(f"{what}{path} is not UTF-8 text") from None
 
 
 def read_tfserving_config(path: Path) -> list[ModelEntry]:
     """`model_config_list { config { ... } ... }` from a TF Serving --model_config_file."""
+    root = parse_text_proto(_read(path, "--model-config "), str(path))
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InventoryError(f"cannot read --model-config {path}: {e.strerror}") from None
-    root = parse_text_proto(text, str(path))
-    configs = (_one(root, "model_config_list") or {}).get("config", [])
+        return _tfserving_entries(root, path)
+    except _TypeProblem as e:
+        raise InventoryError(f"{path}: {e}") from None
+
+
+def _tfserving_entries(root: Message, path: Path) -> list[ModelEntry]:
+    configs = _message(_one(root, "model_config_list"), "model_config_list").get("config", [])
     if not configs:
         raise InventoryError(f"{path}: no model_config_list {{ config {{ ... }} }} entries found")
     entries = []
     for c in configs:
-        name, base = _one(c, "name"), _one(c, "base_path")
+        c = _message(c, "config")
+        name, base = _text(_one(c, "name"), "name"), _text(_one(c, "base_path"), "base_path")
         if not name or not base:
             raise InventoryError(f"{path}: every config needs a name and a base_path")
         if "://" in base:
@@ -178,22 +231,28 @@ def read_tfserving_config(path: Path) -> list[ModelEntry]:
                 f"{path}: model {name!r} has base_path {base}; retire reads local directories only "
                 "(mount the bucket, or point --model-dir at a synced copy)"
             )
+        if "\x00" in base:
+            raise InventoryError(f"{path}: model {name!r} has a base_path with a NUL character")
         base_path = Path(base)
         if not base_path.is_absolute():  # relative to the config file, as documented in README
             base_path = path.parent / base_path
-        labels = {str(_one(e, "key")): int(_one(e, "value")) for e in c.get("version_labels", [])}
-        entries.append(
-            ModelEntry(
-                name, base_path, _one(c, "model_platform"), _policy(_one(c, "model_version_policy")), labels
-            )
-        )
+        labels = {}
+        for e in c.get("version_labels", []):
+            e = _message(e, "version_labels")
+            key = _one(e, "key")
+            if isinstance(key, (dict, list)) or key is None:
+                raise _TypeProblem("a version label's key must be a string")
+            labels[str(key)] = _int(_one(e, "value"), f"version label {str(key)!r}")
+        platform = _text(_one(c, "model_platform"), "model_platform")
+        policy = _policy(_one(c, "model_version_policy"))
+        entries.append(ModelEntry(name, base_path, platform, policy, labels))
     return entries
 
 
 def read_triton_policy(path: Path) -> VersionPolicy:
     """The `version_policy` of a Triton model's config.pbtxt (default: latest 1)."""
+    root = parse_text_proto(_read(path, ""), str(path))
     try:
-        root = parse_text_proto(path.read_text(encoding="utf-8"), str(path))
-    except OSError as e:
-        raise InventoryError(f"cannot read {path}: {e.strerror}") from None
-    return _policy(_one(root, "version_policy"))
+        return _policy(_one(root, "version_policy"))
+    except _TypeProblem as e:
+        raise InventoryError(f"{path}: {e}") from None

@@ -60,7 +60,7 @@ class Connection:
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
-def _read_secret(path: object, what: str) -> str:
+def read_secret(path: object, what: str) -> str:
     """A secret file's text without its final newline; errors never show its content."""
     from pathlib import Path
 
@@ -92,7 +92,7 @@ def connection_from(settings: Settings) -> Connection:
         headers.append(("X-Scope-OrgID", settings.tenant))
     token = None
     if settings.bearer_token_file:
-        token = _read_secret(settings.bearer_token_file, "--bearer-token-file")
+        token = read_secret(settings.bearer_token_file, "--bearer-token-file")
         if not _TOKEN_CHARS.fullmatch(token):
             raise ConfigError(
                 f"--bearer-token-file {settings.bearer_token_file} does not hold one token (letters, "
@@ -102,7 +102,7 @@ def connection_from(settings: Settings) -> Connection:
     if settings.basic_auth_user is not None:
         password = settings.basic_auth_password
         if settings.basic_auth_password_file is not None:
-            password = _read_secret(settings.basic_auth_password_file, "--basic-auth-password-file")
+            password = read_secret(settings.basic_auth_password_file, "--basic-auth-password-file")
         if password is None:
             raise ConfigError(
                 "--basic-auth-user needs a password: set RETIRE_BASIC_AUTH_PASSWORD or "

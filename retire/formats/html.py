@@ -5,10 +5,11 @@ is escaped: a model named `<script>` stays text. Inline styles only: mail client
 
 from __future__ import annotations
 
-from html import escape
+from html import escape as _html_escape
 from typing import TYPE_CHECKING
 
 from retire.advisor import Status, fmt_calls, fmt_qps
+from retire.escape import printable
 from retire.formats.table import loaded_cell
 from retire.formats.words import human_bytes, notes, sparkline, summary_line, window_line
 
@@ -25,6 +26,12 @@ COLOURS = {
 CELL = "padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top"
 SPARK = "font-family:monospace;letter-spacing:-1px;white-space:pre"
 PAGE = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#222"
+
+
+def escape(text: str) -> str:
+    """HTML-escaped, with control characters shown as escapes (mail clients and the text
+    alternative would otherwise carry them raw)."""
+    return _html_escape(printable(text))
 
 
 def _p(text: str, style: str = "") -> str:

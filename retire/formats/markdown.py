@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from retire.escape import printable
 from retire.formats.table import cells, columns
 from retire.formats.words import notes, summary_line, window_line
 
@@ -12,14 +13,14 @@ if TYPE_CHECKING:
 
 
 def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return printable(text).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def render(report: Report, extra: list[str] | None = None) -> str:
-    lines = ["# retire report", "", window_line(report), ""]
+    lines = ["# retire report", "", _escape(window_line(report)), ""]
     lines += [f"- {_escape(n)}" for n in notes(report)]
     if extra:
-        lines += ["", "```", *extra, "```"]
+        lines += ["", "```", *map(printable, extra), "```"]
     lines += ["", f"**{_escape(summary_line(report))}**", ""]
     names = columns(report)
     lines.append("| " + " | ".join(names) + " |")
@@ -34,7 +35,7 @@ def render(report: Report, extra: list[str] | None = None) -> str:
         "PromQL (busiest hour):",
         "",
         "```promql",
-        report.header.queries.get("max_hourly_qps", ""),
+        printable(report.header.queries.get("max_hourly_qps", "")),
         "```",
         "",
     ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from retire import __version__
 from retire.advisor import iso
+from retire.escape import has_unsafe, printable
 
 if TYPE_CHECKING:
     from retire.advisor import Report
@@ -137,22 +138,72 @@ def report_json(report: Report, history: History | None = None) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """OWASP's advice for CSV injection: a text cell that a spreadsheet would read as a formula
+    gets a leading `'` and is quoted. Numbers stay numbers (a negative number is not text here)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        cells = {k: csv_cell(v) for k, v in row.items()}
+        if any(cells.get(k) is not v and isinstance(v, str) for k, v in row.items()):
+            # a defused formula is also quoted, as OWASP says (csv would leave it bare)
+            buf.write(",".join(_quoted(cells.get(k, "")) for k in columns) + "\n")
+        else:
+            writer.writerow(cells)
     return buf.getvalue()
+
+
+def _quoted(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
+    return "" if value is None else str(value)
 
 
 def report_csv(report: Report) -> str:
     return _csv([{c: _csv_cell(r[c]) for c in REPORT_COLUMNS} for r in _records(report)], REPORT_COLUMNS)
 
 
+def _tsv_unfit(*fields: str) -> bool:
+    """A tab or line break would split a line or a field; a backslash is undone by `read`
+    without -r; other control characters mislead a terminal. TSV cannot carry such a name."""
+    return any("\\" in f or has_unsafe(f) for f in fields)
+
+
 def safe_tsv(report: Report) -> str:
-    """`model<TAB>version<TAB>path`, one safe version a line, nothing else: for `while read`."""
-    return "".join(f"{r.model}\t{r.version}\t{r.path}\n" for r in report.safe_rows())
+    """`model<TAB>version<TAB>path`, one safe version a line, nothing else: for `while read`.
+
+    A version whose model, version or path cannot be written as one TSV line is left out (never
+    escaped: a script would act on the escaped, wrong path); `tsv_refused` says which, for stderr.
+    """
+    return "".join(
+        f"{r.model}\t{r.version}\t{r.path}\n"
+        for r in report.safe_rows()
+        if not _tsv_unfit(r.model, r.version, str(r.path))
+    )
+
+
+def tsv_refused(report: Report) -> list[str]:
+    """Why safe versions were left out of the TSV safe list, one sentence each."""
+    return [
+        f"not listed: {printable(r.model)} {printable(r.version)} ({printable(str(r.path))}) is safe, but "
+        "its name holds a tab, line break, backslash or control character, which TSV cannot carry; "
+        "use --format json"
+        for r in report.safe_rows()
+        if _tsv_unfit(r.model, r.version, str(r.path))
+    ]
 
 
 def _safe_records(report: Report) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from retire.advisor import Status, fmt_calls, fmt_qps
+from retire.escape import printable
 from retire.formats.words import human_bytes, notes, sparkline, summary_line, window_line
 
 if TYPE_CHECKING:
@@ -59,18 +60,23 @@ def loaded_cell(r: Row) -> str:
 
 
 def cells(r: Row, with_traffic: bool = True, with_loaded: bool = False) -> tuple[str, ...]:
+    """A row's cells as text; names and reasons come from labels and directories, so every cell
+    goes through `printable` (no escape sequence or line break reaches the reader)."""
     traffic = (sparkline(r.hourly),) if with_traffic else ()
     loaded = (loaded_cell(r),) if with_loaded else ()
-    return (
-        r.model,
-        r.version,
-        r.status.value,
-        *loaded,
-        *traffic,
-        "" if r.max_hourly_qps is None else fmt_qps(r.max_hourly_qps),
-        "" if r.calls is None else fmt_calls(r.calls),
-        human_bytes(r.size_bytes),
-        r.reason,
+    return tuple(
+        printable(c)
+        for c in (
+            r.model,
+            r.version,
+            r.status.value,
+            *loaded,
+            *traffic,
+            "" if r.max_hourly_qps is None else fmt_qps(r.max_hourly_qps),
+            "" if r.calls is None else fmt_calls(r.calls),
+            human_bytes(r.size_bytes),
+            r.reason,
+        )
     )
 
 
@@ -93,9 +99,9 @@ def _plain(report: Report, extra: list[str]) -> str:
     names = columns(report)
     rows = [cells(r, "TRAFFIC" in names, "LOADED" in names) for r in report.rows()]
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(names[:-1])]
-    lines = [f"retire report: {window_line(report)}"]
-    lines += [f"  {n}" for n in notes(report)]
-    lines += [f"  {e}" for e in extra]
+    lines = [f"retire report: {printable(window_line(report))}"]
+    lines += [f"  {printable(n)}" for n in notes(report)]
+    lines += [f"  {printable(e)}" for e in extra]
     lines.append("")
     for row in [names, *rows]:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -103,14 +109,14 @@ def _plain(report: Report, extra: list[str]) -> str:
         lines.append("(no model versions on disk or in Prometheus)")
     lines.append("")
     lines += _freed_lines(report)
-    lines.append(summary_line(report))
+    lines.append(printable(summary_line(report)))
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def _freed_lines(report: Report) -> list[str]:
     by_model = report.summary.safe_bytes_by_model
     lines = [f"frees {human_bytes(b)} in {m}" for m, b in sorted(by_model.items())]
-    return lines + [f"to free memory: {a}" for a in report.summary.advice]
+    return [printable(x) for x in lines + [f"to free memory: {a}" for a in report.summary.advice]]
 
 
 @dataclass(frozen=True)
@@ -230,11 +236,11 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width, highlight=False,
                       emoji=False, markup=False)  # fmt: skip
-    console.print(Text(f"retire report: {window_line(report)}", style="bold"))
+    console.print(Text(f"retire report: {printable(window_line(report))}", style="bold"))
     for n in notes(report):
-        console.print(Text(f"  {n}", style="yellow" if n.startswith("warning") else "dim"))
+        console.print(Text(f"  {printable(n)}", style="yellow" if n.startswith("warning") else "dim"))
     for e in extra:
-        console.print(Text(f"  {e}"))
+        console.print(Text(f"  {printable(e)}"))
     console.print()
 
     table = Table(box=None, pad_edge=False, padding=(0, GAP // 2), show_edge=False, expand=False,
@@ -282,6 +288,6 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
     for line in _freed_lines(report):
         console.print(Text(line))
     style = "bold yellow" if report.summary.unknown else "bold"
-    console.print(Text(summary_line(report), style=style))
+    console.print(Text(printable(summary_line(report)), style=style))
     # rich pads every table line to its full width; trailing blanks only make copies messy
     return "\n".join(TRAILING.sub(r"\1", line) for line in buf.getvalue().split("\n"))
