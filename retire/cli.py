@@ -566,6 +566,10 @@ def report(
         settings = _settings({**flags, "format": format, "output": output}, config)
         fmt = _format(settings.format, ReportFormat, ReportFormat.TABLE)
         mailing = bool(settings.mail_to)
+        if mailing:
+            from retire import mail
+
+            mail.smtp_from(settings)  # a bad password file or CA file is a usage error, found first
         try:
             result = _build_report(
                 settings, sparklines=mailing or fmt in (ReportFormat.TABLE, ReportFormat.MARKDOWN)
