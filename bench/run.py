@@ -18,6 +18,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -142,6 +143,13 @@ def compact(tsdb: Path, workdir: Path, limit: float = 300) -> None:
 
 
 def run_retire(url: str, models: Path, end: float, *extra: str) -> None:
+    # The report goes to a file in a temporary directory, never to os.devnull: run as root, an
+    # -o that renamed over /dev/null would replace it with a regular file for the whole machine.
+    with tempfile.TemporaryDirectory(prefix="retire-bench-") as tmp:
+        _run_retire(url, models, end, str(Path(tmp) / "report.json"), *extra)
+
+
+def _run_retire(url: str, models: Path, end: float, output: str, *extra: str) -> None:
     cmd = [
         RETIRE,
         "report",
@@ -154,7 +162,7 @@ def run_retire(url: str, models: Path, end: float, *extra: str) -> None:
         "--format",
         "json",
         "-o",
-        os.devnull,
+        output,
         *extra,
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -204,7 +204,11 @@ def _url(value: object, name: str) -> str:
 
 
 def _path(value: object, name: str) -> Path:
-    return Path(_str(value, name)).expanduser()
+    path = Path(_str(value, name))
+    try:
+        return path.expanduser()
+    except RuntimeError:  # `~user` for a user that does not exist
+        raise ConfigError(f"{name}: cannot expand {_shown(str(path))}: no such user's home") from None
 
 
 def _paths(value: object, name: str) -> tuple[Path, ...]:
@@ -330,7 +334,7 @@ _ADDRESS = re.compile(r"[^@\s<>,;\"()\\\[\]]+@[^@\s<>,;\"()\\\[\]]+")
 def _address(value: object, name: str) -> str:
     """One e-mail address: no spaces, quotes or line breaks (which would rewrite mail headers)."""
     text = _str(value, name).strip()
-    if not _ADDRESS.fullmatch(text) or has_unsafe(text) or not text.isprintable():
+    if not _ADDRESS.fullmatch(text) or not text.isascii() or not text.isprintable():
         raise ConfigError(f"{name}: {_shown(text)} is not an e-mail address such as retire@example.com")
     return text
 

@@ -491,7 +491,7 @@ class PrometheusClient:
             )
         try:
             payload = json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, a huge integer
             kind = _text(response.headers.get("content-type", "no content type").split(";")[0])[:60]
             hint = (
                 "; is the URL the server root (e.g. http://prom:9090, or http://host/prometheus "
@@ -534,7 +534,11 @@ def _ssl_context(c: Connection) -> Any:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     elif isinstance(c.verify, str):
-        ctx = ssl.create_default_context(cafile=c.verify)
+        try:
+            ctx = ssl.create_default_context(cafile=c.verify)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            why = getattr(e, "strerror", None) or getattr(e, "reason", None) or "not a PEM CA bundle"
+            raise ConfigError(f"cannot load --ca-file {c.verify}: {why}") from None
     else:
         ctx = ssl.create_default_context()
     if c.client_cert:
