@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from retire import redact
 from retire.errors import ConfigError
-from retire.escape import has_unsafe, printable
+from retire.escape import has_unsafe, quoted
 from retire.inventory import canonical_version
 from retire.servers import DEFAULT_PRESET, SERVERS
 
@@ -62,7 +62,7 @@ def _kind(value: object) -> str:
 
 def _shown(text: str) -> str:
     """A (non-secret) value quoted for a message: one line, not too long."""
-    return repr(printable(text[:80]))
+    return quoted(text)
 
 
 def parse_duration(value: object, name: str = "duration") -> float:
@@ -395,7 +395,7 @@ class Settings:
     verbose: bool = False
     # Connection: secrets are never printed, so they stay out of repr too.
     header: tuple[str, ...] = field(default_factory=tuple, repr=False)
-    tenant: str | None = None
+    tenant: str | None = field(default=None, repr=False)
     bearer_token_file: Path | None = None
     basic_auth_user: str | None = None
     basic_auth_password: str | None = field(default=None, repr=False)

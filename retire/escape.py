@@ -29,3 +29,8 @@ def printable(text: str) -> str:
 
 def has_unsafe(text: str) -> bool:
     return _UNSAFE.search(text) is not None
+
+
+def quoted(text: str, limit: int = 80) -> str:
+    """`text` in single quotes for a message, escaped once (repr would double the backslashes)."""
+    return "'" + printable(text[:limit]) + ("...'" if len(text) > limit else "'")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from retire import redact
 from retire.errors import ConfigError, PrometheusError
-from retire.escape import printable
+from retire.escape import printable, quoted
 
 if TYPE_CHECKING:
     import httpx
@@ -42,7 +42,7 @@ class QueryTooBig(PrometheusError):
 class Connection:
     """How to reach the server: everything but the URL's path. Secrets stay out of repr."""
 
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     bearer_token: str | None = field(default=None, repr=False)
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
     verify: str | bool = True  # a CA bundle path, or False for --insecure
@@ -179,10 +179,10 @@ def parse_value(text: object) -> float:
     if not isinstance(text, str):
         raise ValueError(f"a sample value is {_kind(text)}, not a string")
     if not _SAMPLE.fullmatch(text):
-        raise ValueError(f"sample value {printable(text[:40])!r} is not a number")
+        raise ValueError(f"sample value {quoted(text, 40)} is not a number")
     value = float(text)
     if math.isinf(value) and "Inf" not in text:
-        raise ValueError(f"sample value {text[:40]!r} is out of range")
+        raise ValueError(f"sample value {quoted(text, 40)} is out of range")
     return value
 
 
@@ -217,7 +217,7 @@ def _labels(value: object) -> dict[str, str]:
         raise ValueError(f"a series' labels are {_kind(value)}, not an object")
     for k, v in value.items():
         if not isinstance(v, str):
-            raise ValueError(f"label {printable(str(k)[:60])!r} is {_kind(v)}, not a string")
+            raise ValueError(f"label {quoted(str(k), 60)} is {_kind(v)}, not a string")
     return dict(value)
 
 
@@ -256,7 +256,7 @@ def parse_response(payload: object, where: str, expect: tuple[str, ...] | None =
             raise ValueError("'data' lacks 'resultType' or 'result'")
         if expect is not None and result_type not in expect:
             raise PrometheusError(
-                f"{where} answered a {printable(result_type[:20])!r} result where the query asks for "
+                f"{where} answered a {quoted(result_type, 20)} result where the query asks for "
                 f"{' or '.join(repr(e) for e in expect)}; is the URL a Prometheus-compatible API?"
             )
         series: list[Series] = []
@@ -277,7 +277,7 @@ def parse_response(payload: object, where: str, expect: tuple[str, ...] | None =
         elif result_type == "scalar":
             series.append(Series({}, value=_sample(raw)[1]))
         else:
-            raise ValueError(f"result type {printable(result_type[:20])!r}")
+            raise ValueError(f"result type {quoted(result_type, 20)}")
         warnings = _strings(payload.get("warnings"), "warnings")
         infos = _strings(payload.get("infos"), "infos")
         partial = payload.get("isPartial", False)
