@@ -341,12 +341,13 @@ class PrometheusClient:
         if c.bearer_token:
             headers["Authorization"] = f"Bearer {c.bearer_token}"
         origin = _origin(self.base_url)
+        guarded = c.has_credentials or "@" in urlsplit(self.base_url).netloc  # user info is Basic auth
 
         def same_origin_only(request: httpx.Request) -> None:
             # Called for every request, redirects included. httpx drops only Authorization on a
             # cross-origin redirect; --header values and the tenant would still go. Refuse instead:
             # the user named one server, and only that one gets the credentials.
-            if c.has_credentials and _origin(str(request.url)) != origin:
+            if guarded and _origin(str(request.url)) != origin:
                 raise _OffOrigin(str(request.url))
 
         self._http = httpx.Client(

@@ -60,3 +60,38 @@ def test_every_setting_has_an_env_var() -> None:
     from retire.config import ENV_VARS, Settings
 
     assert {f.name for f in fields(Settings)} == set(ENV_VARS)
+
+
+def test_only_the_winning_value_is_parsed(tmp_path: Path) -> None:
+    """Issue 14, case 14: a stale variable or file key that a flag overrides must not fail the run."""
+    cfg = tmp_path / "retire.toml"
+    cfg.write_text('threshold = "lots"\nwindow = ["1h"]\n')
+    s = resolve({"threshold": 0.5, "window": "2h"}, env={"RETIRE_THRESHOLD": "lots"}, config=cfg)
+    assert (s.threshold, s.window) == (0.5, 7200)
+    with pytest.raises(ConfigError, match="RETIRE_THRESHOLD"):
+        resolve({}, env={"RETIRE_THRESHOLD": "lots"}, config=cfg)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("basic_auth_password", ["not-shown-1"], "expected text, got a list"),
+        ("smtp_password", {"v": "not-shown-2"}, "expected text, got a table"),
+        ("header", {"Authorization": "Bearer not-shown-3"}, "got a table"),
+        ("header", ["Authorization Bearer not-shown-4"], "header #1 is not 'Name: value'"),
+        ("header", ["X-Key: not-shown-\x005"], "holds a control or non-ASCII character"),
+        ("tenant", ["not-shown-6"], "expected text, got a list"),
+        ("threshold", ["1"], "expected a number, got a list"),
+        ("at", float("inf"), "between 0 and"),
+        ("at", -1e18, "between 0 and"),
+        ("timeout", 1e308, "at most 100 years"),
+        ("smtp_port", 99999, "from 1 to 65535"),
+        ("mail_from", "a@example.com\r\nBcc: b@example.com", "not an e-mail address"),
+        ("prometheus", "http://127.0.0.1:99999", "--prometheus"),
+    ],
+)
+def test_type_errors_name_the_key_and_type_never_a_secret(key: str, value: object, expected: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        resolve({key: value}, env={})
+    assert expected in e.value.message and "not-shown" not in e.value.message
+    assert "\n" not in e.value.message

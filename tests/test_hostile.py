@@ -157,18 +157,26 @@ def test_04_echoed_secrets_stay_out_of_the_report_header(tmp_path: Path, models:
 
 
 # 5. A redirect to another port or host must not carry --header values or the tenant.
-def test_05_cross_origin_redirect_is_refused_and_the_other_server_gets_nothing(models: Path) -> None:
+@pytest.mark.parametrize("creds", ["header", "tenant", "token", "url"])
+def test_05_cross_origin_redirect_is_refused_and_the_other_server_gets_nothing(
+    tmp_path: Path, models: Path, creds: str
+) -> None:
     elsewhere: list[hs.Request] = []
+    token = secret_file(tmp_path, "token", TOKEN.encode())
     with hs.serve(hs.normal, log=elsewhere) as other:
 
         def redirect(request: hs.Request) -> hs.Answer:
             return hs.Answer(307, b"", "text/plain", {"Location": other + request.path})
 
         with hs.serve(redirect) as url:
-            code, out, err = report(url, models, "--header", f"X-Api-Key: {HEADER_VALUE}", "--tenant", "team-a")
+            args = {"header": ["--header", f"X-Api-Key: {HEADER_VALUE}"], "tenant": ["--tenant", "team-a"],
+                    "token": ["--bearer-token-file", token], "url": []}[creds]  # fmt: skip
+            if creds == "url":
+                url = url.replace("//", f"//{USER}:{PASSWORD}@")
+            code, out, err = report(url, models, *args)
     assert code == 3
     one_line(err, 3, "redirected to another server", other.split("//")[1], "--prometheus")
-    assert elsewhere == []  # not one request reached it, so neither header did
+    assert elsewhere == []  # not one request reached it, so no credential did
     assert_no_secret(out, err)
 
 
