@@ -361,7 +361,7 @@ def test_09_rich_markup_in_labels_is_text_on_a_terminal(tmp_path: Path, models: 
     import struct
     import termios
 
-    names = ["[/]", "[bold]z", "[link=http://evil.example]x"]
+    names = ["[/]", "[bold]z", "[link=http://evil.example]x", "\x1b]0;pwned\x07t"]
 
     def answer(request: hs.Request) -> hs.Answer:
         if request.path.endswith("/query") and "max_over_time" in request.form.get("query", ""):
@@ -393,8 +393,9 @@ def test_09_rich_markup_in_labels_is_text_on_a_terminal(tmp_path: Path, models: 
     screen = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0, err.decode()
     assert "\x1b[" in screen  # it did draw in colour
-    for name in names:
+    for name in names[:3]:
         assert name in screen, screen
+    assert "\x1b]0;pwned" not in screen and "\\x1b]0;pwned\\x07t" in screen  # the title stays
     assert "MarkupError" not in err.decode() and "Traceback" not in err.decode()
 
 
