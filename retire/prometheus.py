@@ -55,9 +55,10 @@ class Connection:
         return bool(self.headers or self.bearer_token or self.basic_auth)
 
 
-# RFC 6750's b64token: what a bearer token may hold. Anything else (an inner newline, a NUL, a
-# non-ASCII byte) would be refused by the HTTP library with the whole header in its message.
-_TOKEN_CHARS = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# A bearer token is one word of visible ASCII (RFC 6750's b64token is a narrower set; some real
+# tokens step outside it). Anything else (an inner newline, a NUL, a non-ASCII byte) is refused by
+# the HTTP library with the whole header, token included, in its message.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
 def read_secret(path: object, what: str) -> str:
@@ -95,8 +96,8 @@ def connection_from(settings: Settings) -> Connection:
         token = read_secret(settings.bearer_token_file, "--bearer-token-file")
         if not _TOKEN_CHARS.fullmatch(token):
             raise ConfigError(
-                f"--bearer-token-file {settings.bearer_token_file} does not hold one token (letters, "
-                "digits and -._~+/= only, on one line); check the file's content (not shown)"
+                f"--bearer-token-file {settings.bearer_token_file} does not hold one token (visible "
+                "ASCII characters, no spaces, on one line); check the file's content (not shown)"
             )
     basic = None
     if settings.basic_auth_user is not None:
