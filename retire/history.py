@@ -41,7 +41,7 @@ def load(path: Path) -> tuple[str | None, dict[tuple[str, str], str] | None, str
         return doc["header"]["evaluated_at"], statuses, None
     except FileNotFoundError:
         return None, None, None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # any bad file: start afresh
         return None, None, f"previous report {path} unreadable ({type(e).__name__}); starting afresh"
 
 

@@ -608,3 +608,22 @@ def test_no_secret_in_any_error_path(tmp_path: Path, models: Path) -> None:
     texts += [m.as_string() for _, _, m in inbox.messages]
     assert len(inbox.messages) >= 6
     assert_no_secret(*texts)
+
+
+def test_since_last_file_nested_too_deep_starts_afresh(tmp_path: Path, models: Path) -> None:
+    """Every input decoder: a --since-last file that is JSON nested past Python's recursion limit."""
+    last = tmp_path / "last.json"
+    last.write_text("[" * 100_000)
+    with hs.serve(hs.normal) as url:
+        code, out, err = report(url, models, "--since-last", str(last))
+    assert code == 0, err
+    assert "unreadable (RecursionError); starting afresh" in out
+    assert json.loads(last.read_text())["rows"]
+
+
+def test_prometheus_answer_nested_too_deep_is_exit_3(models: Path) -> None:
+    deep = ("[" * 100_000).encode()
+    with hs.serve(lambda r: hs.Answer(body=deep)) as url:
+        code, _, err = report(url, models)
+    assert code == 3
+    one_line(err, 3, "not JSON")
