@@ -627,3 +627,19 @@ def test_prometheus_answer_nested_too_deep_is_exit_3(models: Path) -> None:
         code, _, err = report(url, models)
     assert code == 3
     one_line(err, 3, "not JSON")
+
+
+def test_12_output_to_a_fifo_is_written_in_place(tmp_path: Path, models: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    with hs.serve(hs.normal) as url:
+        code, _, err = report(url, models, "--format", "json", "-o", str(fifo))
+    reader.join(10)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert json.loads(got[0])["rows"]
