@@ -5,6 +5,13 @@ It reads the JSON contract carefully: `status: error` with `errorType`/`error`, 
 (`"NaN"`, `"+Inf"` included). Every failure becomes a `PrometheusError` whose one-line message says
 what happened and what to try; callers never see an httpx exception.
 
+Nothing in an answer is trusted: the result type must be what the query asks for (an instant
+query a vector or scalar, a range query a matrix, the label values API a list of strings), labels
+must map strings to strings, timestamps be finite numbers and values Prometheus's sample strings;
+anything else is a `PrometheusError` (exit 3), never a guess. Server text that reaches a message,
+a warning or a report is scrubbed of secrets (`retire.redact`) and made one line. Credentials go
+only to the origin the user named: a redirect elsewhere is refused.
+
 Queries go as POST form data: the evidence queries are long and a GET URL can hit proxy limits.
 """
 
