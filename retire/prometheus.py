@@ -421,12 +421,15 @@ class PrometheusClient:
                 f"Prometheus at {self.display_url} answered the series API with something other than "
                 "a list of label sets; check the URL points at a Prometheus-compatible API"
             )
-        warnings = payload.get("warnings") or []
-        return IndexAnswer(
-            tuple(data),
-            tuple(str(w) for w in warnings) if isinstance(warnings, list) else (str(warnings),),
-            "isPartial" in payload and payload["isPartial"] is not False,
-        )
+        try:
+            warnings = _strings(payload.get("warnings"), "warnings")  # scrubbed of secrets
+        except ValueError as e:
+            raise PrometheusError(
+                f"Prometheus at {self.display_url} sent a malformed series answer ({e}); check the URL "
+                "points at a Prometheus-compatible API"
+            ) from None
+        partial = "isPartial" in payload and payload["isPartial"] is not False
+        return IndexAnswer(tuple(data), warnings, partial)
 
     def _send(self, path: str, form: dict[str, str], method: str = "POST", raw: bool = False,
               whole: bool = False, expect: tuple[str, ...] | None = None) -> Any:  # fmt: skip
