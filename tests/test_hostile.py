@@ -314,6 +314,21 @@ def test_07_odd_prometheus_json_is_exit_3(models: Path, handler: hs.Handler) -> 
     one_line(err, 3, "Prometheus at")
 
 
+SERIES_ANSWERS = {
+    "labels not strings": hs.with_data(lambda r: [{"instance": 5}] if r.path.endswith("/series") else None),
+    "warnings a string": hs.with_data(lambda r: [] if r.path.endswith("/series") else None, warnings="down"),
+}
+
+
+@pytest.mark.parametrize("handler", SERIES_ANSWERS.values(), ids=SERIES_ANSWERS.keys())
+def test_07_odd_series_api_answer_is_exit_3(models: Path, handler: hs.Handler) -> None:
+    """The series API (asked with --coverage): label sets and warnings of the wrong type."""
+    with hs.serve(handler) as url:
+        code, out, err = report(url, models, "--format", "json", "--coverage", 'up{job="x"}')
+    assert code == 3 and out == "", err
+    one_line(err, 3, "series")
+
+
 def test_07_instant_query_answered_with_matrix_says_so(models: Path) -> None:
     """Issue 12's check: a matrix where a vector was asked for is refused, naming both."""
     with hs.serve(_instant({"resultType": "matrix", "result": [
@@ -330,7 +345,7 @@ def test_07_label_values_that_are_not_strings(models: Path) -> None:
         return hs.normal(request)
 
     with hs.serve(handler) as url:
-        code, _, err = report(url, models, "--coverage", 'up{job="x"}')
+        code, _, err = report(url, models, "--split-by-model")
     assert code == 3
     one_line(err, 3, "label values")
 
