@@ -803,8 +803,10 @@ def _say(text: str) -> None:
 
 
 def _plan_text(plan: Any, model_config: bool, advice: tuple[str, ...] = ()) -> str:
-    """The plan for people. The model config note only where there is a model config file; the
-    server-config changes that would free loaded idle versions (retire never edits a config)."""
+    """The plan for people, directory names with control characters escaped. The model config
+    note only where there is a model config file; the server-config changes that would free
+    loaded idle versions (retire never edits a config)."""
+    from retire.escape import printable
     from retire.formats.words import human_bytes
 
     tail = ["to free memory, change the server config (retire does not edit it):"]
@@ -821,7 +823,7 @@ def _plan_text(plan: Any, model_config: bool, advice: tuple[str, ...] = ()) -> s
         )
     if advice:
         lines += tail
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(printable, lines)) + "\n"
 
 
 @app.command("plan", epilog=exit_codes(0, 2, 3, 6))

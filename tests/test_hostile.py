@@ -658,3 +658,12 @@ def test_12_output_to_a_fifo_is_written_in_place(tmp_path: Path, models: Path) -
     assert code == 0, err
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert json.loads(got[0])["rows"]
+
+
+def test_11_plan_text_escapes_directory_names(tmp_path: Path, models: Path) -> None:
+    (models / "evil\x1b]0;pwned\x07" / "1").mkdir(parents=True)
+    with hs.serve(hs.normal) as url:
+        run = run_cli("plan", "--prometheus", url, "--model-dir", str(models), "--keep-latest", "0",
+                      "--min-age", "0", "--archive-dir", str(tmp_path / "archive"))  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    assert "evil\\x1b]0;pwned\\x07" in run.stdout and "\x1b" not in run.stdout
