@@ -779,7 +779,11 @@ def rules(
         settings = _settings({**flags, "use_recording_rules": True}, config)
         if group is not None and group not in GROUPS:
             raise ConfigError(f"--group: {group!r} is not one of {', '.join(GROUPS)}")
-        command = " ".join(["retire", *sys.argv[1:]]) if sys.argv[1:2] == ["rules"] else "retire rules"
+        from retire.escape import printable
+
+        # one comment line in the YAML: an argument with a line break must not start a new line
+        argv = ["retire", *sys.argv[1:]] if sys.argv[1:2] == ["rules"] else ["retire", "rules"]
+        command = printable(" ".join(argv))
         text = rules_yaml(params_from(settings), command, (group,) if group else GROUPS)
         _emit(text, output)
 

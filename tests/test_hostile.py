@@ -667,3 +667,13 @@ def test_11_plan_text_escapes_directory_names(tmp_path: Path, models: Path) -> N
                       "--min-age", "0", "--archive-dir", str(tmp_path / "archive"))  # fmt: skip
     assert run.exit_code == 0, run.stderr
     assert "evil\\x1b]0;pwned\\x07" in run.stdout and "\x1b" not in run.stdout
+
+
+def test_11_rules_comment_stays_one_line(tmp_path: Path) -> None:
+    """`retire rules` writes its own command line into a YAML comment: a line break in an argument
+    must not start a YAML line of its own (a line after it could be a rule)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "retire", "rules", "--rule-interval", "1m\n  "],
+                         capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "# Made by: retire rules --rule-interval 1m\\n  \n" in run.stdout
