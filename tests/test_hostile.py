@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -416,18 +417,21 @@ def test_09_rich_markup_in_labels_is_text_on_a_terminal(tmp_path: Path, models: 
 
 # 10. TSV: a directory `a<newline>bert` must not make a `while read` loop yield another path.
 def test_10_tsv_safe_list_refuses_names_it_cannot_carry(tmp_path: Path, models: Path) -> None:
-    for name in ("a\nbert", "tab\there", "back\\slash"):
-        (models / name / "1").mkdir(parents=True)
+    (models / "a\nbert" / "1").mkdir(parents=True)  # protected by the inventory: never listed
     (models / "a").mkdir()  # an innocent model the split line would point at
+    roots = [tmp_path / "bad\nroot", tmp_path / "tab\troot", tmp_path / "back\\slash"]
+    for n, root in enumerate(roots):
+        (root / f"x{n}" / "1").mkdir(parents=True)  # plain names under a root TSV cannot carry
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with hs.serve(hs.normal) as url:
-        retire = f"{sys.executable} -m retire safe-list --prometheus {url} --model-dir {models} --keep-latest 0 --min-age 0"
+        dirs = " ".join(f"--model-dir {shlex.quote(str(d))}" for d in [models, *roots])
+        retire = f"{sys.executable} -m retire safe-list --prometheus {url} {dirs} --keep-latest 0 --min-age 0"
         loop = f"{retire} | while IFS=$'\\t' read -r model version path; do echo \"$path\"; done"
         run = subprocess.run(["bash", "-c", loop], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [str(models / "m" / "1"), str(models / "m" / "2")]
     refused = [ln for ln in run.stderr.splitlines() if "not listed" in ln]
-    assert len(refused) == 3 and any("a\\nbert" in ln for ln in refused), run.stderr
+    assert len(refused) == 3 and any("bad\\nroot" in ln for ln in refused), run.stderr
     assert "--format json" in refused[0]
 
 
@@ -660,13 +664,14 @@ def test_12_output_to_a_fifo_is_written_in_place(tmp_path: Path, models: Path) -
     assert json.loads(got[0])["rows"]
 
 
-def test_11_plan_text_escapes_directory_names(tmp_path: Path, models: Path) -> None:
-    (models / "evil\x1b]0;pwned\x07" / "1").mkdir(parents=True)
+def test_11_plan_text_escapes_directory_names(tmp_path: Path) -> None:
+    root = tmp_path / "ro\x1b]0;pwned\x07ot"
+    (root / "m" / "1").mkdir(parents=True)
     with hs.serve(hs.normal) as url:
-        run = run_cli("plan", "--prometheus", url, "--model-dir", str(models), "--keep-latest", "0",
+        run = run_cli("plan", "--prometheus", url, "--model-dir", str(root), "--keep-latest", "0",
                       "--min-age", "0", "--archive-dir", str(tmp_path / "archive"))  # fmt: skip
     assert run.exit_code == 0, run.stderr
-    assert "evil\\x1b]0;pwned\\x07" in run.stdout and "\x1b" not in run.stdout
+    assert "ro\\x1b]0;pwned\\x07ot" in run.stdout and "\x1b" not in run.stdout
 
 
 def test_11_rules_comment_stays_one_line(tmp_path: Path) -> None:
