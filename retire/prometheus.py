@@ -57,6 +57,18 @@ class Connection:
     partial_response: str | None = None  # "allow"/"deny": Thanos' partial_response parameter
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """This connection's secret values long enough to replace anywhere (see retire.redact,
+        which also knows their encoded forms and scrubs short ones in context: prefer
+        `redact.scrub`)."""
+        out = [v for _, v in self.headers]
+        if self.bearer_token:
+            out.append(self.bearer_token)
+        if self.basic_auth:
+            out.append(self.basic_auth[1])
+        return tuple(v for v in out if len(v) >= redact.MIN_ANYWHERE)
+
+    @property
     def has_credentials(self) -> bool:
         """Anything that must not reach another server: a token, a password or any header."""
         return bool(self.headers or self.bearer_token or self.basic_auth)
