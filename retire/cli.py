@@ -817,7 +817,7 @@ def _plan_text(plan: Any, model_config: bool, advice: tuple[str, ...] = ()) -> s
     tail += [f"  {a}" for a in advice]
     if not plan.moves:
         lines = ["plan: nothing to move (no version is safe to offload)", *(tail if advice else [])]
-        return "\n".join(lines) + "\n"
+        return "\n".join(map(printable, lines)) + "\n"
     lines = [f"plan: move {len(plan.moves)} version(s) to {plan.archive}"]
     lines += [f"  mv {m.src} -> {m.dst}  ({human_bytes(m.size_bytes)})" for m in plan.moves]
     if model_config:
