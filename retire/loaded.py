@@ -118,9 +118,13 @@ class _Asker:
     # --- transport and JSON, with every failure as one ServerError line ---
 
     def _scrub(self, text: str) -> str:
+        """This connection's secrets, then every secret retire knows (retire.redact: base64 and
+        URL-encoded forms, short credentials), out of a one-line message."""
+        from retire.redact import scrub
+
         for secret in self.secrets:
             text = text.replace(secret, "***")
-        return " ".join(text.split())[:200]
+        return " ".join(scrub(text).split())[:200]
 
     def request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
         import httpx
