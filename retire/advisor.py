@@ -199,7 +199,8 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     if evidence.recorded is not None:  # with recording rules: per-version facts, not per-series
         scols = _columns(evidence.recorded, ("model", "version", "series", "born_calls", "resets"))
     else:
-        scols = _columns(evidence.series, ("model", "version", "start", "last", "counted", "blind", "resets"))
+        names = ("model", "version", "start", "last", "counted", "blind", "resets", "gone")
+        scols = _columns(evidence.series, names)
     parts = (dcols, qcols, lcols, scols)
     mcode, mnames = pd.factorize(np.array([m for p in parts for m in p["model"]], dtype=object))
     vcode, vnames = pd.factorize(np.array([v for p in parts for v in p["version"]], dtype=object))
@@ -241,7 +242,7 @@ def _frames(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     joined["on_disk"] = joined["on_disk"].fillna(False).astype(bool)
     for col in ("max_qps_seen", "last_qps_seen"):
         joined[col] = joined[col].fillna(False).astype(bool)
-    for col in ("series", "born", "resets", "resets_seen", "nan_series"):
+    for col in ("series", "born", "resets", "resets_seen", "nan_series", "gone"):
         joined[col] = joined[col].fillna(0).astype("int64")
     for col in ("blind", "blind_over"):
         joined[col] = joined[col].fillna(0.0).astype(float)
@@ -268,6 +269,7 @@ def _per_version_series(scols: dict[str, list[Any]], sk: Any, max_gap: float) ->
             "counted": np.array([np.nan if x is None else x for x in scols["counted"]], dtype=float),
             "blind": np.array(scols["blind"], dtype=float),
             "went_down": np.array(scols["resets"], dtype=float),
+            "gone": np.array(scols["gone"], dtype=bool),
         }
     )
     born = ~s["has_start"]
@@ -303,6 +305,7 @@ def _per_version_series(scols: dict[str, list[Any]], sk: Any, max_gap: float) ->
         blind=("blind", "max"),
         blind_over=("blind_over", "max"),
         nan_series=("nan", "sum"),
+        gone=("gone", "sum"),
     )
     # Calls of the readable series still count (positive evidence); none counted and some series
     # unreadable is "calls unknown", not "0 calls".
@@ -333,10 +336,11 @@ def _per_version_recorded(rcols: dict[str, list[Any]], rk: Any) -> pd.DataFrame:
     frame["resets_seen"] = frame["resets"]
     frame["blind"] = 0.0
     frame["blind_over"] = 0.0
+    frame["gone"] = 0
     if frame["k"].duplicated().any():  # one fact per version from evidence; be safe if not
         frame = frame.groupby("k", as_index=False, sort=False).agg(
             {"series": "max", "calls": "max", "born": "max", "resets": "max", "resets_seen": "max",
-             "blind": "max", "blind_over": "max", "nan_series": "sum"}
+             "blind": "max", "blind_over": "max", "nan_series": "sum", "gone": "max"}
         )
     return frame
 
@@ -756,11 +760,12 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
     words: dict[tuple[Any, ...], str] = {}
     recorded = evidence.recorded is not None
 
-    def traffic(mq: float, lq: float, c: float, n: int, born: int, rst: bool, bl: float) -> str:
-        key = (mq if mq == mq else None, lq if lq == lq else None, c if c == c else None, n, born, rst, bl)
+    def traffic(mq: float, lq: float, c: float, n: int, born: int, rst: bool, bl: float, gone: int) -> str:
+        key = (mq if mq == mq else None, lq if lq == lq else None, c if c == c else None, n, born, rst, bl,
+               gone)  # fmt: skip
         text = words.get(key)
         if text is None:
-            text = words[key] = _traffic_words(mq, lq, c, n, born, rst, thr, step_words, recorded, bl)
+            text = words[key] = _traffic_words(mq, lq, c, n, born, rst, thr, step_words, recorded, bl, gone)
         return text
 
     reasons = []
@@ -768,11 +773,11 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         status.tolist(), max_qps.tolist(), last_qps.tolist(), calls.tolist(), f["series"].tolist(),
         f["born"].tolist(), reset_seen.tolist(), bad_value.tolist(), newest.tolist(), young.tolist(),
         pinned.tolist(), age.tolist(), f["model"].tolist(), f["version"].tolist(), reappeared.tolist(),
-        resets.tolist(), f["blind_over"].tolist(), blind.tolist(), strict=True,
+        resets.tolist(), f["blind_over"].tolist(), blind.tolist(), f["gone"].tolist(), strict=True,
     )  # fmt: skip
     for row, (st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version, gone_back, doubt_rst,
-              bl_over, bl) in enumerate(cols):  # fmt: skip
-        evidence_text = traffic(mq, lq, c, n, born, rst, bl)
+              bl_over, bl, gone) in enumerate(cols):  # fmt: skip
+        evidence_text = traffic(mq, lq, c, n, born, rst, bl, gone)
         if st == "in-use" or st == "safe":
             reasons.append(evidence_text)
         elif st == "not-on-disk":
@@ -908,6 +913,7 @@ def _traffic_words(
     step: str,
     recorded: bool = False,
     blind: float = 0.0,
+    gone: int = 0,
 ) -> str:
     """What the evidence says about a version's traffic, naming the evidence. With recording
     rules, the calls counted are only the first calls of series born in the window."""
@@ -941,4 +947,7 @@ def _traffic_words(
             )
         elif reset:
             parts.append("counter reset in window")
+        if gone:
+            ended = "its series" if gone == series else f"{gone} of its {series} series"
+            parts.append(f"{ended} ended before the window's end (unloaded, or the pod went away)")
     return "; ".join(parts)

@@ -61,6 +61,7 @@ class SeriesFacts:
     counted: float | None = None
     blind: float = 0.0
     resets: float = 0.0  # how many times the counter went down in the window (NaN: not known)
+    gone: bool = False  # no sample at the instant: the series ended before the window's end
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,10 @@ def _check_unique(name: str, result: QueryResult, where: str) -> None:
         seen.add(key)
 
 
-def _series_facts(last: QueryResult, start: QueryResult, resets: QueryResult,
+def _series_facts(last: QueryResult, start: QueryResult, resets: QueryResult, now: QueryResult,
                   params: QueryParams) -> tuple[SeriesFacts, ...]:  # fmt: skip
     starts = {series_key(s.labels): s.value for s in start.series}
+    current = {series_key(s.labels) for s in now.series}
     went_down = {series_key(s.labels): s.value for s in resets.series}
     facts = []
     for s in last.series:
@@ -176,6 +178,7 @@ def _series_facts(last: QueryResult, start: QueryResult, resets: QueryResult,
                 s.value if s.value is not None else float("nan"),
                 # No answer for a series that has samples: nothing proves it never went down.
                 resets=_or_nan(went_down.get(key)),
+                gone=key not in current,
             )
         )
     return tuple(facts)
@@ -508,7 +511,7 @@ def gather(
     if params.rules is None:
         max_qps = _versions(results["max_hourly_qps"], params)
         series = _series_facts(results["series_last"], results["series_start"], results["series_resets"],
-                               params)  # fmt: skip
+                               results["series_now"], params)  # fmt: skip
         recount = _recount_resets(client, params, at, series)
         series = recount.facts
         warnings += recount.warnings

@@ -344,6 +344,7 @@ PURPOSES = {
     "series_last": "per series: last value in the window (any sample at all)",
     "series_start": "per series: value at the window start (born-in-window detection)",
     "series_resets": "per series: counter resets in the window (re-read and counted across them)",
+    "series_now": "per series: a sample at the instant, else it is gone before the window's end",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
     "hourly_qps": "traffic per step over the window, for sparklines: any call shows (no verdict uses it)",
@@ -354,7 +355,7 @@ PURPOSES = {
     "recorded_hourly": "recorded rate per step over the window, for sparklines (no verdict uses it)",
 }
 
-RAW_NAMES = ("max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets")
+RAW_NAMES = ("max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets", "series_now")
 
 
 def plan(params: QueryParams, sparklines: bool = False) -> list[PlannedQuery]:

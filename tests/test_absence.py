@@ -246,6 +246,7 @@ def test_metric_vanishing_while_targets_stay_up_is_a_hole_even_with_coverage(lab
         assert statuses(doc) == {("v", "1"): "unknown", ("v", "2"): "in-use", ("v", "3"): "protected"}
         assert code == 4
         assert "no samples of" in rows(doc)[("v", "1")]["reason"]
+        assert "its series ended before the window's end" in rows(doc)[("v", "2")]["reason"]  # issue 16
 
 
 def test_version_labels_no_directory_can_have_are_a_naming_mismatch(lab: Lab) -> None:

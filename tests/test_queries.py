@@ -47,6 +47,6 @@ def test_bad_selectors(bad: str) -> None:
 
 def test_plan_names_and_coverage() -> None:
     assert [q.name for q in plan(params())] == [
-        "max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets", "metric_presence"]  # fmt: skip
+        "max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets", "series_now", "metric_presence"]  # fmt: skip
     planned = plan(params(coverage='up{job="tfs"}'))
     assert planned[-1].name == "coverage" and planned[-1].promql == 'min_over_time(up{job="tfs"}[60s])'
