@@ -78,9 +78,11 @@ class Plan:
     evaluated_at: float
 
     def to_json(self) -> str:
+        from retire.advisor import iso
+
         doc = {
             "archive": self.archive,
-            "evaluated_at": self.evaluated_at,
+            "evaluated_at": iso(self.evaluated_at),  # RFC 3339, as in the report
             "moves": [asdict(m) for m in self.moves],
         }
         return json.dumps(doc, indent=2) + "\n"
@@ -95,7 +97,8 @@ class Plan:
             raise OffloadError(f"{bad} ({e})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("moves"), list):
             raise OffloadError(f"{bad} (no list of moves)")
-        if not isinstance(doc.get("archive"), str) or not _is_number(doc.get("evaluated_at")):
+        when = _instant(doc.get("evaluated_at"))
+        if not isinstance(doc.get("archive"), str) or when is None:
             raise OffloadError(f"{bad} (no archive or evaluated_at)")
         moves = []
         for n, m in enumerate(doc["moves"]):
@@ -104,11 +107,26 @@ class Plan:
             ):
                 raise OffloadError(f"{bad} (moves[{n}] is not {{model, version, src, dst, size_bytes}})")
             moves.append(Move(**m))
-        return Plan(doc["archive"], tuple(moves), float(doc["evaluated_at"]))
+        return Plan(doc["archive"], tuple(moves), when)
 
 
 def _typed(value: object, kind: type) -> bool:
     return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _instant(value: object) -> float | None:
+    """`evaluated_at` as written (RFC 3339), or Unix seconds from plans of earlier versions."""
+    from datetime import datetime
+
+    if _is_number(value):
+        return float(value)  # type: ignore[arg-type]
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
 
 
 def _is_number(value: object) -> bool:

@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def test_plan_lists_only_safe_versions_and_changes_nothing(present_lab: Lab, tre
     assert "config:" not in run.stdout  # no --model-config: no config to speak of (issue 17)
     plan = json.loads(run_cli("plan", *args(present_lab, tree, tmp_path / "archive", "--format", "json")).stdout)
     assert {(m["model"], m["version"]) for m in plan["moves"]} == SAFE_BASIC
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", plan["evaluated_at"])  # RFC 3339 (issue 17)
     assert snapshot(tree) == before and not (tmp_path / "archive").exists()
 
 
