@@ -55,18 +55,64 @@ DEMO = Scenario(
 )
 
 
+# Two more servers' data beside it, for the README's preset examples (other metrics and jobs, so
+# the TF Serving report above never sees them): a Triton repository with config.pbtxt policies and
+# a TorchServe model store whose unversioned calls are labelled "default".
+TRITON_DEMO = Scenario(
+    name="triton",
+    job="triton",
+    metric="nv_inference_request_success",
+    model_label="model",
+    version_label="version",
+    traffic=(
+        Traffic("detector", "1", zero_init=True),  # loaded, never called: flat 0
+        Traffic("detector", "2", qps=3.0, zero_init=True),
+        Traffic("detector", "3", zero_init=True),  # newest, loaded, idle
+        Traffic("ranker", "7", qps=0.5, zero_init=True),
+    ),
+    disk=(
+        VersionDir("detector", "config.pbtxt", is_file=True,
+                   content='name: "detector"\nversion_policy: { latest: { num_versions: 2 } }\n'),
+        *(VersionDir("detector", str(v), age=10 * DAY) for v in (1, 2, 3)),
+        VersionDir("ranker", "config.pbtxt", is_file=True,
+                   content='name: "ranker"\nversion_policy: { specific: { versions: [5, 7] } }\n'),
+        *(VersionDir("ranker", str(v), age=10 * DAY) for v in (5, 6, 7, 8)),
+        VersionDir("ranker", "08", age=10 * DAY),  # leading zero: Triton ignores it
+    ),
+)  # fmt: skip
+TORCHSERVE_DEMO = Scenario(
+    name="torchserve",
+    job="torchserve",
+    metric="ts_inference_requests_total",
+    traffic=(
+        Traffic("bert", "1.0", calls=(-40 * HOUR,)),  # flat all window
+        Traffic("bert", "2.0", qps=1.0),
+        Traffic("resnet", "default", qps=0.2),  # requests that name no version
+    ),
+    disk=(
+        VersionDir("", "bert_v1.mar", age=10 * DAY, manifest=("bert", "1.0")),
+        VersionDir("", "bert_v2.mar", age=10 * DAY, manifest=("bert", "2.0")),
+        VersionDir("", "bert_v10.mar", age=10 * DAY, manifest=("bert", "10.0")),
+        VersionDir("", "resnet_a.mar", age=10 * DAY, manifest=("resnet", "1.0")),
+        VersionDir("", "resnet_b.mar", age=10 * DAY, manifest=("resnet", "2.0")),
+    ),
+)
+
+
 def build(workdir: Path, end: float) -> tuple[Path, Path]:
     """Write the history and the model tree; return (tsdb, model root)."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     om = workdir / "history.om"
-    write_openmetrics(om, [DEMO], end=end, history=26 * HOUR, interval=60)
+    write_openmetrics(om, [DEMO, TRITON_DEMO, TORCHSERVE_DEMO], end=end, history=26 * HOUR, interval=60)
     tsdb = workdir / "tsdb"
     backfill(om, tsdb)
     om.unlink()
     models = workdir / "models"
     make_model_tree(models, DEMO, end)
+    make_model_tree(workdir / "triton", TRITON_DEMO, end)
+    make_model_tree(workdir / "model-store", TORCHSERVE_DEMO, end)
     return tsdb, models
 
 
