@@ -163,6 +163,16 @@ def fmt_qps(qps: float) -> str:
     return "0" if qps == 0 else f"{qps:.3g}"
 
 
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
 def fmt_calls(calls: float) -> str:
     return f"{calls:,.0f}" if calls == int(calls) else f"{calls:,.1f}"
 
@@ -612,17 +622,10 @@ def _latest_advice(f: pd.DataFrame, on_disk: Any, rank: Any, status: Any, kept: 
             versions = ", ".join(str(f["version"].iloc[i]) for i in sorted(freed, key=lambda i: rank[i]))
             per_model.append(
                 f"{model}: lower num_versions from {rule.num_versions} to {k} in {where} to unload its idle "
-                f"version(s) {versions} (about {_human(sum(sizes[i] for i in freed))} of memory)"
+                f"version(s) {versions} (about {human_bytes(sum(sizes[i] for i in freed))} of memory)"
             )
     return advice, per_model
 
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def _coverage_sentence(evidence: Evidence) -> str:

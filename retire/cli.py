@@ -810,8 +810,8 @@ def _plan_text(plan: Any, model_config: bool, advice: tuple[str, ...] = ()) -> s
     """The plan for people, directory names with control characters escaped. The model config
     note only where there is a model config file; the server-config changes that would free
     loaded idle versions (retire never edits a config)."""
+    from retire.advisor import human_bytes
     from retire.escape import printable
-    from retire.formats.words import human_bytes
 
     tail = ["to free memory, change the server config (retire does not edit it):"]
     tail += [f"  {a}" for a in advice]

@@ -7,6 +7,7 @@ here decides a verdict.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,15 @@ from retire.config import format_duration
 from retire.coverage import Gap, global_gaps, target_gaps
 from retire.errors import PrometheusError
 from retire.prometheus import PrometheusClient, QueryResult, QueryTooBig, Series
-from retire.queries import VERSION_ASPECTS, Matcher, PlannedQuery, QueryParams, plan, recorded_selector
+from retire.queries import (
+    VERSION_ASPECTS,
+    Matcher,
+    PlannedQuery,
+    QueryParams,
+    plan,
+    promql_duration,
+    recorded_selector,
+)
 
 Progress = Callable[[int, int], None]  # (models done, models in all)
 # A series' identity: its whole label set as data (sorted pairs, without the metric name), never
@@ -201,8 +210,6 @@ class Recount:
 
 
 def _went_down(f: SeriesFacts) -> bool:
-    import math
-
     if not math.isfinite(f.resets) or f.resets > 0:
         return True
     return f.start is not None and math.isfinite(f.start) and math.isfinite(f.last) and f.last < f.start
@@ -214,8 +221,6 @@ def _recount_resets(client: PrometheusClient, params: QueryParams, at: float,
     reset (a drop counts the new value) but without its extrapolation, from the raw samples. A
     re-read that is partial, has warnings, lacks the series or ends elsewhere than the series'
     last value counts nothing: the reset stays a doubt."""
-    import math
-
     chosen = [i for i, f in enumerate(facts) if _went_down(f)][:MAX_RECOUNT]
     if not chosen:
         return Recount(facts)
@@ -226,7 +231,7 @@ def _recount_resets(client: PrometheusClient, params: QueryParams, at: float,
     def recount(i: int) -> tuple[SeriesFacts, QueryResult]:
         f = facts[i]
         selector = f"{params.metric}{{{','.join(Matcher(k, '=', v).render() for k, v in f.series)}}}"
-        result = client.samples(selector, params.window, at)
+        result = client.samples(f"{selector}[{promql_duration(params.window)}]", at)
         matching = [s for s in result.series if series_key(s.labels) == f.series]
         if result.warnings or result.partial or len(matching) != 1:
             return f, result

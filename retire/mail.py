@@ -63,7 +63,7 @@ def smtp_from(settings: Settings) -> SmtpSettings:
 
 def subject(report: Report) -> str:
     """The outcome at a glance: `retire: 3 versions safe to offload (12.4 GiB), 1 unknown`."""
-    from retire.formats.words import human_bytes
+    from retire.advisor import human_bytes
 
     s = report.summary
     noun = "version" if s.safe == 1 else "versions"

@@ -394,11 +394,10 @@ class PrometheusClient:
         result: QueryResult = self._send("/api/v1/query", form, expect=("vector", "scalar"))
         return result
 
-    def samples(self, selector: str, window: float, at: float) -> QueryResult:
-        """The raw samples of a series selector over the `window` seconds before `at` (an instant
-        query of a range vector: a matrix)."""
-        seconds = f"{int(window)}s" if window == int(window) else f"{round(window * 1000)}ms"
-        form = {"query": f"{selector}[{seconds}]", "time": _fmt_time(at)}
+    def samples(self, promql: str, at: float) -> QueryResult:
+        """The raw samples of a range-vector selector (`metric{...}[86400s]`) at `at`: an
+        instant query whose answer is a matrix."""
+        form = {"query": promql, "time": _fmt_time(at)}
         result: QueryResult = self._send("/api/v1/query", form)
         if result.result_type != "matrix":
             raise PrometheusError(

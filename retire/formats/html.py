@@ -8,10 +8,10 @@ from __future__ import annotations
 from html import escape as _html_escape
 from typing import TYPE_CHECKING
 
-from retire.advisor import Status, fmt_calls, fmt_qps
+from retire.advisor import Status, fmt_calls, fmt_qps, human_bytes
 from retire.escape import printable
 from retire.formats.table import loaded_cell
-from retire.formats.words import human_bytes, notes, sparkline, summary_line, window_line
+from retire.formats.words import notes, sparkline, summary_line, window_line
 
 if TYPE_CHECKING:
     from retire.advisor import Report

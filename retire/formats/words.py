@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from retire.advisor import Status, fmt_qps, iso
+from retire.advisor import Status, fmt_qps, human_bytes, iso
 from retire.config import format_duration
 
 if TYPE_CHECKING:
     from retire.advisor import Report
-
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return ""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
 
 
 BLOCKS = "▂▃▄▅▆▇█"
