@@ -198,8 +198,8 @@ def _end_to_end(
     import httpx
 
     from retire.config import resolve
-    from retire.prometheus import PrometheusClient
-    from retire.queries import params_from, plan, render
+    from retire.sources.prometheus.client import PrometheusClient
+    from retire.sources.prometheus.queries import params_from, plan, render
 
     d, end = fleet_cache(fleet)
     figures = []
@@ -296,7 +296,7 @@ def startup(runs: int) -> list[Figure]:
 
 
 def inventory(fleet: Fleet, runs: int) -> Figure:
-    from retire.inventory import scan_model_dir
+    from retire.sources.disk.inventory import scan_model_dir
 
     d, _ = fleet_cache(fleet, with_tsdb=False)
     models = d / "models"
@@ -312,8 +312,8 @@ def inventory(fleet: Fleet, runs: int) -> Figure:
 
 def synthetic(n: int) -> tuple[object, object]:
     """An inventory and evidence for n versions (10 per model), shaped like a real fleet."""
-    from retire.evidence import Coverage, Evidence, SeriesFacts, VersionValue
-    from retire.inventory import DiskVersion, Inventory
+    from retire.sources.disk.inventory import DiskVersion, Inventory
+    from retire.sources.prometheus.evidence import Coverage, Evidence, SeriesFacts, VersionValue
 
     end = 1_800_000_000.0
     versions, qps, series = [], [], []

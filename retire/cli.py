@@ -29,8 +29,8 @@ from retire.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.config import Settings
-    from retire.history import History
-    from retire.inventory import Inventory
+    from retire.delivery.history import History
+    from retire.sources.disk.inventory import Inventory
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -332,7 +332,7 @@ def _on_sigint(signum: int, frame: object) -> None:
 
     def watchdog() -> None:
         time.sleep(0.5)
-        from retire.output import remove_partial
+        from retire.delivery.output import remove_partial
 
         remove_partial()
         if not _interrupted.is_set():
@@ -354,8 +354,8 @@ def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
 
 def _inventory(settings: Settings) -> Inventory:
     """Every model source the user named, merged (a model may appear only once)."""
-    from retire.inventory import Inventory, scan_base_path, scan_model_config, scan_model_dir
     from retire.servers import server
+    from retire.sources.disk.inventory import Inventory, scan_base_path, scan_model_config, scan_model_dir
 
     srv = server(settings.preset)
     total = Inventory((), ())
@@ -414,10 +414,10 @@ def _note_other_models(settings: Settings, report: Report) -> Report:
 def _build_report(settings: Settings, sparklines: bool = False) -> Report:
     """config -> sources (disk, Prometheus) -> advisor."""
     from retire.advisor import Policy, advise
-    from retire.evidence import gather
-    from retire.prometheus import PrometheusClient, connection_from
-    from retire.queries import params_from
     from retire.servers import server
+    from retire.sources.prometheus.client import PrometheusClient, connection_from
+    from retire.sources.prometheus.evidence import gather
+    from retire.sources.prometheus.queries import params_from
 
     if not settings.prometheus:
         raise ConfigError(
@@ -473,7 +473,7 @@ def _served(settings: Settings, inventory: Inventory) -> dict[tuple[str, str], b
     No Prometheus credentials are sent to it: it is another server."""
     if not settings.server:
         return None
-    from retire import loaded
+    from retire.sources import loaded
 
     answer = loaded.ask(settings.preset, settings.server, inventory.models, timeout=settings.timeout)
     served = {}
@@ -521,7 +521,7 @@ def _emit(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        from retire.output import write_atomic
+        from retire.delivery.output import write_atomic
 
         write_atomic(output, text)
 
@@ -567,7 +567,7 @@ def report(
         fmt = _format(settings.format, ReportFormat, ReportFormat.TABLE)
         mailing = bool(settings.mail_to)
         if mailing:
-            from retire import mail
+            from retire.delivery import mail
 
             mail.smtp_from(settings)  # a bad password file or CA file is a usage error, found first
         try:
@@ -593,8 +593,8 @@ def report(
         if mailing:
             _mail_report(settings, result, history)
         if settings.since_last is not None:
+            from retire.delivery.output import write_atomic
             from retire.formats.structured import report_json
-            from retire.output import write_atomic
 
             write_atomic(settings.since_last, report_json(result))
     raise typer.Exit(_exit_code(result))
@@ -603,7 +603,7 @@ def report(
 def _history(settings: Settings, result: Report) -> History | None:
     if settings.since_last is None:
         return None
-    from retire.history import History, compare, load
+    from retire.delivery.history import History, compare, load
 
     previous_at, previous, problem = load(settings.since_last)
     return History(previous_at, compare(previous, result), problem)
@@ -616,7 +616,7 @@ def _sender(settings: Settings) -> str:
 
 
 def _mail_report(settings: Settings, result: Report, history: History | None) -> None:
-    from retire import mail
+    from retire.delivery import mail
     from retire.formats import ReportFormat, html, render_report, structured
 
     s = result.summary
@@ -642,9 +642,9 @@ def _mail_report(settings: Settings, result: Report, history: History | None) ->
 
 
 def _mail_failure(settings: Settings, error: RetireError) -> None:
-    from retire import mail
+    from retire.delivery import mail
     from retire.formats import html
-    from retire.prometheus import redact_url
+    from retire.sources.prometheus.client import redact_url
 
     source = redact_url(settings.prometheus) if settings.prometheus else None
     reason = _clean(error.message)  # one line: it goes into the Subject header too
@@ -662,7 +662,7 @@ def _mail_failure(settings: Settings, error: RetireError) -> None:
 
 
 def _history_lines(history: History | None) -> list[str]:
-    from retire.history import lines
+    from retire.delivery.history import lines
 
     return lines(history) if history is not None else []
 
@@ -730,7 +730,7 @@ def query(
       retire query max_hourly_qps --selector 'job="tfs"'
       curl -s http://prom:9090/api/v1/query --data-urlencode "query=$(retire query max_hourly_qps)"
     """
-    from retire.queries import params_from, plan
+    from retire.sources.prometheus.queries import params_from, plan
 
     with _user_errors():
         settings = _settings(flags, config)
@@ -772,8 +772,8 @@ def rules(
       retire rules --selector 'job="tfs"' -o retire-rules.yml
       retire report --use-recording-rules --selector 'job="tfs"' --model-dir /models
     """
-    from retire.queries import params_from
-    from retire.rules import GROUPS, rules_yaml
+    from retire.sources.prometheus.queries import params_from
+    from retire.sources.prometheus.recording import GROUPS, rules_yaml
 
     with _user_errors():
         settings = _settings({**flags, "use_recording_rules": True}, config)
@@ -856,7 +856,7 @@ def plan_command(
       retire plan --prometheus http://prom:9090 --model-dir /models --archive-dir /archive
       retire plan ... --archive-dir /archive --format json -o plan.json
     """
-    from retire.offload import check_archive, make_plan
+    from retire.actions.offload import check_archive, make_plan
 
     with _user_errors():
         settings = _settings({**flags, "output": output}, config)
@@ -902,7 +902,7 @@ def offload(
       retire offload ... --archive-dir /archive --plan plan.json --apply
       retire offload --archive-dir /archive --resume
     """
-    from retire import offload as ops
+    from retire.actions import offload as ops
 
     with _user_errors():
         if resume_run:
@@ -959,8 +959,8 @@ def restore(
       retire restore --archive-dir /archive
       retire restore --archive-dir /archive --model half_plus_two --version 3
     """
-    from retire import offload as ops
-    from retire.inventory import canonical_version
+    from retire.actions import offload as ops
+    from retire.sources.disk.inventory import canonical_version
 
     with _user_errors():
         if version is not None and model is None:

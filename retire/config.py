@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from retire import redact
 from retire.errors import ConfigError
 from retire.escape import has_unsafe, quoted
-from retire.inventory import canonical_version
 from retire.servers import DEFAULT_PRESET, SERVERS
+from retire.sources.disk.inventory import canonical_version
 
 DEFAULT_CONFIG_FILE = Path("retire.toml")
 DEFAULT_METRIC = SERVERS[DEFAULT_PRESET].metric

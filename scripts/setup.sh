@@ -50,7 +50,7 @@ if ! .venv/bin/python -c "import retire, pytest, aiosmtpd, hypothesis" 2>/dev/nu
 fi
 .venv/bin/python -m pip install -q -e '.[test]'
 
-# The real-Triton test tier (tests/test_triton.py) runs the `tritonserver` binary that PyPI's
+# The real-Triton test tier (tests/e2e/test_triton.py) runs the `tritonserver` binary that PyPI's
 # nvidia-pytriton bundles, with its Python backend. It lives in a venv of its own inside .venv:
 # nvidia-pytriton pins numpy<2 (its Python backend stub returns empty output tensors with numpy 2),
 # while pandas 3 needs numpy>=2, so the two cannot share one environment. retire.lab.triton finds

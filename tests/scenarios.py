@@ -225,7 +225,7 @@ TORCHSERVE_EXPECTED = {
 ALL = (BASIC, PITFALLS, BETWEEN, POD_GAP, HOLE, CONFIG, TRITON, TORCHSERVE)
 
 
-# --- Disguises of absence (tests/test_absence.py): data where "no series" must not read as "no
+# --- Disguises of absence (tests/e2e/test_absence.py): data where "no series" must not read as "no
 # calls". In the Prometheus lab only (VictoriaMetrics' comparison runs on ALL).
 
 # gpt is served by pod tfs-0 (and gpt/3 by tfs-1 only), bert by tfs-1 only: a --selector on the

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from retire.advisor import Report
-    from retire.history import History
+    from retire.delivery.history import History
 
 
 class ReportFormat(StrEnum):
@@ -38,8 +38,8 @@ def render_report(
     """`history` (--since-last) adds a "since last report" section to the human formats and a
     `changes` list to JSON; CSV stays one row per version. `width` fits the table to a terminal
     (None: plain text, every reason in full, for pipes, files and mail)."""
+    from retire.delivery.history import lines
     from retire.formats import markdown, structured, table
-    from retire.history import lines
 
     extra = lines(history) if history is not None else []
     if fmt is ReportFormat.TABLE:

@@ -14,7 +14,7 @@ from retire.escape import has_unsafe, printable
 
 if TYPE_CHECKING:
     from retire.advisor import Report
-    from retire.history import History
+    from retire.delivery.history import History
 
 REPORT_COLUMNS = (
     "model", "version", "path", "on_disk", "size_bytes", "max_hourly_qps", "calls", "series",

@@ -1,0 +1,23 @@
+"""The advisor: the pure join of what is on disk with the traffic evidence, and the verdicts.
+
+No I/O, no clock, no environment; see `verdicts` for the order of the rules.
+"""
+
+from retire.advisor.verdicts import (
+    Header,
+    Policy,
+    Report,
+    Row,
+    Status,
+    Summary,
+    advise,
+    fmt_calls,
+    fmt_qps,
+    human_bytes,
+    iso,
+)
+
+__all__ = [
+    "Header", "Policy", "Report", "Row", "Status", "Summary", "advise", "fmt_calls", "fmt_qps",
+    "human_bytes", "iso",
+]

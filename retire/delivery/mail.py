@@ -1,0 +1,160 @@
+"""Mailing the report: one multipart message (text + HTML, optional JSON/CSV attachments) to every
+recipient in one SMTP transaction, or to nobody.
+
+smtplib's `send_message` delivers to the recipients the server accepts and drops the rest; for a
+report that someone will act on, a partial delivery is worse than a clear failure, so recipients
+are given one by one and a single refusal aborts the transaction (RSET) before any data is sent.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
+
+from retire import redact
+from retire.errors import ConfigError, MailError
+
+if TYPE_CHECKING:
+    from retire.advisor import Report
+    from retire.config import Settings
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    starttls: bool
+    ssl: bool
+    user: str | None
+    password: str | None = field(repr=False)
+    ca_file: str | None
+    timeout: float
+
+
+def smtp_from(settings: Settings) -> SmtpSettings:
+    """SMTP settings with the password read and the CA file checked (a config error, exit 2)."""
+    from retire.sources.prometheus.client import read_secret
+
+    password = settings.smtp_password
+    if settings.smtp_password_file is not None:
+        password = read_secret(settings.smtp_password_file, "--smtp-password-file")
+    if settings.smtp_user and password is None:
+        raise ConfigError("--smtp-user needs a password: set RETIRE_SMTP_PASSWORD or --smtp-password-file")
+    if settings.smtp_user and password is not None:
+        redact.register_basic(settings.smtp_user, password)  # AUTH PLAIN/LOGIN send it base64
+        redact.register(f"\0{settings.smtp_user}\0{password}")
+    port = settings.smtp_port or (465 if settings.smtp_ssl else 587 if settings.smtp_starttls else 25)
+    ca = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    if settings.smtp_ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=ca)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            why = getattr(e, "strerror", None) or getattr(e, "reason", None) or "not a PEM CA bundle"
+            raise ConfigError(f"--smtp-ca-file {settings.smtp_ca_file}: {why}") from None
+    s = settings
+    tls = (s.smtp_starttls, s.smtp_ssl)
+    return SmtpSettings(s.smtp_host, port, *tls, s.smtp_user, password, ca, s.smtp_timeout)
+
+
+def subject(report: Report) -> str:
+    """The outcome at a glance: `retire: 3 versions safe to offload (12.4 GiB), 1 unknown`."""
+    from retire.advisor import human_bytes
+
+    s = report.summary
+    noun = "version" if s.safe == 1 else "versions"
+    text = f"retire: {s.safe} {noun} safe to offload ({human_bytes(s.safe_bytes)})"
+    if s.unknown:
+        text += f", {s.unknown} unknown"
+    return text
+
+
+def build(
+    *,
+    sender: str,
+    recipients: tuple[str, ...],
+    subject_line: str,
+    text: str,
+    html: str,
+    attachments: dict[str, tuple[str, str]] | None = None,
+) -> EmailMessage:
+    """attachments: file name -> (content, MIME subtype), e.g. {"report.json": (doc, "json")}."""
+    msg = EmailMessage()
+    msg["Subject"] = subject_line
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    # Quoted-printable keeps every line under SMTP's 998-character limit (long report lines,
+    # one-line HTML rows) and survives 7-bit relays; the text stays readable in raw form.
+    msg.set_content(text, cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    for name, (content, subtype) in (attachments or {}).items():
+        main, sub = ("application", "json") if subtype == "json" else ("text", subtype)
+        if main == "text":
+            msg.add_attachment(content, subtype=sub, filename=name)
+        else:
+            msg.add_attachment(content.encode(), maintype=main, subtype=sub, filename=name)
+    return msg
+
+
+def send(msg: EmailMessage, sender: str, recipients: tuple[str, ...], smtp: SmtpSettings) -> None:
+    """Deliver to all recipients or none; every failure is a MailError with the server's words."""
+    where = f"SMTP server {smtp.host}:{smtp.port}"
+    context = ssl.create_default_context(cafile=smtp.ca_file)
+    try:
+        if smtp.ssl:
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                smtp.host, smtp.port, timeout=smtp.timeout, context=context
+            )
+        else:
+            client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+        with client:
+            client.ehlo()
+            if smtp.starttls:
+                client.starttls(context=context)
+                client.ehlo()
+            if smtp.user:
+                assert smtp.password is not None
+                client.login(smtp.user, smtp.password)
+            code, reply = client.mail(sender)
+            if code != 250:
+                raise MailError(
+                    f"{where} refused the sender {sender}: {code} {reply.decode(errors='replace')}"
+                )
+            for rcpt in recipients:
+                code, reply = client.rcpt(rcpt)
+                if code not in (250, 251):
+                    client.rset()
+                    raise MailError(
+                        f"{where} refused recipient {rcpt}: {code} {reply.decode(errors='replace')}; "
+                        "nothing was sent to anyone"
+                    )
+            # CRLF line ends: smtplib's data() does not convert the bare LFs of as_bytes().
+            code, reply = client.data(msg.as_bytes(policy=email.policy.SMTP))
+            if code != 250:
+                raise MailError(f"{where} refused the message: {code} {reply.decode(errors='replace')}")
+    except MailError:
+        raise
+    except smtplib.SMTPAuthenticationError as e:
+        raise MailError(f"{where} refused the login of {smtp.user}: {e.smtp_code}; check --smtp-user and "
+                        "RETIRE_SMTP_PASSWORD") from None  # fmt: skip
+    except smtplib.SMTPNotSupportedError as e:
+        raise MailError(f"{where} does not support that ({e}); check --smtp-starttls/--smtp-ssl") from None
+    except smtplib.SMTPServerDisconnected as e:
+        if "timed out" in str(e):  # smtplib reports a silent server as a disconnect
+            raise MailError(f"{where} did not answer within {smtp.timeout:g}s; nothing was sent") from None
+        raise MailError(
+            f"{where} closed the connection before the message was sent; nothing was sent"
+        ) from None
+    except TimeoutError:
+        raise MailError(f"{where} did not answer within {smtp.timeout:g}s; nothing was sent") from None
+    except ssl.SSLError as e:
+        raise MailError(f"TLS with {where} failed ({e.reason}); pass its CA with --smtp-ca-file") from None
+    except (smtplib.SMTPException, OSError) as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise MailError(f"cannot send mail through {where}: {reason}") from None

@@ -1,0 +1,112 @@
+"""Finding holes in the data: intervals where evidence is missing, which must never read as "no calls".
+
+Input is a range-query matrix on a regular grid (`start`, `start + resolution`, ... `end`); the point
+at `t` speaks for the interval `(t - resolution, t]`. A run of bad points is a gap; gaps longer than
+`max_gap` are reported. Two kinds:
+
+- global: intervals where no series at all had a sample (Prometheus down, scrapes failing
+  everywhere, data not yet retained), including at the window's edges;
+- per target (with --coverage): inside a target's lifetime (first to last point seen), intervals
+  where it was down (`up` = 0) or had no samples. A target that appears mid-window is a new pod,
+  not a gap; one that vanishes is a pod that went away.
+
+Pure functions: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from retire.sources.prometheus.client import Series
+
+
+@dataclass(frozen=True)
+class Gap:
+    target: str  # label text of the target, or "" for a gap across every series
+    start: float
+    end: float
+    kind: str  # "no samples" or "down"
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def _grid(start: float, end: float, resolution: float) -> int:
+    return round((end - start) / resolution) + 1
+
+
+def _runs(bad: Sequence[bool]) -> list[tuple[int, int]]:
+    """Maximal runs [i, j] of True."""
+    runs, i = [], 0
+    while i < len(bad):
+        if bad[i]:
+            j = i
+            while j + 1 < len(bad) and bad[j + 1]:
+                j += 1
+            runs.append((i, j))
+            i = j + 1
+        else:
+            i += 1
+    return runs
+
+
+def _index(series: Series, start: float, resolution: float, n: int) -> dict[int, float]:
+    out = {}
+    for t, v in series.points:
+        k = round((t - start) / resolution)
+        if 0 <= k < n:
+            out[k] = v
+    return out
+
+
+def label_text(labels: dict[str, str]) -> str:
+    return ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+
+
+def global_gaps(
+    series: Sequence[Series], start: float, end: float, resolution: float, max_gap: float,
+    min_value: float = 0.0,
+) -> list[Gap]:
+    """Intervals where no series had any sample. A point counts only if it is a finite number of
+    at least `min_value` (a count of series is at least 1; `up` is 0 or 1): anything else is not
+    evidence of data."""
+    n = _grid(start, end, resolution)
+    present = [False] * n
+    for s in series:
+        for k, v in _index(s, start, resolution, n).items():
+            if v >= min_value and v != float("inf"):
+                present[k] = True
+    return _gaps_from([not p for p in present], "", "no samples", start, resolution, max_gap)
+
+
+def target_gaps(
+    series: Sequence[Series], start: float, end: float, resolution: float, max_gap: float
+) -> list[Gap]:
+    """Per target, within its lifetime: intervals down (value 0) or without samples."""
+    n = _grid(start, end, resolution)
+    gaps: list[Gap] = []
+    for s in series:
+        points = _index(s, start, resolution, n)
+        if not points:
+            continue
+        first, last = min(points), max(points)
+        target = label_text(s.labels)
+        absent = [first <= k <= last and k not in points for k in range(n)]
+        # `up` is 1 or 0; NaN or any other value is no proof the target was up.
+        down = [not (points.get(k, 1.0) >= 1) for k in range(n)]
+        gaps += _gaps_from(absent, target, "no samples", start, resolution, max_gap)
+        gaps += _gaps_from(down, target, "down", start, resolution, max_gap)
+    return sorted(gaps, key=lambda g: (g.start, g.target))
+
+
+def _gaps_from(
+    bad: Sequence[bool], target: str, kind: str, start: float, resolution: float, max_gap: float
+) -> list[Gap]:
+    out = []
+    for i, j in _runs(bad):
+        gap = Gap(target, max(start, start + (i - 1) * resolution), start + j * resolution, kind)
+        if gap.seconds > max_gap:
+            out.append(gap)
+    return out

@@ -1,0 +1,408 @@
+"""The PromQL `retire` sends: templates from `queries/*.promql`, filled in safely.
+
+Templates use `${name}` placeholders and `#` comment lines. User-supplied label values never reach
+PromQL as raw text: selectors are parsed into matchers and re-rendered with escaping, so a value
+containing `"` or `}` cannot change the query's meaning.
+
+In a source checkout the templates are read from the top-level `queries/`; an installed wheel
+carries them as `retire/queries/` (see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from retire.config import Settings
+from retire.errors import ConfigError
+from retire.servers import server
+
+METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_OPS = ("=~", "!~", "!=", "=")
+# Prometheus refuses range queries with more points than this per series.
+MAX_RANGE_POINTS = 11000
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: str
+    value: str
+
+    def render(self) -> str:
+        return f"{self.name}{self.op}{quote(self.value)}"
+
+    def matches(self, value: str) -> bool:
+        """Whether a label value passes, as Prometheus decides it (regexes fully anchored)."""
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        hit = re.fullmatch(self.value, value, re.DOTALL) is not None
+        return hit if self.op == "=~" else not hit
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A metric name (optional) and label matchers, parsed from user text."""
+
+    metric: str
+    matchers: tuple[Matcher, ...]
+
+    def render(self) -> str:
+        inner = ",".join(m.render() for m in self.matchers)
+        return f"{self.metric}{{{inner}}}" if self.metric else f"{{{inner}}}"
+
+
+def quote(value: str) -> str:
+    """A PromQL double-quoted string literal (Go escaping rules) for any text."""
+    out = []
+    for ch in value:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+_SIMPLE_ESCAPES = {
+    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+    "\\": "\\", "'": "'", '"': '"',
+}  # fmt: skip
+
+
+def _unquote(literal: str, where: str) -> str:
+    """The text of a PromQL string literal: "..." and '...' with Go escapes, `...` raw."""
+    quote_char, body = literal[0], literal[1:-1]
+    if quote_char == "`":
+        return body
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\":
+            out.append(ch)
+            i += 1
+            continue
+        esc = body[i + 1] if i + 1 < len(body) else ""
+        if esc in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[esc])
+            i += 2
+            continue
+        width = {"x": 2, "u": 4, "U": 8}.get(esc)
+        digits = body[i + 2 : i + 2 + width] if width else body[i + 1 : i + 4]
+        try:
+            out.append(chr(int(digits, 16 if width else 8)))
+        except ValueError:
+            raise ConfigError(f"{where}: bad escape \\{esc} in {literal}") from None
+        i += 2 + width if width else 4
+    return "".join(out)
+
+
+_TOKEN_RE = re.compile(
+    r"""\s*(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*
+        (?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)\s*(?P<sep>,|$)""",
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def parse_matchers(text: str, where: str = "--selector") -> tuple[Matcher, ...]:
+    """`job="tfs",namespace=~"ml|ai"` (braces optional) -> matchers; errors name the bad part."""
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]
+    matchers: list[Matcher] = []
+    pos = 0
+    while pos < len(body) and body[pos:].strip():
+        m = _TOKEN_RE.match(body, pos)
+        if m is None:
+            raise ConfigError(
+                f"{where}: cannot parse {body[pos:].strip()!r}; "
+                """expected label matchers such as job="tfs",namespace="ml\""""
+            )
+        matchers.append(Matcher(m["name"], m["op"], _unquote(m["value"], where)))
+        pos = m.end()
+    for matcher in matchers:
+        if matcher.op in ("=~", "!~"):
+            try:
+                re.compile(matcher.value)
+            except re.error as e:
+                raise ConfigError(f"{where}: bad regular expression {matcher.value!r}: {e}") from e
+    return tuple(matchers)
+
+
+def parse_selector(text: str, where: str) -> Selector:
+    """`up{job="tfs"}`, `up` or `{job="tfs"}`: a plain series selector, nothing more."""
+    text = text.strip()
+    m = METRIC_NAME_RE.match(text)
+    metric = m.group(0) if m else ""
+    rest = text[len(metric) :].strip()
+    if rest and not (rest.startswith("{") and rest.endswith("}")):
+        raise ConfigError(f'{where}: {text!r} is not a series selector such as up{{job="tfs"}}')
+    matchers = parse_matchers(rest, where) if rest else ()
+    if not metric and not matchers:
+        raise ConfigError(f"{where}: the selector is empty")
+    return Selector(metric, matchers)
+
+
+def promql_duration(seconds: float) -> str:
+    """Seconds as a PromQL duration literal (`86400s`, `1500ms`)."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """The two rule groups of `retire rules`: a fine one every `interval` that reads the raw
+    series, and a rollup one every `rollup` that condenses the fine series, so a report reads a
+    few samples per version instead of every scrape of every pod."""
+
+    interval: float = 60.0
+    rollup: float = 3600.0
+
+    @property
+    def recent(self) -> float:
+        """How far back the birth rule looks for a new series: two intervals, so one missed
+        evaluation does not lose a series that lived for a single scrape."""
+        return 2 * self.interval
+
+    @property
+    def rollup_range(self) -> float:
+        """A rollup's range: its interval plus two fine intervals, so consecutive rollups overlap
+        and a fine sample written late is still in the next one."""
+        return self.rollup + 2 * self.interval
+
+
+# The `aspect` label of the recorded series that are per version; the other one, "present", is
+# the fleet-wide heartbeat.
+VERSION_ASPECTS = ("rate", "born", "resets", "series")
+
+
+@dataclass(frozen=True)
+class QueryParams:
+    """Everything the templates need, derived once from Settings."""
+
+    metric: str
+    model_label: str
+    version_label: str
+    selector: tuple[Matcher, ...]
+    window: float
+    step: float
+    resolution: float
+    coverage: Selector | None
+    rules: RuleSpec | None = None  # read the series recorded by `retire rules` instead of raw ones
+    canonical: Callable[[str], str] = str  # version label -> join key (the server's rule)
+
+    @property
+    def series_selector(self) -> str:
+        """The metric with all its matchers: what every evidence query selects."""
+        return f"{self.metric}{{{self.matchers}}}"
+
+    @property
+    def matchers(self) -> str:
+        return ",".join(m.render() for m in (*self._base, *self.selector))
+
+    @property
+    def base_selector(self) -> str:
+        """The metric without the user's --selector: every series the selector could leave out."""
+        return f"{self.metric}{{{','.join(m.render() for m in self._base)}}}"
+
+    @property
+    def _base(self) -> tuple[Matcher, ...]:
+        return (Matcher(self.model_label, "!=", ""), Matcher(self.version_label, "!=", ""))
+
+
+def short_duration(seconds: float) -> str:
+    """A duration for a metric name: `1h`, `30m`, `90s` (the largest unit that divides it)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{round(seconds * 1000)}ms"
+
+
+def recorded_name(params: QueryParams, rollup: bool = False) -> str:
+    """The name `retire rules` records the evidence under, e.g. for the default metric
+    `retire:tensorflow:serving:model_call_count:evidence1h` and its rollup `...:evidence1h:max1h`.
+    The step is in the name: a report with another --step finds no series, not wrong ones."""
+    assert params.rules is not None
+    name = f"retire:{params.metric.lstrip(':')}:evidence{short_duration(params.step)}"
+    return f"{name}:max{short_duration(params.rules.rollup)}" if rollup else name
+
+
+RULE_LABEL = "retire_selector"
+
+
+def recorded_selector(params: QueryParams, rollup: bool = False, aspect: str | None = None) -> str:
+    """The recorded series as the report selects them. Every recorded series carries the raw
+    matchers it was made from in a label, so rules made for other matchers (another --selector,
+    metric or labels) are never read as these: the report finds nothing, which is a hole."""
+    only = f",aspect={quote(aspect)}" if aspect else ""
+    return f"{recorded_name(params, rollup)}{{{RULE_LABEL}={quote(params.matchers)}{only}}}"
+
+
+def resolution_for(window: float, max_gap: float) -> float:
+    """Interval of the hole/coverage range queries: fine enough to measure gaps against
+    --max-gap (a quarter of it, at most 60 s), coarse enough to stay under the server's point limit."""
+    fine = min(60.0, max(max_gap / 4, 1.0))
+    return float(max(math.ceil(fine), math.ceil(window / (MAX_RANGE_POINTS - 1))))
+
+
+def params_from(settings: Settings) -> QueryParams:
+    rules = None
+    if settings.use_recording_rules:
+        rules = RuleSpec(settings.rule_interval, settings.rollup_interval)
+    if not METRIC_NAME_RE.fullmatch(settings.metric):
+        raise ConfigError(f"--metric: {settings.metric!r} is not a valid Prometheus metric name")
+    for flag, label in (("--model-label", settings.model_label),
+                        ("--version-label", settings.version_label)):  # fmt: skip
+        if not LABEL_NAME_RE.fullmatch(label):
+            raise ConfigError(f"{flag}: {label!r} is not a valid Prometheus label name")
+    coverage = parse_selector(settings.coverage, "--coverage") if settings.coverage else None
+    return QueryParams(
+        metric=settings.metric,
+        model_label=settings.model_label,
+        version_label=settings.version_label,
+        selector=parse_matchers(settings.selector) if settings.selector else (),
+        window=settings.window,
+        step=settings.step,
+        resolution=resolution_for(settings.window, settings.max_gap),
+        coverage=coverage,
+        rules=rules,
+        canonical=server(settings.preset).canonical,
+    )
+
+
+@cache
+def template(name: str) -> str:
+    """The template text with comments removed and whitespace folded to single spaces."""
+    packaged = resources.files("retire").joinpath("queries", f"{name}.promql")
+    if packaged.is_file():
+        raw = packaged.read_text(encoding="utf-8")
+    else:  # source checkout or editable install: the top-level queries/ folder
+        raw = (Path(__file__).resolve().parents[3] / "queries" / f"{name}.promql").read_text(
+            encoding="utf-8"
+        )
+    lines = [line for line in raw.splitlines() if not line.lstrip().startswith("#")]
+    text = " ".join(" ".join(lines).split())
+    # Fold the spaces a template's layout adds inside brackets: `( x )` reads as `(x)`.
+    return re.sub(r"([(\[{]) | ([)\]}])", lambda m: m.group(1) or m.group(2), text)
+
+
+def render(name: str, params: QueryParams, **extra: str) -> str:
+    """A template filled in; `extra` supplies the placeholders only some templates have."""
+    values = {
+        "metric": params.metric,
+        "model_label": params.model_label,
+        "version_label": params.version_label,
+        "matchers": params.matchers,
+        "window": promql_duration(params.window),
+        "step": promql_duration(params.step),
+        "resolution": promql_duration(params.resolution),
+        "coverage": params.coverage.render() if params.coverage else "",
+        "step_seconds": f"{params.step:g}",
+        **extra,
+    }
+    if params.rules is not None:
+        values.setdefault("interval", promql_duration(params.rules.interval))
+        values.setdefault("recent", promql_duration(params.rules.recent))
+        values.setdefault("rollup_range", promql_duration(params.rules.rollup_range))
+    return string.Template(template(name)).substitute(values)
+
+
+@dataclass(frozen=True)
+class PlannedQuery:
+    """One query of a run: instant queries are evaluated at the instant, range ones over the
+    window (from its start to the instant) at `step` seconds."""
+
+    name: str
+    kind: str  # "instant" or "range"
+    promql: str
+    purpose: str
+    step: float = 0.0
+
+
+PURPOSES = {
+    "max_hourly_qps": "busiest step per version (the seed query)",
+    "last_step_qps": "rate over the last step, which the seed's aligned steps miss",
+    "series_last": "per series: last value in the window (any sample at all)",
+    "series_start": "per series: value at the window start (born-in-window detection)",
+    "series_resets": "per series: counter resets in the window (re-read and counted across them)",
+    "series_now": "per series: a sample at the instant, else it is gone before the window's end",
+    "metric_presence": "series with samples per interval (global holes)",
+    "coverage": "lowest `up` per target per interval (scrape gaps)",
+    "hourly_qps": "traffic per step over the window, for sparklines: any call shows (no verdict uses it)",
+    "recorded_window": "every aspect per version over the window, from the rollups",
+    "recorded_recent": "every aspect per version since the last rollup, from the fine series",
+    "recorded_present": "recorded heartbeat per interval (holes in the data, fine rules not running)",
+    "recorded_rollups": "rollup heartbeat per rollup interval (rollup rules not running)",
+    "recorded_hourly": "recorded rate per step over the window, for sparklines (no verdict uses it)",
+}
+
+RAW_NAMES = ("max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets", "series_now")
+
+
+def plan(params: QueryParams, sparklines: bool = False) -> list[PlannedQuery]:
+    """The queries a report sends, in the order `retire query` prints them."""
+    if params.rules is not None:
+        return _plan_recorded(params, sparklines)
+    planned = [PlannedQuery(n, "instant", render(n, params), PURPOSES[n]) for n in RAW_NAMES]
+    # Holes in the metric itself are checked even with --coverage: targets can stay up while the
+    # metric is gone (a relabel rule drops it, an image without the counter rolls out).
+    planned.append(_range("metric_presence", render("metric_presence", params), params.resolution))
+    if params.coverage is not None:
+        planned.append(_range("coverage", render("coverage", params), params.resolution))
+    if sparklines:
+        planned.append(_range("hourly_qps", render("hourly_qps", params), params.step))
+    return planned
+
+
+def _range(name: str, promql: str, step: float) -> PlannedQuery:
+    return PlannedQuery(name, "range", promql, PURPOSES[name], step)
+
+
+def _plan_recorded(params: QueryParams, sparklines: bool) -> list[PlannedQuery]:
+    """With recording rules: every aspect over the window from the rollups, and since the last
+    rollup from the fine series; both heartbeats; the raw last-step rate (instant, nearly free)
+    and the --coverage query (about targets) as without rules."""
+    assert params.rules is not None
+
+    def recorded(rollup: bool = False, aspect: str | None = None) -> str:
+        return recorded_selector(params, rollup, aspect)
+
+    fine_step = max(params.resolution, params.rules.interval)
+    rollup_step = params.rules.rollup
+    planned = [
+        PlannedQuery("recorded_window", "instant", render("recorded_window", params, recorded=recorded(True)),
+                     PURPOSES["recorded_window"]),
+        PlannedQuery("recorded_recent", "instant", render("recorded_recent", params, recorded=recorded()),
+                     PURPOSES["recorded_recent"]),
+        PlannedQuery("last_step_qps", "instant", render("last_step_qps", params), PURPOSES["last_step_qps"]),
+        _range("recorded_present", render("recorded_present", params, recorded=recorded(aspect="present"),
+               resolution=promql_duration(fine_step)), fine_step),
+        _range("recorded_rollups", render("recorded_present", params, recorded=recorded(True, "present"),
+               resolution=promql_duration(rollup_step)), rollup_step),
+    ]  # fmt: skip
+    if params.coverage is not None:
+        planned.append(_range("coverage", render("coverage", params), params.resolution))
+    if sparklines:
+        rate = recorded(aspect="rate")
+        hourly = render("recorded_hourly", params, recorded=rate)
+        planned.append(_range("recorded_hourly", hourly, params.step))
+    return planned

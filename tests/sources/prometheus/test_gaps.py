@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from retire.sources.prometheus.client import Series
+from retire.sources.prometheus.gaps import global_gaps, target_gaps
+
+
+def series(labels: dict[str, str], present: list[int], value: float = 1.0, down: tuple[int, ...] = ()) -> Series:
+    return Series(labels, points=tuple((float(k * 60), 0.0 if k in down else value) for k in present))
+
+
+def test_global_gap_edges_and_tolerance() -> None:
+    s = [series({"i": "a"}, [k for k in range(0, 101) if not 10 <= k < 30])]
+    gaps = global_gaps(s, 0, 6000, 60, max_gap=900)
+    assert [(g.start, g.end) for g in gaps] == [(540.0, 1740.0)]
+    assert global_gaps(s, 0, 6000, 60, max_gap=1200) == []
+    late = [series({"i": "a"}, list(range(50, 101)))]
+    assert global_gaps(late, 0, 6000, 60, 900)[0].start == 0
+
+
+def test_targets_born_late_are_not_gaps_but_down_is() -> None:
+    new_pod = series({"instance": "new"}, list(range(60, 101)))
+    flaky = series({"instance": "flaky"}, list(range(0, 101)), down=tuple(range(40, 70)))
+    gaps = target_gaps([new_pod, flaky], 0, 6000, 60, 900)
+    assert [(g.target, g.kind) for g in gaps] == [('instance="flaky"', "down")]
+
+
+def test_up_values_other_than_one_are_down_and_non_finite_counts_are_no_data() -> None:
+    # `up` is 1 or 0: NaN or -1 (a proxy, a bad recording rule) is no proof the target was up.
+    for bad in (float("nan"), -1.0, 0.5):
+        odd = Series({"instance": "odd"}, points=tuple((float(k * 60), bad if 40 <= k < 70 else 1.0) for k in range(101)))
+        gaps = target_gaps([odd], 0, 6000, 60, 900)
+        assert [(g.target, g.kind) for g in gaps] == [('instance="odd"', "down")], bad
+    # A count of series that is 0 or NaN is not a sample.
+    zero = Series({}, points=tuple((float(k * 60), 0.0 if 40 <= k < 70 else 1.0) for k in range(101)))
+    assert len(global_gaps([zero], 0, 6000, 60, 900, min_value=1)) == 1
+
+
+def test_coverage_cannot_be_related_to_a_metric_without_instance_labels() -> None:
+    from retire.sources.prometheus.client import QueryResult
+    from retire.sources.prometheus.evidence import _coverage
+    from retire.sources.prometheus.queries import Matcher, QueryParams, Selector
+
+    params = QueryParams("m", "model_name", "model_version", (), 86400, 3600, 60,
+                         Selector("up", (Matcher("job", "=", "other"),)))  # fmt: skip
+    up = QueryResult("matrix", (series({"job": "other", "instance": "n1"}, list(range(0, 1441))),))
+    at = 1440 * 60.0
+    ok = _coverage(up, params, at, 900, {("other", "n1"): "{}"})
+    assert ok.problem is None
+    vacuous = _coverage(up, params, at, 900, {None: "{model_name='a'}"})
+    assert vacuous.problem is not None and "without an instance label" in vacuous.problem
+    other_job = _coverage(up, params, at, 900, {("tfs", "n1"): "{}"})
+    assert other_job.problem is not None and 'job="tfs",instance="n1"' in other_job.problem

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from retire.config import resolve
+from retire.errors import ConfigError
+from retire.sources.prometheus.queries import params_from, parse_matchers, plan, quote, render
+
+
+def params(**flags: object):  # type: ignore[no-untyped-def]
+    return params_from(resolve(flags, env={}))
+
+
+def test_default_is_the_seed_query() -> None:
+    seed = ("max_over_time( sum( rate(:tensorflow:serving:model_call_count{model_name!=\"\",model_version!=\"\"}"
+            "[60m]) ) by (model_name,model_version)[86400s:3600s] )")  # fmt: skip
+    ours = render("max_hourly_qps", params())
+    assert ours == (
+        'max_over_time(sum by (model_name, model_version) (rate(:tensorflow:serving:model_call_count'
+        '{model_name!="",model_version!=""}[3600s]))[86400s:3600s])'
+    )
+    # Same function, metric, matchers, grouping, window and step as the seed.
+    for part in ("max_over_time(", ":tensorflow:serving:model_call_count{", "[86400s:3600s]"):
+        assert part in seed and part in ours
+
+
+def test_options_reach_the_query() -> None:
+    q = render("max_hourly_qps", params(window="2d", step="30m", metric="nv_inference_request_success",
+                                        model_label="model", version_label="version", selector='job="triton"'))  # fmt: skip
+    assert q == ('max_over_time(sum by (model, version) (rate(nv_inference_request_success{model!="",version!="",'
+                 'job="triton"}[1800s]))[172800s:1800s])')  # fmt: skip
+
+
+def test_label_values_are_escaped() -> None:
+    (m,) = parse_matchers(r'ns="a\"b}c"')
+    assert m.value == 'a"b}c'
+    q = render("series_last", params(selector=r'ns="a\"b}c",x=~`\d+`'))
+    assert r'ns="a\"b}c"' in q and r'x=~"\\d+"' in q
+    assert quote("a\nb\\") == r'"a\nb\\"'
+
+
+@pytest.mark.parametrize("bad", ['job=tfs', 'job="tfs" ns="x"', '{job="x"', 'job=~"("', "9x=\"a\""])
+def test_bad_selectors(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        params(selector=bad)
+
+
+def test_plan_names_and_coverage() -> None:
+    assert [q.name for q in plan(params())] == [
+        "max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets", "series_now", "metric_presence"]  # fmt: skip
+    planned = plan(params(coverage='up{job="tfs"}'))
+    assert planned[-1].name == "coverage" and planned[-1].promql == 'min_over_time(up{job="tfs"}[60s])'
