@@ -172,8 +172,19 @@ def _run_retire(url: str, models: Path, end: float, output: str, *extra: str) ->
 
 def statuses(url: str, models: Path, end: float, *extra: str) -> str:
     """How many versions got each verdict: a check that a measured mode really worked."""
-    cmd = [RETIRE, "report", "--prometheus", url, "--model-dir", str(models), "--at", str(end),
-           "--format", "json", *extra]  # fmt: skip
+    cmd = [
+        RETIRE,
+        "report",
+        "--prometheus",
+        url,
+        "--model-dir",
+        str(models),
+        "--at",
+        str(end),
+        "--format",
+        "json",
+        *extra,
+    ]
     doc = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=False).stdout)
     return ", ".join(f"{n:,} {status}" for status, n in doc["summary"]["counts"].items() if n)
 
@@ -187,8 +198,9 @@ def end_to_end(fleet: Fleet, runs: int) -> list[Figure]:
     recording rules on a server that also holds the rules' history; each against its own floor."""
     d, _ = fleet_cache(fleet)
     figures = _end_to_end(fleet, d / "tsdb", d / "prometheus", runs, (("", ()), (" (--coverage)", COVERAGE)))
-    figures += _end_to_end(fleet, rules_cache(fleet), d / "rules" / "prometheus", runs,
-                           ((" (--use-recording-rules)", RULES),))  # fmt: skip
+    figures += _end_to_end(
+        fleet, rules_cache(fleet), d / "rules" / "prometheus", runs, ((" (--use-recording-rules)", RULES),)
+    )
     return figures
 
 

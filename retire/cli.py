@@ -256,8 +256,11 @@ def shared_options(options: list[tuple[str, Any]]) -> Callable[[Command], Comman
         ]
         signature = inspect.signature(func)
         resolved = typing.get_type_hints(func, include_extras=True)  # keep Annotated's typer.Option
-        own = [p.replace(annotation=resolved.get(p.name, p.annotation)) for p in signature.parameters.values()
-               if p.name != "flags"]  # fmt: skip
+        own = [
+            p.replace(annotation=resolved.get(p.name, p.annotation))
+            for p in signature.parameters.values()
+            if p.name != "flags"
+        ]
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
@@ -443,9 +446,16 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
     ):
         scan = disk.submit(_inventory, settings)
         try:
-            evidence = gather(client, params, at, settings.max_gap, split=settings.split_by_model,
-                              models_hint=lambda: scan.result().models, progress=progress,
-                              sparklines=sparklines)  # fmt: skip
+            evidence = gather(
+                client,
+                params,
+                at,
+                settings.max_gap,
+                split=settings.split_by_model,
+                models_hint=lambda: scan.result().models,
+                progress=progress,
+                sparklines=sparklines,
+            )
         except RetireError:
             scan.result()  # a bad model directory is the first thing to fix: report it first
             raise
@@ -464,8 +474,9 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
         label_is_version=server(settings.preset).label_is_version,
     )
     served = _served(settings, inventory)
-    return _note_other_models(settings, advise(inventory, evidence, policy, generated_at=time.time(),
-                                               served=served))  # fmt: skip
+    return _note_other_models(
+        settings, advise(inventory, evidence, policy, generated_at=time.time(), served=served)
+    )
 
 
 def _served(settings: Settings, inventory: Inventory) -> dict[tuple[str, str], bool] | None:
@@ -585,8 +596,14 @@ def report(
         history = _history(settings, result)
         on_terminal = fmt is ReportFormat.TABLE and settings.output is None and sys.stdout.isatty()
         width = shutil.get_terminal_size().columns if on_terminal else None
-        text = render_report(result, fmt, color=on_terminal and _use_color(), width=width,
-                             verbose=settings.verbose, history=history)  # fmt: skip
+        text = render_report(
+            result,
+            fmt,
+            color=on_terminal and _use_color(),
+            width=width,
+            verbose=settings.verbose,
+            history=history,
+        )
         _emit(text, settings.output)
         if fmt is not ReportFormat.TABLE or settings.output is not None:
             typer.echo(f"retire: {_clean(summary_line(result))}", err=True)

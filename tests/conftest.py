@@ -30,11 +30,15 @@ class Lab:
 
     def args(self, scenario: Scenario, *extra: str, coverage: bool = True) -> list[str]:
         out = [
-            "--prometheus", self.url,
-            "--model-dir", str(self.models(scenario)),
-            "--selector", f'scenario="{scenario.name}"',
-            "--at", str(self.end),
-        ]  # fmt: skip
+            "--prometheus",
+            self.url,
+            "--model-dir",
+            str(self.models(scenario)),
+            "--selector",
+            f'scenario="{scenario.name}"',
+            "--at",
+            str(self.end),
+        ]
         if coverage:
             out += ["--coverage", f'up{{scenario="{scenario.name}"}}']
         if scenario.name in ("triton", "torchserve", "triton0", "torchserve0"):
@@ -46,8 +50,9 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("lab")
     om = root / "history.om"
-    write_openmetrics(om, scenarios.ALL + scenarios.ABSENCE, end=scenarios.END, history=scenarios.HISTORY,
-                      interval=60)  # fmt: skip
+    write_openmetrics(
+        om, scenarios.ALL + scenarios.ABSENCE, end=scenarios.END, history=scenarios.HISTORY, interval=60
+    )
     backfill(om, root / "tsdb")
     with Prometheus(root / "tsdb", root / "prometheus") as server:
         yield Lab(server.url, scenarios.END, root)

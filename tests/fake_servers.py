@@ -17,8 +17,9 @@ Handler = Callable[[str, dict[str, str]], tuple[int, str, bytes]]
 FLAT = {"model_name": "m", "model_version": "1", "instance": "tfs-0"}
 
 
-def full_answer(path: str, form: dict[str, str], *, flat: dict[str, str] | None = None,
-                **extra: object) -> tuple[int, str, bytes]:  # fmt: skip
+def full_answer(
+    path: str, form: dict[str, str], *, flat: dict[str, str] | None = None, **extra: object
+) -> tuple[int, str, bytes]:
     """A well-formed answer: one idle version (`flat`, default m/1) whose counter stayed at 7
     all window, so the queries are shown to reach the fleet; for range queries one series present
     throughout; no series on the series API (no --selector is tested against these servers)."""

@@ -32,7 +32,9 @@ def present_lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab
     fixture: `yield from present_lab_server(tmp_path_factory)`)."""
     root = tmp_path_factory.mktemp("present")
     end = float(int(time.time()) - 5)
-    write_openmetrics(root / "history.om", [sc.BASIC, sc.TORCHSERVE], end=end, history=sc.HISTORY, interval=60)
+    write_openmetrics(
+        root / "history.om", [sc.BASIC, sc.TORCHSERVE], end=end, history=sc.HISTORY, interval=60
+    )
     backfill(root / "history.om", root / "tsdb")
     with Prometheus(root / "tsdb", root / "prometheus") as server:
         yield Lab(server.url, end, root)
@@ -41,8 +43,16 @@ def present_lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab
 def evidence(lab: Lab, *extra: str, scenario: str = "basic") -> list[str]:
     """Evidence flags for the present lab: no --at (the present), a max gap that covers the
     seconds since the history ends. Add the model source."""
-    out = ["--prometheus", lab.url, "--selector", f'scenario="{scenario}"',
-           "--coverage", f'up{{scenario="{scenario}"}}', "--max-gap", "30m"]  # fmt: skip
+    out = [
+        "--prometheus",
+        lab.url,
+        "--selector",
+        f'scenario="{scenario}"',
+        "--coverage",
+        f'up{{scenario="{scenario}"}}',
+        "--max-gap",
+        "30m",
+    ]
     if scenario == "torchserve":
         out += ["--preset", "torchserve"]
     return [*out, *extra]
@@ -69,15 +79,29 @@ def snapshot(root: Path) -> dict[str, object]:
                 out[rel + "/"] = ("dir", stat.S_IMODE(st.st_mode))
                 stack.append(Path(entry.path))
             else:
-                out[rel] = ("file", stat.S_IMODE(st.st_mode), hashlib.sha256(Path(entry.path).read_bytes()).hexdigest())
+                out[rel] = (
+                    "file",
+                    stat.S_IMODE(st.st_mode),
+                    hashlib.sha256(Path(entry.path).read_bytes()).hexdigest(),
+                )
     return out
 
 
-def cli(*argv: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *argv: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """The real console entry point in a subprocess (crash tests need a process to kill)."""
-    path = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-m", "retire", *argv], capture_output=True, text=True, timeout=120,
-                          cwd=cwd, env={**os.environ, "PYTHONPATH": path, **(env or {})})  # fmt: skip
+    path = os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "retire", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": path, **(env or {})},
+    )
 
 
 def one_line_error(run: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
@@ -107,8 +131,9 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
     cannot be mounted."""
     mount = where / f"tmpfs-{uuid.uuid4().hex[:8]}"
     mount.mkdir(parents=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or result.returncode}); needs root")
     try:

@@ -176,15 +176,23 @@ TRITON = _scenario(
         Traffic("ranker", "7", qps=0.5, zero_init=True),
     ),
     disk=(
-        VersionDir("detector", "config.pbtxt", is_file=True,
-                   content='name: "detector"\nplatform: "onnxruntime_onnx"\nversion_policy: { latest: { num_versions: 2 } }\n'),
+        VersionDir(
+            "detector",
+            "config.pbtxt",
+            is_file=True,
+            content='name: "detector"\nplatform: "onnxruntime_onnx"\nversion_policy: { latest: { num_versions: 2 } }\n',
+        ),
         *(VersionDir("detector", str(v), age=10 * DAY) for v in (1, 2, 3)),
-        VersionDir("ranker", "config.pbtxt", is_file=True,
-                   content='name: "ranker"\nversion_policy: { specific: { versions: [5, 7] } }\n'),
+        VersionDir(
+            "ranker",
+            "config.pbtxt",
+            is_file=True,
+            content='name: "ranker"\nversion_policy: { specific: { versions: [5, 7] } }\n',
+        ),
         *(VersionDir("ranker", str(v), age=10 * DAY) for v in (5, 6, 7)),
         VersionDir("ranker", "8", age=10 * DAY),  # on disk, not loaded: no series
     ),
-)  # fmt: skip
+)
 TRITON_EXPECTED = {
     ("detector", "1"): "safe",
     ("detector", "2"): "in-use",
@@ -306,11 +314,15 @@ TRITON0 = _scenario(
     disk=(
         VersionDir("t0", "config.pbtxt", is_file=True, content='name: "t0"\nbackend: "python"\n'),
         *(VersionDir("t0", v, age=10 * DAY) for v in ("1", "2", "03")),
-        VersionDir("spec0", "config.pbtxt", is_file=True,
-                   content='name: "spec0"\nversion_policy: { specific: { versions: [1] } }\n'),
+        VersionDir(
+            "spec0",
+            "config.pbtxt",
+            is_file=True,
+            content='name: "spec0"\nversion_policy: { specific: { versions: [1] } }\n',
+        ),
         *(VersionDir("spec0", v, age=10 * DAY) for v in ("1", "2")),
     ),
-)  # fmt: skip
+)
 TRITON0_EXPECTED = {
     ("t0", "1"): "safe",
     ("t0", "2"): "protected",

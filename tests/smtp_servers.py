@@ -41,7 +41,10 @@ def smtp(
     inbox: Inbox, tls: ssl.SSLContext | None = None, logins: dict[str, str] | None = None
 ) -> Iterator[int]:
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and (logins or {}).get(auth_data.login.decode()) == auth_data.password.decode()
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and (logins or {}).get(auth_data.login.decode()) == auth_data.password.decode()
+        )
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
     port = free_port()

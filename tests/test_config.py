@@ -8,8 +8,18 @@ from retire.config import parse_duration, parse_instant, resolve
 from retire.errors import ConfigError
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("15m", 900), ("1h30m", 5400), ("1d", 86400),
-                                                ("86400s", 86400), (3600, 3600), ("500ms", 0.5)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90),
+        ("15m", 900),
+        ("1h30m", 5400),
+        ("1d", 86400),
+        ("86400s", 86400),
+        (3600, 3600),
+        ("500ms", 0.5),
+    ],
+)
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -22,7 +32,10 @@ def test_bad_durations(bad: object) -> None:
 
 def test_instants() -> None:
     assert parse_instant("1795500000").timestamp() == 1795500000
-    assert parse_instant("2026-11-24T06:00:00Z").timestamp() == parse_instant("2026-11-24T14:00:00+08:00").timestamp()
+    assert (
+        parse_instant("2026-11-24T06:00:00Z").timestamp()
+        == parse_instant("2026-11-24T14:00:00+08:00").timestamp()
+    )
     with pytest.raises(ConfigError, match="no time zone"):
         parse_instant("2026-11-24T06:00:00")
 

@@ -35,8 +35,16 @@ def test_sections_in_the_order_people_need_them() -> None:
 
 def test_install_says_where_retire_is_and_how_to_install_it() -> None:
     install = README[README.index("## Install and try it") : README.index("## Quick start")]
-    for needle in ("bash scripts/demo.sh", "bash scripts/test.sh", "./.venv/bin/retire", "pipx install .",
-                   "pip install .", "examples/Dockerfile", "--keep", "--stop"):  # fmt: skip
+    for needle in (
+        "bash scripts/demo.sh",
+        "bash scripts/test.sh",
+        "./.venv/bin/retire",
+        "pipx install .",
+        "pip install .",
+        "examples/Dockerfile",
+        "--keep",
+        "--stop",
+    ):
         assert needle in install, needle
 
 
@@ -54,10 +62,12 @@ def test_shown_outputs_are_what_the_commands_print(tmp_path: Path) -> None:
     with demo_lab(tmp_path) as lab:
         fresh = refresh(README, lab)
     want, got = normalise(README), normalise(fresh)
-    diff = "\n".join(difflib.unified_diff(want.split("\n"), got.split("\n"), "README.md", "fresh", lineterm=""))
+    diff = "\n".join(
+        difflib.unified_diff(want.split("\n"), got.split("\n"), "README.md", "fresh", lineterm="")
+    )
     assert want == got, f"README.md is stale; run `python scripts/readme.py`:\n{diff}"
     # the --at example falls inside the demo's data: versions come out safe, not unknown
-    at_block = fresh[fresh.index("--at \"$(date") :]
+    at_block = fresh[fresh.index('--at "$(date') :]
     assert "half_plus_two\t1\t" in at_block.split("```")[0]
 
 

@@ -102,8 +102,10 @@ class Plan:
             raise OffloadError(f"{bad} (no archive or evaluated_at)")
         moves = []
         for n, m in enumerate(doc["moves"]):
-            if not isinstance(m, dict) or set(m) != set(_MOVE_FIELDS) or not all(
-                _typed(m[k], t) for k, t in _MOVE_FIELDS.items()
+            if (
+                not isinstance(m, dict)
+                or set(m) != set(_MOVE_FIELDS)
+                or not all(_typed(m[k], t) for k, t in _MOVE_FIELDS.items())
             ):
                 raise OffloadError(f"{bad} (moves[{n}] is not {{model, version, src, dst, size_bytes}})")
             moves.append(Move(**m))
@@ -251,8 +253,9 @@ class Checked:
     root: str
 
 
-def checked_moves(plan: Plan, fresh: Report, archive: Path, where: str,
-                  on_skip: Callable[[str], None]) -> list[Checked]:  # fmt: skip
+def checked_moves(
+    plan: Plan, fresh: Report, archive: Path, where: str, on_skip: Callable[[str], None]
+) -> list[Checked]:
     """The plan's moves that are still safe in the fresh report, each exactly as the fresh scan
     finds it. A move naming another source or destination than the scan's refuses the whole plan:
     plans are files, and files can be edited."""
@@ -394,8 +397,9 @@ def _record_problem(doc: object, archive: Path) -> str | None:
     if dst != expected:
         return f"dst {dst!r} is not {expected!r}"
     root = doc.get("root")
-    if root is not None and (not isinstance(root, str) or not _normal_absolute(root)
-                             or not src.startswith(root.rstrip("/") + "/")):  # fmt: skip
+    if root is not None and (
+        not isinstance(root, str) or not _normal_absolute(root) or not src.startswith(root.rstrip("/") + "/")
+    ):
         return f"root {root!r} is not an absolute path above src"
     return None
 
@@ -691,8 +695,9 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _copy_verified(frm: Path, to: Path, partial: Path, reuse: bool, dst_fd: int,
-                   fail: Callable[[str], NoReturn]) -> None:  # fmt: skip
+def _copy_verified(
+    frm: Path, to: Path, partial: Path, reuse: bool, dst_fd: int, fail: Callable[[str], NoReturn]
+) -> None:
     """Across filesystems: copy to `partial` (or reuse a crash's partial copy when it verifies),
     verify, rename into place. On any failure the partial copy is removed and the step fails."""
     try:
@@ -837,8 +842,10 @@ def _preflight_restore(r: dict[str, Any]) -> None:
     _check_writable(src.parent)
     with _dir(dst.parent) as fd:
         if _kind(fd, dst.name) not in ("dir", "file"):
-            raise OffloadError(f"the archived copy {dst} of {what} is missing or not a directory or file; "
-                               "nothing was restored")  # fmt: skip
+            raise OffloadError(
+                f"the archived copy {dst} of {what} is missing or not a directory or file; "
+                "nothing was restored"
+            )
 
 
 def restore(archive: Path, model: str | None, version: str | None, on_step: Callable[[str], None]) -> int:

@@ -18,6 +18,15 @@ from retire.advisor.verdicts import (
 )
 
 __all__ = [
-    "Header", "Policy", "Report", "Row", "Status", "Summary", "advise", "fmt_calls", "fmt_qps",
-    "human_bytes", "iso",
+    "Header",
+    "Policy",
+    "Report",
+    "Row",
+    "Status",
+    "Summary",
+    "advise",
+    "fmt_calls",
+    "fmt_qps",
+    "human_bytes",
+    "iso",
 ]

@@ -126,11 +126,37 @@ class Report:
 
     def rows(self) -> Iterator[Row]:
         t = self.table
-        names = ("model", "version", "path", "on_disk", "size_bytes", "max_hourly_qps", "calls", "series",
-                 "status", "reason", "hourly", "loaded", "loaded_from")  # fmt: skip
+        names = (
+            "model",
+            "version",
+            "path",
+            "on_disk",
+            "size_bytes",
+            "max_hourly_qps",
+            "calls",
+            "series",
+            "status",
+            "reason",
+            "hourly",
+            "loaded",
+            "loaded_from",
+        )
         columns = [t[c].tolist() for c in names]
-        for (model, version, path, on_disk, size, qps, calls, series, status, reason, hourly, loaded,
-             source) in zip(*columns, strict=True):  # fmt: skip
+        for (
+            model,
+            version,
+            path,
+            on_disk,
+            size,
+            qps,
+            calls,
+            series,
+            status,
+            reason,
+            hourly,
+            loaded,
+            source,
+        ) in zip(*columns, strict=True):
             yield Row(
                 model=model,
                 version=version,
@@ -349,8 +375,17 @@ def _per_version_recorded(rcols: dict[str, list[Any]], rk: Any) -> pd.DataFrame:
     frame["gone"] = 0
     if frame["k"].duplicated().any():  # one fact per version from evidence; be safe if not
         frame = frame.groupby("k", as_index=False, sort=False).agg(
-            {"series": "max", "calls": "max", "born": "max", "resets": "max", "resets_seen": "max",
-             "blind": "max", "blind_over": "max", "nan_series": "sum", "gone": "max"}
+            {
+                "series": "max",
+                "calls": "max",
+                "born": "max",
+                "resets": "max",
+                "resets_seen": "max",
+                "blind": "max",
+                "blind_over": "max",
+                "nan_series": "sum",
+                "gone": "max",
+            }
         )
     return frame
 
@@ -476,19 +511,22 @@ class _ScopeDoubts:
 
     def summary(self, unknown: Any) -> list[str]:
         out = []
-        for mask, words in ((self.excluded, "left out by --selector"),
-                            (self.outside, "with series outside --selector"),
-                            (self.unnamed, "whose model may be served under another name"),
-                            (self.mislabeled, "whose model's version labels name no directory"),
-                            (self.disagree, "with a rate but no series values"),
-                            (self.lookalike, "whose model's name resembles a served one")):  # fmt: skip
+        for mask, words in (
+            (self.excluded, "left out by --selector"),
+            (self.outside, "with series outside --selector"),
+            (self.unnamed, "whose model may be served under another name"),
+            (self.mislabeled, "whose model's version labels name no directory"),
+            (self.disagree, "with a rate but no series values"),
+            (self.lookalike, "whose model's name resembles a served one"),
+        ):
             if (n := int((unknown & mask).sum())) > 0:
                 out.append(f"{n} {words}")
         return out
 
 
-def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidence,
-                  policy: Policy) -> _ScopeDoubts:  # fmt: skip
+def _scope_doubts(
+    f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidence, policy: Policy
+) -> _ScopeDoubts:
     """No series is evidence of no calls only where the query is shown to reach that version."""
     import numpy as np
     import pandas as pd
@@ -499,10 +537,15 @@ def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidenc
     excluded = np.zeros(len(f), dtype=bool)
     if scope.model_matchers or scope.version_matchers:
         excluded = on_disk & np.array(
-            [not (all(m.matches(mo) for m in scope.model_matchers)
-                  and all(m.matches(v) for m in scope.version_matchers))
-             for mo, v in zip(models, versions, strict=True)], dtype=bool,
-        )  # fmt: skip
+            [
+                not (
+                    all(m.matches(mo) for m in scope.model_matchers)
+                    and all(m.matches(v) for m in scope.version_matchers)
+                )
+                for mo, v in zip(models, versions, strict=True)
+            ],
+            dtype=bool,
+        )
     codes = pd.factorize(f["model"])[0]
     model_reached = np.bincount(codes, weights=reached, minlength=len(f))[codes] > 0
     outside = np.zeros(len(f), dtype=bool)
@@ -518,8 +561,11 @@ def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidenc
     seen: dict[str, set[str]] = {}
     for name in (*set(f["model"][reached]), *scope.unscoped_models):
         seen.setdefault(_fold(name), set()).add(name)
-    lookalikes = {m: ", ".join(sorted(repr(o) for o in seen.get(_fold(m), set()) - {m}))
-                  for m in disk_models if seen.get(_fold(m), set()) - {m}}  # fmt: skip
+    lookalikes = {
+        m: ", ".join(sorted(repr(o) for o in seen.get(_fold(m), set()) - {m}))
+        for m in disk_models
+        if seen.get(_fold(m), set()) - {m}
+    }
     lookalike = on_disk & ~model_reached & f["model"].isin(list(lookalikes)).to_numpy()
 
     odd_labels: dict[str, list[str]] = {}
@@ -553,8 +599,19 @@ def _scope_doubts(f: pd.DataFrame, on_disk: Any, reached: Any, evidence: Evidenc
             f"{format_duration(evidence.coverage.max_gap)}, so even a window with no data at all "
             "would show no hole: lengthen --window or shorten --max-gap"
         )
-    return _ScopeDoubts(excluded, outside, unnamed, mislabeled, disagree, lookalike, causes, scope.selector,
-                        orphans, odd_labels, lookalikes)  # fmt: skip
+    return _ScopeDoubts(
+        excluded,
+        outside,
+        unnamed,
+        mislabeled,
+        disagree,
+        lookalike,
+        causes,
+        scope.selector,
+        orphans,
+        odd_labels,
+        lookalikes,
+    )
 
 
 def _fold(name: str) -> str:
@@ -562,7 +619,10 @@ def _fold(name: str) -> str:
 
 
 def _loaded(
-    f: pd.DataFrame, on_disk: Any, rank: Any, inventory: Inventory,
+    f: pd.DataFrame,
+    on_disk: Any,
+    rank: Any,
+    inventory: Inventory,
     served: Mapping[tuple[str, str], bool] | None,
 ) -> tuple[list[bool | None], list[str | None]]:
     """Per row: is it loaded, and who says so. The server, where asked and it answered for the
@@ -571,8 +631,9 @@ def _loaded(
     answered = {m for m, _ in served} if served else set()
     loaded: list[bool | None] = []
     source: list[str | None] = []
-    for model, version, disk, r in zip(f["model"].tolist(), f["version"].tolist(), on_disk.tolist(),
-                                       rank.tolist(), strict=True):  # fmt: skip
+    for model, version, disk, r in zip(
+        f["model"].tolist(), f["version"].tolist(), on_disk.tolist(), rank.tolist(), strict=True
+    ):
         if served is not None and model in answered:
             loaded.append(bool(served.get((model, version), False)))
             source.append("server")
@@ -593,8 +654,9 @@ def _loaded(
     return loaded, source
 
 
-def _latest_advice(f: pd.DataFrame, on_disk: Any, rank: Any, status: Any, kept: Any,
-                   inventory: Inventory) -> tuple[dict[int, str], list[str]]:  # fmt: skip
+def _latest_advice(
+    f: pd.DataFrame, on_disk: Any, rank: Any, status: Any, kept: Any, inventory: Inventory
+) -> tuple[dict[int, str], list[str]]:
     """Under a server's `latest N` policy the newest N versions are loaded, so they are protected;
     moving an idle one only makes the server load the next older one. What frees its memory is
     lowering N to K, the fewest newest versions that still keep every version that must stay."""
@@ -627,7 +689,6 @@ def _latest_advice(f: pd.DataFrame, on_disk: Any, rank: Any, status: Any, kept: 
     return advice, per_model
 
 
-
 def _coverage_sentence(evidence: Evidence) -> str:
     cov = evidence.coverage
     tolerance = format_duration(cov.max_gap)
@@ -655,8 +716,13 @@ def _rules_sentence(evidence: Evidence) -> str:
     return f"; read from recording rules: {state}"
 
 
-def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_at: float,
-           served: Mapping[tuple[str, str], bool] | None = None) -> Report:  # fmt: skip
+def advise(
+    inventory: Inventory,
+    evidence: Evidence,
+    policy: Policy,
+    generated_at: float,
+    served: Mapping[tuple[str, str], bool] | None = None,
+) -> Report:
     """Join what is on disk with the traffic evidence and give every version a verdict.
 
     `served`: what the model server said is loaded ((model, version) -> loaded), for the models
@@ -674,8 +740,13 @@ def advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_a
             gc.enable()
 
 
-def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_at: float,
-            served: Mapping[tuple[str, str], bool] | None) -> Report:  # fmt: skip
+def _advise(
+    inventory: Inventory,
+    evidence: Evidence,
+    policy: Policy,
+    generated_at: float,
+    served: Mapping[tuple[str, str], bool] | None,
+) -> Report:
     import numpy as np
     import pandas as pd
 
@@ -764,8 +835,16 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
     recorded = evidence.recorded is not None
 
     def traffic(mq: float, lq: float, c: float, n: int, born: int, rst: bool, bl: float, gone: int) -> str:
-        key = (mq if mq == mq else None, lq if lq == lq else None, c if c == c else None, n, born, rst, bl,
-               gone)  # fmt: skip
+        key = (
+            mq if mq == mq else None,
+            lq if lq == lq else None,
+            c if c == c else None,
+            n,
+            born,
+            rst,
+            bl,
+            gone,
+        )
         text = words.get(key)
         if text is None:
             text = words[key] = _traffic_words(mq, lq, c, n, born, rst, thr, step_words, recorded, bl, gone)
@@ -773,13 +852,48 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
 
     reasons = []
     cols = zip(
-        status.tolist(), max_qps.tolist(), last_qps.tolist(), calls.tolist(), f["series"].tolist(),
-        f["born"].tolist(), reset_seen.tolist(), bad_value.tolist(), newest.tolist(), young.tolist(),
-        pinned.tolist(), age.tolist(), f["model"].tolist(), f["version"].tolist(), reappeared.tolist(),
-        resets.tolist(), f["blind_over"].tolist(), blind.tolist(), f["gone"].tolist(), strict=True,
-    )  # fmt: skip
-    for row, (st, mq, lq, c, n, born, rst, bad, nw, yg, pn, ag, model, version, gone_back, doubt_rst,
-              bl_over, bl, gone) in enumerate(cols):  # fmt: skip
+        status.tolist(),
+        max_qps.tolist(),
+        last_qps.tolist(),
+        calls.tolist(),
+        f["series"].tolist(),
+        f["born"].tolist(),
+        reset_seen.tolist(),
+        bad_value.tolist(),
+        newest.tolist(),
+        young.tolist(),
+        pinned.tolist(),
+        age.tolist(),
+        f["model"].tolist(),
+        f["version"].tolist(),
+        reappeared.tolist(),
+        resets.tolist(),
+        f["blind_over"].tolist(),
+        blind.tolist(),
+        f["gone"].tolist(),
+        strict=True,
+    )
+    for row, (
+        st,
+        mq,
+        lq,
+        c,
+        n,
+        born,
+        rst,
+        bad,
+        nw,
+        yg,
+        pn,
+        ag,
+        model,
+        version,
+        gone_back,
+        doubt_rst,
+        bl_over,
+        bl,
+        gone,
+    ) in enumerate(cols):
         evidence_text = traffic(mq, lq, c, n, born, rst, bl, gone)
         if st == "in-use" or st == "safe":
             reasons.append(evidence_text)
@@ -880,8 +994,11 @@ def _advise(inventory: Inventory, evidence: Evidence, policy: Policy, generated_
         safe_bytes_disk_only=sum(b for b, x in zip(sizes, safe_loaded, strict=True) if x is False),
         safe_bytes_loaded_unknown=sum(b for b, x in zip(sizes, safe_loaded, strict=True) if x is None),
         advice=tuple(advice),
-        unknown_causes=(*causes, *_row_causes(status, bad_value, resets, vague, f["model"], reappeared),
-                        *scope.summary(status == Status.UNKNOWN.value))
+        unknown_causes=(
+            *causes,
+            *_row_causes(status, bad_value, resets, vague, f["model"], reappeared),
+            *scope.summary(status == Status.UNKNOWN.value),
+        )
         if counts["unknown"]
         else (),
     )

@@ -141,8 +141,10 @@ def send(msg: EmailMessage, sender: str, recipients: tuple[str, ...], smtp: Smtp
     except MailError:
         raise
     except smtplib.SMTPAuthenticationError as e:
-        raise MailError(f"{where} refused the login of {smtp.user}: {e.smtp_code}; check --smtp-user and "
-                        "RETIRE_SMTP_PASSWORD") from None  # fmt: skip
+        raise MailError(
+            f"{where} refused the login of {smtp.user}: {e.smtp_code}; check --smtp-user and "
+            "RETIRE_SMTP_PASSWORD"
+        ) from None
     except smtplib.SMTPNotSupportedError as e:
         raise MailError(f"{where} does not support that ({e}); check --smtp-starttls/--smtp-ssl") from None
     except smtplib.SMTPServerDisconnected as e:

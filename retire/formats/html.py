@@ -48,8 +48,17 @@ def render(report: Report, extra_lines: list[str] | None = None) -> str:
     out += [_p(line, "color:#333;white-space:pre") for line in extra_lines or []]
     out.append('<table style="border-collapse:collapse;margin:12px 0">')
     with_loaded = any(r.loaded_from for r in report.rows())  # shown only when someone said
-    heads = ["Model", "Version", "Status", *(["Loaded"] if with_loaded else []), "Traffic", "Busiest QPS",
-             "Calls", "Size", "Reason"]  # fmt: skip
+    heads = [
+        "Model",
+        "Version",
+        "Status",
+        *(["Loaded"] if with_loaded else []),
+        "Traffic",
+        "Busiest QPS",
+        "Calls",
+        "Size",
+        "Reason",
+    ]
     out.append(
         "<tr>"
         + "".join(f'<th style="{CELL};text-align:left;background:#fafafa">{x}</th>' for x in heads)

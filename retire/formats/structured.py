@@ -17,9 +17,19 @@ if TYPE_CHECKING:
     from retire.delivery.history import History
 
 REPORT_COLUMNS = (
-    "model", "version", "path", "on_disk", "size_bytes", "max_hourly_qps", "calls", "series",
-    "status", "reason", "loaded", "loaded_from",
-)  # fmt: skip
+    "model",
+    "version",
+    "path",
+    "on_disk",
+    "size_bytes",
+    "max_hourly_qps",
+    "calls",
+    "series",
+    "status",
+    "reason",
+    "loaded",
+    "loaded_from",
+)
 # JSON rows also carry hourly_qps (a list per step) when the sparkline query was run.
 SAFE_COLUMNS = ("model", "version", "path", "size_bytes", "max_hourly_qps", "calls", "reason", "loaded")
 

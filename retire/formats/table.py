@@ -234,8 +234,15 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
     layout = fit(natural, width)
 
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=color, no_color=not color, width=width, highlight=False,
-                      emoji=False, markup=False)  # fmt: skip
+    console = Console(
+        file=buf,
+        force_terminal=color,
+        no_color=not color,
+        width=width,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
     console.print(Text(f"retire report: {printable(window_line(report))}", style="bold"))
     for n in notes(report):
         console.print(Text(f"  {printable(n)}", style="yellow" if n.startswith("warning") else "dim"))
@@ -243,8 +250,9 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
         console.print(Text(f"  {printable(e)}"))
     console.print()
 
-    table = Table(box=None, pad_edge=False, padding=(0, GAP // 2), show_edge=False, expand=False,
-                  header_style="bold")  # fmt: skip
+    table = Table(
+        box=None, pad_edge=False, padding=(0, GAP // 2), show_edge=False, expand=False, header_style="bold"
+    )
     for name, w in layout.widths.items():
         table.add_column(
             name if cell_len(name) <= w else shorten(name, w),

@@ -62,8 +62,10 @@ def _freed_split(report: Report) -> str:
     s = report.summary
     if not (s.safe_bytes_loaded or s.safe_bytes_disk_only):
         return ""
-    parts = [f"{human_bytes(s.safe_bytes_loaded)} loaded (memory, estimated by size)",
-             f"{human_bytes(s.safe_bytes_disk_only)} disk only"]  # fmt: skip
+    parts = [
+        f"{human_bytes(s.safe_bytes_loaded)} loaded (memory, estimated by size)",
+        f"{human_bytes(s.safe_bytes_disk_only)} disk only",
+    ]
     if s.safe_bytes_loaded_unknown:
         parts.append(f"{human_bytes(s.safe_bytes_loaded_unknown)} not known")
     return ": " + ", ".join(parts)

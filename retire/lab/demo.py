@@ -71,15 +71,23 @@ TRITON_DEMO = Scenario(
         Traffic("ranker", "7", qps=0.5, zero_init=True),
     ),
     disk=(
-        VersionDir("detector", "config.pbtxt", is_file=True,
-                   content='name: "detector"\nversion_policy: { latest: { num_versions: 2 } }\n'),
+        VersionDir(
+            "detector",
+            "config.pbtxt",
+            is_file=True,
+            content='name: "detector"\nversion_policy: { latest: { num_versions: 2 } }\n',
+        ),
         *(VersionDir("detector", str(v), age=10 * DAY) for v in (1, 2, 3)),
-        VersionDir("ranker", "config.pbtxt", is_file=True,
-                   content='name: "ranker"\nversion_policy: { specific: { versions: [5, 7] } }\n'),
+        VersionDir(
+            "ranker",
+            "config.pbtxt",
+            is_file=True,
+            content='name: "ranker"\nversion_policy: { specific: { versions: [5, 7] } }\n',
+        ),
         *(VersionDir("ranker", str(v), age=10 * DAY) for v in (5, 6, 7, 8)),
         VersionDir("ranker", "08", age=10 * DAY),  # leading zero: Triton ignores it
     ),
-)  # fmt: skip
+)
 TORCHSERVE_DEMO = Scenario(
     name="torchserve",
     job="torchserve",
@@ -188,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.stop:
         stopped = stop(args.workdir)
-        print(f"demo: {'stopped' if stopped else 'no demo Prometheus running for'} {args.workdir}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"demo: {'stopped' if stopped else 'no demo Prometheus running for'} {args.workdir}",
+            file=sys.stderr,
+        )
         return 0
     stop(args.workdir)  # a previous --keep: its TSDB is about to be rewritten
 
@@ -199,9 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     server = Prometheus(tsdb.absolute(), args.workdir / "prometheus").start()
     print(f"demo: Prometheus ready at {server.url}", file=sys.stderr)
     command = [
-        "retire", "report", "--prometheus", server.url, "--model-dir", str(models),
-        "--coverage", 'up{job="tfs"}',
-    ]  # fmt: skip
+        "retire",
+        "report",
+        "--prometheus",
+        server.url,
+        "--model-dir",
+        str(models),
+        "--coverage",
+        'up{job="tfs"}',
+    ]
     print(
         "demo: $ " + " ".join(c if " " not in c and "{" not in c else f"'{c}'" for c in command),
         file=sys.stderr,

@@ -82,11 +82,17 @@ def blocks(lines: list[str]) -> list[Block]:
             if pending and not pending.endswith("\\"):
                 commands.append(pending)
                 pending = ""
-        out.append(Block(fence_at + 1, close, tuple(commands),
-                         columns=int(options["columns"]) if options.get("columns") else None,
-                         stdout_only="stdout" in options,
-                         head=int(options["head"]) if options.get("head") else None,
-                         fence=fence))  # fmt: skip
+        out.append(
+            Block(
+                fence_at + 1,
+                close,
+                tuple(commands),
+                columns=int(options["columns"]) if options.get("columns") else None,
+                stdout_only="stdout" in options,
+                head=int(options["head"]) if options.get("head") else None,
+                fence=fence,
+            )
+        )
         i = close + 1
     return out
 
@@ -134,8 +140,14 @@ def _run(command: str, block: Block, lab: Lab) -> str:
         text = run.text + ("" if block.stdout_only else run.stderr)
     else:
         stderr = subprocess.DEVNULL if block.stdout_only else subprocess.STDOUT
-        done = subprocess.run(["bash", "-c", actual], cwd=lab.cwd, env=lab.env, timeout=300,
-                              stdout=subprocess.PIPE, stderr=stderr)  # fmt: skip
+        done = subprocess.run(
+            ["bash", "-c", actual],
+            cwd=lab.cwd,
+            env=lab.env,
+            timeout=300,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
         text = done.stdout.decode("utf-8", errors="replace")
     text = text.replace(lab.url, SHOWN_URL).replace(str(lab.cwd) + "/", "")
     lines = [line.rstrip() for line in text.rstrip("\n").split("\n")] if text.strip() else []
@@ -193,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         if normalise(fresh) != normalise(text):
             import difflib
 
-            diff = difflib.unified_diff(normalise(text).split("\n"), normalise(fresh).split("\n"),
-                                        "README.md", "fresh", lineterm="")  # fmt: skip
+            diff = difflib.unified_diff(
+                normalise(text).split("\n"), normalise(fresh).split("\n"), "README.md", "fresh", lineterm=""
+            )
             print("\n".join(diff), file=sys.stderr)
             print("readme: README.md is stale: run python scripts/readme.py", file=sys.stderr)
             return 1

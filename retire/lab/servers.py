@@ -52,10 +52,22 @@ def backfill_rules(rule_files: list[Path], url: str, start: float, end: float, t
     """Recorded history for `rule_files`, evaluated by the Prometheus at `url`, as blocks in `tsdb`."""
     tsdb.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [require("promtool"), "tsdb", "create-blocks-from", "rules", "--quiet", f"--start={int(start)}",
-         f"--end={int(end)}", f"--url={url}", f"--output-dir={tsdb}", *map(str, rule_files)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            require("promtool"),
+            "tsdb",
+            "create-blocks-from",
+            "rules",
+            "--quiet",
+            f"--start={int(start)}",
+            f"--end={int(end)}",
+            f"--url={url}",
+            f"--output-dir={tsdb}",
+            *map(str, rule_files),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0 or "error" in result.stderr.lower():
         raise LabError(f"promtool rule backfill failed: {(result.stderr or result.stdout).strip()[-2000:]}")
 
@@ -68,8 +80,15 @@ def copy_blocks(source: Path, target: Path) -> None:
             shutil.copytree(block, target / block.name)
 
 
-def with_recorded_history(raw_url: str, raw_tsdb: Path, fine_rules: list[Path], rollup_rules: list[Path],
-                          start: float, end: float, workdir: Path) -> Prometheus:  # fmt: skip
+def with_recorded_history(
+    raw_url: str,
+    raw_tsdb: Path,
+    fine_rules: list[Path],
+    rollup_rules: list[Path],
+    start: float,
+    end: float,
+    workdir: Path,
+) -> Prometheus:
     """A Prometheus (started) holding the raw history plus the recording rules' history from
     `start` to `end`. Backfilled in two passes, as a user would: the rollup rules read the fine
     rules' series back from a Prometheus that already has them."""
@@ -88,8 +107,13 @@ def log_tail(text: str) -> str:
     return text[-2000:]
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60.0,
-               summarize: Callable[[str], str] = log_tail) -> None:  # fmt: skip
+def wait_ready(
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = 60.0,
+    summarize: Callable[[str], str] = log_tail,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -136,7 +160,10 @@ class _Server:
             self.port = free_port()
             with log.open("wb") as out:
                 self.process = subprocess.Popen(
-                    self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                    self.command(),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                     env=self.popen_env(),
                 )
             try:

@@ -151,9 +151,14 @@ def openmetrics_lines(scenario: Scenario, end: float, history: float, interval: 
         if tr.vanish is not None:
             keep &= t < tr.vanish
         labels = _label_text(
-            {scenario.model_label: tr.model, scenario.version_label: tr.version, "instance": tr.pod, **base,
-             **dict(tr.labels)}
-        )  # fmt: skip
+            {
+                scenario.model_label: tr.model,
+                scenario.version_label: tr.version,
+                "instance": tr.pod,
+                **base,
+                **dict(tr.labels),
+            }
+        )
         prefix = f"{scenario.metric}{{{labels}}} "
         for i in np.flatnonzero(keep):
             yield f"{prefix}{_value(values[i])} {absolute[i]}\n"

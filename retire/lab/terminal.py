@@ -68,9 +68,14 @@ def run_in_terminal(
     err_leader, err_follower = _terminal(columns, rows)
     try:
         process = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=out_follower, stderr=err_follower,
-            env=environment, cwd=cwd, start_new_session=True,
-        )  # fmt: skip
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out_follower,
+            stderr=err_follower,
+            env=environment,
+            cwd=cwd,
+            start_new_session=True,
+        )
     finally:
         os.close(out_follower)
         os.close(err_follower)

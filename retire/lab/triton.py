@@ -172,13 +172,16 @@ class Triton(_Server):
             f"--backend-directory={self._backends()}",
             "--model-control-mode=explicit",
             "--load-model=*",
-            "--http-address=127.0.0.1", f"--http-port={self.port}",
-            "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
-            "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
+            "--http-address=127.0.0.1",
+            f"--http-port={self.port}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={self.grpc_port}",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={self.metrics_port}",
             "--allow-gpu-metrics=false",
             "--exit-timeout-secs=5",
             *self.flags,
-        ]  # fmt: skip
+        ]
 
     def popen_env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -92,9 +92,15 @@ def ask(
         headers["Authorization"] = f"Bearer {conn.bearer_token}"
     auth = httpx.BasicAuth(*conn.basic_auth) if conn.basic_auth else None
     client = httpx.Client(
-        base_url=url.rstrip("/"), headers=headers, auth=auth, timeout=timeout, verify=conn.verify,
-        cert=conn.client_cert, transport=transport, follow_redirects=False,
-    )  # fmt: skip
+        base_url=url.rstrip("/"),
+        headers=headers,
+        auth=auth,
+        timeout=timeout,
+        verify=conn.verify,
+        cert=conn.client_cert,
+        transport=transport,
+        follow_redirects=False,
+    )
     canonical = PRESETS[preset].canonical
     asker = _Asker(kind, redact_url(url.rstrip("/")), client, timeout, conn.secrets, canonical)
     with client:
@@ -106,8 +112,15 @@ def ask(
 
 
 class _Asker:
-    def __init__(self, kind: str, display: str, client: httpx.Client, timeout: float,
-                 secrets: tuple[str, ...], canonical: Callable[[str], str]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kind: str,
+        display: str,
+        client: httpx.Client,
+        timeout: float,
+        secrets: tuple[str, ...],
+        canonical: Callable[[str], str],
+    ) -> None:
         self.canonical = canonical  # the server's version spelling, as the inventory joins it
         self.kind = kind
         self.display = display
@@ -247,4 +260,3 @@ class _Asker:
         return Loaded(
             self.kind, self.display, MappingProxyType(versions), MappingProxyType(states), frozenset(models)
         )
-

@@ -60,31 +60,49 @@ def args(lab: Lab, tree: Path, archive: Path, *extra: str) -> list[str]:
 
 def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real console entry point in a subprocess (crash tests need a process to kill)."""
-    return subprocess.run([sys.executable, "-m", "retire", *argv], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "retire", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
-def test_plan_lists_only_safe_versions_and_changes_nothing(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
+def test_plan_lists_only_safe_versions_and_changes_nothing(
+    present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
     before = snapshot(tree)
     run = run_cli("plan", *args(present_lab, tree, tmp_path / "archive"))
     assert run.exit_code == 0, run.stderr
-    moved = {tuple(line.split()[1].rsplit("/", 2)[-2:]) for line in run.stdout.splitlines() if line.strip().startswith("mv ")}
+    moved = {
+        tuple(line.split()[1].rsplit("/", 2)[-2:])
+        for line in run.stdout.splitlines()
+        if line.strip().startswith("mv ")
+    }
     assert moved == SAFE_BASIC
     assert "config:" not in run.stdout  # no --model-config: no config to speak of (issue 17)
-    plan = json.loads(run_cli("plan", *args(present_lab, tree, tmp_path / "archive", "--format", "json")).stdout)
+    plan = json.loads(
+        run_cli("plan", *args(present_lab, tree, tmp_path / "archive", "--format", "json")).stdout
+    )
     assert {(m["model"], m["version"]) for m in plan["moves"]} == SAFE_BASIC
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", plan["evaluated_at"])  # RFC 3339 (issue 17)
     assert snapshot(tree) == before and not (tmp_path / "archive").exists()
 
 
-def test_dry_run_then_apply_then_restore_is_byte_for_byte(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
+def test_dry_run_then_apply_then_restore_is_byte_for_byte(
+    present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
     archive = tmp_path / "archive"
     before = snapshot(tree)
     dry = run_cli("offload", *args(present_lab, tree, archive))
     assert dry.exit_code == 0 and "dry run: nothing was moved" in dry.stderr and snapshot(tree) == before
     run = run_cli("offload", *args(present_lab, tree, archive, "--apply"))
     assert run.exit_code == 0, run.stderr
-    assert not (tree / "alpha" / "2").exists() and (archive / "models" / "alpha" / "2" / "saved_model.pb").exists()
+    assert (
+        not (tree / "alpha" / "2").exists()
+        and (archive / "models" / "alpha" / "2" / "saved_model.pb").exists()
+    )
     assert (tree / "alpha" / "1").exists()  # in use: untouched
     records = [json.loads(x) for x in (archive / "journal.jsonl").read_text().splitlines()]
     assert [(r["phase"], r["op"]) for r in records[:2]] == [("begin", "offload"), ("done", "offload")]
@@ -120,10 +138,16 @@ def test_only_moves_exactly_the_named_versions(present_lab: Lab, tree: Path, tmp
 
 
 @pytest.mark.parametrize("crash_after", [1, 2, 3])
-def test_crash_then_resume_then_restore(present_lab: Lab, tree: Path, tmp_path: Path, crash_after: int) -> None:
+def test_crash_then_resume_then_restore(
+    present_lab: Lab, tree: Path, tmp_path: Path, crash_after: int
+) -> None:
     archive = tmp_path / "archive"
     before = snapshot(tree)
-    crashed = cli("offload", *args(present_lab, tree, archive, "--apply"), env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)})
+    crashed = cli(
+        "offload",
+        *args(present_lab, tree, archive, "--apply"),
+        env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)},
+    )
     assert crashed.returncode == -9  # SIGKILL: no cleanup ran
     mid_step = crash_after % 2 == 1  # killed after a step's "begin", before its "done"
     if mid_step:
@@ -146,7 +170,11 @@ def test_archive_on_another_filesystem_with_a_crash_mid_copy(present_lab: Lab, t
     archive = shm / f"retire-test-{os.getpid()}-{time.monotonic_ns()}"
     before = snapshot(tree)
     try:
-        crashed = cli("offload", *args(present_lab, tree, archive, "--apply"), env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": "1"})
+        crashed = cli(
+            "offload",
+            *args(present_lab, tree, archive, "--apply"),
+            env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": "1"},
+        )
         assert crashed.returncode == -9
         assert cli("offload", "--archive-dir", str(archive), "--resume").returncode == 0
         run = cli("offload", *args(present_lab, tree, archive, "--apply"))
@@ -170,7 +198,9 @@ def test_concurrent_runs_are_refused(present_lab: Lab, tree: Path, tmp_path: Pat
     assert snapshot(tree) == before
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv to drop to nobody")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv to drop to nobody"
+)
 def test_read_only_model_root_changes_nothing(present_lab: Lab, tree: Path) -> None:
     import tempfile
 
@@ -182,8 +212,19 @@ def test_read_only_model_root_changes_nothing(present_lab: Lab, tree: Path) -> N
         archive = base / "archive"
         archive.mkdir()
         os.chmod(archive, 0o777)
-        probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-                                "import retire.cli"], capture_output=True, text=True)  # fmt: skip
+        probe = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                "import retire.cli",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if probe.returncode != 0:  # e.g. a checkout under a private (0700) directory
             pytest.skip(f"user nobody cannot import retire from this checkout: {probe.stderr.strip()[-200:]}")
         _read_only_run(present_lab, base / "models", archive)
@@ -193,9 +234,23 @@ def test_read_only_model_root_changes_nothing(present_lab: Lab, tree: Path) -> N
 
 def _read_only_run(lab: Lab, tree: Path, archive: Path) -> None:
     before = snapshot(tree)
-    run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "retire",
-                          "offload", *args(lab, tree, archive, "--apply")],
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(archive)})  # fmt: skip
+    run = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "retire",
+            "offload",
+            *args(lab, tree, archive, "--apply"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(archive)},
+    )
     assert run.returncode == 6, run.stderr
     assert "not writable" in run.stderr and "Traceback" not in run.stderr
     assert snapshot(tree) == before
@@ -240,14 +295,18 @@ class Exporter:
 def live(tmp_path: Path) -> Iterator[tuple[str, Exporter]]:
     exporter = Exporter()
     port = exporter.server.server_address[1]
-    config = (f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n"
-              f"scrape_configs:\n  - job_name: tfs\n    metrics_path: /monitoring/prometheus/metrics\n"
-              f"    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n")  # fmt: skip
+    config = (
+        f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n"
+        f"scrape_configs:\n  - job_name: tfs\n    metrics_path: /monitoring/prometheus/metrics\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+    )
     server = Prometheus(tmp_path / "tsdb", tmp_path / "prom")
     server.command = lambda: [  # type: ignore[method-assign]
-        shutil.which("prometheus") or "prometheus", f"--config.file={tmp_path / 'live.yml'}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{server.port}",
-    ]  # fmt: skip
+        shutil.which("prometheus") or "prometheus",
+        f"--config.file={tmp_path / 'live.yml'}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{server.port}",
+    ]
     (tmp_path / "live.yml").write_text(config)
     with server:
         # Wait until 16 s of scrapes exist, so the tests' 10 s window is fully covered by data
@@ -256,7 +315,9 @@ def live(tmp_path: Path) -> Iterator[tuple[str, Exporter]]:
 
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            r = httpx.post(server.url + "/api/v1/query", data={"query": 'count_over_time(up{job="tfs"}[30s])'}).json()
+            r = httpx.post(
+                server.url + "/api/v1/query", data={"query": 'count_over_time(up{job="tfs"}[30s])'}
+            ).json()
             if r["data"]["result"] and float(r["data"]["result"][0]["value"][1]) >= 16:
                 break
             time.sleep(0.5)
@@ -271,9 +332,26 @@ def test_a_call_between_plan_and_apply_stops_that_move(live: tuple[str, Exporter
         (tree / v).mkdir(parents=True)
         (tree / v / "saved_model.pb").write_bytes(b"x" * 10)
     archive = tmp_path / "archive"
-    common = ["--prometheus", url, "--model-dir", str(tmp_path / "models"), "--window", "10s", "--step", "2s",
-              "--max-gap", "4s", "--min-age", "0", "--keep-latest", "0", "--coverage", 'up{job="tfs"}',
-              "--archive-dir", str(archive)]  # fmt: skip
+    common = [
+        "--prometheus",
+        url,
+        "--model-dir",
+        str(tmp_path / "models"),
+        "--window",
+        "10s",
+        "--step",
+        "2s",
+        "--max-gap",
+        "4s",
+        "--min-age",
+        "0",
+        "--keep-latest",
+        "0",
+        "--coverage",
+        'up{job="tfs"}',
+        "--archive-dir",
+        str(archive),
+    ]
     plan = run_cli("plan", *common, "--format", "json", "-o", str(tmp_path / "plan.json"))
     assert plan.exit_code == 0, plan.stderr
     planned = {m["version"] for m in json.loads((tmp_path / "plan.json").read_text())["moves"]}

@@ -68,7 +68,9 @@ def report_rows(lab: Lab, tree: Path) -> dict[tuple[str, str], dict[str, Any]]:
 # --- 1 and 10: symlinked model and version directories -------------------------------------
 
 
-def test_symlinked_model_directory_is_one_row_and_never_moved(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
+def test_symlinked_model_directory_is_one_row_and_never_moved(
+    present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
     (tree / "alpha-alias").symlink_to("alpha")  # the same model synced under a second name
     archive = tmp_path / "archive"
     before = snapshot(tree)
@@ -84,8 +86,9 @@ def test_symlinked_model_directory_is_one_row_and_never_moved(present_lab: Lab, 
 
 
 @pytest.mark.parametrize("archive_on", ["same filesystem", "another filesystem"])
-def test_symlinked_version_directories_are_never_moved(present_lab: Lab, tree: Path, tmp_path: Path,
-                                                       archive_on: str) -> None:  # fmt: skip
+def test_symlinked_version_directories_are_never_moved(
+    present_lab: Lab, tree: Path, tmp_path: Path, archive_on: str
+) -> None:
     (tree / "beta" / "0").symlink_to("2")  # version 0 served from version 2's files
     outside = tmp_path / "outside" / "4"
     outside.mkdir(parents=True)
@@ -103,7 +106,10 @@ def test_symlinked_version_directories_are_never_moved(present_lab: Lab, tree: P
         run = cli("offload", *args(present_lab, tree, archive, "--apply"))
         assert run.returncode == 0, run.stderr
         assert archived(archive) == {("alpha", "2"), ("alpha", "3")}
-        assert below(snapshot(tree), "beta") == below(before, "beta") and snapshot(outside.parent) == outside_before
+        assert (
+            below(snapshot(tree), "beta") == below(before, "beta")
+            and snapshot(outside.parent) == outside_before
+        )
         assert cli("restore", "--archive-dir", str(archive)).returncode == 0
     assert snapshot(tree) == before
 
@@ -112,14 +118,18 @@ def test_symlinked_version_directories_are_never_moved(present_lab: Lab, tree: P
 
 
 @pytest.mark.parametrize("name", ["../../escape_target", "a/b", ".."])
-def test_unsafe_model_names_are_protected_and_refused(present_lab: Lab, tree: Path, tmp_path: Path,
-                                                      name: str) -> None:  # fmt: skip
+def test_unsafe_model_names_are_protected_and_refused(
+    present_lab: Lab, tree: Path, tmp_path: Path, name: str
+) -> None:
     archive = tmp_path / "deep" / "archive"
     source = evidence(present_lab, "--model-base-path", str(tree / "beta"), "--model-name", name)
     before = snapshot(tmp_path)
     report = run_cli("report", *source, "--format", "json")
     rows = {(r["model"], r["version"]): r for r in json.loads(report.stdout)["rows"]}
-    assert rows[(name, "1")]["status"] == "protected" and "not a safe path component" in rows[(name, "1")]["reason"]
+    assert (
+        rows[(name, "1")]["status"] == "protected"
+        and "not a safe path component" in rows[(name, "1")]["reason"]
+    )
     planned = run_cli("plan", *source, "--archive-dir", str(archive), "--format", "json")
     assert planned.exit_code == 0 and json.loads(planned.stdout)["moves"] == []
     forced = cli("offload", *source, "--archive-dir", str(archive), "--only", f"{name}:1", "--apply")
@@ -145,8 +155,9 @@ def test_symlink_inside_the_archive_is_refused(present_lab: Lab, tree: Path, tmp
 
 
 @pytest.mark.parametrize("name", ["journal.jsonl", ".lock"])
-def test_a_journal_or_lock_that_is_a_symlink_is_not_written_through(present_lab: Lab, tree: Path, tmp_path: Path,
-                                                                    name: str) -> None:  # fmt: skip
+def test_a_journal_or_lock_that_is_a_symlink_is_not_written_through(
+    present_lab: Lab, tree: Path, tmp_path: Path, name: str
+) -> None:
     archive = tmp_path / "archive"
     archive.mkdir()
     victim = tmp_path / "victim"
@@ -155,8 +166,11 @@ def test_a_journal_or_lock_that_is_a_symlink_is_not_written_through(present_lab:
     if name != ".lock":
         (archive / ".lock").touch()  # every run makes it: not what is compared
     before = snapshot(tmp_path)
-    for command in (["offload", *args(present_lab, tree, archive, "--apply")], ["restore", "--archive-dir", str(archive)],
-                    ["offload", "--archive-dir", str(archive), "--resume"]):  # fmt: skip
+    for command in (
+        ["offload", *args(present_lab, tree, archive, "--apply")],
+        ["restore", "--archive-dir", str(archive)],
+        ["offload", "--archive-dir", str(archive), "--resume"],
+    ):
         one_line_error(cli(*command), 6)
         assert snapshot(tmp_path) == before
 
@@ -196,10 +210,22 @@ def _size_not_a_number(plan: dict[str, Any], tmp: Path) -> None:
     plan["moves"][0]["size_bytes"] = "big"
 
 
-@pytest.mark.parametrize("edit", [_src_elsewhere, _dst_into_tree, _dst_traversal, _other_archive, _version_not_text,
-                                  _moves_not_a_list, _move_missing_dst, _size_not_a_number])  # fmt: skip
-def test_an_edited_plan_moves_nothing(present_lab: Lab, tree: Path, tmp_path: Path,
-                                      edit: Callable[[dict[str, Any], Path], None]) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _src_elsewhere,
+        _dst_into_tree,
+        _dst_traversal,
+        _other_archive,
+        _version_not_text,
+        _moves_not_a_list,
+        _move_missing_dst,
+        _size_not_a_number,
+    ],
+)
+def test_an_edited_plan_moves_nothing(
+    present_lab: Lab, tree: Path, tmp_path: Path, edit: Callable[[dict[str, Any], Path], None]
+) -> None:
     (tree / "gamma").mkdir()
     unrelated = tmp_path / "unrelated" / "2"
     unrelated.mkdir(parents=True)
@@ -215,7 +241,9 @@ def test_an_edited_plan_moves_nothing(present_lab: Lab, tree: Path, tmp_path: Pa
     run = cli("offload", *args(present_lab, tree, archive, "--plan", str(plan_file), "--apply"))
     one_line_error(run, 6)
     after = snapshot(tmp_path)
-    assert below(after, "models") == below(before, "models") and below(after, "unrelated") == below(before, "unrelated")
+    assert below(after, "models") == below(before, "models") and below(after, "unrelated") == below(
+        before, "unrelated"
+    )
     assert not archived(archive) and not (tmp_path / "outside").exists() and not unfinished(archive)
 
 
@@ -243,8 +271,19 @@ def _edit_records(archive: Path, change: Callable[[dict[str, Any]], None]) -> No
     (archive / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-@pytest.mark.parametrize("damage", ["dst traversal", "relative src", "src is /", "not an object", "no step",
-                                    "unknown op", "step is text", "dst in another archive"])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "dst traversal",
+        "relative src",
+        "src is /",
+        "not an object",
+        "no step",
+        "unknown op",
+        "step is text",
+        "dst in another archive",
+    ],
+)
 def test_an_edited_journal_moves_nothing(present_lab: Lab, tree: Path, tmp_path: Path, damage: str) -> None:
     archive = tmp_path / "archive"
     _offloaded_beta_2(present_lab, tree, archive)
@@ -270,7 +309,10 @@ def test_an_edited_journal_moves_nothing(present_lab: Lab, tree: Path, tmp_path:
     elif damage == "step is text":
         _edit_records(archive, lambda r: r.update(step="1"))
     before = snapshot(tmp_path)
-    for command in (["restore", "--archive-dir", str(archive)], ["offload", "--archive-dir", str(archive), "--resume"]):
+    for command in (
+        ["restore", "--archive-dir", str(archive)],
+        ["offload", "--archive-dir", str(archive), "--resume"],
+    ):
         run = cli(*command)
         one_line_error(run, 6, "journal")
         assert snapshot(tmp_path) == before  # tree, archive, and what lies outside: untouched
@@ -290,8 +332,9 @@ def test_a_torn_last_record_is_cut_off_not_buried(present_lab: Lab, tree: Path, 
 
 
 @pytest.mark.parametrize("swap", ["model directory", "version directory"])
-def test_archive_contents_replaced_by_symlinks_are_not_followed(present_lab: Lab, tree: Path, tmp_path: Path,
-                                                                swap: str) -> None:  # fmt: skip
+def test_archive_contents_replaced_by_symlinks_are_not_followed(
+    present_lab: Lab, tree: Path, tmp_path: Path, swap: str
+) -> None:
     archive = tmp_path / "archive"
     _offloaded_beta_2(present_lab, tree, archive)
     decoy = tmp_path / "decoy" / "2"
@@ -301,7 +344,10 @@ def test_archive_contents_replaced_by_symlinks_are_not_followed(present_lab: Lab
     real.rename(tmp_path / "moved-away")
     real.symlink_to(decoy.parent if swap == "model directory" else decoy)
     before = snapshot(tmp_path)
-    for command in (["restore", "--archive-dir", str(archive)], ["offload", "--archive-dir", str(archive), "--resume"]):
+    for command in (
+        ["restore", "--archive-dir", str(archive)],
+        ["offload", "--archive-dir", str(archive), "--resume"],
+    ):
         run = cli(*command)
         if command[0] == "restore":
             one_line_error(run, 6, "symlink" if swap == "model directory" else "not a directory")
@@ -312,7 +358,9 @@ def test_archive_contents_replaced_by_symlinks_are_not_followed(present_lab: Lab
 # --- 6: a relative model directory ------------------------------------------------------------
 
 
-def test_relative_model_dir_is_restored_from_another_directory(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
+def test_relative_model_dir_is_restored_from_another_directory(
+    present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
     before = snapshot(tree)
     run = cli("offload", *args(present_lab, "models", "archive", "--apply"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -328,7 +376,9 @@ def test_relative_model_dir_is_restored_from_another_directory(present_lab: Lab,
 # --- 7: one offload at a time per model root -----------------------------------------------------
 
 
-def test_a_second_archive_on_a_locked_model_root_is_refused(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
+def test_a_second_archive_on_a_locked_model_root_is_refused(
+    present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
     before = snapshot(tree)
     fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -343,10 +393,19 @@ def test_a_second_archive_on_a_locked_model_root_is_refused(present_lab: Lab, tr
 def test_two_offloads_with_different_archives_at_once(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
     before = snapshot(tree)
     archives = [tmp_path / "a", tmp_path / "b"]
-    path = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p)
-    runs = [subprocess.Popen([sys.executable, "-m", "retire", "offload", *args(present_lab, tree, a, "--apply")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": path}) for a in archives]  # fmt: skip
+    path = os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "retire", "offload", *args(present_lab, tree, a, "--apply")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        for a in archives
+    ]
     results = [(p.wait(timeout=120), p.communicate()[1]) for p in runs]
     for (code, err), archive in zip(results, archives, strict=True):
         # 6: refused at the model root's lock; 0: ran after the other (its versions were gone);
@@ -365,12 +424,15 @@ def test_two_offloads_with_different_archives_at_once(present_lab: Lab, tree: Pa
 
 
 @pytest.mark.parametrize(("size", "fits"), [("1m", set()), ("4m", {("alpha", "2")})])
-def test_disk_full_in_the_archive_undoes_the_step(present_lab: Lab, tree: Path, tmp_path: Path, size: str,
-                                                  fits: set[tuple[str, str]]) -> None:  # fmt: skip
+def test_disk_full_in_the_archive_undoes_the_step(
+    present_lab: Lab, tree: Path, tmp_path: Path, size: str, fits: set[tuple[str, str]]
+) -> None:
     before = snapshot(tree)
     with tmpfs(tmp_path, size) as small:
         archive = small / "archive"
-        run = cli("offload", *args(present_lab, tree, archive, "--only", "alpha:2", "--only", "alpha:3", "--apply"))
+        run = cli(
+            "offload", *args(present_lab, tree, archive, "--only", "alpha:2", "--only", "alpha:3", "--apply")
+        )
         one_line_error(run, 6, "No space left on device")
         assert archived(archive) == fits and not list(archive.rglob("*.partial")) and not unfinished(archive)
         assert below(snapshot(tree), "alpha/3") == below(before, "alpha/3")
@@ -389,14 +451,18 @@ def test_disk_full_in_the_archive_undoes_the_step(present_lab: Lab, tree: Path, 
 
 
 @pytest.mark.parametrize("crash_after", [1, 2, 3, 4, 5, 6])
-def test_crash_at_each_journal_write_across_filesystems(present_lab: Lab, tree: Path, tmp_path: Path,
-                                                        crash_after: int) -> None:  # fmt: skip
+def test_crash_at_each_journal_write_across_filesystems(
+    present_lab: Lab, tree: Path, tmp_path: Path, crash_after: int
+) -> None:
     before = snapshot(tree)
     with tmpfs(tmp_path, "64m") as other:
         archive = other / "archive"
         env = {"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)}
-        crashed = cli("offload", *args(present_lab, tree, archive, "--only", "alpha:2", "--only", "beta:2", "--apply"),
-                      env=env)  # fmt: skip
+        crashed = cli(
+            "offload",
+            *args(present_lab, tree, archive, "--only", "alpha:2", "--only", "beta:2", "--apply"),
+            env=env,
+        )
         assert crashed.returncode == -9  # writes: begin, verified, done; begin, verified, done
         last = journal(archive)[-1]
         if crash_after in (2, 5):  # between renaming the verified copy into place and removing the source
@@ -409,21 +475,29 @@ def test_crash_at_each_journal_write_across_filesystems(present_lab: Lab, tree: 
         expected = {("alpha", "2")} if crash_after <= 3 else {("alpha", "2"), ("beta", "2")}
         assert archived(archive) == expected
         for model, version in expected:
-            assert snapshot(archive / "models" / model / version) == _strip(below(before, f"{model}/{version}/"))
+            assert snapshot(archive / "models" / model / version) == _strip(
+                below(before, f"{model}/{version}/")
+            )
             assert not (tree / model / version).exists()
         assert cli("restore", "--archive-dir", str(archive)).returncode == 0
     assert snapshot(tree) == before
 
 
 @pytest.mark.parametrize("crash_after", [1, 2, 3])
-def test_crash_at_each_journal_write_of_a_restore_across_filesystems(present_lab: Lab, tree: Path, tmp_path: Path,
-                                                                     crash_after: int) -> None:  # fmt: skip
+def test_crash_at_each_journal_write_of_a_restore_across_filesystems(
+    present_lab: Lab, tree: Path, tmp_path: Path, crash_after: int
+) -> None:
     before = snapshot(tree)
     with tmpfs(tmp_path, "64m") as other:
         archive = other / "archive"
         run = cli("offload", *args(present_lab, tree, archive, "--only", "alpha:2", "--apply"))
         assert run.returncode == 0, run.stderr
-        crashed = cli("restore", "--archive-dir", str(archive), env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)})
+        crashed = cli(
+            "restore",
+            "--archive-dir",
+            str(archive),
+            env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)},
+        )
         assert crashed.returncode == -9  # writes: begin, verified, done
         resumed = cli("offload", "--archive-dir", str(archive), "--resume")
         assert resumed.returncode == 0, resumed.stderr
@@ -444,7 +518,11 @@ def test_disk_full_in_the_model_tree_during_restore(present_lab: Lab, tmp_path: 
         archive_before = snapshot(archive / "models")
         back = cli("restore", "--archive-dir", str(archive))
         one_line_error(back, 6, "No space left on device")
-        assert not (tree / "alpha" / "3").exists() and not list(tree.rglob("*.partial")) and not unfinished(archive)
+        assert (
+            not (tree / "alpha" / "3").exists()
+            and not list(tree.rglob("*.partial"))
+            and not unfinished(archive)
+        )
         assert snapshot(archive / "models") == archive_before  # still archived, byte for byte
         (small / "filler").unlink()
         back = cli("restore", "--archive-dir", str(archive))
@@ -458,12 +536,17 @@ def _strip(snap: dict[str, object]) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("partial", ["torn", "complete"])
-def test_resume_removes_or_reuses_a_partial_copy(present_lab: Lab, tree: Path, tmp_path: Path, partial: str) -> None:
+def test_resume_removes_or_reuses_a_partial_copy(
+    present_lab: Lab, tree: Path, tmp_path: Path, partial: str
+) -> None:
     before = snapshot(tree)
     with tmpfs(tmp_path, "64m") as other:
         archive = other / "archive"
-        crashed = cli("offload", *args(present_lab, tree, archive, "--only", "alpha:2", "--apply"),
-                      env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": "1"})  # fmt: skip
+        crashed = cli(
+            "offload",
+            *args(present_lab, tree, archive, "--only", "alpha:2", "--apply"),
+            env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": "1"},
+        )
         assert crashed.returncode == -9
         copy = archive / "models" / "alpha" / "2.partial"  # what a kill during the copy leaves
         shutil.copytree(tree / "alpha" / "2", copy, symlinks=True)
@@ -519,7 +602,10 @@ def test_torchserve_archive_file_across_filesystems(present_lab: Lab, tmp_path: 
     before = snapshot(store)
     with tmpfs(tmp_path, "16m") as other:
         archive = other / "archive"
-        run = cli("offload", *args(present_lab, store, archive, "--only", "bert:1.0", "--apply", scenario="torchserve"))
+        run = cli(
+            "offload",
+            *args(present_lab, store, archive, "--only", "bert:1.0", "--apply", scenario="torchserve"),
+        )
         assert run.returncode == 0, run.stderr
         moved = archive / "models" / "bert" / "bert_v1.mar"
         assert moved.is_file() and not (store / "bert_v1.mar").exists()
@@ -548,7 +634,9 @@ def test_restore_onto_a_dangling_symlink_is_refused(present_lab: Lab, tree: Path
 
 def test_restore_version_without_model_is_refused(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
-    run = run_cli("offload", *args(present_lab, tree, archive, "--only", "alpha:2", "--only", "beta:2", "--apply"))
+    run = run_cli(
+        "offload", *args(present_lab, tree, archive, "--only", "alpha:2", "--only", "beta:2", "--apply")
+    )
     assert run.exit_code == 0, run.stderr
     after_offload = snapshot(tmp_path)
     refused = cli("restore", "--archive-dir", str(archive), "--version", "2")

@@ -49,7 +49,9 @@ def evidence(
 NO_PROTECTION = Policy(keep_latest=0, min_age=0)
 
 
-def status_of(inv: list[DiskVersion], ev: Evidence, policy: Policy = NO_PROTECTION) -> dict[tuple[str, str], str]:
+def status_of(
+    inv: list[DiskVersion], ev: Evidence, policy: Policy = NO_PROTECTION
+) -> dict[tuple[str, str], str]:
     report = advise(Inventory((Path("/m"),), tuple(inv)), ev, policy, generated_at=AT)
     return {(r.model, r.version): r.status.value for r in report.rows()}
 
@@ -65,7 +67,9 @@ def test_born_in_window_is_in_use_even_with_zero_rate() -> None:
 
 
 def test_flat_counter_is_safe() -> None:
-    ev = evidence(qps={("a", "1"): 0.0}, last={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)])
+    ev = evidence(
+        qps={("a", "1"): 0.0}, last={("a", "1"): 0.0}, series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)]
+    )
     assert status_of([disk("a", 1)], ev) == {("a", "1"): "safe"}
 
 
@@ -103,8 +107,12 @@ def test_nan_is_unknown() -> None:
 
 def test_threshold() -> None:
     ev = evidence(qps={("a", "1"): 0.05}, series=[SeriesFacts("a", "1", (("p", "0"),), 0, 4000)])
-    assert status_of([disk("a", 1)], ev, Policy(threshold=0.1, keep_latest=0, min_age=0)) == {("a", "1"): "safe"}
-    assert status_of([disk("a", 1)], ev, Policy(threshold=0.01, keep_latest=0, min_age=0)) == {("a", "1"): "in-use"}
+    assert status_of([disk("a", 1)], ev, Policy(threshold=0.1, keep_latest=0, min_age=0)) == {
+        ("a", "1"): "safe"
+    }
+    assert status_of([disk("a", 1)], ev, Policy(threshold=0.01, keep_latest=0, min_age=0)) == {
+        ("a", "1"): "in-use"
+    }
 
 
 def test_protection_rules() -> None:
@@ -151,16 +159,27 @@ def cases(draw: st.DrawFn) -> tuple[list[DiskVersion], Evidence, Policy]:
             end = draw(st.sampled_from([0.0, 5.0, 6.0, math.nan]))
             series.append(SeriesFacts("m", str(v), (("p", str(pod)),), start, end))
     gaps = (Gap("", AT - 7200, AT - 3600, "no samples"),) if draw(st.booleans()) else ()
-    ev = evidence(qps, last, series, gaps=gaps, warnings=("w",) if draw(st.booleans()) else (),
-                  partial=draw(st.booleans()))  # fmt: skip
-    policy = Policy(threshold=draw(st.sampled_from([0.0, 0.05])), keep_latest=draw(st.integers(0, 2)),
-                    min_age=draw(st.sampled_from([0.0, 86400.0])))  # fmt: skip
+    ev = evidence(
+        qps,
+        last,
+        series,
+        gaps=gaps,
+        warnings=("w",) if draw(st.booleans()) else (),
+        partial=draw(st.booleans()),
+    )
+    policy = Policy(
+        threshold=draw(st.sampled_from([0.0, 0.05])),
+        keep_latest=draw(st.integers(0, 2)),
+        min_age=draw(st.sampled_from([0.0, 86400.0])),
+    )
     return inv, ev, policy
 
 
 @settings(max_examples=300, deadline=None)
 @given(cases())
-def test_safe_only_if_every_piece_of_evidence_agrees(case: tuple[list[DiskVersion], Evidence, Policy]) -> None:
+def test_safe_only_if_every_piece_of_evidence_agrees(
+    case: tuple[list[DiskVersion], Evidence, Policy],
+) -> None:
     inv, ev, policy = case
     report = advise(Inventory((Path("/m"),), tuple(inv)), ev, policy, generated_at=AT)
     on_disk = {(d.model, d.version) for d in inv}
@@ -200,23 +219,35 @@ def test_age_source_ctime() -> None:
 # With recording rules: per-version facts instead of per-series ones.
 
 
-def recorded_evidence(facts: list[VersionFacts], qps: dict[tuple[str, str], float] | None = None,
-                      gaps: tuple[Gap, ...] = (), checks: tuple[Coverage, ...] = ()) -> Evidence:  # fmt: skip
+def recorded_evidence(
+    facts: list[VersionFacts],
+    qps: dict[tuple[str, str], float] | None = None,
+    gaps: tuple[Gap, ...] = (),
+    checks: tuple[Coverage, ...] = (),
+) -> Evidence:
     return replace(evidence(qps=qps, gaps=gaps), recorded=tuple(facts), checks=checks)
 
 
 def test_recorded_first_calls_are_in_use_and_resets_or_nan_are_unknown() -> None:
-    ev = recorded_evidence([
-        VersionFacts("a", "1", 1, 0, 0),  # flat
-        VersionFacts("a", "2", 1, 3, 0),  # a series born in the window with 3 calls
-        VersionFacts("a", "3", 2, 0, 1),  # a counter reset
-        VersionFacts("a", "4", 1, math.nan, 0),
-    ])  # fmt: skip
-    report = advise(Inventory((Path("/m"),), tuple(disk("a", v) for v in (1, 2, 3, 4, 5))), ev, NO_PROTECTION, AT)
+    ev = recorded_evidence(
+        [
+            VersionFacts("a", "1", 1, 0, 0),  # flat
+            VersionFacts("a", "2", 1, 3, 0),  # a series born in the window with 3 calls
+            VersionFacts("a", "3", 2, 0, 1),  # a counter reset
+            VersionFacts("a", "4", 1, math.nan, 0),
+        ]
+    )
+    report = advise(
+        Inventory((Path("/m"),), tuple(disk("a", v) for v in (1, 2, 3, 4, 5))), ev, NO_PROTECTION, AT
+    )
     rows = {r.version: r for r in report.rows()}
     assert {v: r.status.value for v, r in rows.items()} == {
-        "1": "safe", "2": "in-use", "3": "unknown", "4": "unknown", "5": "safe"
-    }  # fmt: skip
+        "1": "safe",
+        "2": "in-use",
+        "3": "unknown",
+        "4": "unknown",
+        "5": "safe",
+    }
     assert "≥ 3 first calls of series born in window" in rows["2"].reason
     assert "counter flat all window (1 series, 0 calls)" in rows["1"].reason
     assert "no series in window" in rows["5"].reason
@@ -228,21 +259,35 @@ def test_recorded_birth_after_a_long_gap_is_only_a_doubt() -> None:
     short_gap = (Gap('instance=(("p", "0"),)', AT - 9 * 3600, AT - 9 * 3600 + 1200, "down"),)
     qps = {("a", "2"): 0.5}
     assert status_of([disk("a", 1), disk("a", 2)], recorded_evidence(facts, qps, short_gap)) == {
-        ("a", "1"): "in-use", ("a", "2"): "in-use"
-    }  # fmt: skip
-    report = advise(Inventory((Path("/m"),), (disk("a", 1), disk("a", 2))),
-                    recorded_evidence(facts, qps, long_gap), NO_PROTECTION, AT)  # fmt: skip
+        ("a", "1"): "in-use",
+        ("a", "2"): "in-use",
+    }
+    report = advise(
+        Inventory((Path("/m"),), (disk("a", 1), disk("a", 2))),
+        recorded_evidence(facts, qps, long_gap),
+        NO_PROTECTION,
+        AT,
+    )
     rows = {r.version: r for r in report.rows()}
-    assert rows["1"].status is Status.UNKNOWN and "series back after a gap longer than the hour" in rows["1"].reason
+    assert (
+        rows["1"].status is Status.UNKNOWN
+        and "series back after a gap longer than the hour" in rows["1"].reason
+    )
     assert rows["2"].status is Status.IN_USE  # the rate is evidence of calls whatever the gaps
 
 
 def test_recorded_heartbeat_problems_make_would_be_safe_unknown() -> None:
     missing = Coverage(False, "retire:x:evidence1h:max1h{}", 1800, (), 0, problem="no recorded series x")
-    hole = Coverage(False, "retire:x:evidence1h:max1h{}", 1800, (Gap("", AT - 7200, AT - 3600, "no samples"),))
+    hole = Coverage(
+        False, "retire:x:evidence1h:max1h{}", 1800, (Gap("", AT - 7200, AT - 3600, "no samples"),)
+    )
     for check, words in ((missing, "no recorded series x"), (hole, "> one rollup interval")):
-        report = advise(Inventory((Path("/m"),), (disk("a", 1),)),
-                        recorded_evidence([], checks=(check,)), NO_PROTECTION, AT)  # fmt: skip
+        report = advise(
+            Inventory((Path("/m"),), (disk("a", 1),)),
+            recorded_evidence([], checks=(check,)),
+            NO_PROTECTION,
+            AT,
+        )
         (row,) = report.rows()
         assert row.status is Status.UNKNOWN and words in row.reason
 
@@ -251,17 +296,27 @@ recorded_value = st.sampled_from([0.0, 0.0, 1.0, 3.0, math.nan])
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 4), st.sampled_from([0.0, 1.0, 2.0]), recorded_value, recorded_value),
-                max_size=4), st.booleans(), st.dictionaries(st.sampled_from([("m", "1"), ("m", "2")]),
-                                                             st.sampled_from([0.0, 0.5, math.nan]), max_size=2))
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 4), st.sampled_from([0.0, 1.0, 2.0]), recorded_value, recorded_value),
+        max_size=4,
+    ),
+    st.booleans(),
+    st.dictionaries(
+        st.sampled_from([("m", "1"), ("m", "2")]), st.sampled_from([0.0, 0.5, math.nan]), max_size=2
+    ),
+)
 def test_recorded_safe_only_if_every_recorded_fact_agrees(
     facts: list[tuple[int, float, float, float]], long_gap: bool, qps: dict[tuple[str, str], float]
 ) -> None:
     ev = recorded_evidence(
-        [VersionFacts("m", str(v), n, born, resets) for v, n, born, resets in facts], qps,
+        [VersionFacts("m", str(v), n, born, resets) for v, n, born, resets in facts],
+        qps,
         (Gap("", AT - 9 * 3600, AT - 7 * 3600, "no samples"),) if long_gap else (),
-    )  # fmt: skip
-    report = advise(Inventory((Path("/m"),), tuple(disk("m", v) for v in (1, 2, 3, 4))), ev, NO_PROTECTION, AT)
+    )
+    report = advise(
+        Inventory((Path("/m"),), tuple(disk("m", v) for v in (1, 2, 3, 4))), ev, NO_PROTECTION, AT
+    )
     for row in report.rows():
         if row.status is Status.SAFE:
             assert not long_gap
@@ -277,8 +332,12 @@ def test_recorded_safe_only_if_every_recorded_fact_agrees(
 def test_infinite_or_negative_counter_values_are_unknown_not_flat() -> None:
     # Inf - Inf is NaN; summed as 0 it read as "counter flat all window, 0 calls".
     for start, last in ((math.inf, math.inf), (None, math.inf), (3.0, -1.0)):
-        ev = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), start, last),
-                              SeriesFacts("a", "2", (("p", "0"),), 7, 7)])  # fmt: skip
+        ev = evidence(
+            series=[
+                SeriesFacts("a", "1", (("p", "0"),), start, last),
+                SeriesFacts("a", "2", (("p", "0"),), 7, 7),
+            ]
+        )
         report = advise(Inventory((Path("/m"),), (disk("a", 1), disk("a", 2))), ev, NO_PROTECTION, AT)
         rows = {r.version: r for r in report.rows()}
         assert rows["1"].status is Status.UNKNOWN, (start, last)
@@ -289,8 +348,10 @@ def test_infinite_or_negative_counter_values_are_unknown_not_flat() -> None:
 def test_non_finite_sparkline_point_is_unknown() -> None:
     from retire.sources.prometheus.evidence import VersionSeries
 
-    ev = replace(evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)]),
-                 hourly=(VersionSeries("a", "1", (0.0,) * 23 + (math.nan,)),))  # fmt: skip
+    ev = replace(
+        evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)]),
+        hourly=(VersionSeries("a", "1", (0.0,) * 23 + (math.nan,)),),
+    )
     assert status_of([disk("a", 1)], ev) == {("a", "1"): "unknown"}
 
 
@@ -311,13 +372,18 @@ def scoped_cases(draw: st.DrawFn) -> tuple[list[DiskVersion], Evidence]:
     from retire.sources.prometheus.queries import Matcher
 
     inv = [disk(m, v) for m in ("a", "b") for v in (1, 2, 3) if draw(st.booleans())]
-    series = [SeriesFacts(m, str(v), (("p", "0"),), 7, 7)
-              for m in ("a", "b", "z") for v in (1, 2, 3) if draw(st.integers(0, 3)) == 0]  # fmt: skip
+    series = [
+        SeriesFacts(m, str(v), (("p", "0"),), 7, 7)
+        for m in ("a", "b", "z")
+        for v in (1, 2, 3)
+        if draw(st.integers(0, 3)) == 0
+    ]
     pairs = st.tuples(st.sampled_from(["a", "b", "z"]), st.sampled_from(["1", "2", "3"]))
     outside = draw(st.frozensets(pairs, max_size=4))
     unscoped_models = frozenset(m for m, _ in outside) | draw(st.frozensets(st.sampled_from(["a", "b"])))
-    model_matchers = draw(st.sampled_from([(), (Matcher("model_name", "=", "a"),),
-                                           (Matcher("model_name", "!~", "b|z"),)]))  # fmt: skip
+    model_matchers = draw(
+        st.sampled_from([(), (Matcher("model_name", "=", "a"),), (Matcher("model_name", "!~", "b|z"),)])
+    )
     version_matchers = draw(st.sampled_from([(), (Matcher("model_version", "=~", "1|2"),)]))
     scope = Scope('x="y"', model_matchers, version_matchers, outside, unscoped_models, len(outside))
     window = draw(st.sampled_from([86400.0, 900.0]))
@@ -352,10 +418,17 @@ def test_reset_counted_across_is_safe_only_when_its_blind_span_is_short() -> Non
         reset = SeriesFacts("a", "1", (("p", "0"),), 5, 0, counted=0.0, blind=blind)
         assert status_of([disk("a", 1), disk("a", 2)], evidence(series=[reset, flat]))[("a", "1")] == expected
     not_recounted = SeriesFacts("a", "1", (("p", "0"),), 5, 0)
-    assert status_of([disk("a", 1), disk("a", 2)], evidence(series=[not_recounted, flat]))[("a", "1")] == "unknown"
+    assert (
+        status_of([disk("a", 1), disk("a", 2)], evidence(series=[not_recounted, flat]))[("a", "1")]
+        == "unknown"
+    )
     busy = SeriesFacts("a", "1", (("p", "0"),), 5, 2, counted=40.0, blind=60.0)
-    report = advise(Inventory((Path("/m"),), (disk("a", 1), disk("a", 2))), evidence(series=[busy, flat]),
-                    NO_PROTECTION, AT)  # fmt: skip
+    report = advise(
+        Inventory((Path("/m"),), (disk("a", 1), disk("a", 2))),
+        evidence(series=[busy, flat]),
+        NO_PROTECTION,
+        AT,
+    )
     row = next(r for r in report.rows() if r.version == "1")
     assert row.status is Status.IN_USE and row.calls == 40 and "≥ 40 calls" in row.reason
 
@@ -366,17 +439,29 @@ def test_reset_counted_across_is_safe_only_when_its_blind_span_is_short() -> Non
 def test_loaded_from_policy_or_server_and_what_retiring_frees() -> None:
     from retire.sources.disk.server_configs import VersionPolicy
 
-    inv = Inventory((Path("/m"),), tuple(disk(m, v, size=100 * v) for m in ("a", "b", "c") for v in (1, 2, 3)),
-                    keep_latest={"a": 2}, policies={"a": (VersionPolicy("latest", 2), "models.config"),
-                                                    "b": (VersionPolicy("specific", versions=(1,)), "b/config.pbtxt")})  # fmt: skip
+    inv = Inventory(
+        (Path("/m"),),
+        tuple(disk(m, v, size=100 * v) for m in ("a", "b", "c") for v in (1, 2, 3)),
+        keep_latest={"a": 2},
+        policies={
+            "a": (VersionPolicy("latest", 2), "models.config"),
+            "b": (VersionPolicy("specific", versions=(1,)), "b/config.pbtxt"),
+        },
+    )
     ev = evidence(series=[SeriesFacts("c", "3", (("p", "0"),), 7, 7)])  # every version idle
     report = advise(inv, ev, NO_PROTECTION, AT, served={("c", "3"): True})
     rows = {(r.model, r.version): r for r in report.rows()}
     assert [(rows[("a", v)].loaded, rows[("a", v)].loaded_from) for v in "123"] == [
-        (False, "policy"), (True, "policy"), (True, "policy")]  # fmt: skip
+        (False, "policy"),
+        (True, "policy"),
+        (True, "policy"),
+    ]
     assert [rows[("b", v)].loaded for v in "123"] == [True, False, False]
     assert [(rows[("c", v)].loaded, rows[("c", v)].loaded_from) for v in "123"] == [
-        (False, "server"), (False, "server"), (True, "server")]  # fmt: skip
+        (False, "server"),
+        (False, "server"),
+        (True, "server"),
+    ]
     # a/2 is loaded, idle, and protected by latest 2: lowering num_versions to 1 frees it.
     assert rows[("a", "2")].status is Status.PROTECTED
     assert "lower num_versions to 1 in models.config" in rows[("a", "2")].reason
@@ -392,8 +477,12 @@ def test_loaded_from_policy_or_server_and_what_retiring_frees() -> None:
 def test_no_advice_to_lower_num_versions_below_a_busy_version() -> None:
     from retire.sources.disk.server_configs import VersionPolicy
 
-    inv = Inventory((Path("/m"),), tuple(disk("a", v) for v in (1, 2, 3)), keep_latest={"a": 3},
-                    policies={"a": (VersionPolicy("latest", 3), "models.config")})  # fmt: skip
+    inv = Inventory(
+        (Path("/m"),),
+        tuple(disk("a", v) for v in (1, 2, 3)),
+        keep_latest={"a": 3},
+        policies={"a": (VersionPolicy("latest", 3), "models.config")},
+    )
     ev = evidence(qps={("a", "1"): 1.0}, series=[SeriesFacts("a", "1", (("p", "0"),), 0, 99)])
     report = advise(inv, ev, NO_PROTECTION, AT)
     assert all("lower num_versions" not in r.reason for r in report.rows())
@@ -402,13 +491,19 @@ def test_no_advice_to_lower_num_versions_below_a_busy_version() -> None:
 def test_a_silent_model_resembling_a_name_served_outside_the_selector_is_unknown() -> None:
     from retire.sources.prometheus.evidence import Scope
 
-    ev = replace(evidence(series=[SeriesFacts("alpha", "1", (("p", "0"),), 7, 7)]),
-                 scope=Scope('job="tfs"', unscoped_models=frozenset({"alpha", "Bert", "gamma "})))  # fmt: skip
+    ev = replace(
+        evidence(series=[SeriesFacts("alpha", "1", (("p", "0"),), 7, 7)]),
+        scope=Scope('job="tfs"', unscoped_models=frozenset({"alpha", "Bert", "gamma "})),
+    )
     inv = [disk("alpha", 1), disk("bert", 1), disk("gamma", 1), disk("zeta", 1)]
     report = advise(Inventory((Path("/m"),), tuple(inv)), ev, NO_PROTECTION, AT)
     rows = {(r.model, r.version): r for r in report.rows()}
     assert {k: r.status.value for k, r in rows.items()} == {
-        ("alpha", "1"): "safe", ("bert", "1"): "unknown", ("gamma", "1"): "unknown", ("zeta", "1"): "safe"}  # fmt: skip
+        ("alpha", "1"): "safe",
+        ("bert", "1"): "unknown",
+        ("gamma", "1"): "unknown",
+        ("zeta", "1"): "safe",
+    }
     assert "'Bert'" in rows[("bert", "1")].reason and "'gamma '" in rows[("gamma", "1")].reason
 
 
@@ -416,7 +511,9 @@ def test_a_server_config_never_lowers_keep_latest() -> None:
     inv = Inventory((Path("/m"),), tuple(disk("a", v) for v in (1, 2, 3, 4)), keep_latest={"a": 1})
     ev = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)])
     got = status_of(list(inv.versions), ev, Policy(keep_latest=3, min_age=0))
-    assert got == status_of(list(inv.versions), ev, Policy(keep_latest=3, min_age=0))  # same inputs, same answer
+    assert got == status_of(
+        list(inv.versions), ev, Policy(keep_latest=3, min_age=0)
+    )  # same inputs, same answer
     report = advise(inv, ev, Policy(keep_latest=3, min_age=0), AT)
     assert [r.status.value for r in report.rows()] == ["safe", "protected", "protected", "protected"]
     assert "--keep-latest 3" in list(report.rows())[1].reason

@@ -38,9 +38,26 @@ def test_report_help_documents_exit_codes() -> None:
 
 def test_flag_names_are_the_interface() -> None:
     out = run_cli("report", "--help").stdout
-    for flag in ("--prometheus", "--model-dir", "--threshold", "--selector", "--window", "--step", "--at",
-                 "--timeout", "--format", "--output", "-o", "--config", "--coverage", "--max-gap",
-                 "--keep-latest", "--min-age", "--age-source", "--pin"):  # fmt: skip
+    for flag in (
+        "--prometheus",
+        "--model-dir",
+        "--threshold",
+        "--selector",
+        "--window",
+        "--step",
+        "--at",
+        "--timeout",
+        "--format",
+        "--output",
+        "-o",
+        "--config",
+        "--coverage",
+        "--max-gap",
+        "--keep-latest",
+        "--min-age",
+        "--age-source",
+        "--pin",
+    ):
         assert flag in out
 
 
@@ -58,20 +75,28 @@ def test_formats_are_exhaustive() -> None:
 
 
 def test_console_script_and_python_m_in_a_subprocess() -> None:
-    for cmd in ([sys.executable, "-m", "retire", "--version"], [str(Path(sys.executable).parent / "retire"), "--version"]):
+    for cmd in (
+        [sys.executable, "-m", "retire", "--version"],
+        [str(Path(sys.executable).parent / "retire"), "--version"],
+    ):
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         assert out.strip() == f"retire {__version__}"
 
 
 def test_cli_import_does_not_load_heavy_modules() -> None:
-    code = "import sys, retire.cli; print(sorted(m for m in ('pandas', 'numpy', 'httpx') if m in sys.modules))"
+    code = (
+        "import sys, retire.cli; print(sorted(m for m in ('pandas', 'numpy', 'httpx') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_wheel_ships_the_queries(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("retire-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     promql = {Path(n).name for n in names if n.startswith("retire/queries/")}
@@ -80,8 +105,13 @@ def test_wheel_ships_the_queries(tmp_path: Path) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = "import retire.sources.prometheus.queries as q; print(q.render('series_start', q.params_from(q.Settings())))"
-    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + code],
-                         capture_output=True, text=True, cwd=tmp_path, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
     assert "offset 86400s" in out
 
 
@@ -92,7 +122,13 @@ def test_readme_deployments_cover_every_preset_and_backend() -> None:
     section = readme[readme.index("## Deployments") :]
     for preset in PRESETS:
         assert f"`{preset}`" in section
-    for backend in ("### Prometheus", "### VictoriaMetrics", "### Thanos", "### Grafana Mimir", "--model-config"):
+    for backend in (
+        "### Prometheus",
+        "### VictoriaMetrics",
+        "### Thanos",
+        "### Grafana Mimir",
+        "--model-config",
+    ):
         assert backend in section
 
 

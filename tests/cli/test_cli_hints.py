@@ -60,8 +60,14 @@ def test_config_note_only_with_a_model_config(lab: Lab, tmp_path: Path) -> None:
     (tree / "models.config").write_text(sc.CONFIG_FILE)
     i = args.index("--model-dir")
     del args[i : i + 2]
-    run = run_cli("plan", *args, "--model-config", str(tree / "models.config"), "--archive-dir",
-                  str(tmp_path / "archive"))  # fmt: skip
+    run = run_cli(
+        "plan",
+        *args,
+        "--model-config",
+        str(tree / "models.config"),
+        "--archive-dir",
+        str(tmp_path / "archive"),
+    )
     assert run.exit_code == 0, run.stderr
     assert "config: no change" in run.stdout
 
@@ -133,8 +139,9 @@ def test_offload_whose_every_move_is_skipped_offers_no_undo(lab: Lab, tmp_path: 
     plan = run_cli("plan", *earlier, "--only", "alpha:5", "--archive-dir", str(archive), "--format", "json")
     assert plan.exit_code == 0, plan.stderr
     (tmp_path / "plan.json").write_text(plan.stdout)
-    run = run_cli("offload", *args, "--archive-dir", str(archive), "--plan", str(tmp_path / "plan.json"),
-                  "--apply")  # fmt: skip
+    run = run_cli(
+        "offload", *args, "--archive-dir", str(archive), "--plan", str(tmp_path / "plan.json"), "--apply"
+    )
     assert run.exit_code == 0, run.stderr
     assert "skipped alpha 5: now in-use" in run.stderr
     assert "nothing was moved" in run.stderr and "restore" not in run.stderr

@@ -25,8 +25,17 @@ PASSWORD = "smtp-s3cret-pass"
 
 
 def mail_args(port: int, *extra: str) -> list[str]:
-    return ["--mail-to", "a@example.com,b@example.com", "--mail-from", "retire@example.com",
-            "--smtp-host", "127.0.0.1", "--smtp-port", str(port), *extra]  # fmt: skip
+    return [
+        "--mail-to",
+        "a@example.com,b@example.com",
+        "--mail-from",
+        "retire@example.com",
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        str(port),
+        *extra,
+    ]
 
 
 class Table(HTMLParser):
@@ -92,8 +101,18 @@ def test_html_escapes_names_from_disk_and_prometheus(tmp_path: Path) -> None:
     inbox = Inbox()
     script = {"model_name": "<script>alert(1)", "model_version": "1", "instance": "tfs-0"}
     with fs.serve(functools.partial(fs.full_answer, flat=script)) as url, smtp(inbox) as port:
-        run = run_cli("report", "--prometheus", url, "--model-dir", str(tmp_path), "--keep-latest", "0",
-                      "--min-age", "0", *mail_args(port))  # fmt: skip
+        run = run_cli(
+            "report",
+            "--prometheus",
+            url,
+            "--model-dir",
+            str(tmp_path),
+            "--keep-latest",
+            "0",
+            "--min-age",
+            "0",
+            *mail_args(port),
+        )
     assert run.exit_code == 0, run.stderr
     _, html, _ = parts(inbox.messages[0][2])
     assert "<script>" not in html and "&lt;script&gt;alert(1)" in html
@@ -135,7 +154,9 @@ def test_refused_recipient_sends_nothing_to_anyone(lab: Lab) -> None:
 
 
 @pytest.mark.prometheus
-@pytest.mark.parametrize(("behaviour", "needle"), [("close", "closed the connection"), ("silent", "did not answer")])
+@pytest.mark.parametrize(
+    ("behaviour", "needle"), [("close", "closed the connection"), ("silent", "did not answer")]
+)
 def test_smtp_server_faults_exit_5(lab: Lab, behaviour: str, needle: str) -> None:
     with raw_server(behaviour) as port:
         run = run_cli("report", *lab.args(sc.BASIC), *mail_args(port, "--smtp-timeout", "1"))
@@ -147,8 +168,14 @@ def test_prometheus_down_still_mails_a_failure(tmp_path: Path) -> None:
     (tmp_path / "m" / "1").mkdir(parents=True)
     inbox = Inbox()
     with smtp(inbox) as port:
-        run = run_cli("report", "--prometheus", f"http://127.0.0.1:{free_port()}", "--model-dir", str(tmp_path),
-                      *mail_args(port))  # fmt: skip
+        run = run_cli(
+            "report",
+            "--prometheus",
+            f"http://127.0.0.1:{free_port()}",
+            "--model-dir",
+            str(tmp_path),
+            *mail_args(port),
+        )
     assert run.exit_code == 3
     ((_, _, msg),) = inbox.messages
     assert "FAILED" in msg["Subject"] and "nothing listed as safe" in msg["Subject"]
@@ -171,8 +198,18 @@ def test_mail_when_actionable_suppresses_empty_reports(lab: Lab, tmp_path: Path)
     # Only alpha/1 (in use) and alpha/8 (newest: protected) on disk: nothing to act on.
     for v in ("1", "8"):
         (tmp_path / "alpha" / v).mkdir(parents=True)
-    nothing = ["--prometheus", lab.url, "--model-base-path", str(tmp_path / "alpha"), "--model-name", "alpha",
-               "--selector", 'scenario="basic",model_name="alpha",model_version=~"1|8"', "--at", str(lab.end)]  # fmt: skip
+    nothing = [
+        "--prometheus",
+        lab.url,
+        "--model-base-path",
+        str(tmp_path / "alpha"),
+        "--model-name",
+        "alpha",
+        "--selector",
+        'scenario="basic",model_name="alpha",model_version=~"1|8"',
+        "--at",
+        str(lab.end),
+    ]
     inbox = Inbox()
     with smtp(inbox) as port:
         quiet = run_cli("report", *nothing, *mail_args(port, "--mail-when", "actionable"))
@@ -188,7 +225,9 @@ def test_since_last_shows_what_changed(lab: Lab, tmp_path: Path) -> None:
     first = run_cli("report", *lab.args(sc.BASIC, "--since-last", str(state)), *earlier[:2], *earlier[2:])
     assert "no previous report (first run)" in first.stdout
     assert state.exists()
-    second = run_cli("report", *lab.args(sc.BASIC, "--since-last", str(state), "--window", "23h", "--format", "json"))
+    second = run_cli(
+        "report", *lab.args(sc.BASIC, "--since-last", str(state), "--window", "23h", "--format", "json")
+    )
     changes = {(c["model"], c["version"]): c["kind"] for c in second.json()["since_last"]["changes"]}  # type: ignore[index]
     assert changes[("alpha", "3")] == "became safe"
     assert changes[("alpha", "5")] == "used again"
@@ -204,14 +243,26 @@ def test_the_cron_line_runs_plain(lab: Lab, tmp_path: Path) -> None:
     inbox = Inbox()
     with smtp(inbox) as port:
         env = {
-            **os.environ, "HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "RETIRE_PROMETHEUS_URL": lab.url, "RETIRE_MODEL_DIR": str(lab.models(sc.BASIC)),
-            "RETIRE_SELECTOR": 'scenario="basic"', "RETIRE_COVERAGE": 'up{scenario="basic"}',
-            "RETIRE_AT": str(lab.end), "RETIRE_SMTP_HOST": "127.0.0.1", "RETIRE_SMTP_PORT": str(port),
+            **os.environ,
+            "HOME": str(home),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "RETIRE_PROMETHEUS_URL": lab.url,
+            "RETIRE_MODEL_DIR": str(lab.models(sc.BASIC)),
+            "RETIRE_SELECTOR": 'scenario="basic"',
+            "RETIRE_COVERAGE": 'up{scenario="basic"}',
+            "RETIRE_AT": str(lab.end),
+            "RETIRE_SMTP_HOST": "127.0.0.1",
+            "RETIRE_SMTP_PORT": str(port),
             "TERM": "xterm-256color",
-        }  # fmt: skip
-        run = subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL, timeout=120)  # fmt: skip
+        }
+        run = subprocess.run(
+            ["/bin/sh", "-c", command],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
     assert run.returncode == 0, run.stderr
     report = (home / ".local" / "state" / "retire-report.txt").read_text()
     for output in (run.stdout, run.stderr, report):

@@ -20,8 +20,9 @@ from tests.conftest import Lab, rows, run_cli, statuses
 pytestmark = pytest.mark.prometheus
 
 
-def report(lab: Lab, scenario: sc.Scenario, *extra: str, coverage: bool = True,
-           replace: dict[str, str] | None = None) -> tuple[int, dict]:  # fmt: skip
+def report(
+    lab: Lab, scenario: sc.Scenario, *extra: str, coverage: bool = True, replace: dict[str, str] | None = None
+) -> tuple[int, dict]:
     """`retire report --format json` for a scenario; `replace` swaps the values of given options."""
     args = lab.args(scenario, "--format", "json", *extra, coverage=coverage)
     for option, value in (replace or {}).items():
@@ -67,7 +68,9 @@ def test_nothing_matched_is_unknown_even_with_coverage(
 
 
 def test_short_window_with_a_wrong_metric_is_unknown(lab: Lab) -> None:
-    code, doc = report(lab, sc.BASIC, "--metric", "typo_total", "--window", "15m", "--step", "5m", coverage=False)
+    code, doc = report(
+        lab, sc.BASIC, "--metric", "typo_total", "--window", "15m", "--step", "5m", coverage=False
+    )
     assert code == 4
     only_unknown_or_protected(doc)
     reason = rows(doc)[("alpha", "2")]["reason"]
@@ -182,8 +185,17 @@ def test_duplicate_series_in_one_answer_is_a_prometheus_error(tmp_path: Path) ->
     for v in ("1", "2"):
         (tmp_path / "m" / v).mkdir(parents=True)
     with fs.serve(_duplicated) as url:
-        run = run_cli("report", "--prometheus", url, "--model-dir", str(tmp_path), "--keep-latest", "0",
-                      "--min-age", "0")  # fmt: skip
+        run = run_cli(
+            "report",
+            "--prometheus",
+            url,
+            "--model-dir",
+            str(tmp_path),
+            "--keep-latest",
+            "0",
+            "--min-age",
+            "0",
+        )
     assert run.exit_code == 3, run.stdout
     line = run.stderr.strip()
     assert line.startswith("retire: error:") and "the same series twice" in line and "\n" not in line
@@ -202,17 +214,33 @@ def test_triton_ignores_leading_zero_directories(lab: Lab) -> None:
 
 def test_triton_model_base_path_honours_config_pbtxt(lab: Lab) -> None:
     root = lab.models(sc.TRITON0)
-    for model, expected in (("spec0", {("spec0", "1"): "protected", ("spec0", "2"): "protected"}),
-                            ("t0", {("t0", "1"): "safe", ("t0", "2"): "protected"})):  # fmt: skip
+    for model, expected in (
+        ("spec0", {("spec0", "1"): "protected", ("spec0", "2"): "protected"}),
+        ("t0", {("t0", "1"): "safe", ("t0", "2"): "protected"}),
+    ):
         run = run_cli(
-            "report", "--prometheus", lab.url, "--preset", "triton", "--format", "json", "--at", str(lab.end),
-            "--model-base-path", str(root / model), "--model-name", model,
-            "--selector", f'scenario="triton0",model="{model}"',
-        )  # fmt: skip
+            "report",
+            "--prometheus",
+            lab.url,
+            "--preset",
+            "triton",
+            "--format",
+            "json",
+            "--at",
+            str(lab.end),
+            "--model-base-path",
+            str(root / model),
+            "--model-name",
+            model,
+            "--selector",
+            f'scenario="triton0",model="{model}"',
+        )
         assert run.exit_code == 0, run.stderr
         assert statuses(run.json()) == expected
         if model == "spec0":
-            assert "specific version policy in spec0/config.pbtxt" in rows(run.json())[("spec0", "1")]["reason"]
+            assert (
+                "specific version policy in spec0/config.pbtxt" in rows(run.json())[("spec0", "1")]["reason"]
+            )
 
 
 @pytest.mark.parametrize("preset", ["triton", "torchserve"])
@@ -234,7 +262,10 @@ def test_reload_counts_calls_across_the_reset_and_tolerates_one_scrape(lab: Lab)
     r = rows(doc)
     assert r[("r", "2")]["calls"] == pytest.approx(0.5 * 24 * 3600, rel=0.01)
     assert "calls counted across it" in r[("r", "1")]["reason"]
-    assert "no sample for 1h" in r[("r", "3")]["reason"] and "longer than --max-gap 15m" in r[("r", "3")]["reason"]
+    assert (
+        "no sample for 1h" in r[("r", "3")]["reason"]
+        and "longer than --max-gap 15m" in r[("r", "3")]["reason"]
+    )
 
 
 # Found by attacking the change.
@@ -280,8 +311,10 @@ def _index_with_warnings(path: str, form: dict[str, str]) -> tuple[int, str, byt
 def _rate_without_series(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
     """The busiest-step query answers m/2, the per-series queries do not: the answers disagree."""
     if path.endswith("/query") and form["query"].startswith("max_over_time(sum"):
-        result = [{"metric": {"model_name": m, "model_version": v}, "value": [float(form["time"]), "0"]}
-                  for m, v in (("m", "1"), ("m", "2"))]  # fmt: skip
+        result = [
+            {"metric": {"model_name": m, "model_version": v}, "value": [float(form["time"]), "0"]}
+            for m, v in (("m", "1"), ("m", "2"))
+        ]
         body = {"status": "success", "data": {"resultType": "vector", "result": result}}
         return 200, "application/json", json.dumps(body).encode()
     return fs.full_answer(path, form)
@@ -295,13 +328,26 @@ def _rate_without_series(path: str, form: dict[str, str]) -> tuple[int, str, byt
     ],
     ids=["partial-index", "rate-without-series"],
 )
-def test_answers_that_prove_nothing_are_unknown(tmp_path: Path, handler: fs.Handler, extra: tuple[str, ...],
-                                                words: str) -> None:  # fmt: skip
+def test_answers_that_prove_nothing_are_unknown(
+    tmp_path: Path, handler: fs.Handler, extra: tuple[str, ...], words: str
+) -> None:
     for v in ("1", "2"):
         (tmp_path / "m" / v).mkdir(parents=True)
     with fs.serve(handler) as url:
-        run = run_cli("report", "--prometheus", url, "--model-dir", str(tmp_path), "--keep-latest", "0",
-                      "--min-age", "0", "--format", "json", *extra)  # fmt: skip
+        run = run_cli(
+            "report",
+            "--prometheus",
+            url,
+            "--model-dir",
+            str(tmp_path),
+            "--keep-latest",
+            "0",
+            "--min-age",
+            "0",
+            "--format",
+            "json",
+            *extra,
+        )
     assert run.exit_code == 4, run.stderr
     doc = run.json()
     assert statuses(doc)[("m", "2")] == "unknown"
@@ -324,8 +370,10 @@ def _reread(warnings: list[str]) -> fs.Handler:
         query = form.get("query", "")
 
         def vector(value: str) -> tuple[int, str, bytes]:
-            body = {"status": "success", "data": {"resultType": "vector",
-                                                  "result": [{"metric": fs.FLAT, "value": [at, value]}]}}  # fmt: skip
+            body = {
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"metric": fs.FLAT, "value": [at, value]}]},
+            }
             return 200, "application/json", json.dumps(body).encode()
 
         if path.endswith("/query") and query.startswith("resets("):
@@ -334,22 +382,39 @@ def _reread(warnings: list[str]) -> fs.Handler:
             return vector("0")
         if path.endswith("/query") and query.endswith("s]") and "{" in query:
             points = [[at - 600, "7"], [at - 300, "0"], [at, "0"]]
-            body = {"status": "success", "warnings": warnings,
-                    "data": {"resultType": "matrix", "result": [{"metric": fs.FLAT, "values": points}]}}  # fmt: skip
+            body = {
+                "status": "success",
+                "warnings": warnings,
+                "data": {"resultType": "matrix", "result": [{"metric": fs.FLAT, "values": points}]},
+            }
             return 200, "application/json", json.dumps(body).encode()
         return fs.full_answer(path, form)
 
     return handler
 
 
-@pytest.mark.parametrize(("warnings", "expected"), [([], "safe"), (["store 10.0.0.9 unreachable"], "unknown")])
-def test_a_partial_re_read_of_a_reset_counter_counts_nothing(tmp_path: Path, warnings: list[str],
-                                                             expected: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("warnings", "expected"), [([], "safe"), (["store 10.0.0.9 unreachable"], "unknown")]
+)
+def test_a_partial_re_read_of_a_reset_counter_counts_nothing(
+    tmp_path: Path, warnings: list[str], expected: str
+) -> None:
     for v in ("1", "2"):
         (tmp_path / "m" / v).mkdir(parents=True)
     with fs.serve(_reread(warnings)) as url:
-        run = run_cli("report", "--prometheus", url, "--model-dir", str(tmp_path), "--keep-latest", "0",
-                      "--min-age", "0", "--format", "json")  # fmt: skip
+        run = run_cli(
+            "report",
+            "--prometheus",
+            url,
+            "--model-dir",
+            str(tmp_path),
+            "--keep-latest",
+            "0",
+            "--min-age",
+            "0",
+            "--format",
+            "json",
+        )
     assert run.exit_code == (4 if warnings else 0), run.stderr
     doc = run.json()
     assert statuses(doc)[("m", "1")] == expected

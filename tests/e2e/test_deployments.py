@@ -28,7 +28,9 @@ def models(tmp_path: Path) -> Path:
 
 
 def _report(url: str, models: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    run = run_cli("report", "--prometheus", url, "--model-dir", str(models), "--format", "json", *extra, env=env)
+    run = run_cli(
+        "report", "--prometheus", url, "--model-dir", str(models), "--format", "json", *extra, env=env
+    )
     return run.exit_code, run.stdout, run.stderr
 
 
@@ -46,7 +48,9 @@ def test_mimir_tenant_and_prefix(models: Path) -> None:
 def test_thanos_partial_response_parameter_and_warning(models: Path) -> None:
     log: list = []
     with fs.serve(fs.with_warnings, log=log) as url:
-        code, out, _ = _report(url, models, "--partial-response", "deny", "--keep-latest", "0", "--min-age", "0")
+        code, out, _ = _report(
+            url, models, "--partial-response", "deny", "--keep-latest", "0", "--min-age", "0"
+        )
     assert {form.get("partial_response") for _, form, _ in log} == {"false"}  # Thanos
     assert {form.get("deny_partial_response") for _, form, _ in log} == {"1"}  # VictoriaMetrics cluster
     assert code == 4  # the warning on a 200 answer still makes would-be-safe rows unknown
@@ -68,11 +72,15 @@ def test_bearer_token_file_is_reread_and_never_printed(models: Path, tmp_path: P
 def test_basic_auth_password_from_env_and_file(models: Path, tmp_path: Path) -> None:
     expected = "Basic " + base64.b64encode(f"svc:{SECRET}".encode()).decode()
     with fs.serve(fs.full_answer, require={"Authorization": expected}) as url:
-        code, out, err = _report(url, models, "--basic-auth-user", "svc", env={"RETIRE_BASIC_AUTH_PASSWORD": SECRET})
+        code, out, err = _report(
+            url, models, "--basic-auth-user", "svc", env={"RETIRE_BASIC_AUTH_PASSWORD": SECRET}
+        )
         assert code == 0, err
         pw = tmp_path / "pw"
         pw.write_text(SECRET)
-        code, out2, err2 = _report(url, models, "--basic-auth-user", "svc", "--basic-auth-password-file", str(pw))
+        code, out2, err2 = _report(
+            url, models, "--basic-auth-user", "svc", "--basic-auth-password-file", str(pw)
+        )
         assert code == 0, err2
         code, _, err3 = _report(url, models, "--basic-auth-user", "svc")
         assert code == 2 and "RETIRE_BASIC_AUTH_PASSWORD" in err3
@@ -122,7 +130,9 @@ def test_mutual_tls(models: Path, ca: trustme.CA, tmp_path: Path) -> None:
     with fs.serve(fs.full_answer, tls=ctx) as url:
         code, _, err = _report(url, models, "--ca-file", str(bundle))
         assert code == 3, err
-        code, _, err = _report(url, models, "--ca-file", str(bundle), "--client-cert", str(cert), "--client-key", str(key))
+        code, _, err = _report(
+            url, models, "--ca-file", str(bundle), "--client-cert", str(cert), "--client-key", str(key)
+        )
         assert code == 0, err
 
 

@@ -63,9 +63,17 @@ def test_torchserve_model_store(lab: Lab) -> None:
     r = rows(doc)
     assert r[("bert", "1.0")]["path"].endswith("bert_v1.mar")
     assert "calls labelled version 'default'" in r[("resnet", "1.0")]["reason"]
-    assert list(r) == [("bert", "1.0"), ("bert", "2.0"), ("bert", "10.0"),
-                       ("resnet", "1.0"), ("resnet", "2.0"), ("resnet", "default")]  # fmt: skip
-    assert any("resnet may have had calls labelled with no version" in c for c in doc["summary"]["unknown_causes"])
+    assert list(r) == [
+        ("bert", "1.0"),
+        ("bert", "2.0"),
+        ("bert", "10.0"),
+        ("resnet", "1.0"),
+        ("resnet", "2.0"),
+        ("resnet", "default"),
+    ]
+    assert any(
+        "resnet may have had calls labelled with no version" in c for c in doc["summary"]["unknown_causes"]
+    )
     assert code == 4
 
 

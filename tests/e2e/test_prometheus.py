@@ -86,7 +86,10 @@ def test_pitfalls_of_the_seed_query(lab: Lab) -> None:
     # Across the reset the calls are counted from the raw samples (issue #16: was the lower bound
     # since the restart, 6 h); calls in the blind moment before the reset stay a stated "≥".
     assert r[("m", "4")]["calls"] == pytest.approx(0.5 * 24 * 3600, rel=0.01)
-    assert "≥ " in r[("m", "4")]["reason"] and "counter reset in window, calls counted across it" in r[("m", "4")]["reason"]
+    assert (
+        "≥ " in r[("m", "4")]["reason"]
+        and "counter reset in window, calls counted across it" in r[("m", "4")]["reason"]
+    )
     assert r[("m", "6")]["calls"] == pytest.approx(0.5 * 86400, rel=0.05)
     assert "younger than --min-age" in r[("m", "10")]["reason"]
     assert code == 0
@@ -166,7 +169,10 @@ def test_table_and_markdown_and_csv_reports(lab: Lab) -> None:
     md = run_cli("report", *lab.args(sc.BASIC, "--format", "markdown")).stdout
     assert "| MODEL | VERSION | STATUS" in md
     csv_text = run_cli("report", *lab.args(sc.BASIC, "--format", "csv")).stdout
-    assert csv_text.splitlines()[0] == "model,version,path,on_disk,size_bytes,max_hourly_qps,calls,series,status,reason,loaded,loaded_from"  # issue 16 added loaded
+    assert (
+        csv_text.splitlines()[0]
+        == "model,version,path,on_disk,size_bytes,max_hourly_qps,calls,series,status,reason,loaded,loaded_from"
+    )  # issue 16 added loaded
 
 
 def test_output_file_is_written_whole(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -180,9 +186,20 @@ def test_output_file_is_written_whole(lab: Lab, tmp_path) -> None:  # type: igno
 def test_model_base_path(lab: Lab) -> None:
     base = lab.models(sc.BASIC) / "beta"
     run = run_cli(
-        "report", "--prometheus", lab.url, "--model-base-path", str(base), "--model-name", "beta",
-        "--selector", 'scenario="basic",model_name="beta"', "--at", str(lab.end), "--format", "json",
-    )  # fmt: skip
+        "report",
+        "--prometheus",
+        lab.url,
+        "--model-base-path",
+        str(base),
+        "--model-name",
+        "beta",
+        "--selector",
+        'scenario="basic",model_name="beta"',
+        "--at",
+        str(lab.end),
+        "--format",
+        "json",
+    )
     assert statuses(run.json()) == {("beta", "1"): "in-use", ("beta", "2"): "safe", ("beta", "3"): "in-use"}
 
 
@@ -192,7 +209,10 @@ def test_coverage_that_misses_the_metrics_targets_is_unknown(lab: Lab) -> None:
     code, doc = report(lab, sc.PITFALLS, "--coverage", 'up{scenario="basic"}', coverage=False)
     assert code == 4
     assert statuses(doc)[("m", "8")] == "unknown"
-    assert 'does not cover 1 target(s) that export the metric (instance="tfs-1")' in rows(doc)[("m", "8")]["reason"]
+    assert (
+        'does not cover 1 target(s) that export the metric (instance="tfs-1")'
+        in rows(doc)[("m", "8")]["reason"]
+    )
 
 
 def test_any_call_shows_in_the_sparkline(lab: Lab) -> None:

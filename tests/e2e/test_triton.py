@@ -65,11 +65,29 @@ class TritonLab:
         """`retire report --preset triton --format json` at T (cached per set of extra flags)."""
         if extra not in self.reports:
             run = run_cli(
-                "report", "--prometheus", self.prometheus, "--model-dir", str(self.repo),
-                "--preset", "triton", "--window", "2m", "--step", "15s", "--min-age", "0",
-                "--coverage", 'up{job="triton"}', "--max-gap", "20s", "--at", f"{self.end:.3f}",
-                "--format", "json", *extra,
-            )  # fmt: skip
+                "report",
+                "--prometheus",
+                self.prometheus,
+                "--model-dir",
+                str(self.repo),
+                "--preset",
+                "triton",
+                "--window",
+                "2m",
+                "--step",
+                "15s",
+                "--min-age",
+                "0",
+                "--coverage",
+                'up{job="triton"}',
+                "--max-gap",
+                "20s",
+                "--at",
+                f"{self.end:.3f}",
+                "--format",
+                "json",
+                *extra,
+            )
             report = run.json()
             assert isinstance(report, dict), run.stderr
             self.reports[extra] = (run.exit_code, report)
@@ -132,7 +150,13 @@ def tlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonLab]:
         with Prometheus(root / "tsdb", root / "prometheus", scrape=job) as prometheus:
             url = prometheus.url
             wait_for("the first scrape", lambda: bool(query(url, 'up{job="triton"} == 1')))
-            before = [("ranker", 1, 3), ("ranker", 4, 2), ("reloaded", 1, 2), ("cycled", 1, 2), ("cycled", 2, 5)]
+            before = [
+                ("ranker", 1, 3),
+                ("ranker", 4, 2),
+                ("reloaded", 1, 2),
+                ("cycled", 1, 2),
+                ("cycled", 2, 5),
+            ]
             for model, version, n in before:
                 for _ in range(n):
                     triton.infer(model, version)
@@ -168,7 +192,9 @@ def tlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonLab]:
                 triton.unload("cycled")
                 wait_for(
                     "cycled unloaded",
-                    lambda: all(m.get("state") == "UNAVAILABLE" for m in triton.index() if m["name"] == "cycled"),
+                    lambda: all(
+                        m.get("state") == "UNAVAILABLE" for m in triton.index() if m["name"] == "cycled"
+                    ),
                 )
                 facts["index_after_unload"] = [m for m in triton.index() if m["name"] == "cycled"]
                 facts["counters_after_unload"] = success_counters(triton)
@@ -183,10 +209,17 @@ def tlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonLab]:
                 at(off)
                 action()
             facts["index_at_end"] = triton.index()
-            facts["pycache_at_end"] = sorted(str(p.parent.relative_to(repo)) for p in repo.rglob("__pycache__"))
+            facts["pycache_at_end"] = sorted(
+                str(p.parent.relative_to(repo)) for p in repo.rglob("__pycache__")
+            )
             at(WINDOW + 2)  # T has passed and been scraped
-            facts["metric_names"] = sorted({line.split("{")[0].split(" ")[0] for line in triton.metrics().splitlines()
-                                            if line.startswith("nv_")})  # fmt: skip
+            facts["metric_names"] = sorted(
+                {
+                    line.split("{")[0].split(" ")[0]
+                    for line in triton.metrics().splitlines()
+                    if line.startswith("nv_")
+                }
+            )
             (root / "facts.json").write_text(json.dumps(facts, indent=1, sort_keys=True))
             yield lab
 
@@ -266,12 +299,16 @@ def test_index_per_version_policy(tlab: TritonLab) -> None:
     assert ready == {
         *(("ranker", str(v)) for v in range(1, 6)),
         ("detector", "3"),
-        ("scorer", "3"), ("scorer", "4"),
-        ("embedder", "1"), ("embedder", "3"),
-        ("reloaded", "1"), ("reloaded", "2"),
-        ("cycled", "1"), ("cycled", "2"),
+        ("scorer", "3"),
+        ("scorer", "4"),
+        ("embedder", "1"),
+        ("embedder", "3"),
+        ("reloaded", "1"),
+        ("reloaded", "2"),
+        ("cycled", "1"),
+        ("cycled", "2"),
         ("legacy", "2"),
-    }  # fmt: skip
+    }
     assert all(set(m) == {"name", "version", "state"} for m in tlab.facts["index_at_start"])  # type: ignore[attr-defined]
     # A version whose directory was removed stays loaded (explicit model control polls nothing).
     end = {(m["name"], m["version"]): m["state"] for m in tlab.facts["index_at_end"]}  # type: ignore[attr-defined]
@@ -314,16 +351,24 @@ def test_metric_names(tlab: TritonLab) -> None:
 
 def test_loaded_asked_of_the_real_triton(tlab: TritonLab) -> None:
     """retire.sources.loaded against the real server: what the `loaded` column will show."""
-    got = ask("triton", tlab.triton.url, ["ranker", "detector", "scorer", "embedder", "reloaded", "cycled", "legacy"])
+    got = ask(
+        "triton",
+        tlab.triton.url,
+        ["ranker", "detector", "scorer", "embedder", "reloaded", "cycled", "legacy"],
+    )
     assert {k for k, v in got.versions.items() if v} == {
         *(("ranker", str(v)) for v in range(1, 6)),  # ranker/4 too: its directory is gone, it is loaded
         ("detector", "3"),
-        ("scorer", "3"), ("scorer", "4"),
-        ("embedder", "1"), ("embedder", "3"),
-        ("reloaded", "1"), ("reloaded", "2"),
-        ("cycled", "1"), ("cycled", "2"),
+        ("scorer", "3"),
+        ("scorer", "4"),
+        ("embedder", "1"),
+        ("embedder", "3"),
+        ("reloaded", "1"),
+        ("reloaded", "2"),
+        ("cycled", "1"),
+        ("cycled", "2"),
         ("legacy", "2"),
-    }  # fmt: skip
+    }
     assert got.loaded("detector", "1") is False  # on disk, never loaded (latest 1): disk only
     assert got.loaded("scorer", "2") is False
     assert got.loaded("embedder", "2") is False
@@ -359,8 +404,14 @@ def test_loaded_column_from_the_server_and_from_the_policy(tlab: TritonLab) -> N
     _, asked = tlab.report("--server", tlab.triton.url)
     _, inferred = tlab.report()
     a, i = rows(asked), rows(inferred)
-    for key, loaded in ((("detector", "1"), False), (("detector", "3"), True), (("scorer", "3"), True),
-                        (("embedder", "2"), False), (("ranker", "1"), True), (("legacy", "2"), True)):  # fmt: skip
+    for key, loaded in (
+        (("detector", "1"), False),
+        (("detector", "3"), True),
+        (("scorer", "3"), True),
+        (("embedder", "2"), False),
+        (("ranker", "1"), True),
+        (("legacy", "2"), True),
+    ):
         assert (a[key]["loaded"], a[key]["loaded_from"]) == (loaded, "server"), key
         assert (i[key]["loaded"], i[key]["loaded_from"]) == (loaded, "policy"), key
     assert statuses(asked) == statuses(inferred)  # what is loaded never changes a verdict

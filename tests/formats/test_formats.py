@@ -65,7 +65,9 @@ def test_json_number_kinds(lab: Lab, scenario: scenarios.Scenario) -> None:
         assert row["size_bytes"] is None or type(row["size_bytes"]) is int
         assert row["calls"] is None or type(row["calls"]) is int, row
         qps = row["max_hourly_qps"]
-        assert qps is None or (type(qps) is float and len(f"{qps:.15g}".lstrip("0.").replace(".", "")) <= 6), qps
+        assert qps is None or (
+            type(qps) is float and len(f"{qps:.15g}".lstrip("0.").replace(".", "")) <= 6
+        ), qps
         for p in row.get("hourly_qps", []):
             assert p is None or (type(p) is float and float(f"{p:.6g}") == p), p
 
@@ -97,4 +99,3 @@ def test_since_last_times_are_rfc3339(lab: Lab, tmp_path: object) -> None:
     assert isinstance(doc, dict)
     assert RFC3339.match(doc["since_last"]["previous_evaluated_at"])
     assert isinstance(_strict(last.read_text()), dict)
-

@@ -125,8 +125,9 @@ def test_no_color_on_a_terminal_still_fits(lab: Lab) -> None:
 @pytest.mark.prometheus
 def test_progress_bar_only_for_per_model_queries_and_only_on_stderr(lab: Lab) -> None:
     args = lab.args(scenarios.BASIC)
-    run = run_in_terminal([sys.executable, "-m", "retire", "report", *args, "--split-by-model"], 80,
-                          cwd=str(ROOT))  # fmt: skip
+    run = run_in_terminal(
+        [sys.executable, "-m", "retire", "report", *args, "--split-by-model"], 80, cwd=str(ROOT)
+    )
     assert "querying model by model" in run.stderr
     assert "querying" not in run.text
     _check(run.text, 80, _expected(args))
@@ -137,8 +138,13 @@ def test_no_progress_bar_when_piped(lab: Lab) -> None:
     import subprocess
 
     args = lab.args(scenarios.BASIC)
-    run = subprocess.run([sys.executable, "-m", "retire", "report", *args, "--split-by-model"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "retire", "report", *args, "--split-by-model"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "querying" not in run.stderr + run.stdout
     assert "\x1b[" not in run.stdout + run.stderr
     assert "counter flat all window" in run.stdout  # piped: reasons in full

@@ -19,13 +19,19 @@ from retire.sources.prometheus.client import parse_label_values, parse_response
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
 sample = st.lists(st.one_of(st.floats(), st.integers(), st.text(max_size=8), st.none()), max_size=3)
 labels = st.dictionaries(st.text(max_size=6), json_values, max_size=3)
-series = st.fixed_dictionaries({"metric": labels | json_values, "value": sample | json_values,
-                                "values": st.lists(sample, max_size=3) | json_values})  # fmt: skip
+series = st.fixed_dictionaries(
+    {
+        "metric": labels | json_values,
+        "value": sample | json_values,
+        "values": st.lists(sample, max_size=3) | json_values,
+    }
+)
 # Answers that look like Prometheus's, so the fuzzer gets past the first checks.
 answers = st.fixed_dictionaries(
     {
@@ -39,14 +45,21 @@ answers = st.fixed_dictionaries(
         )
         | json_values,
     },
-    optional={"warnings": json_values, "infos": json_values, "isPartial": json_values,
-              "errorType": json_values, "error": json_values},
+    optional={
+        "warnings": json_values,
+        "infos": json_values,
+        "isPartial": json_values,
+        "errorType": json_values,
+        "error": json_values,
+    },
 )
 
 
 @settings(max_examples=400, deadline=None)
 @given(payload=answers | json_values, expect=st.sampled_from([None, ("vector", "scalar"), ("matrix",)]))
-def test_any_json_answer_is_a_result_or_a_prometheus_error(payload: object, expect: tuple[str, ...] | None) -> None:
+def test_any_json_answer_is_a_result_or_a_prometheus_error(
+    payload: object, expect: tuple[str, ...] | None
+) -> None:
     try:
         result = parse_response(payload, "Prometheus at http://x", expect)
     except PrometheusError as e:
@@ -73,8 +86,13 @@ def test_any_json_label_values_are_strings_or_a_prometheus_error(payload: object
 # Values as a TOML file or a flag can hold them: text, numbers (inf and nan too), booleans,
 # lists, tables, dates and times.
 toml_values = st.recursive(
-    st.booleans() | st.integers() | st.floats() | st.text(max_size=30) | st.datetimes(timezones=st.none() | st.timezones())
-    | st.dates() | st.times(),
+    st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=30)
+    | st.datetimes(timezones=st.none() | st.timezones())
+    | st.dates()
+    | st.times(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )
@@ -107,7 +125,9 @@ def test_any_environment_value_is_settings_or_a_config_error(key: str, text: str
 
 @settings(max_examples=100, deadline=None)
 @given(doc=st.dictionaries(st.sampled_from(KEYS), toml_values, max_size=4))
-def test_any_config_file_is_settings_or_a_config_error(tmp_path_factory: pytest.TempPathFactory, doc: dict[str, object]) -> None:
+def test_any_config_file_is_settings_or_a_config_error(
+    tmp_path_factory: pytest.TempPathFactory, doc: dict[str, object]
+) -> None:
     path = tmp_path_factory.mktemp("cfg") / "retire.toml"
     path.write_text("\n".join(f"{k} = {_toml(v)}" for k, v in doc.items()) + "\n", encoding="utf-8")
     try:
@@ -125,7 +145,15 @@ def _toml(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "nan" if value != value else "inf" if value == float("inf") else "-inf" if value == float("-inf") else repr(value)
+        return (
+            "nan"
+            if value != value
+            else "inf"
+            if value == float("inf")
+            else "-inf"
+            if value == float("-inf")
+            else repr(value)
+        )
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
@@ -137,14 +165,32 @@ def _toml(value: object) -> str:
     return value.isoformat()  # type: ignore[attr-defined]
 
 
-PROTO_TOKENS = [*'{}<>[]:;,"\'\\#\n -.eE0123456789xabnf_', "name", "base_path", "config", "model_config_list",
-                "versions", "specific", "latest", "num_versions", "version_labels", "key", "value",
-                "model_version_policy", '"/m"', '"m"', "1e400", "true"]  # fmt: skip
+PROTO_TOKENS = [
+    *"{}<>[]:;,\"'\\#\n -.eE0123456789xabnf_",
+    "name",
+    "base_path",
+    "config",
+    "model_config_list",
+    "versions",
+    "specific",
+    "latest",
+    "num_versions",
+    "version_labels",
+    "key",
+    "value",
+    "model_version_policy",
+    '"/m"',
+    '"m"',
+    "1e400",
+    "true",
+]
 
 
 @settings(max_examples=300, deadline=None)
 @given(text=st.lists(st.sampled_from(PROTO_TOKENS), max_size=30).map(" ".join))
-def test_any_model_config_is_entries_or_an_inventory_error(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
+def test_any_model_config_is_entries_or_an_inventory_error(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
     with contextlib.suppress(RetireError):
         parse_text_proto(text)
     path = tmp_path_factory.mktemp("mc") / "models.config"

@@ -39,7 +39,9 @@ def forms(secret: str) -> list[str]:
     return [secret, base64.b64encode(raw).decode().rstrip("="), quote(secret, safe="")]
 
 
-def assert_no_secret(*texts: str, secrets: tuple[str, ...] = (TOKEN, PASSWORD, HEADER_VALUE, SMTP_PASSWORD)) -> None:
+def assert_no_secret(
+    *texts: str, secrets: tuple[str, ...] = (TOKEN, PASSWORD, HEADER_VALUE, SMTP_PASSWORD)
+) -> None:
     every = [f for s in secrets for f in forms(s)]
     every += forms(f"{USER}:{PASSWORD}")
     for text in texts:
@@ -66,8 +68,19 @@ def models(tmp_path: Path) -> Path:
 
 
 def report(url: str, models: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    run = run_cli("report", "--prometheus", url, "--model-dir", str(models), "--keep-latest", "0",
-                  "--min-age", "0", *extra, env=env)  # fmt: skip
+    run = run_cli(
+        "report",
+        "--prometheus",
+        url,
+        "--model-dir",
+        str(models),
+        "--keep-latest",
+        "0",
+        "--min-age",
+        "0",
+        *extra,
+        env=env,
+    )
     return run.exit_code, run.stdout, run.stderr
 
 
@@ -125,9 +138,21 @@ def test_04_echoed_basic_credentials_are_scrubbed_in_every_form(tmp_path: Path, 
     env = {"RETIRE_BASIC_AUTH_PASSWORD": PASSWORD}
     inbox = Inbox()
     with hs.serve(hs.echo_error) as url, smtp(inbox) as port:
-        code, out, err = report(url, models, "--basic-auth-user", USER, "--header", f"X-Api-Key: {HEADER_VALUE}",
-                                "--mail-to", "ops@example.com", "--smtp-host", "127.0.0.1",
-                                "--smtp-port", str(port), env=env)  # fmt: skip
+        code, out, err = report(
+            url,
+            models,
+            "--basic-auth-user",
+            USER,
+            "--header",
+            f"X-Api-Key: {HEADER_VALUE}",
+            "--mail-to",
+            "ops@example.com",
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-port",
+            str(port),
+            env=env,
+        )
     assert code == 3
     line = one_line(err.replace("retire: mailed the failure to ops@example.com", ""), 3, "bad request")
     assert "Authorization: Basic ***" in line and "X-Api-Key: ***" in line
@@ -149,8 +174,9 @@ def test_04_short_token_is_scrubbed_where_it_is_the_credential(tmp_path: Path, m
 def test_04_echoed_secrets_stay_out_of_the_report_header(tmp_path: Path, models: Path) -> None:
     token = secret_file(tmp_path, "token", f"{TOKEN}\n".encode())
     with hs.serve(hs.echo_warning) as url:
-        code, out, err = report(url, models, "--bearer-token-file", token, "--tenant", HEADER_VALUE,
-                                "--format", "json")  # fmt: skip
+        code, out, err = report(
+            url, models, "--bearer-token-file", token, "--tenant", HEADER_VALUE, "--format", "json"
+        )
     assert code == 4, err  # warnings: unknown, never safe
     doc = json.loads(out)
     assert any("Bearer ***" in w for w in doc["header"]["warnings"]), doc["header"]["warnings"]
@@ -170,8 +196,12 @@ def test_05_cross_origin_redirect_is_refused_and_the_other_server_gets_nothing(
             return hs.Answer(307, b"", "text/plain", {"Location": other + request.path})
 
         with hs.serve(redirect) as url:
-            args = {"header": ["--header", f"X-Api-Key: {HEADER_VALUE}"], "tenant": ["--tenant", "team-a"],
-                    "token": ["--bearer-token-file", token], "url": []}[creds]  # fmt: skip
+            args = {
+                "header": ["--header", f"X-Api-Key: {HEADER_VALUE}"],
+                "tenant": ["--tenant", "team-a"],
+                "token": ["--bearer-token-file", token],
+                "url": [],
+            }[creds]
             if creds == "url":
                 url = url.replace("//", f"//{USER}:{PASSWORD}@")
             code, out, err = report(url, models, *args)
@@ -206,7 +236,12 @@ CASES_6 = {
     "bad IPv6 host": ["--prometheus", "http://[::1:9090"],
     "newline in URL": ["--prometheus", "http://127.0.0.1:9090/\nx"],
     "non-ASCII header value": ["--header", "X-Team: ml-équipe"],
-    "mail-from with CR/LF": ["--mail-to", "a@example.com", "--mail-from", "a@example.com\r\nBcc: x@evil.example"],
+    "mail-from with CR/LF": [
+        "--mail-to",
+        "a@example.com",
+        "--mail-from",
+        "a@example.com\r\nBcc: x@evil.example",
+    ],
 }
 
 
@@ -238,9 +273,21 @@ def test_06_missing_smtp_ca_file(tmp_path: Path, models: Path) -> None:
     inbox = Inbox()
     out = tmp_path / "report.txt"
     with hs.serve(hs.normal) as url, smtp(inbox) as port:
-        code, _, err = report(url, models, "--mail-to", "a@example.com", "--smtp-host", "127.0.0.1",
-                              "--smtp-port", str(port), "--smtp-starttls", "--smtp-ca-file",
-                              str(tmp_path / "nope.pem"), "-o", str(out))  # fmt: skip
+        code, _, err = report(
+            url,
+            models,
+            "--mail-to",
+            "a@example.com",
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-port",
+            str(port),
+            "--smtp-starttls",
+            "--smtp-ca-file",
+            str(tmp_path / "nope.pem"),
+            "-o",
+            str(out),
+        )
     assert code == 2
     one_line(err, 2, "--smtp-ca-file", "nope.pem")
     assert not out.exists() and inbox.messages == []
@@ -286,10 +333,14 @@ ODD_ANSWERS = {
     "label value a number": _instant(hs.series({"model_name": 5, "model_version": "1"})),
     "label value null": _instant(hs.series({"model_name": "m", "model_version": None})),
     "labels a list": _instant({"resultType": "vector", "result": [{"metric": ["m"], "value": [1, "0"]}]}),
-    "timestamp NaN": _raw('{"status":"success","data":{"resultType":"vector","result":'
-                          '[{"metric":{"model_name":"m","model_version":"1"},"value":[NaN,"0"]}]}}'),
-    "timestamp 1e400": _raw('{"status":"success","data":{"resultType":"vector","result":'
-                            '[{"metric":{"model_name":"m","model_version":"1"},"value":[1e400,"0"]}]}}'),
+    "timestamp NaN": _raw(
+        '{"status":"success","data":{"resultType":"vector","result":'
+        '[{"metric":{"model_name":"m","model_version":"1"},"value":[NaN,"0"]}]}}'
+    ),
+    "timestamp 1e400": _raw(
+        '{"status":"success","data":{"resultType":"vector","result":'
+        '[{"metric":{"model_name":"m","model_version":"1"},"value":[1e400,"0"]}]}}'
+    ),
     "timestamp a string": _instant(hs.series({"model_name": "m", "model_version": "1"}, "0", "1")),
     "value a JSON number": _instant(hs.series({"model_name": "m", "model_version": "1"}, 0)),
     "value not a number": _instant(hs.series({"model_name": "m", "model_version": "1"}, "1_000")),
@@ -332,8 +383,14 @@ def test_07_odd_series_api_answer_is_exit_3(models: Path, handler: hs.Handler) -
 
 def test_07_instant_query_answered_with_matrix_says_so(models: Path) -> None:
     """Issue 12's check: a matrix where a vector was asked for is refused, naming both."""
-    with hs.serve(_instant({"resultType": "matrix", "result": [
-            {"metric": {"model_name": "m", "model_version": "1"}, "values": [[1, "5"]]}]})) as url:  # fmt: skip
+    with hs.serve(
+        _instant(
+            {
+                "resultType": "matrix",
+                "result": [{"metric": {"model_name": "m", "model_version": "1"}, "values": [[1, "5"]]}],
+            }
+        )
+    ) as url:
         code, out, err = report(url, models, "--format", "json")
     assert code == 3 and out == ""
     one_line(err, 3, "'matrix'", "'vector'")
@@ -359,8 +416,9 @@ def test_08_error_text_with_crlf_is_mailed_and_printed_once(models: Path) -> Non
 
     inbox = Inbox()
     with hs.serve(evil) as url, smtp(inbox) as port:
-        code, _, err = report(url, models, "--mail-to", "ops@example.com", "--smtp-host", "127.0.0.1",
-                              "--smtp-port", str(port))  # fmt: skip
+        code, _, err = report(
+            url, models, "--mail-to", "ops@example.com", "--smtp-host", "127.0.0.1", "--smtp-port", str(port)
+        )
     assert code == 3, err
     errors = [ln for ln in err.splitlines() if ln.startswith("retire: error:")]
     assert len(errors) == 1, err
@@ -382,8 +440,11 @@ def test_09_rich_markup_in_labels_is_text_on_a_terminal(tmp_path: Path, models: 
     def answer(request: hs.Request) -> hs.Answer:
         if request.path.endswith("/query") and "max_over_time" in request.form.get("query", ""):
             result = [{"metric": {"model_name": n, "model_version": "1"}, "value": [1, "1"]} for n in names]
-            return hs.Answer(body=json.dumps({"status": "success",
-                                              "data": {"resultType": "vector", "result": result}}).encode())
+            return hs.Answer(
+                body=json.dumps(
+                    {"status": "success", "data": {"resultType": "vector", "result": result}}
+                ).encode()
+            )
         return hs.normal(request)
 
     master, slave = pty.openpty()
@@ -391,9 +452,26 @@ def test_09_rich_markup_in_labels_is_text_on_a_terminal(tmp_path: Path, models: 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
     env.pop("NO_COLOR", None)
     with hs.serve(answer) as url:
-        proc = subprocess.Popen([sys.executable, "-m", "retire", "report", "--prometheus", url, "--model-dir",
-                                 str(models), "--keep-latest", "0", "--min-age", "0"],
-                                stdout=slave, stderr=subprocess.PIPE, env=env, cwd=tmp_path)  # fmt: skip
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "retire",
+                "report",
+                "--prometheus",
+                url,
+                "--model-dir",
+                str(models),
+                "--keep-latest",
+                "0",
+                "--min-age",
+                "0",
+            ],
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
         os.close(slave)
         chunks = []
         while True:
@@ -427,7 +505,9 @@ def test_10_tsv_safe_list_refuses_names_it_cannot_carry(tmp_path: Path, models: 
         dirs = " ".join(f"--model-dir {shlex.quote(str(d))}" for d in [models, *roots])
         retire = f"{sys.executable} -m retire safe-list --prometheus {url} {dirs} --keep-latest 0 --min-age 0"
         loop = f"{retire} | while IFS=$'\\t' read -r model version path; do echo \"$path\"; done"
-        run = subprocess.run(["bash", "-c", loop], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+        run = subprocess.run(
+            ["bash", "-c", loop], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+        )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [str(models / "m" / "1"), str(models / "m" / "2")]
     refused = [ln for ln in run.stderr.splitlines() if "not listed" in ln]
@@ -442,9 +522,18 @@ def test_11_control_characters_are_escaped_in_every_human_format(tmp_path: Path,
 
     def answer(request: hs.Request) -> hs.Answer:
         if request.path.endswith("/query") and "max_over_time" in request.form.get("query", ""):
-            result = [{"metric": {"model_name": "\x1b[31mred\u202e", "model_version": "1"}, "value": [1, "1"]}]
-            return hs.Answer(body=json.dumps({"status": "success", "warnings": ["w\x1b[2Jx"],
-                                              "data": {"resultType": "vector", "result": result}}).encode())
+            result = [
+                {"metric": {"model_name": "\x1b[31mred\u202e", "model_version": "1"}, "value": [1, "1"]}
+            ]
+            return hs.Answer(
+                body=json.dumps(
+                    {
+                        "status": "success",
+                        "warnings": ["w\x1b[2Jx"],
+                        "data": {"resultType": "vector", "result": result},
+                    }
+                ).encode()
+            )
         return hs.normal(request)
 
     inbox = Inbox()
@@ -453,8 +542,9 @@ def test_11_control_characters_are_escaped_in_every_human_format(tmp_path: Path,
         for fmt in ("table", "markdown"):
             code, out, err = report(url, models, "--format", fmt)
             outputs += [out, err]
-        code, out, err = report(url, models, "--mail-to", "a@example.com", "--smtp-host", "127.0.0.1",
-                                "--smtp-port", str(port))  # fmt: skip
+        code, out, err = report(
+            url, models, "--mail-to", "a@example.com", "--smtp-host", "127.0.0.1", "--smtp-port", str(port)
+        )
         outputs += [out, err]
     assert code == 4, err
     ((_, _, msg),) = inbox.messages
@@ -465,19 +555,30 @@ def test_11_control_characters_are_escaped_in_every_human_format(tmp_path: Path,
 
 
 def test_11_csv_formula_cells_are_defused(models: Path) -> None:
-    for name in ("=HYPERLINK(\"evil.example\")", "+1", "-2", "@SUM(A1)"):
+    for name in ('=HYPERLINK("evil.example")', "+1", "-2", "@SUM(A1)"):
         (models / name / "1").mkdir(parents=True)
     with hs.serve(hs.normal) as url:
         code, out, _ = report(url, models, "--format", "csv")
-        safe = run_cli("safe-list", "--prometheus", url, "--model-dir", str(models), "--keep-latest", "0",
-                       "--min-age", "0", "--format", "csv")  # fmt: skip
+        safe = run_cli(
+            "safe-list",
+            "--prometheus",
+            url,
+            "--model-dir",
+            str(models),
+            "--keep-latest",
+            "0",
+            "--min-age",
+            "0",
+            "--format",
+            "csv",
+        )
     assert code == 0
     import csv
     import io
 
     for text in (out, safe.stdout):
         cells = [row[0] for row in csv.reader(io.StringIO(text))][1:]
-        assert "'=HYPERLINK(\"evil.example\")" in cells and "'+1" in cells and "'-2" in cells
+        assert '\'=HYPERLINK("evil.example")' in cells and "'+1" in cells and "'-2" in cells
         assert "'@SUM(A1)" in cells and "m" in cells
         assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)
         assert '"\'=HYPERLINK(""evil.example"")"' in text and '"\'+1"' in text  # quoted too
@@ -539,9 +640,28 @@ def test_13_ctrl_c_stops_within_a_second(tmp_path: Path, models: Path) -> None:
     out.parent.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with hs.serve(hang) as url:
-        proc = subprocess.Popen([sys.executable, "-m", "retire", "report", "--prometheus", url, "--model-dir",
-                                 str(models), "--timeout", "120s", "--format", "json", "-o", str(out)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)  # fmt: skip
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "retire",
+                "report",
+                "--prometheus",
+                url,
+                "--model-dir",
+                str(models),
+                "--timeout",
+                "120s",
+                "--format",
+                "json",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
         try:
             assert arrived.wait(30), "the query never reached the server"
             time.sleep(0.3)
@@ -564,7 +684,9 @@ def test_13_ctrl_c_stops_within_a_second(tmp_path: Path, models: Path) -> None:
 def test_14_bad_env_var_overridden_by_a_flag_is_ignored(models: Path) -> None:
     with hs.serve(hs.normal) as url:
         env = {"RETIRE_THRESHOLD": "lots", "RETIRE_TIMEOUT": "soon", "RETIRE_PROMETHEUS_URL": "http://:abc"}
-        code, _, err = report(url, models, "--threshold", "0", "--timeout", "10s", "--format", "json", env=env)
+        code, _, err = report(
+            url, models, "--threshold", "0", "--timeout", "10s", "--format", "json", env=env
+        )
     assert code == 0, err
     code, _, err = report(f"http://127.0.0.1:{free_port()}", models, env={"RETIRE_THRESHOLD": "lots"})
     assert code == 2
@@ -589,8 +711,9 @@ def test_14_malformed_prometheus_url_is_a_usage_error(models: Path, url: str) ->
 )
 def test_14_click_usage_errors_are_one_line_exit_2(args: list[str], needle: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "retire", *args], capture_output=True, text=True, env=env,
-                         timeout=60)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "retire", *args], capture_output=True, text=True, env=env, timeout=60
+    )
     assert run.returncode == 2
     one_line(run.stderr, 2, needle, "--help")
     inproc = run_cli(*args)
@@ -611,18 +734,28 @@ def test_no_secret_in_any_error_path(tmp_path: Path, models: Path) -> None:
         for handler in handlers:
             with hs.serve(handler) as url:
                 host = url.split("//")[1]
-                for creds in (["--bearer-token-file", token], ["--basic-auth-user", USER,
-                              "--basic-auth-password-file", pw_file]):  # fmt: skip
+                for creds in (
+                    ["--bearer-token-file", token],
+                    ["--basic-auth-user", USER, "--basic-auth-password-file", pw_file],
+                ):
                     for extra in ([], ["--format", "json"], mail):
-                        _, out, err = report(url, models, *creds, "--header", f"X-Api-Key: {HEADER_VALUE}",
-                                                *extra)  # fmt: skip
+                        _, out, err = report(
+                            url, models, *creds, "--header", f"X-Api-Key: {HEADER_VALUE}", *extra
+                        )
                         texts += [out, err]
                 # the password in the URL itself
                 _, out, err = report(f"http://{USER}:{PASSWORD}@{host}", models, "--format", "json", *mail)
                 texts += [out, err]
         # a wrong SMTP login: the server's refusal must not echo the password either
-        _, out, err = report(f"http://127.0.0.1:{free_port()}", models, *mail, "--smtp-user", USER,
-                                "--smtp-password-file", smtp_pw)  # fmt: skip
+        _, out, err = report(
+            f"http://127.0.0.1:{free_port()}",
+            models,
+            *mail,
+            "--smtp-user",
+            USER,
+            "--smtp-password-file",
+            smtp_pw,
+        )
         texts += [out, err]
     texts += [m.as_string() for _, _, m in inbox.messages]
     assert len(inbox.messages) >= 6
@@ -668,8 +801,19 @@ def test_11_plan_text_escapes_directory_names(tmp_path: Path) -> None:
     root = tmp_path / "ro\x1b]0;pwned\x07ot"
     (root / "m" / "1").mkdir(parents=True)
     with hs.serve(hs.normal) as url:
-        run = run_cli("plan", "--prometheus", url, "--model-dir", str(root), "--keep-latest", "0",
-                      "--min-age", "0", "--archive-dir", str(tmp_path / "archive"))  # fmt: skip
+        run = run_cli(
+            "plan",
+            "--prometheus",
+            url,
+            "--model-dir",
+            str(root),
+            "--keep-latest",
+            "0",
+            "--min-age",
+            "0",
+            "--archive-dir",
+            str(tmp_path / "archive"),
+        )
     assert run.exit_code == 0, run.stderr
     assert "ro\\x1b]0;pwned\\x07ot" in run.stdout and "\x1b" not in run.stdout
 
@@ -678,7 +822,12 @@ def test_11_rules_comment_stays_one_line(tmp_path: Path) -> None:
     """`retire rules` writes its own command line into a YAML comment: a line break in an argument
     must not start a YAML line of its own (a line after it could be a rule)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "retire", "rules", "--rule-interval", "1m\n  "],
-                         capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "retire", "rules", "--rule-interval", "1m\n  "],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert "# Made by: retire rules --rule-interval 1m\\n  \n" in run.stdout

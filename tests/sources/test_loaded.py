@@ -48,20 +48,38 @@ TRITON_INDEX = [
 def torchserve_version(version: str, *statuses: str) -> dict[str, Any]:
     """One element of TorchServe's `GET /models/<name>/all` answer (management API docs)."""
     workers = [
-        {"id": f"900{i}", "startTime": "2026-11-25T10:00:00.000Z", "status": s, "memoryUsage": 89247744,
-         "pid": 4000 + i, "gpu": False, "gpuUsage": "N/A"}
+        {
+            "id": f"900{i}",
+            "startTime": "2026-11-25T10:00:00.000Z",
+            "status": s,
+            "memoryUsage": 89247744,
+            "pid": 4000 + i,
+            "gpu": False,
+            "gpuUsage": "N/A",
+        }
         for i, s in enumerate(statuses)
-    ]  # fmt: skip
+    ]
     return {
-        "modelName": "bert", "modelVersion": version, "modelUrl": f"bert_{version}.mar", "runtime": "python",
-        "minWorkers": len(statuses), "maxWorkers": len(statuses), "batchSize": 1, "maxBatchDelay": 100,
-        "loadedAtStartup": True, "workers": workers,
+        "modelName": "bert",
+        "modelVersion": version,
+        "modelUrl": f"bert_{version}.mar",
+        "runtime": "python",
+        "minWorkers": len(statuses),
+        "maxWorkers": len(statuses),
+        "batchSize": 1,
+        "maxBatchDelay": 100,
+        "loadedAtStartup": True,
+        "workers": workers,
         "jobQueueStatus": {"remainingCapacity": 100, "pendingRequests": 0},
-    }  # fmt: skip
+    }
 
 
-TS_BERT = [torchserve_version("1.0", "READY"), torchserve_version("2.0", "READY", "UNLOADING"),
-           torchserve_version("3.0"), torchserve_version("4.0", "UNLOADING")]  # fmt: skip
+TS_BERT = [
+    torchserve_version("1.0", "READY"),
+    torchserve_version("2.0", "READY", "UNLOADING"),
+    torchserve_version("3.0"),
+    torchserve_version("4.0", "UNLOADING"),
+]
 TS_NOT_FOUND = {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: resnet"}
 
 
@@ -73,7 +91,12 @@ def test_tfserving_documented_answer() -> None:
     with serve_routes(routes) as url:
         got = ask("tfserving-patched", url, ["half", "retired"])
     assert got.server == "tfserving"
-    assert dict(got.versions) == {("half", "1"): False, ("half", "2"): True, ("half", "3"): True, ("half", "4"): False}
+    assert dict(got.versions) == {
+        ("half", "1"): False,
+        ("half", "2"): True,
+        ("half", "3"): True,
+        ("half", "4"): False,
+    }
     assert got.states[("half", "4")] == "LOADING" and got.states[("half", "1")] == "END"
     assert got.loaded("half", "2") is True
     assert got.loaded("half", "9") is False  # answered for, not listed: not loaded
@@ -92,8 +115,11 @@ def test_triton_documented_answer() -> None:
         got = ask("triton", url, ["detector", "on_disk_only"])
     assert json.loads(bodies[0]) == {}  # all models, not only the ready ones
     assert dict(got.versions) == {
-        ("detector", "1"): False, ("detector", "2"): True, ("detector", "3"): True, ("ranker", "4"): False,
-    }  # fmt: skip
+        ("detector", "1"): False,
+        ("detector", "2"): True,
+        ("detector", "3"): True,
+        ("ranker", "4"): False,
+    }
     assert got.states[("ranker", "4")] == "UNLOADING"
     assert got.models == {"detector", "ranker", "idle_model", "never_loaded", "on_disk_only"}
     assert got.loaded("idle_model", "1") is False and got.loaded("never_loaded", "1") is False
@@ -108,8 +134,11 @@ def test_torchserve_documented_answer() -> None:
     with serve_routes(routes) as url:
         got = ask("torchserve", url, ["bert", "resnet"])
     assert dict(got.versions) == {
-        ("bert", "1.0"): True, ("bert", "2.0"): True, ("bert", "3.0"): False, ("bert", "4.0"): False,
-    }  # fmt: skip
+        ("bert", "1.0"): True,
+        ("bert", "2.0"): True,
+        ("bert", "3.0"): False,
+        ("bert", "4.0"): False,
+    }
     assert got.states[("bert", "3.0")] == "NO_WORKERS" and got.states[("bert", "4.0")] == "UNLOADING"
     assert got.loaded("resnet", "1.0") is False
 
@@ -138,28 +167,101 @@ BAD: list[tuple[str, str, str, Route, str]] = [
     # server, method, path, answer, what the message must say
     ("tfserving", "GET", "/v1/models/m", (200, "text/html", b"<html>Sign in</html>"), "text/html, not JSON"),
     ("tfserving", "GET", "/v1/models/m", ok({"error": "Internal: boom"}, 500), "HTTP 500: Internal: boom"),
-    ("tfserving", "GET", "/v1/models/m", ok({"model_version_status": [{"version": "1"}]}), "without version and state"),
+    (
+        "tfserving",
+        "GET",
+        "/v1/models/m",
+        ok({"model_version_status": [{"version": "1"}]}),
+        "without version and state",
+    ),
     ("tfserving", "GET", "/v1/models/m", ok({"models": []}), "without a model_version_status list"),
-    ("tfserving", "GET", "/v1/models/m", ok({"error": "Servable not found for request: Latest(other)"}, 404), "HTTP 404"),
-    ("tfserving", "GET", "/v1/models/m", ok({"error": "Could not find any versions of model m2"}, 404), "HTTP 404"),
-    ("tfserving", "GET", "/v1/models/m", ok({"model_version_status": [{"version": True, "state": "AVAILABLE"}]}), "without version"),
-    ("triton", "POST", "/v2/repository/index", ok({"error": "failed to poll"}, 400), "HTTP 400: failed to poll"),
+    (
+        "tfserving",
+        "GET",
+        "/v1/models/m",
+        ok({"error": "Servable not found for request: Latest(other)"}, 404),
+        "HTTP 404",
+    ),
+    (
+        "tfserving",
+        "GET",
+        "/v1/models/m",
+        ok({"error": "Could not find any versions of model m2"}, 404),
+        "HTTP 404",
+    ),
+    (
+        "tfserving",
+        "GET",
+        "/v1/models/m",
+        ok({"model_version_status": [{"version": True, "state": "AVAILABLE"}]}),
+        "without version",
+    ),
+    (
+        "triton",
+        "POST",
+        "/v2/repository/index",
+        ok({"error": "failed to poll"}, 400),
+        "HTTP 400: failed to poll",
+    ),
     ("triton", "POST", "/v2/repository/index", ok({"models": []}), "not a list of models"),
     ("triton", "POST", "/v2/repository/index", ok([{"version": "1", "state": "READY"}]), "without a name"),
-    ("triton", "POST", "/v2/repository/index", ok([{"name": "m", "version": 1, "state": "READY"}]), "unexpected types"),
+    (
+        "triton",
+        "POST",
+        "/v2/repository/index",
+        ok([{"name": "m", "version": 1, "state": "READY"}]),
+        "unexpected types",
+    ),
     ("triton", "POST", "/v2/repository/index", (200, "application/json", b"[{"), "not JSON"),
-    ("triton", "POST", "/v2/repository/index", (302, "text/html", b"<a href='/login'>login</a>"), "HTTP 302 with text/html"),
+    (
+        "triton",
+        "POST",
+        "/v2/repository/index",
+        (302, "text/html", b"<a href='/login'>login</a>"),
+        "HTTP 302 with text/html",
+    ),
     ("triton", "POST", "/v2/repository/index", (200, "application/json", b""), "not a list of models"),
-    ("torchserve", "GET", "/models/m/all", ok({"code": 500, "type": "InternalServerException", "message": "x"}, 500), "HTTP 500: x"),
-    ("torchserve", "GET", "/models/m/all", ok({"code": 404, "type": "ResourceNotFoundException", "message": "Requested resource is not found"}, 404), "HTTP 404"),
-    ("torchserve", "GET", "/models/m/all", ok([{"modelName": "m", "modelVersion": "1.0"}]), "without modelVersion and workers"),
-    ("torchserve", "GET", "/models/m/all", ok([{**torchserve_version("1.0", "READY"), "modelName": "other"}]), "'other' when asked for 'm'"),
+    (
+        "torchserve",
+        "GET",
+        "/models/m/all",
+        ok({"code": 500, "type": "InternalServerException", "message": "x"}, 500),
+        "HTTP 500: x",
+    ),
+    (
+        "torchserve",
+        "GET",
+        "/models/m/all",
+        ok(
+            {"code": 404, "type": "ResourceNotFoundException", "message": "Requested resource is not found"},
+            404,
+        ),
+        "HTTP 404",
+    ),
+    (
+        "torchserve",
+        "GET",
+        "/models/m/all",
+        ok([{"modelName": "m", "modelVersion": "1.0"}]),
+        "without modelVersion and workers",
+    ),
+    (
+        "torchserve",
+        "GET",
+        "/models/m/all",
+        ok([{**torchserve_version("1.0", "READY"), "modelName": "other"}]),
+        "'other' when asked for 'm'",
+    ),
     ("torchserve", "GET", "/models/m/all", ok({"modelName": "m"}), "not a list of model versions"),
 ]
 
 
-@pytest.mark.parametrize(("server", "method", "path", "answer", "says"), BAD, ids=[f"{b[0]}-{b[4]}" for b in BAD])
-def test_unusable_answers_are_server_errors(server: str, method: str, path: str, answer: Route, says: str) -> None:
+@pytest.mark.parametrize(
+    ("server", "method", "path", "answer", "says"), BAD, ids=[f"{b[0]}-{b[4]}" for b in BAD]
+)
+def test_unusable_answers_are_server_errors(
+    server: str, method: str, path: str, answer: Route, says: str
+) -> None:
     with serve_routes({(method, path): answer}) as url, pytest.raises(ServerError) as e:
         ask(server, url, ["m"])
     assert says in e.value.message
@@ -178,7 +280,9 @@ def test_unreachable_server() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: connections are refused
-        with pytest.raises(ServerError, match=r"cannot reach model server http://127\.0\.0\.1:\d+/v2/repository/index"):
+        with pytest.raises(
+            ServerError, match=r"cannot reach model server http://127\.0\.0\.1:\d+/v2/repository/index"
+        ):
             ask("triton", f"http://127.0.0.1:{port}")
 
 
@@ -188,7 +292,10 @@ def test_hanging_server_times_out() -> None:
         return ok([])
 
     started = time.monotonic()
-    with serve_routes({("POST", "/v2/repository/index"): slow}) as url, pytest.raises(ServerError, match=r"within 0\.5s"):
+    with (
+        serve_routes({("POST", "/v2/repository/index"): slow}) as url,
+        pytest.raises(ServerError, match=r"within 0\.5s"),
+    ):
         ask("triton", url, timeout=0.5)
     assert time.monotonic() - started < 3
 
@@ -201,11 +308,14 @@ def test_secrets_never_in_messages() -> None:
     assert "s3cret-token" not in e.value.message and "pw-1234" not in e.value.message
 
 
-@pytest.mark.parametrize(("server", "url", "says"), [
-    ("kserve", "http://127.0.0.1:1", "no status API known for 'kserve'"),
-    ("triton", "127.0.0.1:8000", "is not an http(s) URL"),
-    ("triton", "ftp://host/x", "is not an http(s) URL"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("server", "url", "says"),
+    [
+        ("kserve", "http://127.0.0.1:1", "no status API known for 'kserve'"),
+        ("triton", "127.0.0.1:8000", "is not an http(s) URL"),
+        ("triton", "ftp://host/x", "is not an http(s) URL"),
+    ],
+)
 def test_bad_arguments(server: str, url: str, says: str) -> None:
     with pytest.raises(ServerError, match=says.replace("(", r"\(").replace(")", r"\)")):
         ask(server, url)

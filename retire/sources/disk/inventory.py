@@ -157,8 +157,11 @@ def one_row_per_version(inv: Inventory) -> Inventory:
         elif not direct:
             target = os.path.realpath(row.path)
             why = f"reached through a symlink ({row.path} -> {target}); retire never moves through one"
-        for label, text in (("model name", row.model), ("version", row.version),
-                            ("directory name", os.path.basename(row.path))):  # fmt: skip
+        for label, text in (
+            ("model name", row.model),
+            ("version", row.version),
+            ("directory name", os.path.basename(row.path)),
+        ):
             problem = unsafe_component(text)
             if problem and why is None:
                 why = f"its {label} {text!r} is not a safe path component ({problem}); retire never moves it"
@@ -273,18 +276,28 @@ def scan_model_dir(root: Path, srv: Server | None = None) -> Inventory:
     return one_row_per_version(Inventory((root,), tuple(versions), tuple(ignored), keep, pins, policies))
 
 
-def _model_policy(path: Path, model: str, srv: Server, keep: dict[str, int],
-                  pins: dict[tuple[str, str], str],
-                  policies: dict[str, tuple[VersionPolicy, str]]) -> None:  # fmt: skip
+def _model_policy(
+    path: Path,
+    model: str,
+    srv: Server,
+    keep: dict[str, int],
+    pins: dict[tuple[str, str], str],
+    policies: dict[str, tuple[VersionPolicy, str]],
+) -> None:
     """The version policy in the model's own config file, for servers that have one (Triton)."""
     if srv.policy_file is not None and (path / srv.policy_file).is_file():
         policy = read_triton_policy(path / srv.policy_file)
         _apply_policy(model, policy, f"{path.name}/{srv.policy_file}", keep, pins, policies)
 
 
-def _apply_policy(model: str, policy: VersionPolicy, where: str, keep: dict[str, int],
-                  pins: dict[tuple[str, str], str],
-                  policies: dict[str, tuple[VersionPolicy, str]] | None = None) -> None:  # fmt: skip
+def _apply_policy(
+    model: str,
+    policy: VersionPolicy,
+    where: str,
+    keep: dict[str, int],
+    pins: dict[tuple[str, str], str],
+    policies: dict[str, tuple[VersionPolicy, str]] | None = None,
+) -> None:
     """A server's version policy as protection: specific versions are pinned, latest N kept."""
     if policies is not None:
         policies[model] = (policy, where)

@@ -130,8 +130,11 @@ def connection_from(settings: Settings) -> Connection:
             )
         redact.register_basic(settings.basic_auth_user, password)
         basic = (settings.basic_auth_user, password)
-    for flag, path in (("--ca-file", settings.ca_file), ("--client-cert", settings.client_cert),
-                       ("--client-key", settings.client_key)):  # fmt: skip
+    for flag, path in (
+        ("--ca-file", settings.ca_file),
+        ("--client-cert", settings.client_cert),
+        ("--client-key", settings.client_key),
+    ):
         if path is not None and not path.is_file():
             raise ConfigError(f"{flag} {path} does not exist")
     verify: str | bool = str(settings.ca_file) if settings.ca_file else True
@@ -243,7 +246,7 @@ def _labels(value: object) -> dict[str, str]:
 
 def _sample(value: object) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"a sample is {_kind(value)}, not [time, \"value\"]")
+        raise ValueError(f'a sample is {_kind(value)}, not [time, "value"]')
     return _timestamp(value[0]), parse_value(value[1])
 
 
@@ -442,8 +445,15 @@ class PrometheusClient:
         partial = "isPartial" in payload and payload["isPartial"] is not False
         return IndexAnswer(tuple(data), warnings, partial)
 
-    def _send(self, path: str, form: dict[str, str], method: str = "POST", raw: bool = False,
-              whole: bool = False, expect: tuple[str, ...] | None = None) -> Any:  # fmt: skip
+    def _send(
+        self,
+        path: str,
+        form: dict[str, str],
+        method: str = "POST",
+        raw: bool = False,
+        whole: bool = False,
+        expect: tuple[str, ...] | None = None,
+    ) -> Any:
         import httpx
 
         where = f"Prometheus at {self.display_url}"
@@ -505,8 +515,13 @@ class PrometheusClient:
         return printable(redact.scrub(text))
 
     @staticmethod
-    def _decode(response: httpx.Response, where: str, raw: bool = False, whole: bool = False,
-                expect: tuple[str, ...] | None = None) -> Any:  # fmt: skip
+    def _decode(
+        response: httpx.Response,
+        where: str,
+        raw: bool = False,
+        whole: bool = False,
+        expect: tuple[str, ...] | None = None,
+    ) -> Any:
         if response.status_code in (401, 403):
             raise PrometheusError(
                 f"{where} refused the credentials (HTTP {response.status_code}); check "

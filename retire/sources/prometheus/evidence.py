@@ -170,8 +170,9 @@ def _check_unique(name: str, result: QueryResult, where: str) -> None:
         seen.add(key)
 
 
-def _series_facts(last: QueryResult, start: QueryResult, resets: QueryResult, now: QueryResult,
-                  params: QueryParams) -> tuple[SeriesFacts, ...]:  # fmt: skip
+def _series_facts(
+    last: QueryResult, start: QueryResult, resets: QueryResult, now: QueryResult, params: QueryParams
+) -> tuple[SeriesFacts, ...]:
     starts = {series_key(s.labels): s.value for s in start.series}
     current = {series_key(s.labels) for s in now.series}
     went_down = {series_key(s.labels): s.value for s in resets.series}
@@ -215,8 +216,9 @@ def _went_down(f: SeriesFacts) -> bool:
     return f.start is not None and math.isfinite(f.start) and math.isfinite(f.last) and f.last < f.start
 
 
-def _recount_resets(client: PrometheusClient, params: QueryParams, at: float,
-                    facts: tuple[SeriesFacts, ...]) -> Recount:  # fmt: skip
+def _recount_resets(
+    client: PrometheusClient, params: QueryParams, at: float, facts: tuple[SeriesFacts, ...]
+) -> Recount:
     """Count the calls of series whose counter reset, as Prometheus's increase() counts across a
     reset (a drop counts the new value) but without its extrapolation, from the raw samples. A
     re-read that is partial, has warnings, lacks the series or ends elsewhere than the series'
@@ -322,8 +324,9 @@ def _coverage(
     series: tuple[Series, ...] = result.series
     selector = params.coverage.render()
     if not series:
-        return Coverage(True, selector, max_gap, (), 0,
-                        problem=f"--coverage {selector} matched no series in the window")  # fmt: skip
+        return Coverage(
+            True, selector, max_gap, (), 0, problem=f"--coverage {selector} matched no series in the window"
+        )
     gaps = global_gaps(series, start, at, params.resolution, max_gap, min_value=0)
     gaps += target_gaps(series, start, at, params.resolution, max_gap)
     problem = _too_coarse(params, max_gap)
@@ -378,8 +381,9 @@ def _recorded_facts(
     return max_qps, recorded
 
 
-def _heartbeat(result: QueryResult, selector: str, at: float, window: float, resolution: float,
-               max_gap: float) -> Coverage:  # fmt: skip
+def _heartbeat(
+    result: QueryResult, selector: str, at: float, window: float, resolution: float, max_gap: float
+) -> Coverage:
     """Holes in a recorded heartbeat; none at all means the rules are not there."""
     if not result.series:
         problem = (
@@ -392,24 +396,45 @@ def _heartbeat(result: QueryResult, selector: str, at: float, window: float, res
 
 
 def _recorded_coverage(
-    results: dict[str, QueryResult], steps: dict[str, float], params: QueryParams, at: float,
-    max_gap: float, exporters: dict[Target | None, str],
+    results: dict[str, QueryResult],
+    steps: dict[str, float],
+    params: QueryParams,
+    at: float,
+    max_gap: float,
+    exporters: dict[Target | None, str],
 ) -> tuple[Coverage, tuple[Coverage, ...]]:
     """The fine heartbeat stands for metric_presence; a missed rollup is a hole of a whole rollup
     interval, so any missing rollup point counts (tolerance: half an interval). `steps`: each
     heartbeat query's resolution, as planned."""
-    fine = _heartbeat(results["recorded_present"], recorded_selector(params, aspect="present"), at,
-                      params.window, steps["recorded_present"], max_gap)  # fmt: skip
+    fine = _heartbeat(
+        results["recorded_present"],
+        recorded_selector(params, aspect="present"),
+        at,
+        params.window,
+        steps["recorded_present"],
+        max_gap,
+    )
     rollup = steps["recorded_rollups"]
-    rollups = _heartbeat(results["recorded_rollups"], recorded_selector(params, True, "present"), at,
-                         params.window, rollup, rollup / 2)  # fmt: skip
+    rollups = _heartbeat(
+        results["recorded_rollups"],
+        recorded_selector(params, True, "present"),
+        at,
+        params.window,
+        rollup,
+        rollup / 2,
+    )
     if params.coverage is None:
         return fine, (rollups,)
     return _coverage(results["coverage"], params, at, max_gap, exporters), (fine, rollups)
 
 
-def _run(client: PrometheusClient, planned: Iterable[PlannedQuery], params: QueryParams, at: float,
-         pool: ThreadPoolExecutor) -> dict[str, QueryResult]:  # fmt: skip
+def _run(
+    client: PrometheusClient,
+    planned: Iterable[PlannedQuery],
+    params: QueryParams,
+    at: float,
+    pool: ThreadPoolExecutor,
+) -> dict[str, QueryResult]:
     def one(q: PlannedQuery) -> QueryResult:
         if q.kind == "range":
             result = client.query_range(q.promql, at - params.window, at, q.step)
@@ -515,8 +540,13 @@ def gather(
     hourly = None
     if params.rules is None:
         max_qps = _versions(results["max_hourly_qps"], params)
-        series = _series_facts(results["series_last"], results["series_start"], results["series_resets"],
-                               results["series_now"], params)  # fmt: skip
+        series = _series_facts(
+            results["series_last"],
+            results["series_start"],
+            results["series_resets"],
+            results["series_now"],
+            params,
+        )
         recount = _recount_resets(client, params, at, series)
         series = recount.facts
         warnings += recount.warnings
@@ -556,8 +586,9 @@ def gather(
     )
 
 
-def _index(client: PrometheusClient, params: QueryParams,
-           at: float) -> tuple[dict[Target | None, str], Scope, list[str], bool]:  # fmt: skip
+def _index(
+    client: PrometheusClient, params: QueryParams, at: float
+) -> tuple[dict[Target | None, str], Scope, list[str], bool]:
     """What the index says (no samples read): which targets export the metric, for --coverage,
     and the --selector's reach: the series of the metric with and without it."""
     if params.coverage is None and not params.selector:

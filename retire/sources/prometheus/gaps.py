@@ -66,7 +66,11 @@ def label_text(labels: dict[str, str]) -> str:
 
 
 def global_gaps(
-    series: Sequence[Series], start: float, end: float, resolution: float, max_gap: float,
+    series: Sequence[Series],
+    start: float,
+    end: float,
+    resolution: float,
+    max_gap: float,
     min_value: float = 0.0,
 ) -> list[Gap]:
     """Intervals where no series had any sample. A point counts only if it is a finite number of

@@ -83,9 +83,17 @@ def quote(value: str) -> str:
 
 
 _SIMPLE_ESCAPES = {
-    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-    "\\": "\\", "'": "'", '"': '"',
-}  # fmt: skip
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+}
 
 
 def _unquote(literal: str, where: str) -> str:
@@ -270,8 +278,7 @@ def params_from(settings: Settings) -> QueryParams:
         rules = RuleSpec(settings.rule_interval, settings.rollup_interval)
     if not METRIC_NAME_RE.fullmatch(settings.metric):
         raise ConfigError(f"--metric: {settings.metric!r} is not a valid Prometheus metric name")
-    for flag, label in (("--model-label", settings.model_label),
-                        ("--version-label", settings.version_label)):  # fmt: skip
+    for flag, label in (("--model-label", settings.model_label), ("--version-label", settings.version_label)):
         if not LABEL_NAME_RE.fullmatch(label):
             raise ConfigError(f"{flag}: {label!r} is not a valid Prometheus label name")
     coverage = parse_selector(settings.coverage, "--coverage") if settings.coverage else None
@@ -296,9 +303,7 @@ def template(name: str) -> str:
     if packaged.is_file():
         raw = packaged.read_text(encoding="utf-8")
     else:  # source checkout or editable install: the top-level queries/ folder
-        raw = (Path(__file__).resolve().parents[3] / "queries" / f"{name}.promql").read_text(
-            encoding="utf-8"
-        )
+        raw = (Path(__file__).resolve().parents[3] / "queries" / f"{name}.promql").read_text(encoding="utf-8")
     lines = [line for line in raw.splitlines() if not line.lstrip().startswith("#")]
     text = " ".join(" ".join(lines).split())
     # Fold the spaces a template's layout adds inside brackets: `( x )` reads as `(x)`.
@@ -389,16 +394,40 @@ def _plan_recorded(params: QueryParams, sparklines: bool) -> list[PlannedQuery]:
     fine_step = max(params.resolution, params.rules.interval)
     rollup_step = params.rules.rollup
     planned = [
-        PlannedQuery("recorded_window", "instant", render("recorded_window", params, recorded=recorded(True)),
-                     PURPOSES["recorded_window"]),
-        PlannedQuery("recorded_recent", "instant", render("recorded_recent", params, recorded=recorded()),
-                     PURPOSES["recorded_recent"]),
+        PlannedQuery(
+            "recorded_window",
+            "instant",
+            render("recorded_window", params, recorded=recorded(True)),
+            PURPOSES["recorded_window"],
+        ),
+        PlannedQuery(
+            "recorded_recent",
+            "instant",
+            render("recorded_recent", params, recorded=recorded()),
+            PURPOSES["recorded_recent"],
+        ),
         PlannedQuery("last_step_qps", "instant", render("last_step_qps", params), PURPOSES["last_step_qps"]),
-        _range("recorded_present", render("recorded_present", params, recorded=recorded(aspect="present"),
-               resolution=promql_duration(fine_step)), fine_step),
-        _range("recorded_rollups", render("recorded_present", params, recorded=recorded(True, "present"),
-               resolution=promql_duration(rollup_step)), rollup_step),
-    ]  # fmt: skip
+        _range(
+            "recorded_present",
+            render(
+                "recorded_present",
+                params,
+                recorded=recorded(aspect="present"),
+                resolution=promql_duration(fine_step),
+            ),
+            fine_step,
+        ),
+        _range(
+            "recorded_rollups",
+            render(
+                "recorded_present",
+                params,
+                recorded=recorded(True, "present"),
+                resolution=promql_duration(rollup_step),
+            ),
+            rollup_step,
+        ),
+    ]
     if params.coverage is not None:
         planned.append(_range("coverage", render("coverage", params), params.resolution))
     if sparklines:

@@ -9,16 +9,33 @@ from retire.errors import InventoryError
 from retire.sources.disk.inventory import parse_version, scan_model_dir, tree_size
 
 
-@pytest.mark.parametrize(("name", "number"), [("1", 1), ("00123", 123), (" 7 ", 7), ("9223372036854775807", 2**63 - 1),
-                                              ("9223372036854775808", None), ("-1", None), ("1.0", None), ("v2", None),
-                                              ("", None), ("١٢", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "number"),
+    [
+        ("1", 1),
+        ("00123", 123),
+        (" 7 ", 7),
+        ("9223372036854775807", 2**63 - 1),
+        ("9223372036854775808", None),
+        ("-1", None),
+        ("1.0", None),
+        ("v2", None),
+        ("", None),
+        ("١٢", None),
+    ],
+)
 def test_parse_version_like_tf_serving(name: str, number: int | None) -> None:
     assert parse_version(name) == number
 
 
 def test_scan(tmp_path: Path) -> None:
-    for rel, size in (("a/1/saved_model.pb", 10), ("a/1/variables/v.data", 5), ("a/007/x", 3), ("a/7/x", 4),
-                      ("b/2/x", 1)):  # fmt: skip
+    for rel, size in (
+        ("a/1/saved_model.pb", 10),
+        ("a/1/variables/v.data", 5),
+        ("a/007/x", 3),
+        ("a/7/x", 4),
+        ("b/2/x", 1),
+    ):
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x" * size)
@@ -39,8 +56,11 @@ def test_tree_size_matches_du(tmp_path: Path) -> None:
     for i in range(20):
         (tmp_path / f"d{i % 3}").mkdir(exist_ok=True)
         (tmp_path / f"d{i % 3}" / f"f{i}").write_bytes(b"y" * (i * 37))
-    du = int(subprocess.run(["du", "-sb", "--apparent-size", str(tmp_path)], capture_output=True, text=True,
-                            check=True).stdout.split()[0])  # fmt: skip
+    du = int(
+        subprocess.run(
+            ["du", "-sb", "--apparent-size", str(tmp_path)], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+    )
     dirs = sum(os.stat(p).st_size for p in [tmp_path, *[tmp_path / f"d{i}" for i in range(3)]])
     assert tree_size(tmp_path) == du - dirs  # du also counts the directories themselves
 

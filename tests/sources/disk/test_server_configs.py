@@ -31,8 +31,12 @@ def test_real_world_tfserving_config() -> None:
 
 def test_triton_version_policies(tmp_path: Path) -> None:
     cases = {
-        'name: "m"\nplatform: "onnxruntime_onnx"\nversion_policy: { specific: { versions: [1, 3] } }': VersionPolicy("specific", versions=(1, 3)),
-        "version_policy: { latest: { num_versions: 2 } }\ninput [ { name: \"x\" dims: [ -1, 3 ] } ]": VersionPolicy("latest", num_versions=2),
+        'name: "m"\nplatform: "onnxruntime_onnx"\nversion_policy: { specific: { versions: [1, 3] } }': VersionPolicy(
+            "specific", versions=(1, 3)
+        ),
+        'version_policy: { latest: { num_versions: 2 } }\ninput [ { name: "x" dims: [ -1, 3 ] } ]': VersionPolicy(
+            "latest", num_versions=2
+        ),
         "version_policy { all { } }": VersionPolicy("all"),
         'name: "m"\nmax_batch_size: 8': VersionPolicy(),
     }

@@ -20,8 +20,18 @@ def models(tmp_path: Path) -> Path:
 
 
 def _report(url: str, models: Path, *extra: str) -> tuple[int, str, str]:
-    run = run_cli("report", "--prometheus", url, "--model-dir", str(models), "--keep-latest", "0",
-                  "--min-age", "0", *extra)  # fmt: skip
+    run = run_cli(
+        "report",
+        "--prometheus",
+        url,
+        "--model-dir",
+        str(models),
+        "--keep-latest",
+        "0",
+        "--min-age",
+        "0",
+        *extra,
+    )
     return run.exit_code, run.stdout, run.stderr
 
 

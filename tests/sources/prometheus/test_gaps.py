@@ -4,7 +4,9 @@ from retire.sources.prometheus.client import Series
 from retire.sources.prometheus.gaps import global_gaps, target_gaps
 
 
-def series(labels: dict[str, str], present: list[int], value: float = 1.0, down: tuple[int, ...] = ()) -> Series:
+def series(
+    labels: dict[str, str], present: list[int], value: float = 1.0, down: tuple[int, ...] = ()
+) -> Series:
     return Series(labels, points=tuple((float(k * 60), 0.0 if k in down else value) for k in present))
 
 
@@ -27,7 +29,10 @@ def test_targets_born_late_are_not_gaps_but_down_is() -> None:
 def test_up_values_other_than_one_are_down_and_non_finite_counts_are_no_data() -> None:
     # `up` is 1 or 0: NaN or -1 (a proxy, a bad recording rule) is no proof the target was up.
     for bad in (float("nan"), -1.0, 0.5):
-        odd = Series({"instance": "odd"}, points=tuple((float(k * 60), bad if 40 <= k < 70 else 1.0) for k in range(101)))
+        odd = Series(
+            {"instance": "odd"},
+            points=tuple((float(k * 60), bad if 40 <= k < 70 else 1.0) for k in range(101)),
+        )
         gaps = target_gaps([odd], 0, 6000, 60, 900)
         assert [(g.target, g.kind) for g in gaps] == [('instance="odd"', "down")], bad
     # A count of series that is 0 or NaN is not a sample.
@@ -40,8 +45,16 @@ def test_coverage_cannot_be_related_to_a_metric_without_instance_labels() -> Non
     from retire.sources.prometheus.evidence import _coverage
     from retire.sources.prometheus.queries import Matcher, QueryParams, Selector
 
-    params = QueryParams("m", "model_name", "model_version", (), 86400, 3600, 60,
-                         Selector("up", (Matcher("job", "=", "other"),)))  # fmt: skip
+    params = QueryParams(
+        "m",
+        "model_name",
+        "model_version",
+        (),
+        86400,
+        3600,
+        60,
+        Selector("up", (Matcher("job", "=", "other"),)),
+    )
     up = QueryResult("matrix", (series({"job": "other", "instance": "n1"}, list(range(0, 1441))),))
     at = 1440 * 60.0
     ok = _coverage(up, params, at, 900, {("other", "n1"): "{}"})

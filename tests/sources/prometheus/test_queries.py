@@ -12,11 +12,13 @@ def params(**flags: object):  # type: ignore[no-untyped-def]
 
 
 def test_default_is_the_seed_query() -> None:
-    seed = ("max_over_time( sum( rate(:tensorflow:serving:model_call_count{model_name!=\"\",model_version!=\"\"}"
-            "[60m]) ) by (model_name,model_version)[86400s:3600s] )")  # fmt: skip
+    seed = (
+        'max_over_time( sum( rate(:tensorflow:serving:model_call_count{model_name!="",model_version!=""}'
+        "[60m]) ) by (model_name,model_version)[86400s:3600s] )"
+    )
     ours = render("max_hourly_qps", params())
     assert ours == (
-        'max_over_time(sum by (model_name, model_version) (rate(:tensorflow:serving:model_call_count'
+        "max_over_time(sum by (model_name, model_version) (rate(:tensorflow:serving:model_call_count"
         '{model_name!="",model_version!=""}[3600s]))[86400s:3600s])'
     )
     # Same function, metric, matchers, grouping, window and step as the seed.
@@ -25,10 +27,21 @@ def test_default_is_the_seed_query() -> None:
 
 
 def test_options_reach_the_query() -> None:
-    q = render("max_hourly_qps", params(window="2d", step="30m", metric="nv_inference_request_success",
-                                        model_label="model", version_label="version", selector='job="triton"'))  # fmt: skip
-    assert q == ('max_over_time(sum by (model, version) (rate(nv_inference_request_success{model!="",version!="",'
-                 'job="triton"}[1800s]))[172800s:1800s])')  # fmt: skip
+    q = render(
+        "max_hourly_qps",
+        params(
+            window="2d",
+            step="30m",
+            metric="nv_inference_request_success",
+            model_label="model",
+            version_label="version",
+            selector='job="triton"',
+        ),
+    )
+    assert q == (
+        'max_over_time(sum by (model, version) (rate(nv_inference_request_success{model!="",version!="",'
+        'job="triton"}[1800s]))[172800s:1800s])'
+    )
 
 
 def test_label_values_are_escaped() -> None:
@@ -39,7 +52,7 @@ def test_label_values_are_escaped() -> None:
     assert quote("a\nb\\") == r'"a\nb\\"'
 
 
-@pytest.mark.parametrize("bad", ['job=tfs', 'job="tfs" ns="x"', '{job="x"', 'job=~"("', "9x=\"a\""])
+@pytest.mark.parametrize("bad", ["job=tfs", 'job="tfs" ns="x"', '{job="x"', 'job=~"("', '9x="a"'])
 def test_bad_selectors(bad: str) -> None:
     with pytest.raises(ConfigError):
         params(selector=bad)
@@ -47,6 +60,13 @@ def test_bad_selectors(bad: str) -> None:
 
 def test_plan_names_and_coverage() -> None:
     assert [q.name for q in plan(params())] == [
-        "max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets", "series_now", "metric_presence"]  # fmt: skip
+        "max_hourly_qps",
+        "last_step_qps",
+        "series_last",
+        "series_start",
+        "series_resets",
+        "series_now",
+        "metric_presence",
+    ]
     planned = plan(params(coverage='up{job="tfs"}'))
     assert planned[-1].name == "coverage" and planned[-1].promql == 'min_over_time(up{job="tfs"}[60s])'

@@ -37,8 +37,9 @@ def rules_lab(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
             run = run_cli("rules", *_rule_args(scenario), "--group", group, "-o", str(path))
             assert run.exit_code == 0, run.stderr
             files[group].append(path)
-    server = with_recorded_history(lab.url, lab.root / "tsdb", files["fine"], files["rollup"],
-                                   RULES_START, scenarios.END, root)  # fmt: skip
+    server = with_recorded_history(
+        lab.url, lab.root / "tsdb", files["fine"], files["rollup"], RULES_START, scenarios.END, root
+    )
     try:
         yield Lab(server.url, lab.end, lab.root)
     finally:
@@ -46,12 +47,18 @@ def rules_lab(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
 
 
 def test_rules_pass_promtool_check(tmp_path: Path) -> None:
-    for args in ([], ["--preset", "triton"], ["--selector", 'job="t\\"fs",ns=~"a|b"', "--step", "30m"],
-                 ["--rule-interval", "30s", "--rollup-interval", "15m"]):  # fmt: skip
+    for args in (
+        [],
+        ["--preset", "triton"],
+        ["--selector", 'job="t\\"fs",ns=~"a|b"', "--step", "30m"],
+        ["--rule-interval", "30s", "--rollup-interval", "15m"],
+    ):
         path = tmp_path / "rules.yml"
         run = run_cli("rules", *args, "-o", str(path))
         assert run.exit_code == 0, run.stderr
-        check = subprocess.run([require("promtool"), "check", "rules", str(path)], capture_output=True, text=True)
+        check = subprocess.run(
+            [require("promtool"), "check", "rules", str(path)], capture_output=True, text=True
+        )
         assert check.returncode == 0, (args, check.stdout, check.stderr)
         assert "SUCCESS: 2 rules found" in check.stdout
 
@@ -79,14 +86,23 @@ def test_pitfalls_are_seen_from_recorded_series(rules_lab: Lab) -> None:
 
 
 def test_rules_made_for_other_options_are_never_read(rules_lab: Lab) -> None:
-    run = run_cli("report", "--format", "json", "--use-recording-rules", "--step", "30m",
-                  *rules_lab.args(scenarios.BASIC))  # fmt: skip
+    run = run_cli(
+        "report",
+        "--format",
+        "json",
+        "--use-recording-rules",
+        "--step",
+        "30m",
+        *rules_lab.args(scenarios.BASIC),
+    )
     assert run.exit_code == 4
     report = run.json()
     assert "safe" not in statuses(report).values()
     unknown = [r["reason"] for r in report["rows"] if r["status"] == "unknown"]  # type: ignore[index]
     assert unknown and all("no recorded series" in r and "retire rules" in r for r in unknown)
-    assert "NOT found" in report["header"]["coverage"] or "could not be checked" in report["header"]["coverage"]  # type: ignore[index]
+    assert (
+        "NOT found" in report["header"]["coverage"] or "could not be checked" in report["header"]["coverage"]
+    )  # type: ignore[index]
 
 
 def test_rules_younger_than_the_window_make_nothing_safe(lab: Lab, rules_lab: Lab) -> None:
@@ -95,8 +111,9 @@ def test_rules_younger_than_the_window_make_nothing_safe(lab: Lab, rules_lab: La
     at = str(scenarios.END - 7 * scenarios.HOUR)
     raw = run_cli("report", "--format", "json", *lab.args(scenarios.BASIC), "--at", at)
     assert "safe" in statuses(raw.json()).values()
-    recorded = run_cli("report", "--format", "json", "--use-recording-rules", *rules_lab.args(scenarios.BASIC),
-                       "--at", at)  # fmt: skip
+    recorded = run_cli(
+        "report", "--format", "json", "--use-recording-rules", *rules_lab.args(scenarios.BASIC), "--at", at
+    )
     assert recorded.exit_code == 4
     report = recorded.json()
     would_be_safe = {k for k, s in statuses(raw.json()).items() if s == "safe"}
