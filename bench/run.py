@@ -211,7 +211,7 @@ def _end_to_end(
 
     from retire.config import resolve
     from retire.sources.prometheus.client import PrometheusClient
-    from retire.sources.prometheus.queries import params_from, plan, render
+    from retire.sources.prometheus.queries import params_from, render, report_queries
 
     d, end = fleet_cache(fleet)
     figures = []
@@ -268,7 +268,9 @@ def _end_to_end(
                     if extra
                     else {}
                 )
-                planned = [(q.kind, q.promql, q.step) for q in plan(params_from(resolve(flags, env={})))]
+                planned = [
+                    (q.kind, q.promql, q.step) for q in report_queries(params_from(resolve(flags, env={})))
+                ]
                 runs_cost = [cost(planned) for _ in range(3)]
                 total = statistics.median(c[0] for c in runs_cost)
                 samples = runs_cost[0][1]

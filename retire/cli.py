@@ -747,11 +747,11 @@ def query(
       retire query max_hourly_qps --selector 'job="tfs"'
       curl -s http://prom:9090/api/v1/query --data-urlencode "query=$(retire query max_hourly_qps)"
     """
-    from retire.sources.prometheus.queries import params_from, plan
+    from retire.sources.prometheus.queries import params_from, report_queries
 
     with _user_errors():
         settings = _settings(flags, config)
-        planned = plan(params_from(settings), sparklines=True)
+        planned = report_queries(params_from(settings), sparklines=True)
         if name is not None:
             matches = [q for q in planned if q.name == name]
             if not matches:

@@ -21,9 +21,9 @@ from retire.sources.prometheus.queries import (
     Matcher,
     PlannedQuery,
     QueryParams,
-    plan,
     promql_duration,
     recorded_selector,
+    report_queries,
 )
 
 Progress = Callable[[int, int], None]  # (models done, models in all)
@@ -477,7 +477,7 @@ def _run_split(
     for done, model in enumerate(models):
         only = Matcher(params.model_label, "=", model)
         scoped = replace(params, selector=(*params.selector, only), coverage=None)
-        planned = plan(scoped, sparklines)
+        planned = report_queries(scoped, sparklines)
         try:
             for name, result in _run(client, planned, scoped, at, pool).items():
                 per_name.setdefault(name, []).append(result)
@@ -488,9 +488,9 @@ def _run_split(
         if progress:
             progress(done + 1, len(models))
     if params.coverage is not None:
-        (cov,) = [q for q in plan(params) if q.name == "coverage"]
+        (cov,) = [q for q in report_queries(params) if q.name == "coverage"]
         per_name.update({k: [v] for k, v in _run(client, [cov], params, at, pool).items()})
-    kinds = {q.name: "matrix" if q.kind == "range" else "vector" for q in plan(params, sparklines)}
+    kinds = {q.name: "matrix" if q.kind == "range" else "vector" for q in report_queries(params, sparklines)}
     merged = {name: _merge(per_name.get(name) or [QueryResult(kind, ())]) for name, kind in kinds.items()}
     return merged, len(models)
 
@@ -511,7 +511,7 @@ def gather(
     When the server refuses a query as too big (sample limit, timeout), or with `split`, the
     queries are run once per model instead and merged; the report says so.
     """
-    planned = plan(params, sparklines)
+    planned = report_queries(params, sparklines)
     notes: list[str] = []
     exporters, scope, index_warnings, index_partial = _index(client, params, at)
     split_models = 0

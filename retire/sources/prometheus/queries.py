@@ -363,10 +363,10 @@ PURPOSES = {
 RAW_NAMES = ("max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets", "series_now")
 
 
-def plan(params: QueryParams, sparklines: bool = False) -> list[PlannedQuery]:
+def report_queries(params: QueryParams, sparklines: bool = False) -> list[PlannedQuery]:
     """The queries a report sends, in the order `retire query` prints them."""
     if params.rules is not None:
-        return _plan_recorded(params, sparklines)
+        return _recorded_queries(params, sparklines)
     planned = [PlannedQuery(n, "instant", render(n, params), PURPOSES[n]) for n in RAW_NAMES]
     # Holes in the metric itself are checked even with --coverage: targets can stay up while the
     # metric is gone (a relabel rule drops it, an image without the counter rolls out).
@@ -382,7 +382,7 @@ def _range(name: str, promql: str, step: float) -> PlannedQuery:
     return PlannedQuery(name, "range", promql, PURPOSES[name], step)
 
 
-def _plan_recorded(params: QueryParams, sparklines: bool) -> list[PlannedQuery]:
+def _recorded_queries(params: QueryParams, sparklines: bool) -> list[PlannedQuery]:
     """With recording rules: every aspect over the window from the rollups, and since the last
     rollup from the fine series; both heartbeats; the raw last-step rate (instant, nearly free)
     and the --coverage query (about targets) as without rules."""

@@ -4,7 +4,7 @@ import pytest
 
 from retire.config import resolve
 from retire.errors import ConfigError
-from retire.sources.prometheus.queries import params_from, parse_matchers, plan, quote, render
+from retire.sources.prometheus.queries import params_from, parse_matchers, quote, render, report_queries
 
 
 def params(**flags: object):  # type: ignore[no-untyped-def]
@@ -59,7 +59,7 @@ def test_bad_selectors(bad: str) -> None:
 
 
 def test_plan_names_and_coverage() -> None:
-    assert [q.name for q in plan(params())] == [
+    assert [q.name for q in report_queries(params())] == [
         "max_hourly_qps",
         "last_step_qps",
         "series_last",
@@ -68,5 +68,5 @@ def test_plan_names_and_coverage() -> None:
         "series_now",
         "metric_presence",
     ]
-    planned = plan(params(coverage='up{job="tfs"}'))
+    planned = report_queries(params(coverage='up{job="tfs"}'))
     assert planned[-1].name == "coverage" and planned[-1].promql == 'min_over_time(up{job="tfs"}[60s])'
