@@ -6,7 +6,7 @@ Writing the text (stdout, or a file atomically) is the CLI's job, not the render
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 if TYPE_CHECKING:
     from retire.advisor import Report
@@ -50,7 +50,7 @@ def render_report(
         return structured.report_csv(report)
     if fmt is ReportFormat.MARKDOWN:
         return markdown.render(report, extra)
-    raise AssertionError(fmt)  # exhaustiveness is tested
+    assert_never(fmt)  # mypy fails here when a ReportFormat member has no branch above
 
 
 def render_safe_list(report: Report, fmt: ListFormat) -> str:
@@ -62,4 +62,4 @@ def render_safe_list(report: Report, fmt: ListFormat) -> str:
         return structured.safe_json(report)
     if fmt is ListFormat.CSV:
         return structured.safe_csv(report)
-    raise AssertionError(fmt)
+    assert_never(fmt)  # likewise for ListFormat

@@ -11,7 +11,6 @@ import pytest
 
 from retire import __version__
 from retire.cli import app
-from retire.formats import ListFormat, ReportFormat
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,14 +63,6 @@ def test_flag_names_are_the_interface() -> None:
 def test_env_vars_take_effect() -> None:
     run = run_cli("query", "max_hourly_qps", env={"RETIRE_SELECTOR": 'job="x"', "RETIRE_WINDOW": "2d"})
     assert 'job="x"' in run.stdout and "[172800s:3600s]" in run.stdout
-
-
-def test_formats_are_exhaustive() -> None:
-    from retire.formats import render_report, render_safe_list
-
-    assert {f.value for f in ReportFormat} == {"table", "json", "csv", "markdown"}
-    assert {f.value for f in ListFormat} == {"tsv", "json", "csv"}
-    assert render_report and render_safe_list
 
 
 def test_console_script_and_python_m_in_a_subprocess() -> None:
