@@ -63,6 +63,7 @@ def test_rules_pass_promtool_check(tmp_path: Path) -> None:
         assert "SUCCESS: 2 rules found" in check.stdout
 
 
+@pytest.mark.prometheus
 @pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda s: s.name)
 def test_same_verdicts_as_raw(lab: Lab, rules_lab: Lab, scenario: scenarios.Scenario) -> None:
     raw = run_cli("report", "--format", "json", *lab.args(scenario))
@@ -72,6 +73,7 @@ def test_same_verdicts_as_raw(lab: Lab, rules_lab: Lab, scenario: scenarios.Scen
     assert recorded.exit_code == raw.exit_code
 
 
+@pytest.mark.prometheus
 def test_pitfalls_are_seen_from_recorded_series(rules_lab: Lab) -> None:
     """The seed query's blind spots, read from the rules: a single first call (a born series),
     calls only after the last full hour, calls between the seed's hourly windows."""
@@ -85,6 +87,7 @@ def test_pitfalls_are_seen_from_recorded_series(rules_lab: Lab) -> None:
     assert "series_last" not in header["queries"]  # no raw pass over the window
 
 
+@pytest.mark.prometheus
 def test_rules_made_for_other_options_are_never_read(rules_lab: Lab) -> None:
     run = run_cli(
         "report",
@@ -105,6 +108,7 @@ def test_rules_made_for_other_options_are_never_read(rules_lab: Lab) -> None:
     )  # type: ignore[index]
 
 
+@pytest.mark.prometheus
 def test_rules_younger_than_the_window_make_nothing_safe(lab: Lab, rules_lab: Lab) -> None:
     """Seven hours before END the window starts 31 h before END, before the rules' history:
     the raw series could still call versions safe, the recorded ones must not."""
@@ -121,6 +125,7 @@ def test_rules_younger_than_the_window_make_nothing_safe(lab: Lab, rules_lab: La
     assert "data gap: no samples of retire:" in " ".join(report["summary"]["unknown_causes"])  # type: ignore[index]
 
 
+@pytest.mark.prometheus
 def test_table_with_sparklines_and_query_listing(rules_lab: Lab) -> None:
     run = run_cli("report", "--use-recording-rules", *rules_lab.args(scenarios.BASIC))
     assert run.exit_code == 0, run.stderr
@@ -129,6 +134,7 @@ def test_table_with_sparklines_and_query_listing(rules_lab: Lab) -> None:
     assert "recorded_window (instant)" in listing.stdout and "series_last" not in listing.stdout
 
 
+@pytest.mark.prometheus
 def test_split_by_model_and_rules_exclude_each_other(rules_lab: Lab) -> None:
     run = run_cli("report", "--use-recording-rules", "--split-by-model", *rules_lab.args(scenarios.BASIC))
     assert run.exit_code == 2 and "exclude each other" in run.stderr
