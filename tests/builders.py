@@ -16,6 +16,15 @@ from retire.advisor import Header, Policy, Report, Row, Status, Summary
 END = 1_700_000_000.0  # 2023-11-14T22:13:20Z: any fixed instant will do
 HOUR = 3600.0
 COLUMNS = tuple(f.name for f in fields(Row))
+# The dtypes advise() gives the columns that are not objects (tests/test_builders.py checks).
+DTYPES = {
+    "model": "str",
+    "version": "str",
+    "on_disk": bool,
+    "series": "int64",
+    "status": "str",
+    "reason": "str",
+}
 PROMQL = (
     "max_over_time(sum by (model_name, model_version) (rate(:tensorflow:serving:request_count[1h]))[30d:1h])"
 )
@@ -56,14 +65,14 @@ def row(
 
 
 def table(rows: list[dict[str, Any]]) -> Any:
-    """The report's DataFrame: Row's columns in Row's order, text status, bool/int where the
-    advisor has them, objects (None kept, NaN kept) elsewhere."""
+    """The report's DataFrame: Row's columns in Row's order, with the advisor's dtypes (text
+    status), objects elsewhere (None kept, NaN kept)."""
     import pandas as pd
 
     columns: dict[str, Any] = {}
     for name in COLUMNS:
         values = [Status(r[name]).value if name == "status" else r[name] for r in rows]
-        dtype: Any = {"on_disk": bool, "series": "int64"}.get(name, object)
+        dtype: Any = DTYPES.get(name, object)
         columns[name] = pd.Series(values, dtype=dtype)
     return pd.DataFrame(columns)
 
