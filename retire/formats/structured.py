@@ -168,8 +168,10 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     writer.writeheader()
     for row in rows:
         cells = {k: csv_cell(v) for k, v in row.items()}
-        if any(cells.get(k) is not v and isinstance(v, str) for k, v in row.items()):
-            # a defused formula is also quoted, as OWASP says (csv would leave it bare)
+        defused = any(cells.get(k) is not v and isinstance(v, str) for k, v in row.items())
+        if defused or any(isinstance(v, str) and "\r" in v for v in row.values()):
+            # A defused formula is also quoted, as OWASP says (csv would leave it bare); so is a
+            # bare CR, which csv quotes only when it is part of the line terminator it writes.
             buf.write(",".join(_quoted(cells.get(k, "")) for k in columns) + "\n")
         else:
             writer.writerow(cells)

@@ -436,11 +436,6 @@ def test_infinite_calls_in_the_table() -> None:
     assert " +Inf " in render_report(rep, ReportFormat.TABLE)
 
 
-@pytest.mark.xfail(
-    reason="csv quotes only the line terminator it writes (\\n): a bare \\r in a name is written "
-    "unquoted, and a reader splits the row there (the safe list's path with it)",
-    strict=True,
-)
 @pytest.mark.parametrize("fmt", ["report", "safe-list"])
 def test_csv_quotes_a_carriage_return(fmt: str) -> None:
     rep = report(row("cr\rhere", "1"), row("cr", "2"))
