@@ -21,10 +21,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from retire import redact
+from retire.durations import format_duration
 from retire.errors import ConfigError
 from retire.escape import has_unsafe, quoted
 from retire.servers import DEFAULT_PRESET, SERVERS
-from retire.sources.disk.inventory import canonical_version
+from retire.servers.tfserving import canonical as canonical_version
 
 DEFAULT_CONFIG_FILE = Path("retire.toml")
 DEFAULT_METRIC = SERVERS[DEFAULT_PRESET].metric
@@ -91,20 +92,6 @@ def parse_duration(value: object, name: str = "duration") -> float:
     if seconds > MAX_DURATION:
         raise ConfigError(f"{name}: must be at most 100 years ({format_duration(MAX_DURATION)})")
     return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """`86400` -> `1d`, `5400` -> `1h30m`: the short form people write."""
-    if seconds <= 0:
-        return "0s"
-    if seconds != int(seconds):
-        return f"{seconds:g}s"
-    rest, parts = int(seconds), []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(parts)
 
 
 def _unix(seconds: float, name: str) -> datetime:
@@ -268,7 +255,10 @@ def _list(value: object, name: str, what: str) -> list[object]:
 
 
 def _pins(value: object, name: str) -> tuple[tuple[str, str], ...]:
-    """`model:version` pairs, from a TOML list, repeated flags, or a comma-separated env value."""
+    """`model:version` pairs, from a TOML list, repeated flags, or a comma-separated env value.
+
+    Versions are read by TF Serving's number rule whatever the preset (`007` pins `7`): a pin
+    may match more than the server would load, never less."""
     items: list[object]
     if isinstance(value, str):
         items = [v for v in value.split(",") if v.strip()]

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from retire.config import format_duration
+from retire.durations import format_duration
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from retire.advisor import Status, fmt_qps, human_bytes, iso
-from retire.config import format_duration
+from retire.durations import format_duration
 
 if TYPE_CHECKING:
     from retire.advisor import Report

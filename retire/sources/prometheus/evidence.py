@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from retire.config import format_duration
+from retire.durations import format_duration, promql_duration
 from retire.errors import PrometheusError
 from retire.sources.prometheus.client import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
@@ -21,7 +21,6 @@ from retire.sources.prometheus.queries import (
     Matcher,
     PlannedQuery,
     QueryParams,
-    promql_duration,
     recorded_selector,
     report_queries,
 )

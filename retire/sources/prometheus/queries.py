@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from retire.config import Settings
+from retire.durations import promql_duration, short_duration
 from retire.errors import ConfigError
 from retire.servers import server
 
@@ -169,13 +170,6 @@ def parse_selector(text: str, where: str) -> Selector:
     return Selector(metric, matchers)
 
 
-def promql_duration(seconds: float) -> str:
-    """Seconds as a PromQL duration literal (`86400s`, `1500ms`)."""
-    if seconds == int(seconds):
-        return f"{int(seconds)}s"
-    return f"{round(seconds * 1000)}ms"
-
-
 @dataclass(frozen=True)
 class RuleSpec:
     """The two rule groups of `retire rules`: a fine one every `interval` that reads the raw
@@ -235,14 +229,6 @@ class QueryParams:
     @property
     def _base(self) -> tuple[Matcher, ...]:
         return (Matcher(self.model_label, "!=", ""), Matcher(self.version_label, "!=", ""))
-
-
-def short_duration(seconds: float) -> str:
-    """A duration for a metric name: `1h`, `30m`, `90s` (the largest unit that divides it)."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s" if seconds == int(seconds) else f"{round(seconds * 1000)}ms"
 
 
 def recorded_name(params: QueryParams, rollup: bool = False) -> str:

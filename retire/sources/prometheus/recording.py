@@ -21,15 +21,13 @@ import hashlib
 import json
 
 from retire import __version__
-from retire.config import format_duration
+from retire.durations import format_duration, promql_duration, short_duration
 from retire.sources.prometheus.queries import (
     RULE_LABEL,
     QueryParams,
-    promql_duration,
     recorded_name,
     recorded_selector,
     render,
-    short_duration,
 )
 
 
