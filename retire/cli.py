@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -24,7 +25,9 @@ import typer
 from typer.core import TyperGroup
 
 from retire import __version__
+from retire.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, EVIDENCE, MAIL, OPTION, OPTIONS, QUERY
 from retire.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, RetireError
+from retire.formats import ListFormat, ReportFormat
 
 if TYPE_CHECKING:
     from retire.advisor import Report
@@ -120,122 +123,41 @@ def _main(
     pass
 
 
-# Options shared by the commands that gather evidence, declared once and attached by
-# @evidence_options. Defaults are None so config.resolve can tell "not given" from "given", and
-# apply flags > environment > config file > defaults. The env var is added to each help text.
-def _opt(flag: str, kind: Any, help: str, *aliases: str, metavar: str | None = None) -> tuple[str, Any]:
-    from retire.config import ENV_VARS
+# The options come from one table (retire.config.OPTIONS): each entry gives its flag, help (with
+# choices, default and env var) and the `flags` key config.resolve reads. Defaults are None here so
+# resolve can tell "not given" from "given", and apply flags > environment > config file > defaults.
+def _flag(key: str, *, choices: tuple[str, ...] | None = None, default: str | None = None) -> Any:
+    """The Typer option of one table entry; a command narrows the choices or names its own
+    default (--format) without repeating the rest."""
+    o = OPTION[key]
+    assert o.flag is not None, key  # a secret has no flag: environment or config file only
+    return typer.Option(o.flag, *o.aliases, help=o.help_text(choices, default), metavar=o.metavar)
 
-    name = flag.lstrip("-").replace("-", "_")
-    text = f"{help} [env: {ENV_VARS[name]}]" if name in ENV_VARS else help
-    return name, Annotated[kind | None, typer.Option(flag, *aliases, help=text, metavar=metavar)]
+
+def _options(*groups: str) -> list[tuple[str, Any]]:
+    """The table's flags of these groups, in the table's order, as (key, annotation)."""
+    return [(o.key, Annotated[o.kind | None, _flag(o.key)]) for o in OPTIONS if o.group in groups and o.flag]
 
 
-EVIDENCE_OPTIONS = [
-    _opt("--prometheus", str, "Prometheus base URL; a path prefix is fine (http://host/prometheus)."),
-    _opt(
-        "--model-dir",
-        list[Path],
-        "Model root: <root>/<model>/<version>/ (a model store for torchserve). Repeatable.",
-        metavar="DIR",
-    ),
-    _opt("--model-config", Path, "TF Serving --model_config_file: models, base paths, pinned versions."),
-    _opt("--preset", str, "tfserving-patched (default), triton or torchserve: metric, labels, layout."),
-    _opt("--model-base-path", Path, "One model's base path (with --model-name) instead of a root."),
-    _opt("--model-name", str, "The model served from --model-base-path."),
-    _opt(
-        "--threshold",
-        float,
-        "Busiest-hour req/s at or below which a version is idle. Default 0: any call keeps it.",
-    ),
-    _opt("--selector", str, 'Extra label matchers for the metric, e.g. \'job="tfs",namespace="ml"\'.'),
-    _opt("--window", str, "How far back to look. Default 24h."),
-    _opt("--step", str, "Rate step of the busiest-hour query. Default 1h."),
-    _opt("--metric", str, "Call counter metric. Default :tensorflow:serving:model_call_count."),
-    _opt("--model-label", str, "Label naming the model. Default model_name."),
-    _opt("--version-label", str, "Label naming the version. Default model_version."),
-    _opt("--at", str, "Evaluate at this instant (RFC 3339 or Unix seconds) instead of now."),
-    _opt("--timeout", str, "Per-query timeout. Default 30s."),
-    _opt("--coverage", str, "Scrape targets that must have been up all window, e.g. 'up{job=\"tfs\"}'."),
-    _opt("--max-gap", str, "Longest tolerated hole in the data. Default 15m."),
-    _opt("--keep-latest", int, "Never offer the newest N versions of a model. Default 1."),
-    _opt("--min-age", str, "Protect versions whose directory changed more recently. Default: the window."),
-    _opt("--age-source", str, "mtime (default) or ctime: which directory time is the age."),
-    _opt("--pin", list[str], "MODEL:VERSION never to offload. Repeatable.", metavar="MODEL:VERSION"),
-    _opt(
-        "--header",
-        list[str],
-        "Extra HTTP header 'Name: value' for the server. Repeatable.",
-        metavar="'NAME: VALUE'",
-    ),
-    _opt("--tenant", str, "Tenant for Mimir/Cortex/Thanos (sent as X-Scope-OrgID)."),
-    _opt("--bearer-token-file", Path, "Send the token in this file (re-read every run)."),
-    _opt("--basic-auth-user", str, "Basic auth user; password from RETIRE_BASIC_AUTH_PASSWORD or a file."),
-    _opt("--basic-auth-password-file", Path, "File holding the basic auth password."),
-    _opt("--ca-file", Path, "CA bundle to verify the server's TLS certificate."),
-    _opt("--client-cert", Path, "Client certificate for mutual TLS (with --client-key)."),
-    _opt("--client-key", Path, "Client private key for mutual TLS."),
-    _opt("--insecure", bool, "Do not verify the server's TLS certificate (prints a warning)."),
-    _opt("--partial-response", str, "Thanos: allow or deny partial responses (partial data is never safe)."),
-    _opt(
-        "--split-by-model", bool, "Run the queries once per model (done automatically when one is too big)."
-    ),
-    _opt(
-        "--server",
-        str,
-        "Ask the model server which versions are loaded: TF Serving REST (http://tfs:8501), Triton "
-        "HTTP (http://triton:8000) or TorchServe management (http://ts:8081), by --preset.",
-        metavar="URL",
-    ),
-    _opt(
-        "--use-recording-rules",
-        bool,
-        "Read the series recorded by the rules of `retire rules` (same options) instead of raw ones.",
-    ),
-    _opt("--rule-interval", str, "Evaluation interval of the rules' fine group. Default 1m."),
-    _opt("--rollup-interval", str, "Evaluation interval of the rules' rollup group. Default 1h."),
-    _opt(
-        "--verbose",
-        bool,
-        "Also print full reasons under a terminal's table, ignored directory entries, query timings.",
-        "-v",
-    ),
+def _choices(enum: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(f.value for f in enum)
+
+
+Output = Annotated[Path | None, _flag("output")]
+ReportFormatOpt = Annotated[
+    str | None, _flag("format", choices=_choices(ReportFormat), default=ReportFormat.TABLE.value)
 ]
-Output = Annotated[
-    Path | None,
-    typer.Option(
-        "-o", "--output", help="Write to this file (atomically) instead of stdout. [env: RETIRE_OUTPUT]"
+ListFormatOpt = Annotated[
+    str | None,
+    _flag(
+        "format", choices=_choices(ListFormat), default=f"{ListFormat.TSV.value} (model<TAB>version<TAB>path)"
     ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", help="TOML config file. Default ./retire.toml if present. [env: RETIRE_CONFIG]"),
-]
-
-
-MAIL_OPTIONS = [
-    _opt(
-        "--mail-to",
-        list[str],
-        "Mail the report to these addresses (comma-separated, repeatable).",
-        metavar="ADDRESSES",
+    typer.Option(
+        "--config", help=f"TOML config file. Default: ./{DEFAULT_CONFIG_FILE} if present. [env: {CONFIG_ENV}]"
     ),
-    _opt("--mail-from", str, "Sender address. Default retire@<hostname>."),
-    _opt(
-        "--mail-when", str, "always (default) or actionable: only when something is safe, unknown or changed."
-    ),
-    _opt("--mail-attach", str, "Attach the report as json, csv or json,csv."),
-    _opt("--smtp-host", str, "SMTP server. Default localhost."),
-    _opt("--smtp-port", int, "SMTP port. Default 25, 587 with --smtp-starttls, 465 with --smtp-ssl."),
-    _opt("--smtp-starttls", bool, "Upgrade the connection with STARTTLS."),
-    _opt("--smtp-ssl", bool, "TLS from the start (SMTPS)."),
-    _opt(
-        "--smtp-user", str, "Log in as this user; password from RETIRE_SMTP_PASSWORD or --smtp-password-file."
-    ),
-    _opt("--smtp-password-file", Path, "File holding the SMTP password."),
-    _opt("--smtp-ca-file", Path, "CA bundle to verify the SMTP server's certificate."),
-    _opt("--smtp-timeout", str, "SMTP timeout. Default 30s."),
-    _opt("--since-last", Path, "Compare with the report saved here last time, then save this one (JSON)."),
 ]
 
 
@@ -275,24 +197,10 @@ def shared_options(options: list[tuple[str, Any]]) -> Callable[[Command], Comman
     return decorate
 
 
-evidence_options = shared_options(EVIDENCE_OPTIONS)
-mail_options = shared_options(MAIL_OPTIONS)
-# `query` needs only what shapes the PromQL, declared once above.
-QUERY_KEYS = (
-    "preset",
-    "selector",
-    "window",
-    "step",
-    "metric",
-    "model_label",
-    "version_label",
-    "coverage",
-    "max_gap",
-    "use_recording_rules",
-    "rule_interval",
-    "rollup_interval",
-)
-query_options = shared_options([o for o in EVIDENCE_OPTIONS if o[0] in QUERY_KEYS])
+# `query` and `rules` take only what shapes the PromQL; the evidence commands take it all.
+evidence_options = shared_options(_options(QUERY, EVIDENCE))
+mail_options = shared_options(_options(MAIL))
+query_options = shared_options(_options(QUERY))
 
 
 def _clean(message: str) -> str:
@@ -545,10 +453,7 @@ def _exit_code(report: Report) -> int:
 @mail_options
 @evidence_options
 def report(
-    format: Annotated[
-        str | None,
-        typer.Option("--format", "-f", help="table (default), json, csv or markdown. [env: RETIRE_FORMAT]"),
-    ] = None,
+    format: ReportFormatOpt = None,
     output: Output = None,
     config: ConfigOpt = None,
     *,
@@ -687,14 +592,7 @@ def _history_lines(history: History | None) -> list[str]:
 @app.command("safe-list", epilog=exit_codes(0, 2, 3, 4))
 @evidence_options
 def safe_list(
-    format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help="tsv (default: model<TAB>version<TAB>path), json or csv. [env: RETIRE_FORMAT]",
-        ),
-    ] = None,
+    format: ListFormatOpt = None,
     output: Output = None,
     config: ConfigOpt = None,
     *,

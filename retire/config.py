@@ -5,6 +5,10 @@ and the environment variable `RETIRE_MODEL_DIR` (the Prometheus URL's variable i
 `RETIRE_PROMETHEUS_URL`, as the docs of many exporters spell it). The config file is `--config`,
 else `RETIRE_CONFIG`, else `./retire.toml` when it exists. Unknown keys are an error: a typo in a
 cron job's config must not silently fall back to a default.
+
+Each option is one entry of `OPTIONS`: the Settings field's default, the parser, the environment
+variable, the flag (built by the CLI), the help with its choices and default, and the config-file
+key all come from it, so adding an option is one entry plus its Settings field.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ from retire import redact
 from retire.durations import format_duration
 from retire.errors import ConfigError
 from retire.escape import has_unsafe, quoted
+from retire.formats import ListFormat, ReportFormat
 from retire.servers import DEFAULT_PRESET, SERVERS
 from retire.servers.tfserving import canonical as canonical_version
 
 DEFAULT_CONFIG_FILE = Path("retire.toml")
+# A parser takes a raw value (flag, env text or TOML value) and the name to blame in errors.
+Parser = Callable[[object, str], Any]
 DEFAULT_METRIC = SERVERS[DEFAULT_PRESET].metric
 
 # What each kind of model server exports (retire.servers). A preset fills the metric and label
@@ -150,6 +157,7 @@ def _secret(value: object, name: str) -> str:
         raise ConfigError(f"{name}: expected text, got {_kind(value)}")
     if not value or any(c in value for c in "\x00\r\n"):
         raise ConfigError(f"{name}: must be one non-empty line of text (not shown)")
+    redact.register(value)
     return value
 
 
@@ -345,7 +353,7 @@ def _attachments(value: object, name: str) -> tuple[str, ...]:
     return tuple(_choice("json", "csv")(_str(i, name).strip(), name) for i in items if _str(i, name).strip())
 
 
-def _choice(*allowed: str) -> Callable[[object, str], str]:
+def _choice(*allowed: str) -> Parser:
     def parse(value: object, name: str) -> str:
         text = _str(value, name).strip().lower()
         if text not in allowed:
@@ -355,135 +363,523 @@ def _choice(*allowed: str) -> Callable[[object, str], str]:
     return parse
 
 
+# Which commands carry an option's flag: QUERY shapes the PromQL (`query`, `rules` and every
+# command that gathers evidence), EVIDENCE the other options of those commands, MAIL those of
+# `report` only, OUTPUT the per-command --format and -o (declared here, attached by each command).
+QUERY, EVIDENCE, MAIL, OUTPUT = "query", "evidence", "mail", "output"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option, declared once: its setting, flag, environment variable, config-file key,
+    parser, default and help all come from this entry (README "Configuration and credentials")."""
+
+    key: str  # the Settings field and the config-file key; the flag is --key-with-dashes
+    parse: Parser
+    help: str  # what it does, one sentence; choices, default and env var are added to it
+    example: str  # a valid value as text (what a user would type), for the tests and the docs
+    default: Any = None
+    group: str = EVIDENCE
+    kind: Any = str  # the flag's value type for Typer; None: no flag (a secret: env or file only)
+    aliases: tuple[str, ...] = ()
+    metavar: str | None = None
+    env: str | None = None  # None: RETIRE_<KEY>
+    choices: tuple[str, ...] = ()
+    default_text: str | None = None  # the default in words, where the value alone does not say it
+    secret: bool = False  # kept out of Settings' repr (the parser registers it for redaction)
+
+    @property
+    def env_var(self) -> str:
+        return self.env or "RETIRE_" + self.key.upper()
+
+    @property
+    def flag(self) -> str | None:
+        return None if self.kind is None else flag_name(self.key)
+
+    @property
+    def shown_default(self) -> str | None:
+        """The default as a user would write it, or None when there is nothing to say."""
+        if self.default_text is not None:
+            return self.default_text
+        value = self.default
+        if value is None or value is False or value in ("", ()):
+            return None
+        if self.parse is parse_duration:
+            return format_duration(value)
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    def help_text(self, choices: tuple[str, ...] | None = None, default: str | None = None) -> str:
+        """The help line: what it does, the choices, the default and the env var, in that order.
+        A command that accepts fewer choices or has its own default (--format) passes them."""
+        choices = self.choices if choices is None else choices
+        default = self.shown_default if default is None else default
+        parts = [self.help]
+        if choices:
+            parts.append(f"One of: {', '.join(choices)}.")
+        if default is not None:
+            parts.append(f"Default: {default}.")
+        parts.append(f"[env: {self.env_var}]")
+        return " ".join(parts)
+
+
+_DEFAULT = SERVERS[DEFAULT_PRESET]
+_FORMATS = tuple(dict.fromkeys(f.value for enum in (ReportFormat, ListFormat) for f in enum))
+
+OPTIONS: tuple[Option, ...] = (
+    # Where the evidence comes from.
+    Option(
+        "prometheus",
+        _url,
+        "Prometheus base URL; a path prefix is fine (http://host/prometheus).",
+        "http://prom:9090",
+        env="RETIRE_PROMETHEUS_URL",
+    ),
+    Option(
+        "model_dir",
+        _paths,
+        "Model root: <root>/<model>/<version>/ (a model store for torchserve). Repeatable "
+        "(`:`-separated in the environment).",
+        "/models",
+        default=(),
+        kind=list[Path],
+        metavar="DIR",
+    ),
+    Option(
+        "model_config",
+        _path,
+        "TF Serving --model_config_file: models, base paths, pinned versions.",
+        "/etc/tfs/models.config",
+        kind=Path,
+    ),
+    Option(
+        "preset",
+        _choice(*SERVERS),
+        "Model server: its metric, labels and directory layout.",
+        "triton",
+        default=DEFAULT_PRESET,
+        group=QUERY,
+        choices=tuple(SERVERS),
+    ),
+    Option(
+        "model_base_path",
+        _path,
+        "One model's base path (with --model-name) instead of a root.",
+        "/models/half_plus_two",
+        kind=Path,
+    ),
+    Option("model_name", _line, "The model served from --model-base-path.", "half_plus_two"),
+    # What counts as a call, and over which window.
+    Option(
+        "threshold",
+        _number,
+        "Busiest-hour req/s at or below which a version is idle.",
+        "0.5",
+        default=0.0,
+        kind=float,
+        default_text="0 (any call keeps a version)",
+    ),
+    Option(
+        "selector",
+        _str,
+        'Extra label matchers for the metric, e.g. \'job="tfs",namespace="ml"\'.',
+        'job="tfs"',
+        default="",
+        group=QUERY,
+    ),
+    Option(
+        "window",
+        parse_duration,
+        "How far back to look.",
+        "6h",
+        default=86400.0,
+        group=QUERY,
+        default_text="24h",
+    ),
+    Option(
+        "step", parse_duration, "Rate step of the busiest-hour query.", "30m", default=3600.0, group=QUERY
+    ),
+    Option(
+        "metric",
+        _line,
+        "Call counter metric.",
+        "my_calls_total",
+        default=_DEFAULT.metric,
+        group=QUERY,
+        default_text=f"the preset's ({_DEFAULT.metric} for {DEFAULT_PRESET})",
+    ),
+    Option(
+        "model_label",
+        _line,
+        "Label naming the model.",
+        "model",
+        default=_DEFAULT.model_label,
+        group=QUERY,
+        default_text=f"the preset's ({_DEFAULT.model_label} for {DEFAULT_PRESET})",
+    ),
+    Option(
+        "version_label",
+        _line,
+        "Label naming the version.",
+        "version",
+        default=_DEFAULT.version_label,
+        group=QUERY,
+        default_text=f"the preset's ({_DEFAULT.version_label} for {DEFAULT_PRESET})",
+    ),
+    Option(
+        "at",
+        parse_instant,
+        "Evaluate at this instant (RFC 3339 or Unix seconds) instead of now.",
+        "2026-11-24T06:00:00Z",
+    ),
+    Option("timeout", parse_duration, "Per-query timeout.", "10s", default=30.0),
+    Option(
+        "coverage",
+        _str,
+        "Scrape targets that must have been up all window, e.g. 'up{job=\"tfs\"}'.",
+        'up{job="tfs"}',
+        group=QUERY,
+    ),
+    Option(
+        "max_gap", parse_duration, "Longest tolerated hole in the data.", "5m", default=900.0, group=QUERY
+    ),
+    # What is protected whatever the traffic.
+    Option("keep_latest", _count, "Never offer the newest N versions of a model.", "2", default=1, kind=int),
+    Option(
+        "min_age",
+        parse_duration,
+        "Protect versions whose directory changed more recently.",
+        "2d",
+        default_text="the window",
+    ),
+    Option(
+        "age_source",
+        _choice("mtime", "ctime"),
+        "Which directory time is a version's age.",
+        "ctime",
+        default="mtime",
+        choices=("mtime", "ctime"),
+    ),
+    Option(
+        "pin",
+        _pins,
+        "MODEL:VERSION never to offload. Repeatable (comma-separated in the environment).",
+        "half_plus_two:123",
+        default=(),
+        kind=list[str],
+        metavar="MODEL:VERSION",
+    ),
+    # How to reach Prometheus.
+    Option(
+        "header",
+        _headers,
+        "Extra HTTP header 'Name: value' for the server. Repeatable (one per line in the environment).",
+        "X-Scope-OrgID: ml",
+        default=(),
+        kind=list[str],
+        metavar="'NAME: VALUE'",
+        secret=True,
+    ),
+    Option(
+        "tenant",
+        _tenant,
+        "Tenant for Mimir/Cortex/Thanos (sent as X-Scope-OrgID).",
+        "ml-team",
+        secret=True,
+    ),
+    Option(
+        "bearer_token_file",
+        _path,
+        "Send the token in this file (re-read every run).",
+        "/var/run/secrets/token",
+        kind=Path,
+    ),
+    Option(
+        "basic_auth_user",
+        _line,
+        "Basic auth user; password from RETIRE_BASIC_AUTH_PASSWORD or a file.",
+        "retire",
+    ),
+    Option(
+        "basic_auth_password",
+        _secret,
+        "Basic auth password (never a flag: the command line is visible to every user).",
+        "example-password",
+        kind=None,
+        secret=True,
+    ),
+    Option(
+        "basic_auth_password_file",
+        _path,
+        "File holding the basic auth password.",
+        "/run/secrets/prom-password",
+        kind=Path,
+    ),
+    Option(
+        "ca_file", _path, "CA bundle to verify the server's TLS certificate.", "/etc/ssl/ca.pem", kind=Path
+    ),
+    Option(
+        "client_cert",
+        _path,
+        "Client certificate for mutual TLS (with --client-key).",
+        "/etc/ssl/client.pem",
+        kind=Path,
+    ),
+    Option("client_key", _path, "Client private key for mutual TLS.", "/etc/ssl/client.key", kind=Path),
+    Option(
+        "insecure",
+        _bool,
+        "Do not verify the server's TLS certificate (prints a warning).",
+        "true",
+        default=False,
+        kind=bool,
+    ),
+    Option(
+        "partial_response",
+        _choice("allow", "deny"),
+        "Thanos: whether partial responses are allowed (partial data is never safe).",
+        "deny",
+        choices=("allow", "deny"),
+    ),
+    Option(
+        "split_by_model",
+        _bool,
+        "Run the queries once per model (done automatically when one is too big).",
+        "true",
+        default=False,
+        kind=bool,
+    ),
+    Option(
+        "server",
+        _str,
+        "Ask the model server which versions are loaded: TF Serving REST (http://tfs:8501), Triton "
+        "HTTP (http://triton:8000) or TorchServe management (http://ts:8081), by --preset.",
+        "http://tfs:8501",
+        metavar="URL",
+    ),
+    # Recording rules (README "Recording rules").
+    Option(
+        "use_recording_rules",
+        _bool,
+        "Read the series recorded by the rules of `retire rules` (same options) instead of raw ones.",
+        "true",
+        default=False,
+        group=QUERY,
+        kind=bool,
+    ),
+    Option(
+        "rule_interval",
+        parse_duration,
+        "Evaluation interval of the rules' fine group.",
+        "30s",
+        default=60.0,
+        group=QUERY,
+    ),
+    Option(
+        "rollup_interval",
+        parse_duration,
+        "Evaluation interval of the rules' rollup group.",
+        "2h",
+        default=3600.0,
+        group=QUERY,
+    ),
+    Option(
+        "verbose",
+        _bool,
+        "Also print full reasons under a terminal's table, ignored directory entries, query timings.",
+        "true",
+        default=False,
+        kind=bool,
+        aliases=("-v",),
+    ),
+    # Output: each command attaches these itself, with its own formats.
+    Option(
+        "format",
+        _choice(*_FORMATS),
+        "Output format.",
+        "json",
+        group=OUTPUT,
+        aliases=("-f",),
+        choices=_FORMATS,
+    ),
+    Option(
+        "output",
+        _path,
+        "Write to this file (atomically) instead of stdout.",
+        "report.txt",
+        group=OUTPUT,
+        kind=Path,
+        aliases=("-o",),
+    ),
+    # Mail (README "Scheduled report").
+    Option(
+        "mail_to",
+        _addresses,
+        "Mail the report to these addresses (comma-separated, repeatable).",
+        "ml-platform@example.com",
+        default=(),
+        group=MAIL,
+        kind=list[str],
+        metavar="ADDRESSES",
+    ),
+    Option(
+        "mail_from",
+        _address,
+        "Sender address.",
+        "retire@example.com",
+        group=MAIL,
+        default_text="retire@<hostname>",
+    ),
+    Option(
+        "mail_when",
+        _choice("always", "actionable"),
+        "When to mail; actionable: only when something is safe, unknown or changed.",
+        "actionable",
+        default="always",
+        group=MAIL,
+        choices=("always", "actionable"),
+    ),
+    Option(
+        "mail_attach",
+        _attachments,
+        "Attach the report as json, csv or json,csv.",
+        "json,csv",
+        default=(),
+        group=MAIL,
+    ),
+    Option("smtp_host", _line, "SMTP server.", "smtp.example.com", default="localhost", group=MAIL),
+    Option(
+        "smtp_port",
+        _port,
+        "SMTP port.",
+        "2525",
+        group=MAIL,
+        kind=int,
+        default_text="25, 587 with --smtp-starttls, 465 with --smtp-ssl",
+    ),
+    Option(
+        "smtp_starttls",
+        _bool,
+        "Upgrade the connection with STARTTLS.",
+        "true",
+        default=False,
+        group=MAIL,
+        kind=bool,
+    ),
+    Option("smtp_ssl", _bool, "TLS from the start (SMTPS).", "true", default=False, group=MAIL, kind=bool),
+    Option(
+        "smtp_user",
+        _line,
+        "Log in as this user; password from RETIRE_SMTP_PASSWORD or --smtp-password-file.",
+        "retire",
+        group=MAIL,
+    ),
+    Option(
+        "smtp_password",
+        _secret,
+        "SMTP password (never a flag: the command line is visible to every user).",
+        "example-password",
+        group=MAIL,
+        kind=None,
+        secret=True,
+    ),
+    Option(
+        "smtp_password_file",
+        _path,
+        "File holding the SMTP password.",
+        "/run/secrets/smtp-password",
+        group=MAIL,
+        kind=Path,
+    ),
+    Option(
+        "smtp_ca_file",
+        _path,
+        "CA bundle to verify the SMTP server's certificate.",
+        "/etc/ssl/smtp-ca.pem",
+        group=MAIL,
+        kind=Path,
+    ),
+    Option("smtp_timeout", parse_duration, "SMTP timeout.", "10s", default=30.0, group=MAIL),
+    Option(
+        "since_last",
+        _path,
+        "Compare with the report saved here last time, then save this one (JSON).",
+        "/var/lib/retire/last.json",
+        group=MAIL,
+        kind=Path,
+    ),
+)
+OPTION: dict[str, Option] = {o.key: o for o in OPTIONS}
+_DEFAULTS: dict[str, Any] = {o.key: o.default for o in OPTIONS}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything a run needs, already validated. Durations are seconds."""
+    """Everything a run needs, already validated. Durations are seconds. One field per entry of
+    OPTIONS, its default the table's (tests/test_config.py checks both); secrets stay out of repr."""
 
-    prometheus: str | None = None
-    model_dir: tuple[Path, ...] = ()
-    model_config: Path | None = None
-    preset: str = "tfserving-patched"
-    model_base_path: Path | None = None
-    model_name: str | None = None
-    threshold: float = 0.0
-    selector: str = ""
-    window: float = 86400.0
-    step: float = 3600.0
-    metric: str = DEFAULT_METRIC
-    model_label: str = "model_name"
-    version_label: str = "model_version"
-    at: datetime | None = None
-    timeout: float = 30.0
-    format: str | None = None
-    output: Path | None = None
-    coverage: str | None = None
-    max_gap: float = 900.0
-    keep_latest: int = 1
-    min_age: float | None = None  # None: the query window
-    age_source: str = "mtime"
-    pin: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-    verbose: bool = False
-    # Connection: secrets are never printed, so they stay out of repr too.
-    header: tuple[str, ...] = field(default_factory=tuple, repr=False)
-    tenant: str | None = field(default=None, repr=False)
-    bearer_token_file: Path | None = None
-    basic_auth_user: str | None = None
-    basic_auth_password: str | None = field(default=None, repr=False)
-    basic_auth_password_file: Path | None = None
-    ca_file: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    insecure: bool = False
-    partial_response: str | None = None
-    split_by_model: bool = False
-    server: str | None = None  # the model server's status API, asked which versions are loaded
-    # Recording rules (README "Recording rules"): `retire rules` prints them, reports read them.
-    use_recording_rules: bool = False
-    rule_interval: float = 60.0
-    rollup_interval: float = 3600.0
-    # Mail (README "Scheduled report").
-    mail_to: tuple[str, ...] = ()
-    mail_from: str | None = None
-    mail_when: str = "always"
-    mail_attach: tuple[str, ...] = ()
-    smtp_host: str = "localhost"
-    smtp_port: int | None = None  # 465 with --smtp-ssl, 587 with --smtp-starttls, else 25
-    smtp_starttls: bool = False
-    smtp_ssl: bool = False
-    smtp_user: str | None = None
-    smtp_password: str | None = field(default=None, repr=False)
-    smtp_password_file: Path | None = None
-    smtp_ca_file: Path | None = None
-    smtp_timeout: float = 30.0
-    since_last: Path | None = None
+    prometheus: str | None = _DEFAULTS["prometheus"]
+    model_dir: tuple[Path, ...] = _DEFAULTS["model_dir"]
+    model_config: Path | None = _DEFAULTS["model_config"]
+    preset: str = _DEFAULTS["preset"]
+    model_base_path: Path | None = _DEFAULTS["model_base_path"]
+    model_name: str | None = _DEFAULTS["model_name"]
+    threshold: float = _DEFAULTS["threshold"]
+    selector: str = _DEFAULTS["selector"]
+    window: float = _DEFAULTS["window"]
+    step: float = _DEFAULTS["step"]
+    metric: str = _DEFAULTS["metric"]
+    model_label: str = _DEFAULTS["model_label"]
+    version_label: str = _DEFAULTS["version_label"]
+    at: datetime | None = _DEFAULTS["at"]
+    timeout: float = _DEFAULTS["timeout"]
+    format: str | None = _DEFAULTS["format"]
+    output: Path | None = _DEFAULTS["output"]
+    coverage: str | None = _DEFAULTS["coverage"]
+    max_gap: float = _DEFAULTS["max_gap"]
+    keep_latest: int = _DEFAULTS["keep_latest"]
+    min_age: float | None = _DEFAULTS["min_age"]  # None: the query window
+    age_source: str = _DEFAULTS["age_source"]
+    pin: tuple[tuple[str, str], ...] = _DEFAULTS["pin"]
+    verbose: bool = _DEFAULTS["verbose"]
+    header: tuple[str, ...] = field(default=_DEFAULTS["header"], repr=False)
+    tenant: str | None = field(default=_DEFAULTS["tenant"], repr=False)
+    bearer_token_file: Path | None = _DEFAULTS["bearer_token_file"]
+    basic_auth_user: str | None = _DEFAULTS["basic_auth_user"]
+    basic_auth_password: str | None = field(default=_DEFAULTS["basic_auth_password"], repr=False)
+    basic_auth_password_file: Path | None = _DEFAULTS["basic_auth_password_file"]
+    ca_file: Path | None = _DEFAULTS["ca_file"]
+    client_cert: Path | None = _DEFAULTS["client_cert"]
+    client_key: Path | None = _DEFAULTS["client_key"]
+    insecure: bool = _DEFAULTS["insecure"]
+    partial_response: str | None = _DEFAULTS["partial_response"]
+    split_by_model: bool = _DEFAULTS["split_by_model"]
+    server: str | None = _DEFAULTS["server"]  # the model server's status API, asked what is loaded
+    use_recording_rules: bool = _DEFAULTS["use_recording_rules"]
+    rule_interval: float = _DEFAULTS["rule_interval"]
+    rollup_interval: float = _DEFAULTS["rollup_interval"]
+    mail_to: tuple[str, ...] = _DEFAULTS["mail_to"]
+    mail_from: str | None = _DEFAULTS["mail_from"]
+    mail_when: str = _DEFAULTS["mail_when"]
+    mail_attach: tuple[str, ...] = _DEFAULTS["mail_attach"]
+    smtp_host: str = _DEFAULTS["smtp_host"]
+    smtp_port: int | None = _DEFAULTS["smtp_port"]  # None: by --smtp-ssl / --smtp-starttls
+    smtp_starttls: bool = _DEFAULTS["smtp_starttls"]
+    smtp_ssl: bool = _DEFAULTS["smtp_ssl"]
+    smtp_user: str | None = _DEFAULTS["smtp_user"]
+    smtp_password: str | None = field(default=_DEFAULTS["smtp_password"], repr=False)
+    smtp_password_file: Path | None = _DEFAULTS["smtp_password_file"]
+    smtp_ca_file: Path | None = _DEFAULTS["smtp_ca_file"]
+    smtp_timeout: float = _DEFAULTS["smtp_timeout"]
+    since_last: Path | None = _DEFAULTS["since_last"]
 
     @property
     def effective_min_age(self) -> float:
         return self.window if self.min_age is None else self.min_age
 
 
-# key -> parser. Keys are Settings fields and config-file keys; the environment variable is
-# RETIRE_<KEY> (ENV_VARS), except the Prometheus URL's, RETIRE_PROMETHEUS_URL.
-_PARSERS: dict[str, Callable[[object, str], Any]] = {
-    "prometheus": _url,
-    "model_dir": _paths,
-    "model_config": _path,
-    "preset": _choice(*SERVERS),
-    "model_base_path": _path,
-    "model_name": _line,
-    "threshold": _number,
-    "selector": _str,
-    "window": parse_duration,
-    "step": parse_duration,
-    "metric": _line,
-    "model_label": _line,
-    "version_label": _line,
-    "at": parse_instant,
-    "timeout": parse_duration,
-    "format": _choice("table", "json", "csv", "markdown", "tsv"),
-    "output": _path,
-    "coverage": _str,
-    "max_gap": parse_duration,
-    "keep_latest": _count,
-    "min_age": parse_duration,
-    "age_source": _choice("mtime", "ctime"),
-    "pin": _pins,
-    "verbose": _bool,
-    "header": _headers,
-    "tenant": _tenant,
-    "bearer_token_file": _path,
-    "basic_auth_user": _line,
-    "basic_auth_password": _secret,
-    "basic_auth_password_file": _path,
-    "ca_file": _path,
-    "client_cert": _path,
-    "client_key": _path,
-    "insecure": _bool,
-    "partial_response": _choice("allow", "deny"),
-    "split_by_model": _bool,
-    "server": _str,
-    "use_recording_rules": _bool,
-    "rule_interval": parse_duration,
-    "rollup_interval": parse_duration,
-    "mail_to": _addresses,
-    "mail_from": _address,
-    "mail_when": _choice("always", "actionable"),
-    "mail_attach": _attachments,
-    "smtp_host": _line,
-    "smtp_port": _port,
-    "smtp_starttls": _bool,
-    "smtp_ssl": _bool,
-    "smtp_user": _line,
-    "smtp_password": _secret,
-    "smtp_password_file": _path,
-    "smtp_ca_file": _path,
-    "smtp_timeout": parse_duration,
-    "since_last": _path,
-}
-
-ENV_VARS: dict[str, str] = {key: "RETIRE_" + key.upper() for key in _PARSERS} | {
-    "prometheus": "RETIRE_PROMETHEUS_URL"
-}
+# Derived from OPTIONS, for the callers that want one aspect.
+_PARSERS: dict[str, Parser] = {o.key: o.parse for o in OPTIONS}
+ENV_VARS: dict[str, str] = {o.key: o.env_var for o in OPTIONS}
 CONFIG_ENV = "RETIRE_CONFIG"
 
 
@@ -544,8 +940,6 @@ def resolve(
         if raw is not None and raw != () and raw != []:
             winners[key] = (raw, flag_name(key))
     values: dict[str, Any] = {key: _PARSERS[key](raw, name) for key, (raw, name) in winners.items()}
-    for key in ("basic_auth_password", "smtp_password"):
-        redact.register(values.get(key))
     for key, value in PRESETS[values.get("preset", "tfserving-patched")].items():
         values.setdefault(key, value)
     settings = Settings(**values)

@@ -108,3 +108,16 @@ def test_type_errors_name_the_key_and_type_never_a_secret(key: str, value: objec
         resolve({key: value}, env={})
     assert expected in e.value.message and "not-shown" not in e.value.message
     assert "\n" not in e.value.message
+
+
+def test_settings_fields_are_the_option_table() -> None:
+    """Issue 15: one entry per option; Settings only types it. Its default is the table's, and
+    a secret stays out of repr."""
+    from dataclasses import MISSING, fields
+
+    from retire.config import OPTION, OPTIONS, Settings
+
+    assert {f.name for f in fields(Settings)} == {o.key for o in OPTIONS}
+    for f in fields(Settings):
+        assert f.default is not MISSING and f.default == OPTION[f.name].default, f.name
+        assert f.repr is not OPTION[f.name].secret, f.name
