@@ -30,12 +30,13 @@ from retire.errors import ConfigError
 from retire.escape import has_unsafe, quoted
 from retire.formats import ListFormat, ReportFormat
 from retire.servers import DEFAULT_PRESET, SERVERS
-from retire.servers.tfserving import canonical as canonical_version
 
 DEFAULT_CONFIG_FILE = Path("retire.toml")
 # A parser takes a raw value (flag, env text or TOML value) and the name to blame in errors.
 Parser = Callable[[object, str], Any]
 DEFAULT_METRIC = SERVERS[DEFAULT_PRESET].metric
+# Pins are read by the default server's rule, TF Serving's numbers, whatever the preset (see _pins).
+canonical_version = SERVERS[DEFAULT_PRESET].canonical
 
 # What each kind of model server exports (retire.servers). A preset fills the metric and label
 # names unless they are set explicitly (flag, env or file). README "Deployments".
@@ -455,7 +456,7 @@ OPTIONS: tuple[Option, ...] = (
         "preset",
         _choice(*SERVERS),
         "Model server: its metric, labels and directory layout.",
-        "triton",
+        [*SERVERS][-1],
         default=DEFAULT_PRESET,
         group=QUERY,
         choices=tuple(SERVERS),
