@@ -8,14 +8,12 @@ stdout (or -o FILE, written atomically); summaries, notes and errors go to stder
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -32,8 +30,6 @@ from retire.formats import ListFormat, ReportFormat
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.config import Settings
-    from retire.delivery.history import History
-    from retire.sources.disk.inventory import Inventory
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -263,144 +259,18 @@ def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
     return resolve(flags, config=config)
 
 
-def _inventory(settings: Settings) -> Inventory:
-    """Every model source the user named, merged (a model may appear only once)."""
-    from retire.servers import server
-    from retire.sources.disk.inventory import Inventory, scan_base_path, scan_model_config, scan_model_dir
-
-    srv = server(settings.preset)
-    total = Inventory((), ())
-    if settings.model_config is not None:
-        total = total + scan_model_config(settings.model_config, srv)
-    for root in settings.model_dir:
-        found = scan_model_dir(root, srv)
-        if not found.versions and srv.layout == "tree":
-            _refuse_one_model_dir(root, srv)
-        total = total + found
-    if settings.model_base_path is not None and settings.model_name is not None:
-        total = total + scan_base_path(settings.model_base_path, settings.model_name, srv)
-    return total
-
-
-def _refuse_one_model_dir(root: Path, srv: Any) -> None:
-    """--model-dir given one model's directory instead of the root above it: no version was
-    found under it, and most of its entries are version numbers. Read as a root, it would give
-    only not-on-disk rows and exit 0, so it is refused with the two ways to say it right."""
-    try:
-        names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    except OSError:
-        return  # the scan itself reports unreadable directories
-    versions = [n for n in names if srv.version_of(n) is not None]
-    if versions and 2 * len(versions) >= len(names):
-        shown = ", ".join(versions[:5]) + (", ..." if len(versions) > 5 else "")
-        raise ConfigError(
-            f"--model-dir {root} looks like one model's directory, not a model root: its entries "
-            f"({shown}) are version numbers. Pass the directory above it (--model-dir {root.parent}), "
-            f"or this one as --model-base-path {root} --model-name {root.name}"
-        )
-
-
-def _note_other_models(settings: Settings, report: Report) -> Report:
-    """With only --model-base-path, every other model Prometheus knows is listed as not-on-disk.
-    Those rows are true, but they surprise: the header says why they are there and how to leave
-    them out."""
-    from dataclasses import replace
-
-    if settings.model_base_path is None or settings.model_dir or settings.model_config is not None:
-        return report
-    t = report.table
-    others = sorted(set(t.loc[~t["on_disk"].astype(bool) & (t["model"] != settings.model_name), "model"]))
-    if not others:
-        return report
-    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-    label = settings.model_label
-    note = (
-        f"--model-base-path covers only {settings.model_name}; {len(others)} other model(s) in "
-        f"Prometheus ({shown}) are listed as not-on-disk: add --selector '{label}=\"{settings.model_name}\"' "
-        "to leave them out"
-    )
-    return replace(report, header=replace(report.header, notes=(*report.header.notes, note)))
-
-
 def _build_report(settings: Settings, sparklines: bool = False) -> Report:
-    """config -> sources (disk, Prometheus) -> advisor."""
-    from retire.advisor import Policy, advise
-    from retire.servers import server
-    from retire.sources.prometheus.client import PrometheusClient, connection_from
-    from retire.sources.prometheus.evidence import gather
-    from retire.sources.prometheus.queries import params_from
+    """The one library call, with the clock read here and the progress bar on stderr (notes wait
+    until the bar is gone)."""
+    from retire.run import build_report
 
-    if not settings.prometheus:
-        raise ConfigError(
-            "no Prometheus URL: pass --prometheus http://prom:9090 or set RETIRE_PROMETHEUS_URL"
-        )
-    if not settings.model_dir and settings.model_base_path is None and settings.model_config is None:
-        raise ConfigError(
-            "no model directory: pass --model-dir /models, or --model-config, "
-            "or --model-base-path with --model-name"
-        )
-    params = params_from(settings)
-    connection = connection_from(settings)
-    if settings.insecure:
-        typer.echo("retire: WARNING: --insecure: the server's TLS certificate is NOT verified", err=True)
-    at = settings.at.timestamp() if settings.at else time.time()
-    started = time.monotonic()
-    # While Prometheus evaluates (seconds, on a large fleet), scan the disk and load pandas.
-    threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
-    with (
-        ThreadPoolExecutor(max_workers=1) as disk,
-        PrometheusClient(settings.prometheus, timeout=settings.timeout, connection=connection) as client,
-        _progress_bar() as progress,
-    ):
-        scan = disk.submit(_inventory, settings)
-        try:
-            evidence = gather(
-                client,
-                params,
-                at,
-                settings.max_gap,
-                split=settings.split_by_model,
-                models_hint=lambda: scan.result().models,
-                progress=progress,
-                sparklines=sparklines,
-            )
-        except RetireError:
-            scan.result()  # a bad model directory is the first thing to fix: report it first
-            raise
-        inventory = scan.result()
-    if settings.verbose:
-        typer.echo(f"retire: {len(evidence.queries)} queries in {time.monotonic() - started:.2f}s", err=True)
-        for path, why in ((str(i.path), i.reason) for i in inventory.ignored):
-            typer.echo(_clean(f"retire: ignored {path}: {why}"), err=True)
-    policy = Policy(
-        threshold=settings.threshold,
-        keep_latest=settings.keep_latest,
-        min_age=settings.effective_min_age,
-        age_source=settings.age_source,
-        pins=settings.pin,
-        unattributed=server(settings.preset).unattributed,
-        label_is_version=server(settings.preset).label_is_version,
-    )
-    served = _served(settings, inventory)
-    return _note_other_models(
-        settings, advise(inventory, evidence, policy, generated_at=time.time(), served=served)
-    )
-
-
-def _served(settings: Settings, inventory: Inventory) -> dict[tuple[str, str], bool] | None:
-    """With --server: what the model server says is loaded, for the models it answered about.
-    No Prometheus credentials are sent to it: it is another server."""
-    if not settings.server:
-        return None
-    from retire.sources import loaded
-
-    answer = loaded.ask(settings.preset, settings.server, inventory.models, timeout=settings.timeout)
-    served = {}
-    for v in inventory.versions:
-        state = answer.loaded(v.model, v.version)
-        if state is not None:
-            served[(v.model, v.version)] = state
-    return served
+    notes: list[str] = []
+    try:
+        with _progress_bar() as progress:
+            return build_report(settings, time.time(), progress, sparklines=sparklines, say=notes.append)
+    finally:
+        for note in notes:
+            _say(note)
 
 
 @contextmanager
@@ -475,6 +345,7 @@ def report(
           --mail-to ml-platform@example.com --smtp-host smtp.example.com \\
           --since-last /var/lib/retire/last.json
     """
+    from retire.delivery import history, mail
     from retire.formats import ReportFormat, render_report
     from retire.formats.words import summary_line
 
@@ -483,8 +354,6 @@ def report(
         fmt = _format(settings.format, ReportFormat, ReportFormat.TABLE)
         mailing = bool(settings.mail_to)
         if mailing:
-            from retire.delivery import mail
-
             mail.smtp_from(settings)  # a bad password file or CA file is a usage error, found first
         try:
             result = _build_report(
@@ -493,100 +362,27 @@ def report(
         except RetireError as e:
             if mailing:
                 try:
-                    _mail_failure(settings, e)
+                    _say(mail.send_failure(settings, e))
                 except RetireError:
                     _err(e.message)  # the cause first, then why nobody was told (exit 5)
                     raise
             raise
-        history = _history(settings, result)
+        changes = history.since(settings.since_last, result) if settings.since_last else None
         on_terminal = fmt is ReportFormat.TABLE and settings.output is None and sys.stdout.isatty()
         width = shutil.get_terminal_size().columns if on_terminal else None
-        text = render_report(
-            result,
-            fmt,
-            color=on_terminal and _use_color(),
-            width=width,
-            verbose=settings.verbose,
-            history=history,
-        )
+        color = on_terminal and _use_color()
+        text = render_report(result, fmt, color=color, width=width, verbose=settings.verbose, history=changes)
         _emit(text, settings.output)
         if fmt is not ReportFormat.TABLE or settings.output is not None:
-            typer.echo(f"retire: {_clean(summary_line(result))}", err=True)
+            _say(summary_line(result))
         if mailing:
-            _mail_report(settings, result, history)
+            _say(mail.send_report(settings, result, changes))
         if settings.since_last is not None:
             from retire.delivery.output import write_atomic
             from retire.formats.structured import report_json
 
             write_atomic(settings.since_last, report_json(result))
     raise typer.Exit(_exit_code(result))
-
-
-def _history(settings: Settings, result: Report) -> History | None:
-    if settings.since_last is None:
-        return None
-    from retire.delivery.history import History, compare, load
-
-    previous_at, previous, problem = load(settings.since_last)
-    return History(previous_at, compare(previous, result), problem)
-
-
-def _sender(settings: Settings) -> str:
-    import socket
-
-    return settings.mail_from or f"retire@{socket.gethostname()}"
-
-
-def _mail_report(settings: Settings, result: Report, history: History | None) -> None:
-    from retire.delivery import mail
-    from retire.formats import ReportFormat, html, render_report, structured
-
-    s = result.summary
-    if settings.mail_when == "actionable" and not (s.safe or s.unknown or (history and history.changes)):
-        typer.echo("retire: nothing to act on; no mail sent (--mail-when actionable)", err=True)
-        return
-    attachments = {}
-    if "json" in settings.mail_attach:
-        attachments["retire-report.json"] = (structured.report_json(result), "json")
-    if "csv" in settings.mail_attach:
-        attachments["retire-report.csv"] = (structured.report_csv(result), "csv")
-    extra = _history_lines(history)
-    message = mail.build(
-        sender=_sender(settings),
-        recipients=settings.mail_to,
-        subject_line=mail.subject(result),
-        text=render_report(result, ReportFormat.TABLE, history=history),
-        html=html.render(result, extra),
-        attachments=attachments,
-    )
-    mail.send(message, _sender(settings), settings.mail_to, mail.smtp_from(settings))
-    typer.echo(f"retire: mailed the report to {', '.join(settings.mail_to)}", err=True)
-
-
-def _mail_failure(settings: Settings, error: RetireError) -> None:
-    from retire.delivery import mail
-    from retire.formats import html
-    from retire.sources.prometheus.client import redact_url
-
-    source = redact_url(settings.prometheus) if settings.prometheus else None
-    reason = _clean(error.message)  # one line: it goes into the Subject header too
-    text = f"retire could not make the report:\n\n  {reason}\n\n"
-    text += "No version is listed as safe to offload: without the evidence, none can be.\n"
-    message = mail.build(
-        sender=_sender(settings),
-        recipients=settings.mail_to,
-        subject_line=f"retire: report FAILED, nothing listed as safe ({reason[:80]})",
-        text=text,
-        html=html.render_failure(reason, source),
-    )
-    mail.send(message, _sender(settings), settings.mail_to, mail.smtp_from(settings))
-    typer.echo(f"retire: mailed the failure to {', '.join(settings.mail_to)}", err=True)
-
-
-def _history_lines(history: History | None) -> list[str]:
-    from retire.delivery.history import lines
-
-    return lines(history) if history is not None else []
 
 
 @app.command("safe-list", epilog=exit_codes(0, 2, 3, 4))
@@ -621,7 +417,7 @@ def safe_list(
 
         for why in tsv_refused(result) if fmt is ListFormat.TSV else []:
             typer.echo(f"retire: {why}", err=True)
-        typer.echo(f"retire: {_clean(summary_line(result))}", err=True)
+        _say(summary_line(result))
     raise typer.Exit(_exit_code(result))
 
 
@@ -721,30 +517,6 @@ def _say(text: str) -> None:
     typer.echo(f"retire: {_clean(text)}", err=True)
 
 
-def _plan_text(plan: Any, model_config: bool, advice: tuple[str, ...] = ()) -> str:
-    """The plan for people, directory names with control characters escaped. The model config
-    note only where there is a model config file; the server-config changes that would free
-    loaded idle versions (retire never edits a config)."""
-    from retire.advisor import human_bytes
-    from retire.escape import printable
-
-    tail = ["to free memory, change the server config (retire does not edit it):"]
-    tail += [f"  {a}" for a in advice]
-    if not plan.moves:
-        lines = ["plan: nothing to move (no version is safe to offload)", *(tail if advice else [])]
-        return "\n".join(map(printable, lines)) + "\n"
-    lines = [f"plan: move {len(plan.moves)} version(s) to {plan.archive}"]
-    lines += [f"  mv {m.src} -> {m.dst}  ({human_bytes(m.size_bytes)})" for m in plan.moves]
-    if model_config:
-        lines.append(
-            "config: no change (a version listed under a `specific` policy or a version label is "
-            "protected, so it is never moved)"
-        )
-    if advice:
-        lines += tail
-    return "\n".join(map(printable, lines)) + "\n"
-
-
 @app.command("plan", epilog=exit_codes(0, 2, 3, 6))
 @evidence_options
 def plan_command(
@@ -771,17 +543,15 @@ def plan_command(
       retire plan --prometheus http://prom:9090 --model-dir /models --archive-dir /archive
       retire plan ... --archive-dir /archive --format json -o plan.json
     """
-    from retire.actions.offload import check_archive, make_plan
+    from retire.actions.offload import PlanFormat, plan_for, render_plan
 
     with _user_errors():
         settings = _settings({**flags, "output": output}, config)
         report = _build_report(settings)
-        check_archive(archive_dir, report.header.model_roots)
-        plan = make_plan(report, archive_dir, _only(only))
-        advice = report.summary.advice
+        plan = plan_for(report, archive_dir, None, _only(only), _say)
         has_config = settings.model_config is not None
-        text = plan.to_json() if format == "json" else _plan_text(plan, has_config, advice)
-        _emit(text, settings.output)
+        fmt = PlanFormat.JSON if format == "json" else PlanFormat.TEXT
+        _emit(render_plan(plan, fmt, has_config, report.summary.advice), settings.output)
 
 
 @app.command(epilog=exit_codes(0, 2, 3, 6))
@@ -827,16 +597,8 @@ def offload(
             return
         settings = _settings(flags, config)
         report = _build_report(settings)
-        ops.check_archive(archive_dir, report.header.model_roots)
-        if plan_file is not None:
-            try:
-                plan = ops.Plan.from_json(plan_file.read_text(encoding="utf-8"), str(plan_file))
-            except (OSError, UnicodeDecodeError) as e:
-                raise ops.OffloadError(f"cannot read --plan {plan_file}: {e}") from None
-            ops.checked_moves(plan, report, archive_dir, str(plan_file), _say)  # a plan is untrusted
-        else:
-            plan = ops.make_plan(report, archive_dir, _only(only))
-        typer.echo(_plan_text(plan, settings.model_config is not None, report.summary.advice), nl=False)
+        plan = ops.plan_for(report, archive_dir, plan_file, _only(only), _say)
+        typer.echo(ops.plan_text(plan, settings.model_config is not None, report.summary.advice), nl=False)
         if not plan.moves:
             return
         if not apply:
@@ -844,14 +606,11 @@ def offload(
             return
         if settings.at is not None:
             _say("--at applies to the plan only: the re-check before moving is made at the present")
-        with ops.locked(archive_dir), ops.locked_roots(report.header.model_roots):
-            # Right before acting, at the present whatever --at says: calls since the plan count.
-            # Safe in the fresh report is the whole test: any doubt (a gap, a warning) has already
-            # turned every would-be-safe version unknown there.
-            fresh = _build_report(dataclasses.replace(settings, at=None))
-            ops.check_archive(archive_dir, fresh.header.model_roots)
-            moves = ops.checked_moves(plan, fresh, archive_dir, str(plan_file or "the plan"), _say)
-            done = ops.apply(archive_dir, moves, _say)
+        # Right before acting, at the present whatever --at says: calls since the plan count.
+        present = dataclasses.replace(settings, at=None)
+        roots = report.header.model_roots
+        where = str(plan_file or "the plan")
+        done = ops.recheck(plan, lambda: _build_report(present), archive_dir, roots, where, _say)
         if done:
             undo = f"retire restore --archive-dir {archive_dir}"
             _say(f"offloaded {len(done)} version(s) to {archive_dir}; undo with `{undo}`")

@@ -36,6 +36,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -285,6 +286,85 @@ def checked_moves(
             )
         out.append(Checked(Move(m.model, m.version, src, dst, int(r.size_bytes or 0)), root))
     return out
+
+
+def read_plan(path: Path) -> Plan:
+    """A plan file written by `retire plan --format json` (its shape only; see `checked_moves`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise OffloadError(f"cannot read --plan {path}: {e}") from None
+    return Plan.from_json(text, str(path))
+
+
+def plan_for(
+    report: Report,
+    archive: Path,
+    plan_file: Path | None,
+    only: tuple[tuple[str, str], ...],
+    on_skip: Callable[[str], None],
+) -> Plan:
+    """What `offload` would move: the --plan file's moves still safe in `report` (a plan file is
+    untrusted: each move must be what the scan finds), or a new plan from `report`."""
+    check_archive(archive, report.header.model_roots)
+    if plan_file is None:
+        return make_plan(report, archive, only)
+    plan = read_plan(plan_file)
+    checked_moves(plan, report, archive, str(plan_file), on_skip)
+    return plan
+
+
+def recheck(
+    plan: Plan,
+    fresh: Callable[[], Report],
+    archive: Path,
+    roots: Iterable[str],
+    where: str,
+    say: Callable[[str], None],
+) -> list[Move]:
+    """Carry out `plan`, re-checked against `fresh()`: a report made under the locks, right before
+    acting. Safe in the fresh report is the whole test: any doubt (a gap, a warning) has already
+    turned every would-be-safe version unknown there, and a version called since the plan was made
+    is skipped and reported. Journals into `archive`, the archive that was locked and checked."""
+    with locked(archive), locked_roots(roots):
+        report = fresh()
+        check_archive(archive, report.header.model_roots)
+        return apply(archive, checked_moves(plan, report, archive, where, say), say)
+
+
+class PlanFormat(StrEnum):
+    """How `retire plan` prints a plan: for people, or for `offload --plan`."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+def render_plan(plan: Plan, fmt: PlanFormat, model_config: bool, advice: tuple[str, ...] = ()) -> str:
+    return plan.to_json() if fmt is PlanFormat.JSON else plan_text(plan, model_config, advice)
+
+
+def plan_text(plan: Plan, model_config: bool, advice: tuple[str, ...] = ()) -> str:
+    """The plan for people, directory names with control characters escaped. The model config
+    note only where there is a model config file; the server-config changes that would free
+    loaded idle versions (retire never edits a config)."""
+    from retire.advisor import human_bytes
+    from retire.escape import printable
+
+    tail = ["to free memory, change the server config (retire does not edit it):"]
+    tail += [f"  {a}" for a in advice]
+    if not plan.moves:
+        lines = ["plan: nothing to move (no version is safe to offload)", *(tail if advice else [])]
+        return "\n".join(map(printable, lines)) + "\n"
+    lines = [f"plan: move {len(plan.moves)} version(s) to {plan.archive}"]
+    lines += [f"  mv {m.src} -> {m.dst}  ({human_bytes(m.size_bytes)})" for m in plan.moves]
+    if model_config:
+        lines.append(
+            "config: no change (a version listed under a `specific` policy or a version label is "
+            "protected, so it is never moved)"
+        )
+    if advice:
+        lines += tail
+    return "\n".join(map(printable, lines)) + "\n"
 
 
 # --------------------------------------------------------------------------------------------

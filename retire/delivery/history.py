@@ -45,6 +45,12 @@ def load(path: Path) -> tuple[str | None, dict[tuple[str, str], str] | None, str
         return None, None, f"previous report {path} unreadable ({type(e).__name__}); starting afresh"
 
 
+def since(path: Path, report: Report) -> History:
+    """What changed between the report saved at `path` (if any) and this one."""
+    previous_at, previous, problem = load(path)
+    return History(previous_at, compare(previous, report), problem)
+
+
 def compare(previous: dict[tuple[str, str], str] | None, report: Report) -> tuple[Change, ...]:
     if previous is None:
         return ()

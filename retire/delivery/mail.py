@@ -22,6 +22,8 @@ from retire.errors import ConfigError, MailError
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.config import Settings
+    from retire.delivery.history import History
+    from retire.errors import RetireError
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,61 @@ def smtp_from(settings: Settings) -> SmtpSettings:
     s = settings
     tls = (s.smtp_starttls, s.smtp_ssl)
     return SmtpSettings(s.smtp_host, port, *tls, s.smtp_user, password, ca, s.smtp_timeout)
+
+
+def sender(settings: Settings) -> str:
+    import socket
+
+    return settings.mail_from or f"retire@{socket.gethostname()}"
+
+
+def send_report(settings: Settings, report: Report, history: History | None = None) -> str:
+    """Mail the report as --mail-* say (text, HTML, attachments); returns what was done, in one
+    line for stderr. With --mail-when actionable, nothing is sent when nothing is safe, unknown
+    or changed since the last report."""
+    from retire.delivery.history import lines
+    from retire.formats import ReportFormat, html, render_report, structured
+
+    s = report.summary
+    if settings.mail_when == "actionable" and not (s.safe or s.unknown or (history and history.changes)):
+        return "nothing to act on; no mail sent (--mail-when actionable)"
+    attachments = {}
+    if "json" in settings.mail_attach:
+        attachments["retire-report.json"] = (structured.report_json(report), "json")
+    if "csv" in settings.mail_attach:
+        attachments["retire-report.csv"] = (structured.report_csv(report), "csv")
+    message = build(
+        sender=sender(settings),
+        recipients=settings.mail_to,
+        subject_line=subject(report),
+        text=render_report(report, ReportFormat.TABLE, history=history),
+        html=html.render(report, lines(history) if history is not None else []),
+        attachments=attachments,
+    )
+    send(message, sender(settings), settings.mail_to, smtp_from(settings))
+    return f"mailed the report to {', '.join(settings.mail_to)}"
+
+
+def send_failure(settings: Settings, error: RetireError) -> str:
+    """Mail that no report could be made, and why: nothing is listed as safe. Returns what was
+    done, in one line for stderr."""
+    from retire.escape import printable
+    from retire.formats import html
+    from retire.sources.prometheus.client import redact_url
+
+    source = redact_url(settings.prometheus) if settings.prometheus else None
+    reason = printable(redact.scrub(error.message))  # one line: it goes into the Subject header too
+    text = f"retire could not make the report:\n\n  {reason}\n\n"
+    text += "No version is listed as safe to offload: without the evidence, none can be.\n"
+    message = build(
+        sender=sender(settings),
+        recipients=settings.mail_to,
+        subject_line=f"retire: report FAILED, nothing listed as safe ({reason[:80]})",
+        text=text,
+        html=html.render_failure(reason, source),
+    )
+    send(message, sender(settings), settings.mail_to, smtp_from(settings))
+    return f"mailed the failure to {', '.join(settings.mail_to)}"
 
 
 def subject(report: Report) -> str:

@@ -1,0 +1,181 @@
+"""The pipeline as a library: settings -> sources (disk, Prometheus, the model server) -> advisor.
+
+`build_report(settings, now)` is what `retire report`, `safe-list`, `plan` and `offload` each call
+once; it prints nothing and never reads the clock for the evaluation instant (the caller passes
+`now`), so it can be run and tested without the CLI. Diagnostics the CLI shows on stderr (the
+--insecure warning, --verbose timings and ignored entries) go to the `say` callback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retire.errors import ConfigError, RetireError
+
+if TYPE_CHECKING:
+    from retire.advisor import Report
+    from retire.config import Settings
+    from retire.servers import Server
+    from retire.sources.disk.inventory import Inventory
+
+Progress = Callable[[int, int], None]
+
+
+def _quiet(text: str) -> None:
+    pass
+
+
+def build_report(
+    settings: Settings,
+    now: float,
+    progress: Progress | None = None,
+    *,
+    sparklines: bool = False,
+    say: Callable[[str], None] = _quiet,
+) -> Report:
+    """The report for `settings`, evaluated at --at or else at `now` (Unix seconds).
+
+    sparklines: also read the hourly traffic (only the table, Markdown and mailed reports show it).
+    progress(done, total): called as the per-model queries finish (a long wait on large fleets).
+    """
+    from retire.advisor import Policy, advise
+    from retire.servers import server
+    from retire.sources.prometheus.client import PrometheusClient, connection_from
+    from retire.sources.prometheus.evidence import gather
+    from retire.sources.prometheus.queries import params_from
+
+    if not settings.prometheus:
+        raise ConfigError(
+            "no Prometheus URL: pass --prometheus http://prom:9090 or set RETIRE_PROMETHEUS_URL"
+        )
+    if not settings.model_dir and settings.model_base_path is None and settings.model_config is None:
+        raise ConfigError(
+            "no model directory: pass --model-dir /models, or --model-config, "
+            "or --model-base-path with --model-name"
+        )
+    params = params_from(settings)
+    connection = connection_from(settings)
+    if settings.insecure:
+        say("WARNING: --insecure: the server's TLS certificate is NOT verified")
+    at = settings.at.timestamp() if settings.at else now
+    started = time.monotonic()
+    # While Prometheus evaluates (seconds, on a large fleet), scan the disk and load pandas.
+    threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
+    with (
+        ThreadPoolExecutor(max_workers=1) as disk,
+        PrometheusClient(settings.prometheus, timeout=settings.timeout, connection=connection) as client,
+    ):
+        scan = disk.submit(inventory, settings)
+        try:
+            evidence = gather(
+                client,
+                params,
+                at,
+                settings.max_gap,
+                split=settings.split_by_model,
+                models_hint=lambda: scan.result().models,
+                progress=progress,
+                sparklines=sparklines,
+            )
+        except RetireError:
+            scan.result()  # a bad model directory is the first thing to fix: report it first
+            raise
+        found = scan.result()
+    if settings.verbose:
+        say(f"{len(evidence.queries)} queries in {time.monotonic() - started:.2f}s")
+        for ignored in found.ignored:
+            say(f"ignored {ignored.path}: {ignored.reason}")
+    srv = server(settings.preset)
+    policy = Policy(
+        threshold=settings.threshold,
+        keep_latest=settings.keep_latest,
+        min_age=settings.effective_min_age,
+        age_source=settings.age_source,
+        pins=settings.pin,
+        unattributed=srv.unattributed,
+        label_is_version=srv.label_is_version,
+    )
+    report = advise(found, evidence, policy, generated_at=now, served=served(settings, found))
+    return _note_other_models(settings, report)
+
+
+def inventory(settings: Settings) -> Inventory:
+    """Every model source the user named, merged (a model may appear only once)."""
+    from retire.servers import server
+    from retire.sources.disk.inventory import Inventory, scan_base_path, scan_model_config, scan_model_dir
+
+    srv = server(settings.preset)
+    total = Inventory((), ())
+    if settings.model_config is not None:
+        total = total + scan_model_config(settings.model_config, srv)
+    for root in settings.model_dir:
+        found = scan_model_dir(root, srv)
+        if not found.versions and srv.layout == "tree":
+            _refuse_one_model_dir(root, srv)
+        total = total + found
+    if settings.model_base_path is not None and settings.model_name is not None:
+        total = total + scan_base_path(settings.model_base_path, settings.model_name, srv)
+    return total
+
+
+def _refuse_one_model_dir(root: Path, srv: Server) -> None:
+    """--model-dir given one model's directory instead of the root above it: no version was
+    found under it, and most of its entries are version numbers. Read as a root, it would give
+    only not-on-disk rows and exit 0, so it is refused with the two ways to say it right."""
+    try:
+        names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return  # the scan itself reports unreadable directories
+    versions = [n for n in names if srv.version_of(n) is not None]
+    if versions and 2 * len(versions) >= len(names):
+        shown = ", ".join(versions[:5]) + (", ..." if len(versions) > 5 else "")
+        raise ConfigError(
+            f"--model-dir {root} looks like one model's directory, not a model root: its entries "
+            f"({shown}) are version numbers. Pass the directory above it (--model-dir {root.parent}), "
+            f"or this one as --model-base-path {root} --model-name {root.name}"
+        )
+
+
+def served(settings: Settings, found: Inventory) -> dict[tuple[str, str], bool] | None:
+    """With --server: what the model server says is loaded, for the models it answered about.
+    No Prometheus credentials are sent to it: it is another server."""
+    if not settings.server:
+        return None
+    from retire.sources import loaded
+
+    answer = loaded.ask(settings.preset, settings.server, found.models, timeout=settings.timeout)
+    out = {}
+    for v in found.versions:
+        state = answer.loaded(v.model, v.version)
+        if state is not None:
+            out[(v.model, v.version)] = state
+    return out
+
+
+def _note_other_models(settings: Settings, report: Report) -> Report:
+    """With only --model-base-path, every other model Prometheus knows is listed as not-on-disk.
+    Those rows are true, but they surprise: the header says why they are there and how to leave
+    them out."""
+    from dataclasses import replace
+
+    if settings.model_base_path is None or settings.model_dir or settings.model_config is not None:
+        return report
+    t = report.table
+    others = sorted(set(t.loc[~t["on_disk"].astype(bool) & (t["model"] != settings.model_name), "model"]))
+    if not others:
+        return report
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    label = settings.model_label
+    note = (
+        f"--model-base-path covers only {settings.model_name}; {len(others)} other model(s) in "
+        f"Prometheus ({shown}) are listed as not-on-disk: add --selector '{label}=\"{settings.model_name}\"' "
+        "to leave them out"
+    )
+    return replace(report, header=replace(report.header, notes=(*report.header.notes, note)))
