@@ -487,7 +487,7 @@ def rules(
     from retire.sources.prometheus.recording import GROUPS, rules_yaml
 
     with _user_errors():
-        settings = _settings({**flags, "use_recording_rules": True}, config)
+        settings = _settings({**flags, "use_recording_rules": True, "output": output}, config)
         if group is not None and group not in GROUPS:
             raise ConfigError(f"--group: {group!r} is not one of {', '.join(GROUPS)}")
         from retire.escape import printable
@@ -496,7 +496,7 @@ def rules(
         argv = ["retire", *sys.argv[1:]] if sys.argv[1:2] == ["rules"] else ["retire", "rules"]
         command = printable(" ".join(argv))
         text = rules_yaml(params_from(settings), command, (group,) if group else GROUPS)
-        _emit(text, output)
+        _emit(text, settings.output)
 
 
 ArchiveDir = Annotated[
@@ -547,10 +547,10 @@ def plan_command(
 
     with _user_errors():
         settings = _settings({**flags, "output": output}, config)
+        fmt = _format(format, PlanFormat, PlanFormat.TEXT)
         report = _build_report(settings)
         plan = plan_for(report, archive_dir, None, _only(only), _say)
         has_config = settings.model_config is not None
-        fmt = PlanFormat.JSON if format == "json" else PlanFormat.TEXT
         _emit(render_plan(plan, fmt, has_config, report.summary.advice), settings.output)
 
 
