@@ -29,7 +29,7 @@ from retire.durations import format_duration
 from retire.errors import ConfigError
 from retire.escape import has_unsafe, quoted
 from retire.formats import ListFormat, ReportFormat
-from retire.servers import DEFAULT_PRESET, SERVERS
+from retire.servers import DEFAULT_PRESET, PRESETS, SERVERS
 
 DEFAULT_CONFIG_FILE = Path("retire.toml")
 # A parser takes a raw value (flag, env text or TOML value) and the name to blame in errors.
@@ -37,13 +37,6 @@ Parser = Callable[[object, str], Any]
 DEFAULT_METRIC = SERVERS[DEFAULT_PRESET].metric
 # Pins are read by the default server's rule, TF Serving's numbers, whatever the preset (see _pins).
 canonical_version = SERVERS[DEFAULT_PRESET].canonical
-
-# What each kind of model server exports (retire.servers). A preset fills the metric and label
-# names unless they are set explicitly (flag, env or file). README "Deployments".
-PRESETS: dict[str, dict[str, str]] = {
-    name: {"metric": s.metric, "model_label": s.model_label, "version_label": s.version_label}
-    for name, s in SERVERS.items()
-}
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
@@ -941,7 +934,8 @@ def resolve(
         if raw is not None and raw != () and raw != []:
             winners[key] = (raw, flag_name(key))
     values: dict[str, Any] = {key: _PARSERS[key](raw, name) for key, (raw, name) in winners.items()}
-    for key, value in PRESETS[values.get("preset", "tfserving-patched")].items():
+    # A preset fills the metric and label names unless they are set explicitly (retire.servers).
+    for key, value in PRESETS[values.get("preset", DEFAULT_PRESET)].items():
         values.setdefault(key, value)
     settings = Settings(**values)
     _check(settings)

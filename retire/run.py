@@ -117,7 +117,7 @@ def inventory(settings: Settings) -> Inventory:
         total = total + scan_model_config(settings.model_config, srv)
     for root in settings.model_dir:
         found = scan_model_dir(root, srv)
-        if not found.versions and srv.layout == "tree":
+        if not found.versions and srv.store is None:
             _refuse_one_model_dir(root, srv)
         total = total + found
     if settings.model_base_path is not None and settings.model_name is not None:

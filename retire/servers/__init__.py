@@ -1,23 +1,41 @@
 """Model servers: what each exports and how it reads its model directories.
 
-Each server is one small module holding one `Server`; `SERVERS` maps a `--preset` name to it.
-Everything that differs between servers lives there, so every entry point (`--model-dir`,
-`--model-base-path`, `--model-config`, a model store) applies the same server's rules: a
-directory the server would not load is never listed as a version, and "newest" protection is
-computed over what the server really serves.
+Each server is one small module holding one `Server`; `_MODULES` lists them, and `SERVERS` maps a
+`--preset` name to each. Everything that differs between servers lives there (metric and labels,
+the version-directory rule, the config readers, label conventions, the status API), so every entry
+point (`--model-dir`, `--model-base-path`, `--model-config`, a model store, `--server`) applies the
+same server's rules: a directory the server would not load is never listed as a version, and
+"newest" protection is computed over what the server really serves. Adding a server is one module
+plus one line in `_MODULES`; tests/servers checks that nothing else names one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retire.sources.disk.inventory import Inventory
+    from retire.sources.disk.server_configs import ModelEntry, VersionPolicy
+    from retire.sources.loaded import Asker, Loaded
+
+# The registry: one line per server module in retire/servers/. The first is the default preset.
+_MODULES = (
+    "tfserving",
+    "triton",
+    "torchserve",
+)
 
 
 @dataclass(frozen=True)
 class Server:
     """One kind of model server, as `retire` needs to know it."""
 
-    preset: str
+    preset: str  # the --preset name
+    name: str  # the server's own short name (Loaded.server; also accepted by loaded.ask)
     metric: str
     model_label: str
     version_label: str
@@ -26,9 +44,18 @@ class Server:
     version_of: Callable[[str], int | None]
     # Why a name was not taken as a version, in the server's own terms (shown with --verbose).
     not_a_version: str
-    layout: str = "tree"  # "tree": <root>/<model>/<version>/; "store": TorchServe's .mar files
-    policy_file: str | None = None  # per-model config holding the version policy (Triton)
-    model_config: bool = False  # reads TF Serving's --model_config_file
+    # The status API that says which versions are loaded (`--server`), for messages, and how to
+    # read it: (the connection, the models asked about) -> the answer.
+    status_api: str
+    ask_loaded: Callable[[Asker, Iterable[str]], Loaded]
+    # A model store reader for servers that keep each version as an archive in one directory
+    # (TorchServe's .mar files); None: the tree <root>/<model>/<version>/.
+    store: Callable[[Path], Inventory] | None = None
+    # The per-model config file holding the version policy (Triton), and its reader.
+    policy_file: str | None = None
+    read_policy: Callable[[Path], VersionPolicy] | None = None
+    # The reader of a --model-config file (TF Serving's --model_config_file); None: refused.
+    read_model_config: Callable[[Path], list[ModelEntry]] | None = None
     # Version label values that name no version: calls under them may reach any version.
     unattributed: tuple[str, ...] = ()
     # A version label value -> the join key of the version on disk it names ("007" -> "7" where
@@ -37,16 +64,27 @@ class Server:
     # Whether a version label value could name a version directory at all (None: any text could).
     label_is_version: Callable[[str], bool] | None = None
 
+    @property
+    def defaults(self) -> dict[str, str]:
+        """What a preset fills in unless set explicitly (flag, env or file): README "Deployments"."""
+        return {"metric": self.metric, "model_label": self.model_label, "version_label": self.version_label}
+
 
 def _registry() -> dict[str, Server]:
-    from retire.servers import tfserving, torchserve, triton
-
-    return {s.preset: s for s in (tfserving.SERVER, triton.SERVER, torchserve.SERVER)}
+    servers = [importlib.import_module(f"retire.servers.{m}").SERVER for m in _MODULES]
+    return {s.preset: s for s in servers}
 
 
 SERVERS: dict[str, Server] = _registry()
-DEFAULT_PRESET = "tfserving-patched"
+DEFAULT_PRESET = next(iter(SERVERS))
+# What each kind of model server exports: the metric and label names a preset fills in.
+PRESETS: dict[str, dict[str, str]] = {name: s.defaults for name, s in SERVERS.items()}
 
 
 def server(preset: str) -> Server:
     return SERVERS[preset]
+
+
+def find(name: str) -> Server | None:
+    """A server by --preset name or by its own short name (`tfserving` for `tfserving-patched`)."""
+    return SERVERS.get(name) or next((s for s in SERVERS.values() if s.name == name), None)

@@ -3,12 +3,21 @@
 TF Serving reads a version directory's name with `safe_strto64` (surrounding white space,
 digits, int64 range) and serves non-negative numbers: `00123/` is version 123. The counter is
 created on a version's first call, so "no series" means "never called in the window" only where
-the query reaches that server (README "How verdicts are made").
+the query reaches that server (README "How verdicts are made"). Its --model_config_file lists
+models, base paths and version policies; its REST API says which versions are AVAILABLE.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
 from retire.servers import Server
+from retire.sources.disk.server_configs import read_tfserving_config
+
+if TYPE_CHECKING:
+    from retire.sources.loaded import Asker, Loaded, Status
 
 INT64_MAX = 2**63 - 1
 _SPACES = " \t\n\v\f\r"
@@ -31,14 +40,43 @@ def label_is_version(label: str) -> bool:
     return version_of(label) is not None
 
 
+def ask_loaded(asker: Asker, models: Iterable[str]) -> Loaded:
+    """`GET /v1/models/<name>` per model: a version is loaded when its state is AVAILABLE."""
+    return asker.per_model(models, lambda model: _status(asker, model))
+
+
+def _status(asker: Asker, model: str) -> list[Status]:
+    path = f"/v1/models/{quote(model, safe='')}"
+    status, payload = asker.request("GET", path)
+    not_found = f"Could not find any versions of model {model}"  # get_model_status_impl.cc
+    if status == 404 and isinstance(payload, dict) and str(payload.get("error", "")).endswith(not_found):
+        return []  # the server serves no version of it
+    if status != 200:
+        raise asker.http_error(path, status, payload)
+    entries = payload.get("model_version_status") if isinstance(payload, dict) else None
+    if not isinstance(entries, list):
+        raise asker.unexpected(path, "JSON without a model_version_status list")
+    out = []
+    for entry in entries:
+        version = entry.get("version") if isinstance(entry, dict) else None
+        state = entry.get("state") if isinstance(entry, dict) else None
+        if isinstance(version, bool) or not isinstance(version, (int, str)) or not isinstance(state, str):
+            raise asker.unexpected(path, "a version status without version and state", entry)
+        out.append((asker.canonical(str(version)), state, state == "AVAILABLE"))
+    return out
+
+
 SERVER = Server(
     preset="tfserving-patched",
+    name="tfserving",
     metric=":tensorflow:serving:model_call_count",
     model_label="model_name",
     version_label="model_version",
     version_of=version_of,
     not_a_version="not a version directory (name is not a non-negative integer)",
-    model_config=True,
+    status_api="TF Serving REST API (port 8501 by default)",
+    ask_loaded=ask_loaded,
+    read_model_config=read_tfserving_config,
     canonical=canonical,
     label_is_version=label_is_version,
 )

@@ -32,8 +32,7 @@ from pathlib import Path
 
 from retire.errors import InventoryError
 from retire.servers import DEFAULT_PRESET, Server, server
-from retire.servers.tfserving import version_of as _tfserving_version
-from retire.sources.disk.server_configs import VersionPolicy, read_tfserving_config, read_triton_policy
+from retire.sources.disk.server_configs import VersionPolicy
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class Inventory:
 
 def parse_version(name: str) -> int | None:
     """The version number TF Serving would read from a directory name, or None."""
-    return _tfserving_version(name)
+    return server(DEFAULT_PRESET).version_of(name)
 
 
 def canonical_version(text: str) -> str:
@@ -250,8 +249,8 @@ def scan_model(
 def scan_model_dir(root: Path, srv: Server | None = None) -> Inventory:
     """Every model under a root: each subdirectory is a model's base path."""
     srv = srv or server(DEFAULT_PRESET)
-    if srv.layout == "store":
-        return scan_model_store(root)
+    if srv.store is not None:
+        return srv.store(root)
     versions: list[DiskVersion] = []
     ignored: list[Ignored] = []
     keep: dict[str, int] = {}
@@ -285,8 +284,8 @@ def _model_policy(
     policies: dict[str, tuple[VersionPolicy, str]],
 ) -> None:
     """The version policy in the model's own config file, for servers that have one (Triton)."""
-    if srv.policy_file is not None and (path / srv.policy_file).is_file():
-        policy = read_triton_policy(path / srv.policy_file)
+    if srv.policy_file is not None and srv.read_policy is not None and (path / srv.policy_file).is_file():
+        policy = srv.read_policy(path / srv.policy_file)
         _apply_policy(model, policy, f"{path.name}/{srv.policy_file}", keep, pins, policies)
 
 
@@ -311,7 +310,7 @@ def _apply_policy(
 def scan_base_path(base_path: Path, model: str, srv: Server | None = None) -> Inventory:
     """One model's versions (`--model-base-path`), with its own policy file if the server has one."""
     srv = srv or server(DEFAULT_PRESET)
-    if srv.layout == "store":
+    if srv.store is not None:
         raise InventoryError(
             f"--model-base-path names one model's version directories; {srv.preset} keeps models "
             "in a model store: pass the store with --model-dir"
@@ -327,13 +326,13 @@ def scan_base_path(base_path: Path, model: str, srv: Server | None = None) -> In
 def scan_model_config(path: Path, srv: Server | None = None) -> Inventory:
     """The models a TF Serving --model_config_file lists, each at its base path."""
     srv = srv or server(DEFAULT_PRESET)
-    if not srv.model_config:
+    if srv.read_model_config is None:
         raise InventoryError(
             f"--model-config is TF Serving's --model_config_file; {srv.preset} does not read it: "
             "pass the model repository or store with --model-dir"
         )
     total = Inventory((), ())
-    for entry in read_tfserving_config(path):
+    for entry in srv.read_model_config(path):
         found, skipped = scan_model(entry.base_path, entry.name, srv)
         keep: dict[str, int] = {}
         pins: dict[tuple[str, str], str] = {}
