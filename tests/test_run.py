@@ -1,0 +1,43 @@
+"""retire.run: the pipeline as a library call, without the CLI, against the real Prometheus lab."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from retire.config import Settings, resolve
+from retire.errors import ConfigError
+from retire.run import build_report
+from tests import scenarios as sc
+from tests.conftest import Lab
+
+
+def _settings(lab: Lab, *extra: str) -> Settings:
+    args = lab.args(sc.BASIC, *extra)
+    flags: dict[str, object] = {
+        k.lstrip("-").replace("-", "_"): v for k, v in zip(args[::2], args[1::2], strict=True)
+    }
+    flags["model_dir"] = [Path(str(flags["model_dir"]))]
+    return resolve(flags, env={})
+
+
+@pytest.mark.prometheus
+def test_build_report_is_one_quiet_call(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = _settings(lab)
+    said: list[str] = []
+    report = build_report(settings, now=lab.end + 60, say=said.append)
+    assert {(r.model, r.version): r.status.value for r in report.rows()} == sc.BASIC_EXPECTED
+    assert report.header.generated_at == lab.end + 60  # the clock is the caller's
+    assert capsys.readouterr() == ("", "") and said == []  # a library prints nothing
+    verbose = dataclasses.replace(settings, verbose=True, insecure=True)
+    build_report(verbose, now=lab.end + 60, say=said.append)
+    assert said[0].startswith("WARNING: --insecure") and any(" queries in " in s for s in said)
+
+
+def test_build_report_refuses_missing_sources_before_any_query() -> None:
+    with pytest.raises(ConfigError, match="no Prometheus URL"):
+        build_report(resolve({}, env={}), now=0.0)
+    with pytest.raises(ConfigError, match="no model directory"):
+        build_report(resolve({"prometheus": "http://127.0.0.1:1"}, env={}), now=0.0)
