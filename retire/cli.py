@@ -367,7 +367,8 @@ def report(
                     _err(e.message)  # the cause first, then why nobody was told (exit 5)
                     raise
             raise
-        changes = history.since(settings.since_last, result) if settings.since_last else None
+        last = settings.since_last
+        changes = history.since(last, result) if last is not None else None
         on_terminal = fmt is ReportFormat.TABLE and settings.output is None and sys.stdout.isatty()
         width = shutil.get_terminal_size().columns if on_terminal else None
         color = on_terminal and _use_color()
@@ -377,11 +378,8 @@ def report(
             _say(summary_line(result))
         if mailing:
             _say(mail.send_report(settings, result, changes))
-        if settings.since_last is not None:
-            from retire.delivery.output import write_atomic
-            from retire.formats.structured import report_json
-
-            write_atomic(settings.since_last, report_json(result))
+        if last is not None:
+            history.save(last, result)
     raise typer.Exit(_exit_code(result))
 
 

@@ -45,6 +45,14 @@ def load(path: Path) -> tuple[str | None, dict[tuple[str, str], str] | None, str
         return None, None, f"previous report {path} unreadable ({type(e).__name__}); starting afresh"
 
 
+def save(path: Path, report: Report) -> None:
+    """Keep this report for the next run's comparison (atomically: never a torn state file)."""
+    from retire.delivery.output import write_atomic
+    from retire.formats.structured import report_json
+
+    write_atomic(path, report_json(report))
+
+
 def since(path: Path, report: Report) -> History:
     """What changed between the report saved at `path` (if any) and this one."""
     previous_at, previous, problem = load(path)
