@@ -20,12 +20,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from retire.advisor.report import (
+    Header,
+    Policy,
+    Report,
+    Status,
+    Summary,
+    fmt_calls,
+    fmt_qps,
+    human_bytes,
+    iso,
+)
 from retire.durations import format_duration
 
 if TYPE_CHECKING:
@@ -33,174 +42,6 @@ if TYPE_CHECKING:
 
     from retire.sources.disk.inventory import Inventory
     from retire.sources.prometheus.evidence import Evidence
-
-
-class Status(StrEnum):
-    SAFE = "safe"
-    IN_USE = "in-use"
-    PROTECTED = "protected"
-    UNKNOWN = "unknown"
-    NOT_ON_DISK = "not-on-disk"
-
-
-@dataclass(frozen=True)
-class Policy:
-    threshold: float = 0.0
-    keep_latest: int = 1
-    min_age: float = 86400.0
-    age_source: str = "mtime"
-    pins: tuple[tuple[str, str], ...] = ()
-    # Version labels that name no version (TorchServe's "default"): calls under them may have
-    # reached any version of the model.
-    unattributed: tuple[str, ...] = ()
-    # Whether a version label could name a version directory (the server's rule); None: any could.
-    label_is_version: Callable[[str], bool] | None = None
-
-
-@dataclass(frozen=True)
-class Row:
-    model: str
-    version: str
-    path: str | None
-    on_disk: bool
-    size_bytes: int | None
-    max_hourly_qps: float | None
-    calls: float | None
-    series: int
-    status: Status
-    reason: str
-    hourly: tuple[float | None, ...] | None = None  # rate per step, when sparklines were asked for
-    # Whether the server has it loaded (in memory): True/False, None when nobody says; and who
-    # says: "server" (asked with --server) or "policy" (inferred from its version policy).
-    loaded: bool | None = None
-    loaded_from: str | None = None
-
-
-@dataclass(frozen=True)
-class Summary:
-    counts: dict[str, int]
-    safe_bytes: int
-    safe_bytes_by_model: dict[str, int]
-    unknown_causes: tuple[str, ...]  # the report-wide reasons would-be-safe rows became unknown
-    # What retiring the safe versions frees, split: loaded versions free memory (their size on
-    # disk is the estimate), the others only disk; unknown where nobody said what is loaded.
-    safe_bytes_loaded: int = 0
-    safe_bytes_disk_only: int = 0
-    safe_bytes_loaded_unknown: int = 0
-    # Per model under a server's latest N: what frees its idle loaded versions' memory.
-    advice: tuple[str, ...] = ()
-
-    @property
-    def unknown(self) -> int:
-        return self.counts.get(Status.UNKNOWN.value, 0)
-
-    @property
-    def safe(self) -> int:
-        return self.counts.get(Status.SAFE.value, 0)
-
-
-@dataclass(frozen=True)
-class Header:
-    generated_at: float
-    evaluated_at: float
-    window_start: float
-    source: str
-    queries: dict[str, str]
-    window: float
-    step: float
-    threshold: float
-    warnings: tuple[str, ...]
-    infos: tuple[str, ...]
-    coverage: str  # one sentence on what coverage was checked and found
-    notes: tuple[str, ...]  # how the evidence was gathered, when it matters (e.g. split by model)
-    policy: Policy
-    model_roots: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Report:
-    header: Header
-    table: pd.DataFrame  # one row per (model, version), columns as Row's fields
-    summary: Summary
-    ignored: tuple[tuple[str, str], ...] = field(default=())
-
-    def rows(self) -> Iterator[Row]:
-        t = self.table
-        names = (
-            "model",
-            "version",
-            "path",
-            "on_disk",
-            "size_bytes",
-            "max_hourly_qps",
-            "calls",
-            "series",
-            "status",
-            "reason",
-            "hourly",
-            "loaded",
-            "loaded_from",
-        )
-        columns = [t[c].tolist() for c in names]
-        for (
-            model,
-            version,
-            path,
-            on_disk,
-            size,
-            qps,
-            calls,
-            series,
-            status,
-            reason,
-            hourly,
-            loaded,
-            source,
-        ) in zip(*columns, strict=True):
-            yield Row(
-                model=model,
-                version=version,
-                path=path,
-                on_disk=bool(on_disk),
-                size_bytes=None if size is None else int(size),
-                max_hourly_qps=qps,
-                calls=calls,
-                series=int(series),
-                status=Status(status),
-                reason=reason,
-                hourly=hourly,
-                loaded=None if loaded is None else bool(loaded),
-                loaded_from=source,
-            )
-
-    def safe_rows(self) -> list[Row]:
-        return [r for r in self.rows() if r.status is Status.SAFE]
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def fmt_qps(qps: float) -> str:
-    if math.isnan(qps):
-        return "NaN"
-    if math.isinf(qps):
-        return "+Inf" if qps > 0 else "-Inf"
-    return "0" if qps == 0 else f"{qps:.3g}"
-
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return ""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
-
-
-def fmt_calls(calls: float) -> str:
-    return f"{calls:,.0f}" if calls == int(calls) else f"{calls:,.1f}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""The report model: what the advisor hands to every format, mail, history and offload.
+
+Plain frozen data plus the number formatting every renderer shares, so a renderer never needs
+the advisor's internals (and a test can build a Report by hand).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Status(StrEnum):
+    SAFE = "safe"
+    IN_USE = "in-use"
+    PROTECTED = "protected"
+    UNKNOWN = "unknown"
+    NOT_ON_DISK = "not-on-disk"
+
+
+@dataclass(frozen=True)
+class Policy:
+    threshold: float = 0.0
+    keep_latest: int = 1
+    min_age: float = 86400.0
+    age_source: str = "mtime"
+    pins: tuple[tuple[str, str], ...] = ()
+    # Version labels that name no version (TorchServe's "default"): calls under them may have
+    # reached any version of the model.
+    unattributed: tuple[str, ...] = ()
+    # Whether a version label could name a version directory (the server's rule); None: any could.
+    label_is_version: Callable[[str], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    version: str
+    path: str | None
+    on_disk: bool
+    size_bytes: int | None
+    max_hourly_qps: float | None
+    calls: float | None
+    series: int
+    status: Status
+    reason: str
+    hourly: tuple[float | None, ...] | None = None  # rate per step, when sparklines were asked for
+    # Whether the server has it loaded (in memory): True/False, None when nobody says; and who
+    # says: "server" (asked with --server) or "policy" (inferred from its version policy).
+    loaded: bool | None = None
+    loaded_from: str | None = None
+
+
+_ROW_FIELDS = tuple(Row.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Summary:
+    counts: dict[str, int]
+    safe_bytes: int
+    safe_bytes_by_model: dict[str, int]
+    unknown_causes: tuple[str, ...]  # the report-wide reasons would-be-safe rows became unknown
+    # What retiring the safe versions frees, split: loaded versions free memory (their size on
+    # disk is the estimate), the others only disk; unknown where nobody said what is loaded.
+    safe_bytes_loaded: int = 0
+    safe_bytes_disk_only: int = 0
+    safe_bytes_loaded_unknown: int = 0
+    # Per model under a server's latest N: what frees its idle loaded versions' memory.
+    advice: tuple[str, ...] = ()
+
+    @property
+    def unknown(self) -> int:
+        return self.counts.get(Status.UNKNOWN.value, 0)
+
+    @property
+    def safe(self) -> int:
+        return self.counts.get(Status.SAFE.value, 0)
+
+
+@dataclass(frozen=True)
+class Header:
+    generated_at: float
+    evaluated_at: float
+    window_start: float
+    source: str
+    queries: dict[str, str]
+    window: float
+    step: float
+    threshold: float
+    warnings: tuple[str, ...]
+    infos: tuple[str, ...]
+    coverage: str  # one sentence on what coverage was checked and found
+    notes: tuple[str, ...]  # how the evidence was gathered, when it matters (e.g. split by model)
+    policy: Policy
+    model_roots: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    header: Header
+    table: pd.DataFrame  # one row per (model, version), columns as Row's fields
+    summary: Summary
+    ignored: tuple[tuple[str, str], ...] = field(default=())
+
+    def rows(self) -> Iterator[Row]:
+        """The table as Row records, by column name (the table's columns are Row's fields)."""
+        t = self.table
+        columns = {c: t[c].tolist() for c in _ROW_FIELDS}
+        for values in zip(*columns.values(), strict=True):
+            cell = dict(zip(_ROW_FIELDS, values, strict=True))
+            size, loaded = cell["size_bytes"], cell["loaded"]
+            yield Row(
+                model=cell["model"],
+                version=cell["version"],
+                path=cell["path"],
+                on_disk=bool(cell["on_disk"]),
+                size_bytes=None if size is None else int(size),
+                max_hourly_qps=cell["max_hourly_qps"],
+                calls=cell["calls"],
+                series=int(cell["series"]),
+                status=Status(cell["status"]),
+                reason=cell["reason"],
+                hourly=cell["hourly"],
+                loaded=None if loaded is None else bool(loaded),
+                loaded_from=cell["loaded_from"],
+            )
+
+    def safe_rows(self) -> list[Row]:
+        return [r for r in self.rows() if r.status is Status.SAFE]
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fmt_qps(qps: float) -> str:
+    if math.isnan(qps):
+        return "NaN"
+    if math.isinf(qps):
+        return "+Inf" if qps > 0 else "-Inf"
+    return "0" if qps == 0 else f"{qps:.3g}"
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def fmt_calls(calls: float) -> str:
+    return f"{calls:,.0f}" if calls == int(calls) else f"{calls:,.1f}"
