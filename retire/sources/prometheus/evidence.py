@@ -142,6 +142,32 @@ class Evidence:
     def window_start(self) -> float:
         return self.evaluated_at - self.window
 
+    # What the advisor must know of how the evidence was gathered, as facts rather than its source.
+    @property
+    def from_rules(self) -> bool:
+        """Read from recording rules (the header says so, with their heartbeats' state)."""
+        return self.recorded is not None
+
+    @property
+    def calls_are_first_calls(self) -> bool:
+        """The calls counted are only the first calls of series born in the window (the rules'
+        rate covers the rest), not every call."""
+        return self.from_rules
+
+    @property
+    def rate_implies_series(self) -> bool:
+        """A version with a rate has per-series values too (raw series: both read the same
+        series); the recorded facts have no such tie."""
+        return not self.from_rules
+
+    @property
+    def births_may_be_returns(self) -> bool:
+        """With recording rules a "born" series is one without samples in the step before it, and
+        a series back after a longer gap looks the same: when such a gap was found, calls counted
+        only from born series are not evidence of calls."""
+        gaps = (g for c in (self.coverage, *self.checks) for g in c.gaps)
+        return self.from_rules and any(g.seconds > self.step for g in gaps)
+
 
 def _versions(result: QueryResult, params: QueryParams) -> tuple[VersionValue, ...]:
     return tuple(

@@ -1,0 +1,289 @@
+"""Doubts: why a version that would be safe is `unknown`. One table, one entry per doubt.
+
+An entry says which rows it covers (`mask`), what their reason says (`row`), and how the
+summary counts them (`summary`), so a new doubt is one entry here plus its test. Rows' reasons
+list the doubts in table order; the summary lists them by `summary_rank` (the wording users and
+the README know). Report-wide doubts (a gap in the data, warnings, nothing matched) make every
+would-be-safe row unknown; they are the `REPORT_DOUBTS` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from retire.advisor.report import iso
+from retire.durations import format_duration
+
+if TYPE_CHECKING:
+    from retire.advisor.facts import Facts
+
+
+@dataclass(frozen=True)
+class Doubt:
+    name: str
+    mask: Callable[[Facts], Any]  # rows (a bool array) this doubt applies to
+    row: Callable[[Facts, int], str]  # its words in row i's reason
+    summary: Callable[[Facts, Any], str]  # its words in the summary, given the unknown rows it hit
+    summary_rank: int
+
+
+def _count(words: str) -> Callable[[Facts, Any], str]:
+    return lambda _, rows: f"{int(rows.sum())} {words}"
+
+
+def _reset_row(x: Facts, i: int) -> str:
+    if x.blind_over[i] > 0:
+        return (
+            f"its counter reset in the window with no sample for {format_duration(round(x.blind_over[i]))} "
+            f"before the reset (longer than --max-gap {format_duration(x.evidence.coverage.max_gap)}), so "
+            "calls then cannot be counted"
+        )
+    return "its counter reset in the window, so calls before the reset cannot be counted"
+
+
+def _step_words(x: Facts) -> str:
+    return "hour" if x.evidence.step == 3600 else format_duration(x.evidence.step)
+
+
+def _excluded(x: Facts) -> Any:
+    """The --selector's own model/version matchers reject this version."""
+    import numpy as np
+
+    scope = x.evidence.scope
+    if not (scope.model_matchers or scope.version_matchers):
+        return np.zeros(x.n, dtype=bool)
+    rejected = [
+        not (
+            all(m.matches(mo) for m in scope.model_matchers)
+            and all(m.matches(v) for m in scope.version_matchers)
+        )
+        for mo, v in zip(x.models, x.versions, strict=True)
+    ]
+    return x.on_disk & np.array(rejected, dtype=bool)
+
+
+def _outside(x: Facts) -> Any:
+    """Some series of it (or of its silent model) exist only without the --selector."""
+    import numpy as np
+
+    scope = x.evidence.scope
+    if not (scope.outside or scope.unscoped_models):
+        return np.zeros(x.n, dtype=bool)
+    pair = np.array([p in scope.outside for p in zip(x.models, x.versions, strict=True)], dtype=bool)
+    silent = ~x.model_reached & x.in_models(scope.unscoped_models)
+    return x.on_disk & (pair | silent)
+
+
+def _unnamed_row(x: Facts, i: int) -> str:
+    model, orphans = x.models[i], x.orphans
+    shown = ", ".join(repr(o) for o in orphans[:3]) + (" ..." if len(orphans) > 3 else "")
+    case = [o for o in orphans if o.lower() == model.lower()]
+    hint = f" ({case[0]!r} differs only in case)" if case else ""
+    return (
+        f"model {model!r} has no series at all while Prometheus has series for models with no "
+        f"directory ({shown}){hint}: names on disk may differ from names served; use "
+        "--model-config (it maps served names to paths) or narrow --selector to this server"
+    )
+
+
+def _mislabeled_row(x: Facts, i: int) -> str:
+    labels = ", ".join(repr(v) for v in x.odd_labels.get(x.models[i], [])[:3])
+    return (
+        f"its model's series carry version labels no version directory can have ({labels}): "
+        "--version-label may name the wrong label, or versions are served under other names"
+    )
+
+
+def _disagree(x: Facts) -> Any:
+    """A rate came back for it, but no per-series values, where the evidence has both."""
+    import numpy as np
+
+    if not x.evidence.rate_implies_series:
+        return np.zeros(x.n, dtype=bool)
+    return x.on_disk & x.qps_seen & (x.series == 0)
+
+
+def _vague_summary(x: Facts, rows: Any) -> str:
+    names = ", ".join(sorted(set(x.f["model"][rows])))
+    return f"{int(rows.sum())} of {names} may have had calls labelled with no version"
+
+
+DOUBTS: tuple[Doubt, ...] = (
+    Doubt(
+        "bad value",
+        lambda x: x.bad_value,
+        lambda x, i: "a query returned NaN/Inf for it",
+        _count("with NaN/Inf values"),
+        summary_rank=0,
+    ),
+    Doubt(
+        "reset",
+        lambda x: x.reset_doubt,
+        _reset_row,
+        _count("with a counter reset that may hide calls"),
+        summary_rank=1,
+    ),
+    Doubt(
+        "reappeared",
+        lambda x: x.reappeared,
+        lambda x, i: (
+            "its only sign of calls is a series that appeared in the window, which may be a "
+            f"series back after a gap longer than the {_step_words(x)}"
+        ),
+        _count("whose only sign of calls may be a series back after a gap"),
+        summary_rank=2,
+    ),
+    Doubt(
+        "excluded",
+        _excluded,
+        lambda x, i: (
+            f"--selector {x.evidence.scope.selector} leaves out this version, so its calls cannot be seen"
+        ),
+        _count("left out by --selector"),
+        summary_rank=4,
+    ),
+    Doubt(
+        "outside",
+        _outside,
+        lambda x, i: (
+            f"it has series outside --selector {x.evidence.scope.selector}, whose calls the queries cannot "
+            "see (narrow the selector to the servers that load it, or check it)"
+        ),
+        _count("with series outside --selector"),
+        summary_rank=5,
+    ),
+    Doubt(
+        "unnamed",  # a model with no series while series name models without a directory
+        lambda x: x.on_disk & ~x.model_reached & bool(x.orphans),
+        _unnamed_row,
+        _count("whose model may be served under another name"),
+        summary_rank=6,
+    ),
+    Doubt(
+        "mislabeled",
+        lambda x: x.on_disk & ~x.reached & x.in_models(x.odd_labels),
+        _mislabeled_row,
+        _count("whose model's version labels name no directory"),
+        summary_rank=7,
+    ),
+    Doubt(
+        "disagree",
+        _disagree,
+        lambda x, i: "a rate came back for it but no per-series values: the answers disagree",
+        _count("with a rate but no series values"),
+        summary_rank=8,
+    ),
+    Doubt(
+        "lookalike",  # a silent model named like one with series, in or out of the selector
+        lambda x: x.on_disk & ~x.model_reached & x.in_models(x.lookalikes),
+        lambda x, i: (
+            f"Prometheus has series for {x.lookalikes[x.models[i]]}, a name that differs from "
+            f"{x.models[i]!r} only in case, spaces or punctuation: it may be this model served under "
+            "that name"
+        ),
+        _count("whose model's name resembles a served one"),
+        summary_rank=9,
+    ),
+    Doubt(
+        "vague",  # calls under a label that names no version may have reached any version
+        lambda x: x.in_models(x.vague_labels),
+        lambda x, i: (
+            f"calls labelled version {x.vague_labels[x.models[i]]!r} name no version "
+            "and may have reached this one"
+        ),
+        _vague_summary,
+        summary_rank=3,
+    ),
+)
+
+
+def _server_doubts(x: Facts) -> list[str]:
+    ev = x.evidence
+    causes: list[str] = []
+    if ev.partial:
+        causes.append("the server answered with partial data (isPartial)")
+    if ev.warnings:
+        causes.append(f"Prometheus returned warnings: {'; '.join(ev.warnings)}")
+    return causes
+
+
+def _data_gaps(x: Facts) -> list[str]:
+    ev = x.evidence
+    causes: list[str] = []
+    for cov in (ev.coverage, *ev.checks):
+        if cov.problem:
+            causes.append(cov.problem)
+        if cov.gaps:
+            first = cov.gaps[0]
+            who = (
+                f"target {{{first.target}}} {first.kind}" if first.target else f"no samples of {cov.selector}"
+            )
+            more = f" (and {len(cov.gaps) - 1} more)" if len(cov.gaps) > 1 else ""
+            user_set = cov.max_gap == ev.coverage.max_gap  # else a rollup: no gap is tolerated
+            limit = f"--max-gap {format_duration(cov.max_gap)}" if user_set else "one rollup interval"
+            causes.append(
+                f"data gap: {who} from {iso(first.start)} to {iso(first.end)} "
+                f"({format_duration(first.seconds)} > {limit}){more}"
+            )
+    return causes
+
+
+def _nothing_matched(x: Facts) -> list[str]:
+    if x.reached.any():
+        return []
+    scope = x.evidence.scope
+    if scope.unscoped_count:
+        return [
+            f"--selector {scope.selector} matched none of the metric's series in the window "
+            f"(without it, {scope.unscoped_count} series match): check --selector"
+        ]
+    return [
+        f"the query matched no series at all in the window ({x.evidence.selector}): check "
+        "--metric, --selector, --model-label and --version-label (--preset for Triton or TorchServe)"
+    ]
+
+
+def _window_too_short(x: Facts) -> list[str]:
+    ev = x.evidence
+    if ev.window > ev.coverage.max_gap:
+        return []
+    return [
+        f"--window {format_duration(ev.window)} is not longer than --max-gap "
+        f"{format_duration(ev.coverage.max_gap)}, so even a window with no data at all "
+        "would show no hole: lengthen --window or shorten --max-gap"
+    ]
+
+
+# Report-wide doubts, in the order reasons and the summary list them: each gives its sentences.
+REPORT_DOUBTS: tuple[Callable[[Facts], list[str]], ...] = (
+    _server_doubts,
+    _data_gaps,
+    _nothing_matched,
+    _window_too_short,
+)
+
+
+def report_doubts(x: Facts) -> list[str]:
+    return [cause for doubt in REPORT_DOUBTS for cause in doubt(x)]
+
+
+def row_doubts(x: Facts) -> dict[str, Any]:
+    """Each doubt's rows, by name."""
+    return {d.name: d.mask(x) for d in DOUBTS}
+
+
+def summary_words(x: Facts, masks: dict[str, Any], unknown: Any) -> list[str]:
+    """The counted row doubts of the unknown rows, for the summary line."""
+    out = []
+    for d in sorted(DOUBTS, key=lambda d: d.summary_rank):
+        rows = unknown & masks[d.name]
+        if rows.any():
+            out.append(d.summary(x, rows))
+    return out
+
+
+def row_words(x: Facts, masks: dict[str, Any], i: int) -> list[str]:
+    """Row i's doubts, in table order."""
+    return [d.row(x, i) for d in DOUBTS if masks[d.name][i]]

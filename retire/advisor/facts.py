@@ -1,0 +1,167 @@
+"""What the evidence says of each joined row, computed once for the masks and the wording.
+
+The joined frame has one row per (model, version); `Facts` holds its columns as arrays and the
+evidence masks every rule reads (positive evidence of calls, bad values, resets), so that doubts,
+protections and wording read names, not positions. What only some rules need is computed on
+first use.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from retire.advisor.report import Policy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retire.sources.disk.inventory import Inventory
+    from retire.sources.prometheus.evidence import Evidence
+
+
+class Facts:
+    """The joined rows' columns (numpy arrays) and the evidence masks derived from them."""
+
+    def __init__(self, f: pd.DataFrame, inventory: Inventory, evidence: Evidence, policy: Policy) -> None:
+        import numpy as np
+
+        self.f, self.inventory, self.evidence, self.policy = f, inventory, evidence, policy
+        self.n = len(f)
+        thr = policy.threshold
+        self.on_disk: Any = f["on_disk"].to_numpy(dtype=bool)
+        self.max_qps: Any = f["max_qps"].to_numpy(dtype=float, na_value=np.nan)
+        self.last_qps: Any = f["last_qps"].to_numpy(dtype=float, na_value=np.nan)
+        self.calls: Any = f["calls"].to_numpy(dtype=float, na_value=np.nan)
+        self.series: Any = f["series"].to_numpy()
+        max_seen = f["max_qps_seen"].to_numpy()
+        last_seen = f["last_qps_seen"].to_numpy()
+        with np.errstate(invalid="ignore"):
+            busy = (self.max_qps > thr) | (self.last_qps > thr)
+            called = (thr == 0) & (self.calls > 0)
+        # A "born" series may be one back after a longer gap (evidence says when): calls counted
+        # only from born series are then not evidence of calls, just a doubt.
+        self.reappeared: Any = np.zeros(self.n, dtype=bool)
+        if evidence.births_may_be_returns:
+            self.reappeared = called & ~busy
+            called = called & ~self.reappeared
+        self.positive: Any = busy | called
+        self.qps_seen: Any = max_seen | last_seen
+        with np.errstate(invalid="ignore"):  # a rate is finite and never negative
+            max_bad = ~(np.isfinite(self.max_qps) & (self.max_qps >= 0)) & max_seen
+            last_bad = ~(np.isfinite(self.last_qps) & (self.last_qps >= 0)) & last_seen
+        # The busiest step including the last partial one, which the seed's aligned steps miss;
+        # a NaN/Inf answer is shown as it came, rather than the other query's finite value.
+        peak = np.fmax(self.max_qps, self.last_qps)
+        self.shown_peak: Any = np.where(max_bad, self.max_qps, np.where(last_bad, self.last_qps, peak))
+        self.hourly = _hourly_column(evidence, f)
+        hourly_bad = np.array([_non_finite(h) for h in self.hourly], dtype=bool)
+        self.bad_value: Any = max_bad | last_bad | (f["nan_series"].to_numpy() > 0) | hourly_bad
+        self.reset_doubt: Any = f["resets"].to_numpy() > 0  # resets that may hide calls
+        self.reset_seen: Any = f["resets_seen"].to_numpy() > 0
+        self.blind: Any = f["blind"].to_numpy(dtype=float)
+        self.blind_over: Any = f["blind_over"].to_numpy(dtype=float)
+        self.reached: Any = self.qps_seen | (self.series > 0)  # the queries saw this version
+        self.number: Any = f["number"].to_numpy(dtype=float, na_value=np.nan)
+
+    @cached_property
+    def models(self) -> list[str]:
+        return list(self.f["model"].tolist())
+
+    @cached_property
+    def versions(self) -> list[str]:
+        return list(self.f["version"].tolist())
+
+    @cached_property
+    def model_code(self) -> Any:
+        """Models as integer codes in name order (for ranks, grouping and the row order)."""
+        import pandas as pd
+
+        return pd.factorize(self.f["model"], sort=True)[0]
+
+    @cached_property
+    def model_reached(self) -> Any:
+        """Whether any version of the row's model was seen by the queries."""
+        import numpy as np
+
+        codes = self.model_code
+        return np.bincount(codes, weights=self.reached, minlength=self.n)[codes] > 0
+
+    @cached_property
+    def disk_models(self) -> set[str]:
+        return set(self.f["model"][self.on_disk])
+
+    @cached_property
+    def orphans(self) -> tuple[str, ...]:
+        """Models with series and no directory."""
+        return tuple(sorted(set(self.f["model"][self.reached]) - self.disk_models))
+
+    @cached_property
+    def lookalikes(self) -> dict[str, str]:
+        """A model on disk -> the names with series (in or out of the selector's reach) that
+        differ from it only in case, spaces or punctuation, as shown in reasons."""
+        seen: dict[str, set[str]] = {}
+        for name in (*set(self.f["model"][self.reached]), *self.evidence.scope.unscoped_models):
+            seen.setdefault(_fold(name), set()).add(name)
+        return {
+            m: ", ".join(sorted(repr(o) for o in seen.get(_fold(m), set()) - {m}))
+            for m in self.disk_models
+            if seen.get(_fold(m), set()) - {m}
+        }
+
+    @cached_property
+    def odd_labels(self) -> dict[str, list[str]]:
+        """A model on disk -> its version labels with series that no version directory can have."""
+        import numpy as np
+
+        odd: dict[str, list[str]] = {}
+        is_version = self.policy.label_is_version
+        if is_version is None:
+            return odd
+        for i in np.flatnonzero(~self.on_disk & self.reached):
+            model, version = self.models[i], self.versions[i]
+            if (
+                model in self.disk_models
+                and version not in self.policy.unattributed
+                and not is_version(version)
+            ):
+                odd.setdefault(model, []).append(version)
+        return odd
+
+    @cached_property
+    def unattributed(self) -> Any:
+        """Calls under a label that names no version (TorchServe's "default")."""
+        return ~self.on_disk & self.positive & self.f["version"].isin(self.policy.unattributed).to_numpy()
+
+    @cached_property
+    def vague_labels(self) -> dict[str, str]:
+        """A model with unattributed calls -> those labels, as shown in reasons."""
+        mask = self.unattributed
+        models = set(self.f["model"][mask])
+        return {
+            m: ", ".join(sorted(set(self.f["version"][mask & (self.f["model"] == m).to_numpy()])))
+            for m in models
+        }
+
+    def in_models(self, models: Any) -> Any:
+        return self.f["model"].isin(list(models)).to_numpy()
+
+
+def _hourly_column(evidence: Evidence, f: pd.DataFrame) -> list[tuple[float | None, ...] | None]:
+    """Each row's rate per step; all-None for versions without traffic data; None if not fetched."""
+    if evidence.hourly is None:
+        return [None] * len(f)
+    n = round(evidence.window / evidence.step)
+    by_key = {(h.model, h.version): h.points for h in evidence.hourly}
+    empty: tuple[float | None, ...] = (None,) * n
+    return [by_key.get(k, empty) for k in zip(f["model"], f["version"], strict=True)]
+
+
+def _non_finite(points: tuple[float | None, ...] | None) -> bool:
+    return points is not None and any(p is not None and not (math.isfinite(p) and p >= 0) for p in points)
+
+
+def _fold(name: str) -> str:
+    return re.sub(r"[\s_.\-]", "", name.casefold())

@@ -1,0 +1,169 @@
+"""The words of a report: each row's reason, and the header's sentence on coverage.
+
+Reasons name the evidence, in words a user can check against Prometheus. Rows repeat a few
+evidence patterns, so the traffic words are built once per distinct pattern, and only protected
+and unknown rows (which name their rules and doubts) are worded one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from retire.advisor import doubts, protections
+from retire.advisor.report import Status, fmt_calls, fmt_qps
+from retire.durations import format_duration
+
+if TYPE_CHECKING:
+    from retire.advisor.facts import Facts
+    from retire.advisor.protections import Ranks
+    from retire.sources.prometheus.evidence import Evidence
+
+
+def reasons(
+    x: Facts,
+    status: Any,
+    doubt_masks: dict[str, Any],
+    causes: list[str],
+    ranks: Ranks,
+    protection_masks: dict[str, Any],
+    to_free: dict[int, str],
+) -> list[str]:
+    """Each row's reason, by its verdict."""
+    import numpy as np
+
+    traffic = traffic_column(x)
+    out = traffic.copy()
+    for i in np.flatnonzero(status == Status.NOT_ON_DISK.value).tolist():
+        out[i] = f"seen in Prometheus ({traffic[i]}) but no version directory on disk"
+    for i in np.flatnonzero(status == Status.PROTECTED.value).tolist():
+        rules = protections.row_words(ranks, protection_masks, i)
+        if i in to_free:
+            rules.append(to_free[i])
+        out[i] = "; ".join(rules) + f"; traffic: {traffic[i]}"
+    cause_text = "; ".join(causes)
+    for i in np.flatnonzero(status == Status.UNKNOWN.value).tolist():
+        found = doubts.row_words(x, doubt_masks, i) + ([cause_text] if cause_text else [])
+        out[i] = f"would be safe ({traffic[i]}) but " + "; ".join(found)
+    return list(out.tolist())
+
+
+def traffic_column(x: Facts) -> Any:
+    """Each row's traffic words (an object array), worded once per distinct evidence pattern."""
+    import numpy as np
+    import pandas as pd
+
+    born, gone = x.f["born"].to_numpy(), x.f["gone"].to_numpy()
+    columns = (x.max_qps, x.last_qps, x.calls, x.series, born, x.reset_seen, x.blind, gone)
+    key = np.zeros(x.n, dtype=np.int64)
+    for column in columns:  # one number per pattern (NaN is a value of its own)
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        key = pd.factorize(key * (len(uniques) + 1) + codes)[0]  # renumbered: it stays small
+    patterns = int(key.max()) + 1 if x.n else 0
+    first = np.zeros(patterns, dtype=np.int64)
+    first[key[::-1]] = np.arange(x.n)[::-1]  # the first row of each pattern
+    thr, step = x.policy.threshold, step_words(x.evidence)
+    first_calls = x.evidence.calls_are_first_calls
+    words = np.array(
+        [
+            traffic_words(
+                x.max_qps[i],
+                x.last_qps[i],
+                x.calls[i],
+                int(x.series[i]),
+                int(born[i]),
+                bool(x.reset_seen[i]),
+                thr,
+                step,
+                first_calls,
+                float(x.blind[i]),
+                int(gone[i]),
+            )
+            for i in first
+        ],
+        dtype=object,
+    )
+    return words[key] if x.n else np.array([], dtype=object)
+
+
+def step_words(evidence: Evidence) -> str:
+    return "hour" if evidence.step == 3600 else format_duration(evidence.step)
+
+
+def traffic_words(
+    max_qps: float,
+    last_qps: float,
+    calls: float,
+    series: int,
+    born: int,
+    reset: bool,
+    thr: float,
+    step: str,
+    first_calls: bool = False,
+    blind: float = 0.0,
+    gone: int = 0,
+) -> str:
+    """What the evidence says about a version's traffic, naming the evidence. `first_calls`: the
+    calls counted are only the first calls of series born in the window (recording rules)."""
+    if series == 0 and math.isnan(max_qps) and math.isnan(last_qps):
+        return "no series in window"
+    parts = []
+    peak = max((q for q in (max_qps, last_qps) if not math.isnan(q)), default=math.nan)
+    if not math.isnan(peak):
+        rel = ">" if peak > thr else "≤"
+        parts.append(f"busiest {step} {fmt_qps(peak)} req/s {rel} threshold {fmt_qps(thr)}")
+    if series:
+        if math.isnan(calls):
+            parts.append(f"calls unknown over {series} series")
+        elif calls > 0 and first_calls:
+            noun = "call" if calls == 1 else "calls"
+            parts.append(f"≥ {fmt_calls(calls)} first {noun} of series born in window")
+        elif calls > 0:
+            new = f", {born} series born in window" if born else ""
+            noun = "call" if calls == 1 else "calls"
+            # After a reset only the calls since the restart are countable: a lower bound.
+            at_least = "≥ " if reset else ""
+            parts.append(f"{at_least}{fmt_calls(calls)} {noun} in window{new}")
+        elif not reset and born:  # a counter created at 0 (Triton, on load) mid-window
+            parts.append(f"0 calls since its series appeared in the window ({series} series, {born} new)")
+        elif not reset:
+            parts.append(f"counter flat all window ({series} series, 0 calls)")
+        if reset and blind > 0:
+            parts.append(
+                f"counter reset in window, calls counted across it ({format_duration(round(blind))} "
+                "without samples before it)"
+            )
+        elif reset:
+            parts.append("counter reset in window")
+        if gone:
+            ended = "its series" if gone == series else f"{gone} of its {series} series"
+            parts.append(f"{ended} ended before the window's end (unloaded, or the pod went away)")
+    return "; ".join(parts)
+
+
+def coverage_sentence(evidence: Evidence) -> str:
+    """One sentence on what coverage was checked and found, for the header."""
+    cov = evidence.coverage
+    tolerance = format_duration(cov.max_gap)
+    if cov.problem:
+        return f"coverage could not be checked: {cov.problem}"
+    if cov.checked:
+        found = f"{len(cov.gaps)} gap(s)" if cov.gaps else "no gaps"
+        return (
+            f"coverage checked with {cov.selector} ({cov.targets} target(s)): {found} longer than {tolerance}"
+        ) + _rules_sentence(evidence)
+    found = f"{len(cov.gaps)} hole(s)" if cov.gaps else "no holes"
+    sentence = (
+        f"per-target coverage NOT checked (no --coverage); the metric itself had {found} longer "
+        f"than {tolerance}"
+    )
+    return sentence + _rules_sentence(evidence)
+
+
+def _rules_sentence(evidence: Evidence) -> str:
+    if not evidence.from_rules:
+        return ""
+    holes = sum(len(c.gaps) for c in evidence.checks)
+    missing = any(c.problem for c in evidence.checks)
+    state = "NOT found" if missing else f"{holes} hole(s)" if holes else "no holes"
+    return f"; read from recording rules: {state}"
