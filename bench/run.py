@@ -325,32 +325,52 @@ def inventory(fleet: Fleet, runs: int) -> Figure:
 
 
 def synthetic(n: int) -> tuple[object, object]:
-    """An inventory and evidence for n versions (10 per model), shaped like a real fleet."""
+    """An inventory and evidence for n versions (10 per model), shaped like a real fleet, built
+    as columns (what the scan and the evidence parser hand the advisor)."""
+    import numpy as np
+
+    from retire.sources.columns import Columns
     from retire.sources.disk.inventory import DiskVersion, Inventory
     from retire.sources.prometheus.evidence import Coverage, Evidence, SeriesFacts, VersionValue
 
     end = 1_800_000_000.0
-    versions, qps, series = [], [], []
-    for i in range(n):
-        model, v = f"model_{i // 10:06d}", i % 10 + 1
-        versions.append(DiskVersion(model, str(v), v, f"/models/{model}/{v}", 1000, end - 9e6, end - 9e6))
-        if i % 3:
-            qps.append(VersionValue(model, str(v), float(i % 5)))
-            series.append(
-                SeriesFacts(model, str(v), f"instance=tfs-0,model={model},v={v}", 100.0, 100.0 + i % 5)
-            )
-    evidence = Evidence(
-        "http://prom:9090",
-        end,
-        86400,
-        3600,
-        (),
-        tuple(qps),
-        tuple(qps),
-        tuple(series),
-        Coverage(True, 'up{job="tfs"}', 900),
+    i = np.arange(n)
+    models = [f"model_{k:06d}" for k in (i // 10).tolist()]
+    numbers = i % 10 + 1
+    versions = [str(v) for v in numbers.tolist()]
+    times = np.full(n, end - 9e6)
+    disk = {
+        "model": models,
+        "version": versions,
+        "number": numbers,
+        "path": [f"/models/{m}/{v}" for m, v in zip(models, versions, strict=True)],
+        "size_bytes": np.full(n, 1000),
+        "mtime": times,
+        "ctime": times,
+    }
+    seen = np.flatnonzero(i % 3 != 0)  # two thirds of the versions have traffic data
+    seen_models = [models[k] for k in seen.tolist()]
+    seen_versions = [versions[k] for k in seen.tolist()]
+    value = (seen % 5).astype(float)
+    qps = Columns(VersionValue, {"model": seen_models, "version": seen_versions, "value": value})
+    series = Columns(
+        SeriesFacts,
+        {
+            "model": seen_models,
+            "version": seen_versions,
+            # a series' identity is its label set as data, as evidence parses it
+            "series": [
+                (("instance", "tfs-0"), ("model", m), ("version", v))
+                for m, v in zip(seen_models, seen_versions, strict=True)
+            ],
+            "start": np.full(len(seen), 100.0),
+            "last": 100.0 + value,
+        },
     )
-    return Inventory((Path("/models"),), tuple(versions)), evidence
+    evidence = Evidence(
+        "http://prom:9090", end, 86400, 3600, (), qps, qps, series, Coverage(True, 'up{job="tfs"}', 900)
+    )
+    return Inventory((Path("/models"),), Columns(DiskVersion, disk)), evidence
 
 
 def join(n: int) -> tuple[float, int]:

@@ -57,7 +57,9 @@ class Facts:
         peak = np.fmax(self.max_qps, self.last_qps)
         self.shown_peak: Any = np.where(max_bad, self.max_qps, np.where(last_bad, self.last_qps, peak))
         self.hourly = _hourly_column(evidence, f)
-        hourly_bad = np.array([_non_finite(h) for h in self.hourly], dtype=bool)
+        hourly_bad = np.zeros(self.n, dtype=bool)
+        if evidence.hourly is not None:
+            hourly_bad = np.array([_non_finite(h) for h in self.hourly], dtype=bool)
         self.bad_value: Any = max_bad | last_bad | (f["nan_series"].to_numpy() > 0) | hourly_bad
         self.reset_doubt: Any = f["resets"].to_numpy() > 0  # resets that may hide calls
         self.reset_seen: Any = f["resets_seen"].to_numpy() > 0
@@ -75,11 +77,23 @@ class Facts:
         return list(self.f["version"].tolist())
 
     @cached_property
-    def model_code(self) -> Any:
-        """Models as integer codes in name order (for ranks, grouping and the row order)."""
+    def _model_codes(self) -> tuple[Any, Any]:
         import pandas as pd
 
-        return pd.factorize(self.f["model"], sort=True)[0]
+        codes, names = pd.factorize(self.f["model"], sort=True)
+        return codes, names
+
+    @property
+    def model_code(self) -> Any:
+        """Models as integer codes in name order (for ranks, grouping and the row order)."""
+        return self._model_codes[0]
+
+    def models_where(self, mask: Any) -> set[str]:
+        """The models of the rows in `mask`, from the codes (no pass over a million strings)."""
+        import numpy as np
+
+        codes, names = self._model_codes
+        return {str(m) for m in np.asarray(names, dtype=object)[np.unique(codes[mask])]}
 
     @cached_property
     def model_reached(self) -> Any:
@@ -91,24 +105,26 @@ class Facts:
 
     @cached_property
     def disk_models(self) -> set[str]:
-        return set(self.f["model"][self.on_disk])
+        return self.models_where(self.on_disk)
 
     @cached_property
     def orphans(self) -> tuple[str, ...]:
         """Models with series and no directory."""
-        return tuple(sorted(set(self.f["model"][self.reached]) - self.disk_models))
+        return tuple(sorted(self.models_where(self.reached) - self.disk_models))
 
     @cached_property
     def lookalikes(self) -> dict[str, str]:
         """A model on disk -> the names with series (in or out of the selector's reach) that
         differ from it only in case, spaces or punctuation, as shown in reasons."""
+        served = self.models_where(self.reached) | set(self.evidence.scope.unscoped_models)
+        folded = {name: _fold(name) for name in served | self.disk_models}  # once per name
         seen: dict[str, set[str]] = {}
-        for name in (*set(self.f["model"][self.reached]), *self.evidence.scope.unscoped_models):
-            seen.setdefault(_fold(name), set()).add(name)
+        for name in served:
+            seen.setdefault(folded[name], set()).add(name)
         return {
-            m: ", ".join(sorted(repr(o) for o in seen.get(_fold(m), set()) - {m}))
+            m: ", ".join(sorted(repr(o) for o in others))
             for m in self.disk_models
-            if seen.get(_fold(m), set()) - {m}
+            if (others := seen.get(folded[m], set()) - {m})
         }
 
     @cached_property
@@ -139,14 +155,19 @@ class Facts:
     def vague_labels(self) -> dict[str, str]:
         """A model with unattributed calls -> those labels, as shown in reasons."""
         mask = self.unattributed
-        models = set(self.f["model"][mask])
+        models = self.models_where(mask)
         return {
             m: ", ".join(sorted(set(self.f["version"][mask & (self.f["model"] == m).to_numpy()])))
             for m in models
         }
 
     def in_models(self, models: Any) -> Any:
-        return self.f["model"].isin(list(models)).to_numpy()
+        """Rows whose model is one of `models`."""
+        import numpy as np
+
+        codes, names = self._model_codes
+        wanted = set(models)
+        return np.array([n in wanted for n in names], dtype=bool)[codes] if len(names) else np.zeros(0, bool)
 
 
 def _hourly_column(evidence: Evidence, f: pd.DataFrame) -> list[tuple[float | None, ...] | None]:
@@ -163,5 +184,8 @@ def _non_finite(points: tuple[float | None, ...] | None) -> bool:
     return points is not None and any(p is not None and not (math.isfinite(p) and p >= 0) for p in points)
 
 
+_PUNCTUATION = re.compile(r"[\s_.\-]")
+
+
 def _fold(name: str) -> str:
-    return re.sub(r"[\s_.\-]", "", name.casefold())
+    return _PUNCTUATION.sub("", name.casefold())

@@ -27,11 +27,13 @@ import os
 import re
 import stat
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from retire.errors import InventoryError
 from retire.servers import DEFAULT_PRESET, Server, server
+from retire.sources.columns import Columns
 from retire.sources.disk.server_configs import VersionPolicy
 
 
@@ -55,7 +57,9 @@ class Ignored:
 @dataclass(frozen=True)
 class Inventory:
     roots: tuple[Path, ...]
-    versions: tuple[DiskVersion, ...]
+    # `Columns` from every scan (one_row_per_version), so a million versions join as arrays; any
+    # sequence of records is accepted (hand-built inventories).
+    versions: Sequence[DiskVersion]
     ignored: tuple[Ignored, ...] = ()
     # What server configs say: per-model keep-latest, and pinned (model, version) -> why.
     keep_latest: dict[str, int] = field(default_factory=dict)
@@ -77,7 +81,7 @@ class Inventory:
             )
         return Inventory(
             self.roots + other.roots,
-            self.versions + other.versions,
+            Columns.of(DiskVersion, [*self.versions, *other.versions]),
             self.ignored + other.ignored,
             {**self.keep_latest, **other.keep_latest},
             {**self.pins, **other.pins},
@@ -137,8 +141,9 @@ def one_row_per_version(inv: Inventory) -> Inventory:
             reals[parent] = os.path.realpath(parent)
         return os.path.join(reals[parent], os.path.basename(path))
 
+    records = list(inv.versions)
     groups: dict[str, list[DiskVersion]] = {}
-    for v in inv.versions:
+    for v in records:
         groups.setdefault(identity(v.path), []).append(v)
     pins, ignored, kept = dict(inv.pins), list(inv.ignored), []
     for same in groups.values():
@@ -166,11 +171,13 @@ def one_row_per_version(inv: Inventory) -> Inventory:
                 why = f"its {label} {text!r} is not a safe path component ({problem}); retire never moves it"
         if why is not None:
             pins.setdefault((row.model, row.version), why)
-    if len(kept) == len(inv.versions) and pins == inv.pins:
-        return inv
-    order = {id(v): n for n, v in enumerate(inv.versions)}
+    if len(kept) == len(records) and pins == inv.pins:
+        return replace(inv, versions=Columns.of(DiskVersion, records))
+    order = {id(v): n for n, v in enumerate(records)}
     kept.sort(key=lambda v: order[id(v)])
-    return Inventory(inv.roots, tuple(kept), tuple(ignored), inv.keep_latest, pins, inv.policies)
+    return Inventory(
+        inv.roots, Columns.of(DiskVersion, kept), tuple(ignored), inv.keep_latest, pins, inv.policies
+    )
 
 
 def tree_size(path: Path | str) -> int:

@@ -8,12 +8,14 @@ here decides a verdict.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from retire.durations import format_duration, promql_duration
 from retire.errors import PrometheusError
+from retire.sources.columns import Columns, columns_of, objects
 from retire.sources.prometheus.client import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
 from retire.sources.prometheus.queries import (
@@ -24,6 +26,9 @@ from retire.sources.prometheus.queries import (
     recorded_selector,
     report_queries,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Progress = Callable[[int, int], None]  # (models done, models in all)
 # A series' identity: its whole label set as data (sorted pairs, without the metric name), never
@@ -122,9 +127,10 @@ class Evidence:
     window: float
     step: float
     queries: tuple[PlannedQuery, ...]
-    max_qps: tuple[VersionValue, ...]
-    last_step_qps: tuple[VersionValue, ...]
-    series: tuple[SeriesFacts, ...]
+    # Records as `Columns` from gather(), or any sequence of records (hand-built evidence).
+    max_qps: Sequence[VersionValue]
+    last_step_qps: Sequence[VersionValue]
+    series: Sequence[SeriesFacts]
     coverage: Coverage
     warnings: tuple[str, ...] = ()
     infos: tuple[str, ...] = ()
@@ -133,7 +139,7 @@ class Evidence:
     split_models: int = 0  # > 0: the queries were run once per model, for this many models
     notes: tuple[str, ...] = ()
     hourly: tuple[VersionSeries, ...] | None = None  # only when sparklines were asked for
-    recorded: tuple[VersionFacts, ...] | None = None  # from recording rules, instead of `series`
+    recorded: Sequence[VersionFacts] | None = None  # from recording rules, instead of `series`
     checks: tuple[Coverage, ...] = ()  # more completeness checks (the recording rules' heartbeats)
     scope: Scope = field(default_factory=Scope)
     selector: str = ""  # the metric's full selector, for reasons that name it
@@ -141,6 +147,10 @@ class Evidence:
     @property
     def window_start(self) -> float:
         return self.evaluated_at - self.window
+
+    def per_version(self) -> PerVersion:
+        """The evidence as one frame, one row per (model, version), whatever its source."""
+        return _per_version(self)
 
     # What the advisor must know of how the evidence was gathered, as facts rather than its source.
     @property
@@ -169,15 +179,14 @@ class Evidence:
         return self.from_rules and any(g.seconds > self.step for g in gaps)
 
 
-def _versions(result: QueryResult, params: QueryParams) -> tuple[VersionValue, ...]:
-    return tuple(
-        VersionValue(
-            s.labels.get(params.model_label, ""),
-            params.canonical(s.labels.get(params.version_label, "")),
-            s.value if s.value is not None else float("nan"),
-        )
-        for s in result.series
-    )
+def _versions(result: QueryResult, params: QueryParams) -> Columns[VersionValue]:
+    """Straight into columns: one list per field, no record per series."""
+    models, versions, values = [], [], []
+    for s in result.series:
+        models.append(s.labels.get(params.model_label, ""))
+        versions.append(params.canonical(s.labels.get(params.version_label, "")))
+        values.append(s.value if s.value is not None else float("nan"))
+    return Columns(VersionValue, {"model": models, "version": versions, "value": values})
 
 
 def _check_unique(name: str, result: QueryResult, where: str) -> None:
@@ -197,26 +206,25 @@ def _check_unique(name: str, result: QueryResult, where: str) -> None:
 
 def _series_facts(
     last: QueryResult, start: QueryResult, resets: QueryResult, now: QueryResult, params: QueryParams
-) -> tuple[SeriesFacts, ...]:
+) -> Columns[SeriesFacts]:
+    """Straight into columns: one list per field, no record per series."""
     starts = {series_key(s.labels): s.value for s in start.series}
     current = {series_key(s.labels) for s in now.series}
-    went_down = {series_key(s.labels): s.value for s in resets.series}
-    facts = []
+    downs = {series_key(s.labels): s.value for s in resets.series}
+    cols: dict[str, list[Any]] = {
+        n: [] for n in ("model", "version", "series", "start", "last", "resets", "gone")
+    }
     for s in last.series:
         key = series_key(s.labels)
-        facts.append(
-            SeriesFacts(
-                s.labels.get(params.model_label, ""),
-                params.canonical(s.labels.get(params.version_label, "")),
-                key,
-                starts.get(key),
-                s.value if s.value is not None else float("nan"),
-                # No answer for a series that has samples: nothing proves it never went down.
-                resets=_or_nan(went_down.get(key)),
-                gone=key not in current,
-            )
-        )
-    return tuple(facts)
+        cols["model"].append(s.labels.get(params.model_label, ""))
+        cols["version"].append(params.canonical(s.labels.get(params.version_label, "")))
+        cols["series"].append(key)
+        cols["start"].append(starts.get(key))
+        cols["last"].append(s.value if s.value is not None else float("nan"))
+        # No answer for a series that has samples: nothing proves it never went down.
+        cols["resets"].append(_or_nan(downs.get(key)))
+        cols["gone"].append(key not in current)
+    return Columns(SeriesFacts, cols)
 
 
 def _or_nan(value: float | None) -> float:
@@ -228,30 +236,30 @@ def _or_nan(value: float | None) -> float:
 MAX_RECOUNT = 1000
 
 
+SERIES_FIELDS = ("model", "version", "series", "start", "last", "counted", "blind", "resets", "gone")
+
+
 @dataclass(frozen=True)
 class Recount:
-    facts: tuple[SeriesFacts, ...]
+    facts: Sequence[SeriesFacts]
     warnings: tuple[str, ...] = ()
     partial: bool = False
 
 
-def _went_down(f: SeriesFacts) -> bool:
-    if not math.isfinite(f.resets) or f.resets > 0:
-        return True
-    return f.start is not None and math.isfinite(f.start) and math.isfinite(f.last) and f.last < f.start
-
-
 def _recount_resets(
-    client: PrometheusClient, params: QueryParams, at: float, facts: tuple[SeriesFacts, ...]
+    client: PrometheusClient, params: QueryParams, at: float, facts: Sequence[SeriesFacts]
 ) -> Recount:
     """Count the calls of series whose counter reset, as Prometheus's increase() counts across a
     reset (a drop counts the new value) but without its extrapolation, from the raw samples. A
     re-read that is partial, has warnings, lacks the series or ends elsewhere than the series'
     last value counts nothing: the reset stays a doubt."""
-    chosen = [i for i, f in enumerate(facts) if _went_down(f)][:MAX_RECOUNT]
+    import numpy as np
+
+    cols = columns_of(facts, SERIES_FIELDS)
+    chosen: list[int] = np.flatnonzero(went_down(cols))[:MAX_RECOUNT].tolist()
     if not chosen:
         return Recount(facts)
-    out = list(facts)
+    counted, blinds = list(cols["counted"]), list(cols["blind"])
     warnings: list[str] = []
     partial = False
 
@@ -282,10 +290,11 @@ def _recount_resets(
 
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
         for i, (fact, result) in zip(chosen, pool.map(recount, chosen), strict=True):
-            out[i] = fact
+            counted[i], blinds[i] = fact.counted, fact.blind
             warnings += [f"re-read of a reset counter: {w}" for w in result.warnings]
             partial = partial or result.partial
-    return Recount(tuple(out), tuple(dict.fromkeys(warnings)), partial)
+    out = Columns(SeriesFacts, {**cols, "counted": counted, "blind": blinds})
+    return Recount(out, tuple(dict.fromkeys(warnings)), partial)
 
 
 def _hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[VersionSeries, ...]:
@@ -386,7 +395,7 @@ def _worst(old: float | None, new: float) -> float:
 
 def _recorded_facts(
     parts: Iterable[QueryResult], params: QueryParams
-) -> tuple[tuple[VersionValue, ...], tuple[VersionFacts, ...]]:
+) -> tuple[Sequence[VersionValue], Sequence[VersionFacts]]:
     """Per version, each aspect's highest value over the rollups and the span since the last one."""
     facts: dict[tuple[str, str], dict[str, float]] = {}
     for result in parts:
@@ -558,11 +567,12 @@ def gather(
     for name, result in results.items():
         warnings += [f"{name}: {w}" for w in result.warnings]
         infos += [f"{name}: {i}" for i in result.infos]
-    series: tuple[SeriesFacts, ...] = ()
+    series: Sequence[SeriesFacts] = ()
     recount_partial = False
-    recorded: tuple[VersionFacts, ...] | None = None
+    recorded: Sequence[VersionFacts] | None = None
     checks: tuple[Coverage, ...] = ()
     hourly = None
+    max_qps: Sequence[VersionValue]
     if params.rules is None:
         max_qps = _versions(results["max_hourly_qps"], params)
         series = _series_facts(
@@ -641,3 +651,205 @@ def _index(
         unscoped_count=len(unscoped.series),
     )
     return exporters, scope, [*scoped.warnings, *unscoped.warnings], scoped.partial or unscoped.partial
+
+
+# --------------------------------------------------------------------------------------------
+# The per-version frame: what the advisor joins, whatever the source (raw series or the rules)
+
+# Each per-version column and its value for a version no query answered for, with its dtype.
+PER_VERSION_FILL: dict[str, tuple[Any, Any]] = {
+    "max_qps_seen": (False, "bool"),
+    "last_qps_seen": (False, "bool"),
+    "series": (0, "int64"),
+    "born": (0, "int64"),
+    "resets": (0, "int64"),  # series whose reset may hide calls: a doubt
+    "resets_seen": (0, "int64"),  # series that reset at all (the wording says so)
+    "nan_series": (0, "int64"),
+    "gone": (0, "int64"),
+    "blind": (0.0, "float64"),
+    "blind_over": (0.0, "float64"),
+}
+
+
+@dataclass(frozen=True)
+class PerVersion:
+    """One row per (model, version) any query answered for: `model`, `version`, the rates
+    (`max_qps`, `last_qps`, NaN where not answered, and `*_seen`), the calls counted (NaN:
+    unknown) and the columns of PER_VERSION_FILL. `version_order`: the version labels in the
+    order the answers first named them, which the join keeps."""
+
+    frame: pd.DataFrame
+    version_order: Any
+
+
+def went_down(cols: dict[str, Any]) -> Any:
+    """Which series' counters went down in the window (a reload, a restart): `resets()` says so
+    or could not say, or it ended below where it started. The one place this is decided: evidence
+    re-reads those series, the advisor counts their calls across the reset or doubts them."""
+    import numpy as np
+
+    start, has_start = _optional(cols["start"])
+    last = np.asarray(cols["last"], dtype=float)
+    resets = np.asarray(cols["resets"], dtype=float)
+    with np.errstate(invalid="ignore"):
+        return ~(np.isfinite(resets) & (resets <= 0)) | (has_start & (last < start))
+
+
+def _optional(column: Any) -> tuple[Any, Any]:
+    """A column of numbers or None, as floats (None: NaN) and where it had a number."""
+    import numpy as np
+
+    values = np.asarray(column)
+    if values.dtype != object:
+        return values.astype(float), np.ones(len(values), dtype=bool)
+    has = values != None  # noqa: E711 (elementwise, on an object array)
+    out = np.full(len(values), np.nan)
+    out[has] = values[has].astype(float)
+    return out, has
+
+
+def _per_version(evidence: Evidence) -> PerVersion:
+    import numpy as np
+    import pandas as pd
+
+    qcols = columns_of(evidence.max_qps, ("model", "version", "value"))
+    lcols = columns_of(evidence.last_step_qps, ("model", "version", "value"))
+    if evidence.recorded is not None:  # with recording rules: per-version facts, not per-series
+        scols = columns_of(evidence.recorded, ("model", "version", "series", "born_calls", "resets"))
+    else:
+        names = ("model", "version", "start", "last", "counted", "blind", "resets", "gone")
+        scols = columns_of(evidence.series, names)
+    parts = (qcols, lcols, scols)
+    mcode, mnames = pd.factorize(objects(*(p["model"] for p in parts)))
+    vcode, vnames = pd.factorize(objects(*(p["version"] for p in parts)))
+    width = max(len(vnames), 1)
+    pair_codes, inverse = np.unique(mcode.astype(np.int64) * width + vcode, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    bounds = np.cumsum([0, *(len(p["model"]) for p in parts)])
+    qk, lk, sk = (inverse[bounds[i] : bounds[i + 1]] for i in range(len(parts)))
+
+    def values(cols: dict[str, Any], k: Any, name: str) -> pd.DataFrame:
+        frame = pd.DataFrame({"k": k, name: np.asarray(cols["value"], dtype=float)})
+        frame[name + "_seen"] = True
+        if frame["k"].duplicated().any():  # a `sum by` answer has none, but "007" and "7" meet here
+            frame = frame.groupby("k", as_index=False, sort=False).agg({name: "max", name + "_seen": "any"})
+        return frame
+
+    per_series = (
+        _per_version_series(scols, sk, evidence.coverage.max_gap)
+        if evidence.recorded is None
+        else _per_version_recorded(scols, sk)
+    )
+    joined = pd.DataFrame(
+        {
+            "k": np.arange(len(pair_codes)),
+            "model": mnames[pair_codes // width].astype(object) if len(pair_codes) else [],
+            "version": vnames[pair_codes % width].astype(object) if len(pair_codes) else [],
+        }
+    )
+    for part in (values(qcols, qk, "max_qps"), values(lcols, lk, "last_qps"), per_series):
+        joined = joined.merge(part, on="k", how="left", sort=False)
+    for col, (fill, dtype) in PER_VERSION_FILL.items():
+        joined[col] = joined[col].fillna(fill).astype(dtype)
+    return PerVersion(joined.drop(columns="k"), np.asarray(vnames, dtype=object))
+
+
+def _per_version_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.DataFrame:
+    """Per version from per-series start and last values: calls, births, resets, NaNs.
+
+    A counter that went down reset (a reload, a restart). Where evidence re-read its samples,
+    its calls are counted across the reset, and only the span with no sample before the reset
+    stays blind: up to --max-gap it is tolerated like any short hole in the data; longer, or not
+    re-read, the reset is a doubt (calls before it may be lost)."""
+    import numpy as np
+    import pandas as pd
+
+    start, has_start = _optional(scols["start"])
+    s = pd.DataFrame(
+        {
+            "k": sk,
+            "start": start,
+            "has_start": has_start,
+            "last": np.asarray(scols["last"], dtype=float),
+            "counted": _optional(scols["counted"])[0],
+            "blind": np.asarray(scols["blind"], dtype=float),
+            "gone": np.asarray(scols["gone"], dtype=bool),
+        }
+    )
+    born = ~s["has_start"]
+    reset = went_down(scols)
+    recounted = reset & np.isfinite(s["counted"])
+    # Calls in the window per series. Born in the window: TF Serving creates the series on the
+    # first call, so its whole value is calls in the window. After a reset, at least the new value,
+    # or all of them where the samples were re-read.
+    s["calls"] = np.where(recounted, s["counted"], np.where(born | reset, s["last"], s["last"] - s["start"]))
+    # A counter is a finite, non-negative number; anything else (NaN, +Inf, where Inf - Inf would
+    # read as "0 calls") is evidence of a problem, never of no traffic.
+    last_ok = np.isfinite(s["last"]) & (s["last"] >= 0)
+    start_ok = np.isfinite(s["start"]) & (s["start"] >= 0)
+    s["nan"] = ~last_ok | (s["has_start"] & ~start_ok)
+    s.loc[s["nan"], "calls"] = np.nan
+    s["born"] = born
+    s["reset"] = reset & ~(recounted & (s["blind"] <= max_gap))  # a doubt
+    s["reset_seen"] = reset
+    # Shown in the reasons: the blind span of a reset that is a doubt because of it, else the
+    # longest tolerated one.
+    s["blind"] = np.where(reset, s["blind"], 0.0)
+    s["blind_over"] = np.where(recounted & (s["blind"] > max_gap), s["blind"], 0.0)
+    s["one"] = 1
+    per = s.groupby("k", as_index=False, sort=False).agg(
+        series=("one", "sum"),
+        calls=("calls", "sum"),
+        born=("born", "sum"),
+        resets=("reset", "sum"),
+        resets_seen=("reset_seen", "sum"),
+        blind=("blind", "max"),
+        blind_over=("blind_over", "max"),
+        nan_series=("nan", "sum"),
+        gone=("gone", "sum"),
+    )
+    # Calls of the readable series still count (positive evidence); none counted and some series
+    # unreadable is "calls unknown", not "0 calls".
+    per.loc[(per["nan_series"] > 0) & (per["calls"] == 0), "calls"] = np.nan
+    return per
+
+
+def _per_version_recorded(rcols: dict[str, Any], rk: Any) -> pd.DataFrame:
+    """Per version from the recording rules: the calls counted are the first calls of series born
+    in the window (the rate covers the rest); the number of born series is not recorded (0)."""
+    import numpy as np
+    import pandas as pd
+
+    series = np.asarray(rcols["series"], dtype=float)
+    born_calls = np.asarray(rcols["born_calls"], dtype=float)
+    resets = np.asarray(rcols["resets"], dtype=float)
+    nan = ~(np.isfinite(series) & np.isfinite(born_calls) & np.isfinite(resets))
+    frame = pd.DataFrame(
+        {
+            "k": rk,
+            "series": np.nan_to_num(series, nan=0.0, posinf=0.0, neginf=0.0).astype("int64"),
+            "calls": born_calls,
+            "born": np.zeros(len(rk), dtype="int64"),
+            "resets": (np.nan_to_num(resets, nan=0.0, posinf=0.0, neginf=0.0) > 0).astype("int64"),
+            "nan_series": nan.astype("int64"),
+        }
+    )
+    frame["resets_seen"] = frame["resets"]
+    frame["blind"] = 0.0
+    frame["blind_over"] = 0.0
+    frame["gone"] = 0
+    if frame["k"].duplicated().any():  # one fact per version from evidence; be safe if not
+        frame = frame.groupby("k", as_index=False, sort=False).agg(
+            {
+                "series": "max",
+                "calls": "max",
+                "born": "max",
+                "resets": "max",
+                "resets_seen": "max",
+                "blind": "max",
+                "blind_over": "max",
+                "nan_series": "sum",
+                "gone": "max",
+            }
+        )
+    return frame
