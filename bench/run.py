@@ -329,7 +329,7 @@ def synthetic(n: int) -> tuple[object, object]:
     as columns (what the scan and the evidence parser hand the advisor)."""
     import numpy as np
 
-    from retire.sources.columns import Columns
+    from retire.sources.columns import Columns, categorical
     from retire.sources.disk.inventory import DiskVersion, Inventory
     from retire.sources.prometheus.evidence import Coverage, Evidence, SeriesFacts, VersionValue
 
@@ -339,9 +339,9 @@ def synthetic(n: int) -> tuple[object, object]:
     numbers = i % 10 + 1
     versions = [str(v) for v in numbers.tolist()]
     times = np.full(n, end - 9e6)
-    disk = {
-        "model": models,
-        "version": versions,
+    disk = {  # models and versions as categorical codes
+        "model": categorical(models),
+        "version": categorical(versions),
         "number": numbers,
         "path": [f"/models/{m}/{v}" for m, v in zip(models, versions, strict=True)],
         "size_bytes": np.full(n, 1000),
@@ -352,6 +352,7 @@ def synthetic(n: int) -> tuple[object, object]:
     seen_models = [models[k] for k in seen.tolist()]
     seen_versions = [versions[k] for k in seen.tolist()]
     value = (seen % 5).astype(float)
+    seen_models, seen_versions = categorical(seen_models), categorical(seen_versions)
     qps = Columns(VersionValue, {"model": seen_models, "version": seen_versions, "value": value})
     series = Columns(
         SeriesFacts,
@@ -361,7 +362,7 @@ def synthetic(n: int) -> tuple[object, object]:
             # a series' identity is its label set as data, as evidence parses it
             "series": [
                 (("instance", "tfs-0"), ("model", m), ("version", v))
-                for m, v in zip(seen_models, seen_versions, strict=True)
+                for m, v in zip(seen_models.tolist(), seen_versions.tolist(), strict=True)
             ],
             "start": np.full(len(seen), 100.0),
             "last": 100.0 + value,

@@ -84,6 +84,10 @@ class Facts:
         return codes, names
 
     @property
+    def model_codes_and_names(self) -> tuple[Any, Any]:
+        return self._model_codes
+
+    @property
     def model_code(self) -> Any:
         """Models as integer codes in name order (for ranks, grouping and the row order)."""
         return self._model_codes[0]
@@ -93,7 +97,8 @@ class Facts:
         import numpy as np
 
         codes, names = self._model_codes
-        return {str(m) for m in np.asarray(names, dtype=object)[np.unique(codes[mask])]}
+        present = np.bincount(codes[mask], minlength=len(names)) > 0
+        return {str(m) for m in np.asarray(names, dtype=object)[present]}
 
     @cached_property
     def model_reached(self) -> Any:
@@ -114,16 +119,19 @@ class Facts:
 
     @cached_property
     def lookalikes(self) -> dict[str, str]:
-        """A model on disk -> the names with series (in or out of the selector's reach) that
-        differ from it only in case, spaces or punctuation, as shown in reasons."""
+        """A silent model on disk (no series) -> the names with series (in or out of the
+        selector's reach) that differ from it only in case, spaces or punctuation, as shown."""
         served = self.models_where(self.reached) | set(self.evidence.scope.unscoped_models)
-        folded = {name: _fold(name) for name in served | self.disk_models}  # once per name
+        silent = self.disk_models - self.models_where(self.reached)
+        if not silent:
+            return {}
+        folded = {name: _fold(name) for name in served | silent}  # once per name
         seen: dict[str, set[str]] = {}
         for name in served:
             seen.setdefault(folded[name], set()).add(name)
         return {
             m: ", ".join(sorted(repr(o) for o in others))
-            for m in self.disk_models
+            for m in silent
             if (others := seen.get(folded[m], set()) - {m})
         }
 
@@ -167,6 +175,8 @@ class Facts:
 
         codes, names = self._model_codes
         wanted = set(models)
+        if not wanted:
+            return np.zeros(self.n, dtype=bool)
         return np.array([n in wanted for n in names], dtype=bool)[codes] if len(names) else np.zeros(0, bool)
 
 

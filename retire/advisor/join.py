@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from retire.sources.columns import columns_of, objects
+from retire.sources.columns import columns_of, factorize
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,15 +30,11 @@ def join(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     from retire.sources.prometheus.evidence import PER_VERSION_FILL
 
     dcols = columns_of(inventory.versions, ("model", "version", *DISK_COLUMNS))
-    pv = evidence.per_version()
-    e = pv.frame
+    e = evidence.per_version()
     nd = len(dcols["model"])
-    models = objects(dcols["model"], e["model"])
-    # Versions are numbered in the order first seen: on disk, then in the evidence's own order.
-    versions = objects(dcols["version"], pv.version_order, e["version"])
-    mcode, mnames = pd.factorize(models)
-    vcode, vnames = pd.factorize(versions)
-    vcode = np.concatenate([vcode[:nd], vcode[nd + len(pv.version_order) :]])
+    # Numbered in the order first seen: on disk, then in the evidence (its categories' order).
+    mcode, mnames = factorize(dcols["model"], e["model"].array)
+    vcode, vnames = factorize(dcols["version"], e["version"].array)
     width = max(len(vnames), 1)
     pair_codes, inverse = np.unique(mcode.astype(np.int64) * width + vcode, return_inverse=True)
     inverse = inverse.reshape(-1)
@@ -50,8 +46,8 @@ def join(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     joined = pd.DataFrame(
         {
             "k": np.arange(len(pair_codes)),
-            "model": mnames[pair_codes // width].astype(object) if len(pair_codes) else [],
-            "version": vnames[pair_codes % width].astype(object) if len(pair_codes) else [],
+            "model": pd.Series(mnames[pair_codes // width], dtype=object),
+            "version": pd.Series(vnames[pair_codes % width], dtype=object),
         }
     )
     for part in (disk, found):

@@ -74,22 +74,28 @@ def _advise(
     doubtful = np.logical_or.reduce([*doubt_masks.values(), np.zeros(x.n, dtype=bool)]) | bool(causes)
     protected = np.logical_or.reduce([*protection_masks.values(), np.zeros(x.n, dtype=bool)])
 
-    # The one place that decides, in the order of the rules (the module docstring).
-    status = np.select(
-        [~x.on_disk, x.positive, protected, doubtful],
-        [Status.NOT_ON_DISK.value, Status.IN_USE.value, Status.PROTECTED.value, Status.UNKNOWN.value],
-        default=Status.SAFE.value,
+    # The one place that decides, in the order of the rules (the module docstring): the first
+    # rule a row meets gives its verdict; a row that meets none is safe.
+    rules = (
+        (Status.NOT_ON_DISK, ~x.on_disk),
+        (Status.IN_USE, x.positive),
+        (Status.PROTECTED, protected),
+        (Status.UNKNOWN, doubtful),
     )
+    decided = np.select([mask for _, mask in rules], range(len(rules)), default=len(rules))
+    verdicts = (*(verdict for verdict, _ in rules), Status.SAFE)
+    status = np.array([v.value for v in verdicts], dtype=object)[decided]
+    rows = {v: decided == k for k, v in enumerate(verdicts)}  # each verdict's rows
 
     must_stay = x.positive | doubtful | protection_masks["pinned"] | protection_masks["young"]
     to_free, advice = protections.latest_advice(ranks, status, must_stay)
-    reasons = wording.reasons(x, status, doubt_masks, causes, ranks, protection_masks, to_free)
+    reasons = wording.reasons(x, rows, doubt_masks, causes, ranks, protection_masks, to_free)
     loaded, loaded_from = protections.loaded(ranks, served)
     table = _table(x, status, reasons, loaded, loaded_from)
     unknown_causes: tuple[str, ...] = ()
-    if (status == Status.UNKNOWN.value).any():
-        unknown_causes = (*causes, *doubts.summary_words(x, doubt_masks, status == Status.UNKNOWN.value))
-    summary = _summary(table, status, unknown_causes, advice)
+    if rows[Status.UNKNOWN].any():
+        unknown_causes = (*causes, *doubts.summary_words(x, doubt_masks, rows[Status.UNKNOWN]))
+    summary = _summary(x, rows, loaded, unknown_causes, advice)
     ignored = tuple((str(i.path), i.reason) for i in inventory.ignored)
     return Report(_header(inventory, evidence, policy, generated_at), table, summary, ignored)
 
@@ -140,21 +146,30 @@ def _order(x: Facts) -> Any:
     return np.lexsort((text_rank, order_key, x.model_code))
 
 
-def _summary(table: pd.DataFrame, status: Any, unknown_causes: tuple[str, ...], advice: list[str]) -> Summary:
+def _summary(
+    x: Facts, rows: dict[Status, Any], loaded: list[Any], unknown_causes: tuple[str, ...], advice: list[str]
+) -> Summary:
     """Counts, what retiring the safe versions frees (memory or disk only), and why rows are unknown."""
-    counts = {s.value: int((status == s.value).sum()) for s in Status}
-    safe = table[table["status"] == Status.SAFE.value]
-    by_model = {str(m): int(b) for m, b in safe.groupby("model")["size_bytes"].sum().items()}
-    freed = {True: 0, False: 0, None: 0}
-    for size, loaded in zip(safe["size_bytes"].tolist(), safe["loaded"].tolist(), strict=True):
-        freed[loaded] += int(size or 0)
+    import numpy as np
+    import pandas as pd
+
+    counts = {s.value: int(rows[s].sum()) for s in Status}
+    safe = rows[Status.SAFE]
+    sizes = x.f["size_bytes"].to_numpy(dtype=float, na_value=0.0)[safe].astype(np.int64)
+    codes, names = x.model_codes_and_names
+    per_model = pd.Series(sizes).groupby(codes[safe], sort=True).sum()
+    by_model = {str(names[c]): int(b) for c, b in per_model.items()}
+    said = np.asarray(loaded, dtype=object)[safe]
+    known = ~pd.isna(said)  # None: nobody said whether it is loaded
+    in_memory = np.zeros(len(said), dtype=bool)
+    in_memory[known] = said[known].astype(bool)
     return Summary(
         counts=counts,
         safe_bytes=sum(by_model.values()),
         safe_bytes_by_model=by_model,
-        safe_bytes_loaded=freed[True],
-        safe_bytes_disk_only=freed[False],
-        safe_bytes_loaded_unknown=freed[None],
+        safe_bytes_loaded=int(sizes[in_memory].sum()),
+        safe_bytes_disk_only=int(sizes[known & ~in_memory].sum()),
+        safe_bytes_loaded_unknown=int(sizes[~known].sum()),
         advice=tuple(advice),
         unknown_causes=unknown_causes,
     )

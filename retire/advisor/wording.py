@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def reasons(
     x: Facts,
-    status: Any,
+    rows: dict[Status, Any],
     doubt_masks: dict[str, Any],
     causes: list[str],
     ranks: Ranks,
@@ -34,15 +34,15 @@ def reasons(
 
     traffic = traffic_column(x)
     out = traffic.copy()
-    for i in np.flatnonzero(status == Status.NOT_ON_DISK.value).tolist():
+    for i in np.flatnonzero(rows[Status.NOT_ON_DISK]).tolist():
         out[i] = f"seen in Prometheus ({traffic[i]}) but no version directory on disk"
-    for i in np.flatnonzero(status == Status.PROTECTED.value).tolist():
+    for i in np.flatnonzero(rows[Status.PROTECTED]).tolist():
         rules = protections.row_words(ranks, protection_masks, i)
         if i in to_free:
             rules.append(to_free[i])
         out[i] = "; ".join(rules) + f"; traffic: {traffic[i]}"
     cause_text = "; ".join(causes)
-    for i in np.flatnonzero(status == Status.UNKNOWN.value).tolist():
+    for i in np.flatnonzero(rows[Status.UNKNOWN]).tolist():
         found = doubts.row_words(x, doubt_masks, i) + ([cause_text] if cause_text else [])
         out[i] = f"would be safe ({traffic[i]}) but " + "; ".join(found)
     return list(out.tolist())

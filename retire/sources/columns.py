@@ -95,13 +95,38 @@ def columns_of(items: Sequence[Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {n: list(col) for n, col in zip(names, zip(*rows, strict=True), strict=True)}
 
 
-def objects(*parts: Any) -> Any:
-    """Columns end to end, as one numpy object array (the join factorizes it)."""
+def factorize(*parts: Any) -> tuple[Any, Any]:
+    """Number the values of several columns together, in the order first seen: (one code per
+    value, all parts end to end; the distinct values). A part that is a pandas Categorical (models
+    as categorical codes) is numbered from its codes, without reading its values one by one; its
+    categories should be in the order first seen, as `categorical` builds them."""
     import numpy as np
+    import pandas as pd
 
-    return (
-        np.concatenate([np.asarray(p, dtype=object) for p in parts]) if parts else np.array([], dtype=object)
-    )
+    codes, names = [], []
+    for part in parts:
+        if isinstance(part, pd.Categorical):
+            codes.append(np.asarray(part.codes, dtype=np.int64))
+            names.append(np.asarray(part.categories, dtype=object))
+        else:
+            c, u = pd.factorize(np.asarray(part, dtype=object))
+            codes.append(c.astype(np.int64))
+            names.append(np.asarray(u, dtype=object))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.array([], dtype=object)
+    remap, uniques = pd.factorize(np.concatenate(names))
+    offsets = np.cumsum([0, *(len(n) for n in names[:-1])])
+    out = np.concatenate([remap[o + c] for o, c in zip(offsets, codes, strict=True)])
+    return out, np.asarray(uniques, dtype=object)
+
+
+def categorical(values: Any) -> Any:
+    """Text as a pandas Categorical whose categories are in the order first seen."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    return pd.Categorical.from_codes(codes, pd.Index(uniques, dtype=object))
 
 
 def _plain(value: Any) -> Any:

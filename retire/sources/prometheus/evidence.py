@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from retire.durations import format_duration, promql_duration
 from retire.errors import PrometheusError
-from retire.sources.columns import Columns, columns_of, objects
+from retire.sources.columns import Columns, columns_of, factorize
 from retire.sources.prometheus.client import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
 from retire.sources.prometheus.queries import (
@@ -148,8 +148,11 @@ class Evidence:
     def window_start(self) -> float:
         return self.evaluated_at - self.window
 
-    def per_version(self) -> PerVersion:
-        """The evidence as one frame, one row per (model, version), whatever its source."""
+    def per_version(self) -> pd.DataFrame:
+        """The evidence as one frame, one row per (model, version) any query answered for,
+        whatever its source: `model` and `version` (Categoricals, categories in the order the
+        answers first named them), the rates `max_qps` and `last_qps` (NaN where not answered;
+        `*_seen` says which were), `calls` (NaN: unknown) and the columns of PER_VERSION_FILL."""
         return _per_version(self)
 
     # What the advisor must know of how the evidence was gathered, as facts rather than its source.
@@ -671,17 +674,6 @@ PER_VERSION_FILL: dict[str, tuple[Any, Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class PerVersion:
-    """One row per (model, version) any query answered for: `model`, `version`, the rates
-    (`max_qps`, `last_qps`, NaN where not answered, and `*_seen`), the calls counted (NaN:
-    unknown) and the columns of PER_VERSION_FILL. `version_order`: the version labels in the
-    order the answers first named them, which the join keeps."""
-
-    frame: pd.DataFrame
-    version_order: Any
-
-
 def went_down(cols: dict[str, Any]) -> Any:
     """Which series' counters went down in the window (a reload, a restart): `resets()` says so
     or could not say, or it ended below where it started. The one place this is decided: evidence
@@ -708,7 +700,7 @@ def _optional(column: Any) -> tuple[Any, Any]:
     return out, has
 
 
-def _per_version(evidence: Evidence) -> PerVersion:
+def _per_version(evidence: Evidence) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
@@ -720,8 +712,8 @@ def _per_version(evidence: Evidence) -> PerVersion:
         names = ("model", "version", "start", "last", "counted", "blind", "resets", "gone")
         scols = columns_of(evidence.series, names)
     parts = (qcols, lcols, scols)
-    mcode, mnames = pd.factorize(objects(*(p["model"] for p in parts)))
-    vcode, vnames = pd.factorize(objects(*(p["version"] for p in parts)))
+    mcode, mnames = factorize(*(p["model"] for p in parts))
+    vcode, vnames = factorize(*(p["version"] for p in parts))
     width = max(len(vnames), 1)
     pair_codes, inverse = np.unique(mcode.astype(np.int64) * width + vcode, return_inverse=True)
     inverse = inverse.reshape(-1)
@@ -740,18 +732,20 @@ def _per_version(evidence: Evidence) -> PerVersion:
         if evidence.recorded is None
         else _per_version_recorded(scols, sk)
     )
-    joined = pd.DataFrame(
-        {
-            "k": np.arange(len(pair_codes)),
-            "model": mnames[pair_codes // width].astype(object) if len(pair_codes) else [],
-            "version": vnames[pair_codes % width].astype(object) if len(pair_codes) else [],
-        }
-    )
+    n = len(pair_codes)
+    out: dict[str, Any] = {
+        "model": pd.Categorical.from_codes(pair_codes // width, pd.Index(mnames, dtype=object)),
+        "version": pd.Categorical.from_codes(pair_codes % width, pd.Index(vnames, dtype=object)),
+    }
+    # Each part has one row per key: its values are placed at their keys, the rest filled.
     for part in (values(qcols, qk, "max_qps"), values(lcols, lk, "last_qps"), per_series):
-        joined = joined.merge(part, on="k", how="left", sort=False)
-    for col, (fill, dtype) in PER_VERSION_FILL.items():
-        joined[col] = joined[col].fillna(fill).astype(dtype)
-    return PerVersion(joined.drop(columns="k"), np.asarray(vnames, dtype=object))
+        k = part["k"].to_numpy()
+        for col in part.columns.drop("k"):
+            fill, dtype = PER_VERSION_FILL.get(col, (np.nan, "float64"))
+            column = np.full(n, fill, dtype=dtype)
+            column[k] = part[col].to_numpy(dtype=dtype)
+            out[col] = column
+    return pd.DataFrame(out)
 
 
 def _per_version_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.DataFrame:
