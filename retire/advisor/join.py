@@ -7,9 +7,9 @@ magnitude faster than joining on two text columns at a million versions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from retire.sources.columns import columns_of, factorize
+from retire.sources.columns import columns_of, factorize, pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,24 +35,52 @@ def join(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     # Numbered in the order first seen: on disk, then in the evidence (its categories' order).
     mcode, mnames = factorize(dcols["model"], e["model"].array)
     vcode, vnames = factorize(dcols["version"], e["version"].array)
+    pair_codes, inverse = pairs(mcode, vcode, len(mnames), len(vnames))
     width = max(len(vnames), 1)
-    pair_codes, inverse = np.unique(mcode.astype(np.int64) * width + vcode, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    n = len(pair_codes)
+    dk, ek = inverse[:nd], inverse[nd:]
 
-    disk = pd.DataFrame({"k": inverse[:nd], **{c: dcols[c] for c in DISK_COLUMNS}})
+    out: dict[str, Any] = {
+        "model": pd.Series(mnames[pair_codes // width], dtype=object),
+        "version": pd.Series(vnames[pair_codes % width], dtype=object),
+    }
+    seen = np.bincount(dk, minlength=n)
+    if seen.max(initial=0) > 1:  # one version listed twice: joined as pandas would, one row each
+        return _merged(out, dk, dcols, e, ek)
+    out["on_disk"] = seen == 1
+    everywhere = bool(out["on_disk"].all())
+    for c in DISK_COLUMNS:
+        values = np.asarray(dcols[c], dtype=object if c == "path" else None)
+        if values.dtype == object:
+            column = np.full(n, None, dtype=object)
+        elif everywhere:  # as a join would: whole numbers stay whole unless a row has none
+            column = np.zeros(n, dtype=values.dtype)
+        else:
+            column = np.full(n, np.nan)
+        column[dk] = values
+        out[c] = column
+    for c in e.columns.drop(["model", "version"]):  # every pair the evidence named is in `e` once
+        fill, dtype = PER_VERSION_FILL.get(c, (np.nan, "float64"))
+        column = np.full(n, fill, dtype=dtype)
+        column[ek] = e[c].to_numpy(dtype=dtype)
+        out[c] = column
+    return pd.DataFrame(out)
+
+
+def _merged(out: dict[str, Any], dk: Any, dcols: dict[str, Any], e: pd.DataFrame, ek: Any) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
+    from retire.sources.prometheus.evidence import PER_VERSION_FILL
+
+    joined = pd.DataFrame({"k": np.arange(len(out["model"])), **out})
+    disk = pd.DataFrame({"k": dk, **{c: dcols[c] for c in DISK_COLUMNS}})
     disk["on_disk"] = True
     found = e.drop(columns=["model", "version"])
-    found.insert(0, "k", inverse[nd:])
-    joined = pd.DataFrame(
-        {
-            "k": np.arange(len(pair_codes)),
-            "model": pd.Series(mnames[pair_codes // width], dtype=object),
-            "version": pd.Series(vnames[pair_codes % width], dtype=object),
-        }
-    )
+    found.insert(0, "k", ek)
     for part in (disk, found):
         joined = joined.merge(part, on="k", how="left", sort=False)
     joined["on_disk"] = joined["on_disk"].fillna(False).astype(bool)
     for col, (fill, dtype) in PER_VERSION_FILL.items():  # no evidence for a version: its defaults
         joined[col] = joined[col].fillna(fill).astype(dtype)
-    return joined
+    return joined.drop(columns="k")

@@ -158,7 +158,8 @@ def _summary(
     sizes = x.f["size_bytes"].to_numpy(dtype=float, na_value=0.0)[safe].astype(np.int64)
     codes, names = x.model_codes_and_names
     per_model = pd.Series(sizes).groupby(codes[safe], sort=True).sum()
-    by_model = {str(names[c]): int(b) for c, b in per_model.items()}
+    model_names = np.asarray(names, dtype=object)[per_model.index.to_numpy()].tolist()
+    by_model = dict(zip(model_names, per_model.to_numpy().tolist(), strict=True))
     said = np.asarray(loaded, dtype=object)[safe]
     known = ~pd.isna(said)  # None: nobody said whether it is loaded
     in_memory = np.zeros(len(said), dtype=bool)

@@ -120,6 +120,24 @@ def factorize(*parts: Any) -> tuple[Any, Any]:
     return out, np.asarray(uniques, dtype=object)
 
 
+def pairs(first: Any, second: Any, n_first: int, n_second: int) -> tuple[Any, Any]:
+    """Number the distinct (first, second) code pairs in order (by first, then second): (each
+    distinct pair as first * width + second, width = max(n_second, 1); each input pair's number).
+    Without a sort when the grid of possible pairs is not much larger than the input."""
+    import numpy as np
+
+    width = max(n_second, 1)
+    keys = first.astype(np.int64) * width + second
+    missing = len(keys) and (first.min() < 0 or second.min() < 0)  # a value pandas reads as missing
+    if not missing and n_first * width <= 4 * len(keys) + 1024:
+        present = np.zeros(n_first * width, dtype=bool)
+        present[keys] = True
+        number = np.cumsum(present) - 1
+        return np.flatnonzero(present), number[keys]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return unique, inverse.reshape(-1)
+
+
 def categorical(values: Any) -> Any:
     """Text as a pandas Categorical whose categories are in the order first seen."""
     import numpy as np

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from retire.durations import format_duration, promql_duration
 from retire.errors import PrometheusError
-from retire.sources.columns import Columns, columns_of, factorize
+from retire.sources.columns import Columns, columns_of, factorize, pairs
 from retire.sources.prometheus.client import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
 from retire.sources.prometheus.queries import (
@@ -714,9 +714,8 @@ def _per_version(evidence: Evidence) -> pd.DataFrame:
     parts = (qcols, lcols, scols)
     mcode, mnames = factorize(*(p["model"] for p in parts))
     vcode, vnames = factorize(*(p["version"] for p in parts))
+    pair_codes, inverse = pairs(mcode, vcode, len(mnames), len(vnames))
     width = max(len(vnames), 1)
-    pair_codes, inverse = np.unique(mcode.astype(np.int64) * width + vcode, return_inverse=True)
-    inverse = inverse.reshape(-1)
     bounds = np.cumsum([0, *(len(p["model"]) for p in parts)])
     qk, lk, sk = (inverse[bounds[i] : bounds[i + 1]] for i in range(len(parts)))
 
