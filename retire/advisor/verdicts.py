@@ -107,27 +107,36 @@ def _table(
     import numpy as np
     import pandas as pd
 
-    f, on_disk = x.f, x.on_disk
-    table = pd.DataFrame(
+    f, order = x.f, _order(x)
+
+    def cells(values: Any, kept: Any = None) -> pd.Series:
+        """A column of Python objects in the report's order; None where not `kept`."""
+        column = pd.Series(values, dtype=object).to_numpy()[order]
+        if kept is not None:
+            column[~kept[order]] = None
+        return pd.Series(column, dtype=object)
+
+    def text(values: Any) -> pd.Series:
+        return pd.Series(np.asarray(values, dtype=object)[order], dtype="str")
+
+    return pd.DataFrame(
         {
-            "model": f["model"].astype(str),
-            "version": f["version"].astype(str),
-            "path": f["path"].astype(object).where(on_disk, None),
-            "on_disk": on_disk,
-            "size_bytes": f["size_bytes"].astype(object).where(on_disk, None),
+            "model": text(f["model"]),
+            "version": text(f["version"]),
+            "path": cells(f["path"], x.on_disk),
+            "on_disk": x.on_disk[order],
+            "size_bytes": cells(f["size_bytes"], x.on_disk),
             # None: no answer for this version; NaN/Inf are kept, they are evidence of a problem.
-            "max_hourly_qps": pd.Series(x.shown_peak).astype(object).where(x.qps_seen, None),
-            "calls": pd.Series(x.calls).astype(object).where(~np.isnan(x.calls), None),
-            "series": f["series"].astype(int),
-            "status": status,
-            "reason": reasons,
-            "hourly": x.hourly,
-            "loaded": pd.Series(loaded, dtype=object),
-            "loaded_from": pd.Series(loaded_from, dtype=object),
+            "max_hourly_qps": cells(x.shown_peak, x.qps_seen),
+            "calls": cells(x.calls, ~np.isnan(x.calls)),
+            "series": f["series"].to_numpy()[order].astype(int),
+            "status": text(status),
+            "reason": text(reasons),
+            "hourly": cells(x.hourly),
+            "loaded": cells(loaded),
+            "loaded_from": cells(loaded_from),
         }
     )
-    ordered: pd.DataFrame = table.iloc[_order(x)].reset_index(drop=True)
-    return ordered
 
 
 def _order(x: Facts) -> Any:
