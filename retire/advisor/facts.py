@@ -98,7 +98,7 @@ class Facts:
 
         codes, names = self._model_codes
         present = np.bincount(codes[mask], minlength=len(names)) > 0
-        return {str(m) for m in np.asarray(names, dtype=object)[present]}
+        return set(np.asarray(names, dtype=object)[present].tolist())
 
     @cached_property
     def model_reached(self) -> Any:
@@ -109,20 +109,25 @@ class Facts:
         return np.bincount(codes, weights=self.reached, minlength=self.n)[codes] > 0
 
     @cached_property
+    def reached_models(self) -> set[str]:
+        """Models the queries saw (a version with a rate or a series)."""
+        return self.models_where(self.reached)
+
+    @cached_property
     def disk_models(self) -> set[str]:
         return self.models_where(self.on_disk)
 
     @cached_property
     def orphans(self) -> tuple[str, ...]:
         """Models with series and no directory."""
-        return tuple(sorted(self.models_where(self.reached) - self.disk_models))
+        return tuple(sorted(self.reached_models - self.disk_models))
 
     @cached_property
     def lookalikes(self) -> dict[str, str]:
         """A silent model on disk (no series) -> the names with series (in or out of the
         selector's reach) that differ from it only in case, spaces or punctuation, as shown."""
-        served = self.models_where(self.reached) | set(self.evidence.scope.unscoped_models)
-        silent = self.disk_models - self.models_where(self.reached)
+        served = self.reached_models | set(self.evidence.scope.unscoped_models)
+        silent = self.disk_models - self.reached_models
         if not silent:
             return {}
         folded = {name: _fold(name) for name in served | silent}  # once per name

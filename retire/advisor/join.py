@@ -64,7 +64,7 @@ def join(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
         column = np.full(n, fill, dtype=dtype)
         column[ek] = e[c].to_numpy(dtype=dtype)
         out[c] = column
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)  # fresh arrays: no copy into blocks
 
 
 def _merged(out: dict[str, Any], dk: Any, dcols: dict[str, Any], e: pd.DataFrame, ek: Any) -> pd.DataFrame:

@@ -8,6 +8,7 @@ which read the same ranks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -64,8 +65,11 @@ class Protection:
 
 
 def _newest_row(r: Ranks, i: int) -> str:
-    model, keep_latest = r.x.models[i], r.x.policy.keep_latest
-    from_config = r.x.inventory.keep_latest.get(model, 0)
+    return _newest_words(r.x.inventory.keep_latest.get(r.x.models[i], 0), r.x.policy.keep_latest)
+
+
+@functools.cache
+def _newest_words(from_config: int, keep_latest: int) -> str:
     keep_n = max(from_config, keep_latest)
     rule = f"the server config keeps {keep_n}" if from_config == keep_n else f"--keep-latest {keep_n}"
     newest = "newest version on disk" if keep_n == 1 else f"among the newest {keep_n} on disk"

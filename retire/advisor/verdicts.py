@@ -111,7 +111,10 @@ def _table(
 
     def cells(values: Any, kept: Any = None) -> pd.Series:
         """A column of Python objects in the report's order; None where not `kept`."""
-        column = pd.Series(values, dtype=object).to_numpy()[order]
+        if isinstance(values, np.ndarray):
+            column = values[order].astype(object)
+        else:  # a list (of tuples, say), or a frame's column
+            column = pd.Series(values, dtype=object).to_numpy()[order]
         if kept is not None:
             column[~kept[order]] = None
         return pd.Series(column, dtype=object)
@@ -135,7 +138,8 @@ def _table(
             "hourly": cells(x.hourly),
             "loaded": cells(loaded),
             "loaded_from": cells(loaded_from),
-        }
+        },
+        copy=False,  # fresh arrays: no copy into blocks
     )
 
 

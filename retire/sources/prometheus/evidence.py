@@ -744,7 +744,7 @@ def _per_version(evidence: Evidence) -> pd.DataFrame:
             column = np.full(n, fill, dtype=dtype)
             column[k] = part[col].to_numpy(dtype=dtype)
             out[col] = column
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)  # fresh arrays: no copy into blocks
 
 
 def _per_version_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.DataFrame:
