@@ -744,7 +744,9 @@ def _per_version(evidence: Evidence) -> pd.DataFrame:
             column = np.full(n, fill, dtype=dtype)
             column[k] = part[col].to_numpy(dtype=dtype)
             out[col] = column
-    return pd.DataFrame(out, copy=False)  # fresh arrays: no copy into blocks
+    order = ("model", "version", "max_qps", "max_qps_seen", "last_qps", "last_qps_seen", "calls")
+    columns = {c: out[c] for c in (*order, *PER_VERSION_FILL)}  # the same columns from every source
+    return pd.DataFrame(columns, copy=False)  # fresh arrays: no copy into blocks
 
 
 def _per_version_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.DataFrame:
