@@ -28,7 +28,10 @@ class Facts:
     def __init__(self, f: pd.DataFrame, inventory: Inventory, evidence: Evidence, policy: Policy) -> None:
         import numpy as np
 
-        self.f, self.inventory, self.evidence, self.policy = f, inventory, evidence, policy
+        self.f: pd.DataFrame = f
+        self.inventory: Inventory = inventory
+        self.evidence: Evidence = evidence
+        self.policy: Policy = policy
         self.n = len(f)
         thr = policy.threshold
         self.on_disk: Any = f["on_disk"].to_numpy(dtype=bool)

@@ -38,7 +38,10 @@ class Ranks:
         keep_latest = x.policy.keep_latest
         server_keep = x.f["model"].map(x.inventory.keep_latest).fillna(keep_latest).to_numpy(dtype=float)
         self.keep: Any = np.maximum(server_keep, keep_latest)
-        self.pin_reasons = {**x.inventory.pins, **{p: f"pinned (--pin {p[0]}:{p[1]})" for p in x.policy.pins}}
+        self.pin_reasons: dict[tuple[str, str], str] = {
+            **x.inventory.pins,
+            **{p: f"pinned (--pin {p[0]}:{p[1]})" for p in x.policy.pins},
+        }
 
     @cached_property
     def age(self) -> Any:
