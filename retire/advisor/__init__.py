@@ -1,6 +1,9 @@
 """The advisor: the pure join of what is on disk with the traffic evidence, and the verdicts.
 
-No I/O, no clock, no environment; see `verdicts` for the order of the rules, `report` for what it hands on.
+No I/O, no clock, no environment. `verdicts` holds advise() and the order of the rules; `join`
+makes one row per version from the sources' columns; `facts` what the evidence says of each row;
+`doubts` and `protections` are tables, one entry each; `wording` the reasons; `report` what it
+hands on (the report model and the number formatting every renderer shares).
 """
 
 from retire.advisor.report import (
