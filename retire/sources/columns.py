@@ -37,10 +37,11 @@ class Columns(Sequence[T], Generic[T]):
                 raise ValueError(f"column {f.name!r} of {record.__name__} is missing")
 
     @classmethod
-    def of(cls, record: type[T], items: Sequence[T]) -> Columns[T]:
-        """Records as columns (one pass over them)."""
+    def of(cls, record: type[T], items: Sequence[T], coded: tuple[str, ...] = ()) -> Columns[T]:
+        """Records as columns (one pass over them); the `coded` fields as categorical codes."""
         names = tuple(f.name for f in fields(record))  # type: ignore[arg-type]
-        return cls(record, columns_of(items, names), len(items))
+        columns = columns_of(items, names)
+        return cls(record, {**columns, **{c: categorical(columns[c]) for c in coded}}, len(items))
 
     def __len__(self) -> int:
         return self._n

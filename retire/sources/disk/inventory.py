@@ -48,6 +48,10 @@ class DiskVersion:
     ctime: float
 
 
+# Models and versions repeat: they travel as categorical codes (the join numbers them by code).
+CODED = ("model", "version")
+
+
 @dataclass(frozen=True)
 class Ignored:
     path: Path
@@ -81,7 +85,7 @@ class Inventory:
             )
         return Inventory(
             self.roots + other.roots,
-            Columns.of(DiskVersion, [*self.versions, *other.versions]),
+            Columns.of(DiskVersion, [*self.versions, *other.versions], CODED),
             self.ignored + other.ignored,
             {**self.keep_latest, **other.keep_latest},
             {**self.pins, **other.pins},
@@ -172,11 +176,11 @@ def one_row_per_version(inv: Inventory) -> Inventory:
         if why is not None:
             pins.setdefault((row.model, row.version), why)
     if len(kept) == len(records) and pins == inv.pins:
-        return replace(inv, versions=Columns.of(DiskVersion, records))
+        return replace(inv, versions=Columns.of(DiskVersion, records, CODED))
     order = {id(v): n for n, v in enumerate(records)}
     kept.sort(key=lambda v: order[id(v)])
     return Inventory(
-        inv.roots, Columns.of(DiskVersion, kept), tuple(ignored), inv.keep_latest, pins, inv.policies
+        inv.roots, Columns.of(DiskVersion, kept, CODED), tuple(ignored), inv.keep_latest, pins, inv.policies
     )
 
 

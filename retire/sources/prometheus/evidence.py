@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from retire.durations import format_duration, promql_duration
 from retire.errors import PrometheusError
-from retire.sources.columns import Columns, columns_of, factorize, pairs
+from retire.sources.columns import Columns, categorical, columns_of, factorize, pairs
 from retire.sources.prometheus.client import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
 from retire.sources.prometheus.queries import (
@@ -189,7 +189,9 @@ def _versions(result: QueryResult, params: QueryParams) -> Columns[VersionValue]
         models.append(s.labels.get(params.model_label, ""))
         versions.append(params.canonical(s.labels.get(params.version_label, "")))
         values.append(s.value if s.value is not None else float("nan"))
-    return Columns(VersionValue, {"model": models, "version": versions, "value": values})
+    return Columns(
+        VersionValue, {"model": categorical(models), "version": categorical(versions), "value": values}
+    )
 
 
 def _check_unique(name: str, result: QueryResult, where: str) -> None:
@@ -227,7 +229,9 @@ def _series_facts(
         # No answer for a series that has samples: nothing proves it never went down.
         cols["resets"].append(_or_nan(downs.get(key)))
         cols["gone"].append(key not in current)
-    return Columns(SeriesFacts, cols)
+    return Columns(
+        SeriesFacts, {**cols, "model": categorical(cols["model"]), "version": categorical(cols["version"])}
+    )
 
 
 def _or_nan(value: float | None) -> float:
