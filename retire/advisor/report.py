@@ -159,4 +159,6 @@ def human_bytes(n: float | None) -> str:
 
 
 def fmt_calls(calls: float) -> str:
+    if not math.isfinite(calls):  # evidence of a problem, shown as it came (never int(inf))
+        return fmt_qps(calls)
     return f"{calls:,.0f}" if calls == int(calls) else f"{calls:,.1f}"

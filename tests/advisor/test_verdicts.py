@@ -517,3 +517,14 @@ def test_a_server_config_never_lowers_keep_latest() -> None:
     report = advise(inv, ev, Policy(keep_latest=3, min_age=0), AT)
     assert [r.status.value for r in report.rows()] == ["safe", "protected", "protected", "protected"]
     assert "--keep-latest 3" in list(report.rows())[1].reason
+
+
+def test_recorded_infinite_first_calls_are_never_safe_and_never_crash() -> None:
+    """Found by the direct renderer tests: an infinite count reached fmt_calls (OverflowError)."""
+    ev = recorded_evidence([VersionFacts("a", "1", 1, math.inf, 0), VersionFacts("a", "2", 1, -math.inf, 0)])
+    report = advise(
+        Inventory((Path("/m"),), (disk("a", 1), disk("a", 2), disk("a", 3))), ev, NO_PROTECTION, AT
+    )
+    rows = {r.version: r for r in report.rows()}
+    assert rows["1"].status.value != "safe" and rows["2"].status.value != "safe"
+    assert rows["3"].status.value == "safe"

@@ -427,9 +427,6 @@ def test_tsv_refuses_what_one_line_cannot_carry_and_says_why() -> None:
     assert names == [r["model"] for r in safe]  # JSON carries every one, exactly
 
 
-@pytest.mark.xfail(
-    reason="fmt_calls cannot spell an infinite count (OverflowError); JSON can", raises=OverflowError
-)
 def test_infinite_calls_in_the_table() -> None:
     rep = report(row("inf", "1", Status.UNKNOWN, calls=math.inf))
     assert _strict(render_report(rep, ReportFormat.JSON))["rows"][0]["calls"] == "+Inf"
