@@ -8,7 +8,6 @@ import shlex
 import ssl
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from retire.lab.servers import free_port
 from tests import fake_servers as fs
 from tests import scenarios as sc
 from tests.conftest import Lab, run_cli
+from tests.readback import HtmlTable
 from tests.smtp_servers import Inbox, raw_server, smtp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,30 +36,6 @@ def mail_args(port: int, *extra: str) -> list[str]:
         str(port),
         *extra,
     ]
-
-
-class Table(HTMLParser):
-    """The HTML part's table, parsed back into rows of cell texts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[list[str]] = []
-        self.cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: object) -> None:
-        if tag == "tr":
-            self.rows.append([])
-        elif tag in ("td", "th"):
-            self.cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self.cell is not None:
-            self.rows[-1].append("".join(self.cell))
-            self.cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self.cell is not None:
-            self.cell.append(data)
 
 
 def parts(msg):  # type: ignore[no-untyped-def]
@@ -82,7 +58,7 @@ def test_report_mail_has_both_parts_subject_recipients_and_attachments(lab: Lab)
     text, html, attachments = parts(msg)
     assert "alpha" in text and "no series in window" in text and "\x1b[" not in text
     assert set(attachments) == {"retire-report.json", "retire-report.csv"}
-    table = Table()
+    table = HtmlTable()
     table.feed(html)
     header, *rows = table.rows
     assert header[:4] == ["Model", "Version", "Status", "Traffic"]
@@ -116,7 +92,7 @@ def test_html_escapes_names_from_disk_and_prometheus(tmp_path: Path) -> None:
     assert run.exit_code == 0, run.stderr
     _, html, _ = parts(inbox.messages[0][2])
     assert "<script>" not in html and "&lt;script&gt;alert(1)" in html
-    table = Table()
+    table = HtmlTable()
     table.feed(html)
     assert table.rows[1][0] == "<script>alert(1)"
 

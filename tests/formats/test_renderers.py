@@ -12,7 +12,6 @@ import io
 import json
 import math
 import re
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from retire.escape import has_unsafe, printable
 from retire.formats import ListFormat, ReportFormat, html, render_report, render_safe_list
 from retire.formats.structured import FORMULA_START, tsv_refused
 from tests.builders import every_status, report, row
+from tests.readback import HtmlTable
 
 # Names a label or a directory can carry, each a way to break some format or mislead its reader.
 HOSTILE = (
@@ -87,32 +87,8 @@ def _human(rep: Report) -> dict[str, str]:
     return out
 
 
-class _Cells(HTMLParser):
-    """The HTML table as rows of cell texts (entities decoded)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[list[str]] = []
-        self.cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: object) -> None:
-        if tag == "tr":
-            self.rows.append([])
-        elif tag in ("td", "th"):
-            self.cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self.cell is not None:
-            self.rows[-1].append("".join(self.cell))
-            self.cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self.cell is not None:
-            self.cell.append(data)
-
-
 def _html_rows(text: str) -> list[list[str]]:
-    parser = _Cells()
+    parser = HtmlTable()
     parser.feed(text)
     return parser.rows
 
