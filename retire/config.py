@@ -645,8 +645,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "server",
         _str,
-        "Ask the model server which versions are loaded: TF Serving REST (http://tfs:8501), Triton "
-        "HTTP (http://triton:8000) or TorchServe management (http://ts:8081), by --preset.",
+        "Ask the model server which versions are loaded, through its status API by --preset: "
+        + "; ".join(dict.fromkeys(s.status_api for s in SERVERS.values()))
+        + ".",
         "http://tfs:8501",
         metavar="URL",
     ),
