@@ -154,18 +154,20 @@ class Facts:
             return odd
         for i in np.flatnonzero(~self.on_disk & self.reached):
             model, version = self.models[i], self.versions[i]
-            if (
-                model in self.disk_models
-                and version not in self.policy.unattributed
-                and not is_version(version)
-            ):
+            if model in self.disk_models and version not in self.no_version and not is_version(version):
                 odd.setdefault(model, []).append(version)
         return odd
 
+    @property
+    def no_version(self) -> tuple[str, ...]:
+        """Version labels that name no version: the server's (TorchServe's "default") and the
+        empty one, which Prometheus stores as no label at all (whatever the server)."""
+        return (*self.policy.unattributed, "")
+
     @cached_property
     def unattributed(self) -> Any:
-        """Calls under a label that names no version (TorchServe's "default")."""
-        return ~self.on_disk & self.positive & self.f["version"].isin(self.policy.unattributed).to_numpy()
+        """Calls under a label that names no version."""
+        return ~self.on_disk & self.positive & self.f["version"].isin(self.no_version).to_numpy()
 
     @cached_property
     def vague_labels(self) -> dict[str, str]:

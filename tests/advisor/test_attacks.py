@@ -1,0 +1,27 @@
+"""Hostile inputs to the advisor's tables (issue #15's new seams), on hand-built inputs: each
+disguise of absence must end in "unknown", never "safe"."""
+
+from __future__ import annotations
+
+from retire.advisor import Policy
+from retire.servers import SERVERS
+from retire.sources.prometheus.evidence import SeriesFacts
+from tests.advisor.test_verdicts import disk, evidence, status_of
+
+TFS = SERVERS["tfserving-patched"]
+POLICY = Policy(
+    keep_latest=0, min_age=0, label_is_version=TFS.label_is_version, unattributed=TFS.unattributed
+)
+
+
+def flat(model: str, version: str) -> SeriesFacts:
+    return SeriesFacts(model, version, (("model_name", model), ("model_version", version)), 7, 7)
+
+
+def test_calls_with_an_empty_version_label_may_have_reached_any_version() -> None:
+    """In Prometheus an empty label is no label: calls counted under `model_version=""` name no
+    version, so each version of that model may have had them, even one with its own flat series."""
+    busy = SeriesFacts("m", "", (("model_name", "m"), ("model_version", "")), 0, 100)
+    ev = evidence(qps={("m", ""): 1.0, ("m", "1"): 0.0}, series=[busy, flat("m", "1")])
+    got = status_of([disk("m", 1), disk("m", 2)], ev, POLICY)
+    assert got[("m", "1")] == "unknown" and got[("m", "2")] == "unknown"
