@@ -135,7 +135,13 @@ def connection_from(settings: Settings) -> Connection:
         ("--client-cert", settings.client_cert),
         ("--client-key", settings.client_key),
     ):
-        if path is not None and not path.is_file():
+        if path is None:
+            continue
+        try:
+            found = path.is_file()
+        except OSError as e:  # a name too long, a loop of links: the OS cannot look it up
+            raise ConfigError(f"{flag} {path}: {e.strerror}") from None
+        if not found:
             raise ConfigError(f"{flag} {path} does not exist")
     verify: str | bool = str(settings.ca_file) if settings.ca_file else True
     if settings.insecure:
