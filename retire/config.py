@@ -193,7 +193,12 @@ def _url(value: object, name: str) -> str:
 
 
 def _path(value: object, name: str) -> Path:
-    path = Path(_str(value, name))
+    """A path; empty text is refused, not read as `.` (a config templated from an unset
+    variable would make the working directory the model root, or the file written)."""
+    text = _str(value, name)
+    if not text.strip():
+        raise ConfigError(f"{name}: the path is empty")
+    path = Path(text)
     try:
         return path.expanduser()
     except RuntimeError:  # `~user` for a user that does not exist
