@@ -101,8 +101,9 @@ def read_secret(path: object, what: str) -> str:
 def connection_from(settings: Settings) -> Connection:
     """Read credentials now (a mounted Kubernetes token rotates: it is re-read on every run).
 
-    Header values and the tenant were checked (and registered as secrets) by config; the secret
-    files are checked here, and every message about them names the file, never the content.
+    Header values and the tenant were checked by config; they are registered as secrets here
+    too, for Settings built without config (a library user's). The secret files are checked here,
+    and every message about them names the file, never the content.
     """
     headers = []
     for text in settings.header:
@@ -110,6 +111,8 @@ def connection_from(settings: Settings) -> Connection:
         headers.append((name.strip(), value.strip()))
     if settings.tenant:
         headers.append(("X-Scope-OrgID", settings.tenant))
+    for name, value in headers:
+        redact.register(value, header=name)
     token = None
     if settings.bearer_token_file:
         token = read_secret(settings.bearer_token_file, "--bearer-token-file")
