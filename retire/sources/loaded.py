@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from retire import redact
 from retire.errors import ServerError
 from retire.sources.prometheus.client import Connection, redact_url
 
@@ -69,6 +70,7 @@ def ask(
     if srv is None:
         names = ", ".join(dict.fromkeys(n for s in SERVERS.values() for n in (s.preset, s.name)))
         raise ServerError(f"--server: no status API known for {server!r}; use one of {names}")
+    redact.register_url(url)  # httpx sends its user info as Basic credentials, which servers echo
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ServerError(f"--server: {redact_url(url)!r} is not an http(s) URL such as http://host:8000")

@@ -113,6 +113,7 @@ def connection_from(settings: Settings) -> Connection:
         headers.append(("X-Scope-OrgID", settings.tenant))
     for name, value in headers:
         redact.register(value, header=name)
+    redact.register_url(settings.prometheus)
     token = None
     if settings.bearer_token_file:
         token = read_secret(settings.bearer_token_file, "--bearer-token-file")
