@@ -9,6 +9,8 @@ own state and the next run rewrites it.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +37,8 @@ class History:
 
 def load(path: Path) -> tuple[str | None, dict[tuple[str, str], str] | None, str | None]:
     """(evaluated_at, {(model, version): status}, problem) of the previous report."""
+    if _fifo(path):  # reading it would wait for a writer forever
+        return None, None, f"previous report {path} is a FIFO, not a file; starting afresh"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         statuses = {(r["model"], str(r["version"])): r["status"] for r in doc["rows"]}
@@ -48,9 +52,21 @@ def load(path: Path) -> tuple[str | None, dict[tuple[str, str], str] | None, str
 def save(path: Path, report: Report) -> None:
     """Keep this report for the next run's comparison (atomically: never a torn state file)."""
     from retire.delivery.output import write_atomic
+    from retire.errors import OutputError
     from retire.formats.structured import report_json
 
+    if _fifo(path):  # a state file is retire's own: nobody reads it from a FIFO
+        raise OutputError(f"cannot write --since-last {path}: it is a FIFO; name a file")
     write_atomic(path, report_json(report))
+
+
+def _fifo(path: Path) -> bool:
+    """Whether `path` is a FIFO (links followed): reading one waits for a writer, and writing one
+    for a reader. Devices stay allowed (`--since-last /dev/null` keeps no state)."""
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False  # missing or unreadable: reading it says why
 
 
 def since(path: Path, report: Report) -> History:
