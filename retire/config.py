@@ -948,6 +948,18 @@ def resolve(
     return settings
 
 
+def check(s: Settings) -> None:
+    """Settings built without `resolve` (a library user's) get the checks resolve makes: each
+    number through its option's parser (NaN, infinite, negative), then the combinations. A NaN
+    threshold made every version idle, busy ones included."""
+    numbers = (parse_duration, _number, _count, _port)
+    for o in OPTIONS:
+        value = getattr(s, o.key)
+        if o.parse in numbers and value is not None:
+            o.parse(value, flag_name(o.key))
+    _check(s)
+
+
 def _check(s: Settings) -> None:
     if s.step <= 0:
         raise ConfigError("--step must be greater than 0 (e.g. 1h)")

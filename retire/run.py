@@ -46,6 +46,7 @@ def build_report(
     progress(done, total): called as the per-model queries finish (a long wait on large fleets).
     """
     from retire.advisor import Policy, advise
+    from retire.config import check
     from retire.servers import server
     from retire.sources.prometheus.client import PrometheusClient, connection_from
     from retire.sources.prometheus.evidence import gather
@@ -60,6 +61,7 @@ def build_report(
             "no model directory: pass --model-dir /models, or --model-config, "
             "or --model-base-path with --model-name"
         )
+    check(settings)
     params = params_from(settings)
     connection = connection_from(settings)
     if settings.insecure:
