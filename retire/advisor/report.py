@@ -38,6 +38,16 @@ class Policy:
     # Whether a version label could name a version directory (the server's rule); None: any could.
     label_is_version: Callable[[str], bool] | None = None
 
+    def __post_init__(self) -> None:
+        """The advisor decides "safe" by comparing with these: a NaN threshold compares false
+        with every rate, which made every version idle. Refused for callers that skip config."""
+        if not (math.isfinite(self.threshold) and self.threshold >= 0):
+            raise ValueError(f"Policy.threshold must be a finite number >= 0, not {self.threshold!r}")
+        if self.keep_latest < 0:
+            raise ValueError(f"Policy.keep_latest must be >= 0, not {self.keep_latest!r}")
+        if not self.min_age >= 0:  # NaN too
+            raise ValueError(f"Policy.min_age must be >= 0 seconds, not {self.min_age!r}")
+
 
 @dataclass(frozen=True)
 class Row:

@@ -3,6 +3,8 @@ disguise of absence must end in "unknown", never "safe"."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from retire.advisor import Policy
@@ -40,3 +42,20 @@ def test_calls_with_an_empty_model_label_may_have_reached_any_model() -> None:
     ev = evidence(qps={("", "1"): 1.0, ("m", "1"): 0.0}, series=[busy, flat("m", "1")])
     got = status_of([disk("m", 1)], ev, POLICY)
     assert got[("m", "1")] == "unknown"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"threshold": math.nan},  # compared false with every rate: every version was idle
+        {"threshold": math.inf},
+        {"threshold": -0.5},
+        {"keep_latest": -1},
+        {"min_age": math.nan},
+        {"min_age": -1.0},
+    ],
+)
+def test_a_policy_the_advisor_cannot_compare_with_is_refused(given: dict[str, float]) -> None:
+    """advise() is public: a library user's Policy skips config's parsers."""
+    with pytest.raises(ValueError, match=f"Policy.{next(iter(given))}"):
+        Policy(**given)  # type: ignore[arg-type]
