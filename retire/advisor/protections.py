@@ -55,9 +55,17 @@ class Ranks:
 
         if not self.pin_reasons:
             return np.zeros(self.x.n, dtype=bool)
-        pins = self.pin_reasons
         keys = zip(self.x.models, self.x.versions, strict=True)
-        return self.x.on_disk & np.array([k in pins for k in keys], dtype=bool)
+        return self.x.on_disk & np.array([self.pin_reason(*k) is not None for k in keys], dtype=bool)
+
+    def pin_reason(self, model: str, version: str) -> str | None:
+        """Why (model, version) is pinned, or None. Pins are read by TF Serving's number rule
+        whatever the preset (config: `m:01` pins m/1), so a version is looked up as written and by
+        that rule: a pin matches more than the server loads, never less (TorchServe's `01`)."""
+        from retire.config import canonical_version  # the pins' rule, as config reads them
+
+        found = self.pin_reasons.get((model, version))
+        return found if found is not None else self.pin_reasons.get((model, canonical_version(version)))
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ def _young_row(r: Ranks, i: int) -> str:
 
 
 PROTECTIONS: tuple[Protection, ...] = (
-    Protection("pinned", lambda r: r.pinned, lambda r, i: r.pin_reasons[(r.x.models[i], r.x.versions[i])]),
+    Protection("pinned", lambda r: r.pinned, lambda r, i: r.pin_reason(r.x.models[i], r.x.versions[i]) or ""),
     Protection("newest", lambda r: r.x.on_disk & (r.rank <= r.keep), _newest_row),
     Protection("young", lambda r: r.x.on_disk & (r.age < r.x.policy.min_age), _young_row),
 )

@@ -4,10 +4,12 @@ disguise of absence must end in "unknown", never "safe"."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from retire.advisor import Policy
+from retire.config import resolve
 from retire.servers import SERVERS
 from retire.sources.prometheus.evidence import SeriesFacts
 from tests.advisor.test_verdicts import disk, evidence, status_of
@@ -59,3 +61,15 @@ def test_a_policy_the_advisor_cannot_compare_with_is_refused(given: dict[str, fl
     """advise() is public: a library user's Policy skips config's parsers."""
     with pytest.raises(ValueError, match=f"Policy.{next(iter(given))}"):
         Policy(**given)  # type: ignore[arg-type]
+
+
+def test_a_pin_protects_a_torchserve_version_written_with_leading_zeros() -> None:
+    """Pins are read by TF Serving's number rule whatever the preset (`m:01` pins m/1), so that a
+    pin matches more than the server loads, never less; TorchServe joins versions as written, so
+    its version `01` was not pinned by `--pin m:01` and stayed safe."""
+    ts = SERVERS["torchserve"]
+    pins = resolve({"pin": ["m:01"], "preset": "torchserve"}, env={}).pin
+    policy = Policy(keep_latest=0, min_age=0, pins=pins, unattributed=ts.unattributed)
+    inv = [replace(disk("m", 1), version="01", path="/m/m/01"), disk("m", 9)]
+    ev = evidence(qps={("m", "01"): 0.0, ("m", "9"): 0.0}, series=[flat("m", "01"), flat("m", "9")])
+    assert status_of(inv, ev, policy) == {("m", "01"): "protected", ("m", "9"): "safe"}
