@@ -326,8 +326,17 @@ def recheck(
     acting. Safe in the fresh report is the whole test: any doubt (a gap, a warning) has already
     turned every would-be-safe version unknown there, and a version called since the plan was made
     is skipped and reported. Journals into `archive`, the archive that was locked and checked."""
+    roots = tuple(roots)
     with locked(archive), locked_roots(roots):
         report = fresh()
+        unlocked = {os.path.realpath(r) for r in report.header.model_roots} - {
+            os.path.realpath(r) for r in roots
+        }
+        if unlocked:  # a library caller passes the roots and the report separately
+            raise OffloadError(
+                f"the fresh report's model root(s) {', '.join(sorted(unlocked))} were not locked; "
+                "nothing was moved"
+            )
         check_archive(archive, report.header.model_roots)
         return apply(archive, checked_moves(plan, report, archive, where, say), say)
 
