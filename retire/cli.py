@@ -355,6 +355,8 @@ def report(
         mailing = bool(settings.mail_to)
         if mailing:
             mail.smtp_from(settings)  # a bad password file or CA file is a usage error, found first
+        if settings.since_last is not None:
+            history.check(settings.since_last)  # never replace a file that is not a report
         try:
             result = _build_report(
                 settings, sparklines=mailing or fmt in (ReportFormat.TABLE, ReportFormat.MARKDOWN)

@@ -1,9 +1,10 @@
 """`--since-last FILE`: what changed since the previous report.
 
 The file is the previous run's JSON report (the same document `--format json` prints), written
-atomically after each successful run, so a crash never leaves a torn state file. A missing file
-means a first run; an unreadable one is reported and treated as a first run, since it is retire's
-own state and the next run rewrites it.
+atomically after each successful run, so a crash never leaves a torn state file. A missing or
+empty file means a first run. A file that holds anything else (not a retire report) is refused
+before any work, and never replaced: run as root, `--since-last /etc/passwd` must not turn the
+password file into a report. Devices (`/dev/null`) keep no state and are written in place.
 """
 
 from __future__ import annotations
@@ -40,13 +41,21 @@ def load(path: Path) -> tuple[str | None, dict[tuple[str, str], str] | None, str
     if _fifo(path):  # reading it would wait for a writer forever
         return None, None, f"previous report {path} is a FIFO, not a file; starting afresh"
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        statuses = {(r["model"], str(r["version"])): r["status"] for r in doc["rows"]}
-        return doc["header"]["evaluated_at"], statuses, None
+        at, statuses = _read(path)
+        return at, statuses, None
     except FileNotFoundError:
         return None, None, None
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # any bad file: start afresh
+    except _UNREADABLE as e:  # any bad file: start afresh
         return None, None, f"previous report {path} unreadable ({type(e).__name__}); starting afresh"
+
+
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, RecursionError)
+
+
+def _read(path: Path) -> tuple[str, dict[tuple[str, str], str]]:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    statuses = {(r["model"], str(r["version"])): r["status"] for r in doc["rows"]}
+    return doc["header"]["evaluated_at"], statuses
 
 
 def save(path: Path, report: Report) -> None:
@@ -57,7 +66,41 @@ def save(path: Path, report: Report) -> None:
 
     if _fifo(path):  # a state file is retire's own: nobody reads it from a FIFO
         raise OutputError(f"cannot write --since-last {path}: it is a FIFO; name a file")
+    if (why := foreign(path)) is not None:  # it changed since check(): still never replace it
+        raise OutputError(_refusal(path, why))
     write_atomic(path, report_json(report))
+
+
+def foreign(path: Path) -> str | None:
+    """Why the regular file at `path` is not a retire report it may replace, or None (missing,
+    empty, not a regular file, or a report)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None  # missing (a first run) or unreachable: writing it says why
+    if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+        return None
+    try:
+        _read(path)
+    except _UNREADABLE as e:
+        return type(e).__name__
+    return None
+
+
+def check(path: Path) -> None:
+    """Refuse a --since-last file retire would have to overwrite although it is not its own, before
+    any query is sent."""
+    from retire.errors import ConfigError
+
+    if (why := foreign(path)) is not None:
+        raise ConfigError(_refusal(path, why))
+
+
+def _refusal(path: Path, why: str) -> str:
+    return (
+        f"--since-last {path} is not a retire report ({why}), so it is not replaced: name a new "
+        "file, or remove this one if it is a state file you no longer need"
+    )
 
 
 def _fifo(path: Path) -> bool:

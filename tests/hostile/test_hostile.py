@@ -762,15 +762,17 @@ def test_no_secret_in_any_error_path(tmp_path: Path, models: Path) -> None:
     assert_no_secret(*texts)
 
 
-def test_since_last_file_nested_too_deep_starts_afresh(tmp_path: Path, models: Path) -> None:
-    """Every input decoder: a --since-last file that is JSON nested past Python's recursion limit."""
+def test_since_last_file_nested_too_deep_is_refused_and_kept(tmp_path: Path, models: Path) -> None:
+    """Every input decoder: a --since-last file that is JSON nested past Python's recursion limit.
+    It is not a retire report, so it is refused and kept (it used to be replaced: see
+    tests/delivery/test_history_attacks.py, `--since-last /etc/passwd`); never a traceback."""
     last = tmp_path / "last.json"
     last.write_text("[" * 100_000)
     with hs.serve(hs.normal) as url:
         code, out, err = report(url, models, "--since-last", str(last))
-    assert code == 0, err
-    assert "unreadable (RecursionError); starting afresh" in out
-    assert json.loads(last.read_text())["rows"]
+    assert code == 2, err
+    one_line(err, 2, "is not a retire report (RecursionError)")
+    assert last.read_text() == "[" * 100_000 and out == ""
 
 
 def test_prometheus_answer_nested_too_deep_is_exit_3(models: Path) -> None:
