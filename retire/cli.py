@@ -510,7 +510,7 @@ ArchiveDir = Annotated[
 def _only(values: list[str] | None) -> tuple[tuple[str, str], ...]:
     from retire.config import _pins
 
-    return _pins(values or [], "--only") if values else ()
+    return _pins(values or [], "--only", as_written=True) if values else ()
 
 
 def _say(text: str) -> None:

@@ -261,11 +261,12 @@ def _list(value: object, name: str, what: str) -> list[object]:
     raise ConfigError(f"{name}: expected {what}, got {_kind(value)}")
 
 
-def _pins(value: object, name: str) -> tuple[tuple[str, str], ...]:
+def _pins(value: object, name: str, as_written: bool = False) -> tuple[tuple[str, str], ...]:
     """`model:version` pairs, from a TOML list, repeated flags, or a comma-separated env value.
 
     Versions are read by TF Serving's number rule whatever the preset (`007` pins `7`): a pin
-    may match more than the server would load, never less."""
+    may match more than the server would load, never less. `as_written` keeps the text (for
+    `--only`, which must name exactly one version; the plan falls back to the number rule)."""
     items: list[object]
     if isinstance(value, str):
         items = [v for v in value.split(",") if v.strip()]
@@ -277,7 +278,7 @@ def _pins(value: object, name: str) -> tuple[tuple[str, str], ...]:
         model, sep, version = text.rpartition(":")
         if not sep or not model or not version.strip():
             raise ConfigError(f"{name}: {_shown(text)} is not MODEL:VERSION (e.g. half_plus_two:123)")
-        pins.append((model, canonical_version(version.strip())))
+        pins.append((model, version.strip() if as_written else canonical_version(version.strip())))
     return tuple(pins)
 
 

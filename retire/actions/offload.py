@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from retire.errors import RetireError
-from retire.sources.disk.inventory import unsafe_component
+from retire.sources.disk.inventory import canonical_version, unsafe_component
 
 if TYPE_CHECKING:
     from retire.advisor import Report, Row
@@ -228,7 +228,9 @@ def make_plan(report: Report, archive: Path, only: tuple[tuple[str, str], ...] =
     if only:
         chosen = []
         for key in only:
-            row = rows.get(key)
+            # As written first (TorchServe's `01` and `1` are two versions), then by TF Serving's
+            # number rule (`007` names `7`), as --pin reads it.
+            row = rows.get(key) or rows.get((key[0], canonical_version(key[1])))
             if row is None or row.status.value != "safe":
                 status = row.status.value if row else "not found"
                 raise OffloadError(f"--only {key[0]}:{key[1]} is {status}, not safe: nothing was moved")
