@@ -132,14 +132,23 @@ def _flag(key: str, *, choices: tuple[str, ...] | None = None, default: str | No
 
 def _options(*groups: str) -> list[tuple[str, Any]]:
     """The table's flags of these groups, in the table's order, as (key, annotation)."""
-    return [(o.key, Annotated[o.kind | None, _flag(o.key)]) for o in OPTIONS if o.group in groups and o.flag]
+    return [
+        (o.key, Annotated[_TEXT.get(o.kind, o.kind) | None, _flag(o.key)])
+        for o in OPTIONS
+        if o.group in groups and o.flag
+    ]
+
+
+# Paths reach the option table's parsers as the text typed: Typer would make an empty flag
+# (`--model-dir "$UNSET"`) Path("."), the working directory, before the parser could refuse it.
+_TEXT: dict[Any, Any] = {Path: str, list[Path]: list[str]}
 
 
 def _choices(enum: type[StrEnum]) -> tuple[str, ...]:
     return tuple(f.value for f in enum)
 
 
-Output = Annotated[Path | None, _flag("output")]
+Output = Annotated[str | None, _flag("output")]
 ReportFormatOpt = Annotated[
     str | None, _flag("format", choices=_choices(ReportFormat), default=ReportFormat.TABLE.value)
 ]

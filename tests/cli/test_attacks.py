@@ -9,12 +9,6 @@ import pytest
 from tests.conftest import run_cli
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Typer turns the empty text into Path('.') before retire.config sees it, so the empty "
-    "flag is the working directory (the config file and environment refuse it); fixing it means "
-    "path flags typed as text in the CLI, outside this branch's lane",
-)
 @pytest.mark.parametrize("flag", ["--model-dir", "--model-base-path"])
 def test_an_empty_path_flag_is_refused_not_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str
