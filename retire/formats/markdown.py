@@ -13,7 +13,12 @@ if TYPE_CHECKING:
 
 
 def _escape(text: str) -> str:
-    return printable(text).replace("\\", "\\\\").replace("|", "\\|")
+    """Names come from disk and Prometheus: shown as text wherever the report is pasted. A pipe
+    would split the cell; `<` would start HTML or an autolink (`&` an entity), `[`...`](` a link."""
+    text = (
+        printable(text).replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;").replace("<", "&lt;")
+    )
+    return text.replace("[", "\\[").replace("]", "\\]").replace("](", "]\\(")
 
 
 def render(report: Report, extra: list[str] | None = None) -> str:
