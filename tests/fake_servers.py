@@ -36,6 +36,8 @@ def full_answer(
         per_version = {k: v for k, v in flat.items() if k != "instance"}
         if query.startswith(("max_over_time(sum", "sum by")):  # the busiest and the last step
             result = [{"metric": per_version, "value": [at, "0"]}]
+        elif query.startswith("count by ("):  # unlabelled_series: every series has both labels
+            result = []
         elif query.startswith("resets("):  # the counter never went down
             result = [{"metric": flat, "value": [at, "0"]}]
         else:  # the series' last value, and their value at the window's start

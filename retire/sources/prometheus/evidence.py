@@ -121,6 +121,21 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class Unlabelled:
+    """Series of the metric (with the --selector) in the window that lack the model or the version
+    label. Prometheus stores an empty label as none, and the other queries ask for both labels, so
+    these series' calls are seen nowhere else: they may have reached any version of their model,
+    or of any model. The metric, matchers and labels are kept for reasons that say how to check."""
+
+    no_version: dict[str, int] = field(default_factory=dict)  # model -> its series with no version label
+    no_model: int = 0  # series with no model label
+    metric: str = ""
+    matchers: str = ""  # the user's --selector matchers, rendered
+    model_label: str = "model_name"
+    version_label: str = "model_version"
+
+
+@dataclass(frozen=True)
 class Evidence:
     source: str
     evaluated_at: float
@@ -143,6 +158,7 @@ class Evidence:
     checks: tuple[Coverage, ...] = ()  # more completeness checks (the recording rules' heartbeats)
     scope: Scope = field(default_factory=Scope)
     selector: str = ""  # the metric's full selector, for reasons that name it
+    unlabelled: Unlabelled = field(default_factory=Unlabelled)
 
     @property
     def window_start(self) -> float:
@@ -191,6 +207,28 @@ def _versions(result: QueryResult, params: QueryParams) -> Columns[VersionValue]
         values.append(s.value if s.value is not None else float("nan"))
     return Columns(
         VersionValue, {"model": categorical(models), "version": categorical(versions), "value": values}
+    )
+
+
+def _unlabelled(result: QueryResult, params: QueryParams) -> Unlabelled:
+    """The unlabelled_series answer: a count per model, the series with no model label under none."""
+    no_version: dict[str, int] = {}
+    no_model = 0
+    for s in result.series:
+        # A count is at least 1; anything else (NaN) still says such series exist.
+        n = int(s.value) if s.value is not None and math.isfinite(s.value) and s.value >= 1 else 1
+        model = s.labels.get(params.model_label, "")
+        if model:
+            no_version[model] = no_version.get(model, 0) + n
+        else:
+            no_model += n
+    return Unlabelled(
+        no_version,
+        no_model,
+        params.metric,
+        ",".join(m.render() for m in params.selector),
+        params.model_label,
+        params.version_label,
     )
 
 
@@ -498,6 +536,9 @@ def _merge(parts: list[QueryResult]) -> QueryResult:
     )
 
 
+_UNSPLIT = ("coverage", "unlabelled_series")  # run once, not per model
+
+
 def _run_split(
     client: PrometheusClient,
     params: QueryParams,
@@ -510,7 +551,9 @@ def _run_split(
     """The same queries once per model (a matcher on the model label), results concatenated.
 
     Every query's answer is per series or per (model, version), except metric_presence, whose
-    per-model counts are merged by presence; coverage (about targets, not models) runs once.
+    per-model counts are merged by presence; coverage (about targets, not models) runs once, and so
+    does unlabelled_series (cheap: it reads only series lacking a label, which a matcher on the
+    model label would hide).
     """
     seen = client.label_values(params.model_label, params.series_selector, at - params.window, at)
     models = sorted(set(seen) | set(models_hint()))  # models on disk: asked only when splitting
@@ -518,7 +561,7 @@ def _run_split(
     for done, model in enumerate(models):
         only = Matcher(params.model_label, "=", model)
         scoped = replace(params, selector=(*params.selector, only), coverage=None)
-        planned = report_queries(scoped, sparklines)
+        planned = [q for q in report_queries(scoped, sparklines) if q.name not in _UNSPLIT]
         try:
             for name, result in _run(client, planned, scoped, at, pool).items():
                 per_name.setdefault(name, []).append(result)
@@ -528,9 +571,8 @@ def _run_split(
             ) from e
         if progress:
             progress(done + 1, len(models))
-    if params.coverage is not None:
-        (cov,) = [q for q in report_queries(params) if q.name == "coverage"]
-        per_name.update({k: [v] for k, v in _run(client, [cov], params, at, pool).items()})
+    once = [q for q in report_queries(params) if q.name in _UNSPLIT]
+    per_name.update({k: [v] for k, v in _run(client, once, params, at, pool).items()})
     kinds = {q.name: "matrix" if q.kind == "range" else "vector" for q in report_queries(params, sparklines)}
     merged = {name: _merge(per_name.get(name) or [QueryResult(kind, ())]) for name, kind in kinds.items()}
     return merged, len(models)
@@ -625,6 +667,7 @@ def gather(
         checks=checks,
         scope=scope,
         selector=params.series_selector,
+        unlabelled=_unlabelled(results["unlabelled_series"], params),
     )
 
 

@@ -303,6 +303,9 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
         "model_label": params.model_label,
         "version_label": params.version_label,
         "matchers": params.matchers,
+        # The user's --selector alone, each matcher after a comma: for the query that drops the
+        # two `!=""` filters to find the series lacking a label.
+        "selector_tail": "".join(f",{m.render()}" for m in params.selector),
         "window": promql_duration(params.window),
         "step": promql_duration(params.step),
         "resolution": promql_duration(params.resolution),
@@ -336,6 +339,7 @@ PURPOSES = {
     "series_start": "per series: value at the window start (born-in-window detection)",
     "series_resets": "per series: counter resets in the window (re-read and counted across them)",
     "series_now": "per series: a sample at the instant, else it is gone before the window's end",
+    "unlabelled_series": "series with no model or version label, per model (no other query sees them)",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
     "hourly_qps": "traffic per step over the window, for sparklines: any call shows (no verdict uses it)",
@@ -346,7 +350,15 @@ PURPOSES = {
     "recorded_hourly": "recorded rate per step over the window, for sparklines (no verdict uses it)",
 }
 
-RAW_NAMES = ("max_hourly_qps", "last_step_qps", "series_last", "series_start", "series_resets", "series_now")
+RAW_NAMES = (
+    "max_hourly_qps",
+    "last_step_qps",
+    "series_last",
+    "series_start",
+    "series_resets",
+    "series_now",
+    "unlabelled_series",
+)
 
 
 def report_queries(params: QueryParams, sparklines: bool = False) -> list[PlannedQuery]:
@@ -393,6 +405,10 @@ def _recorded_queries(params: QueryParams, sparklines: bool) -> list[PlannedQuer
             PURPOSES["recorded_recent"],
         ),
         PlannedQuery("last_step_qps", "instant", render("last_step_qps", params), PURPOSES["last_step_qps"]),
+        # The rules read only series with both labels: the others are found raw (only they are read).
+        PlannedQuery(
+            "unlabelled_series", "instant", render("unlabelled_series", params), PURPOSES["unlabelled_series"]
+        ),
         _range(
             "recorded_present",
             render(

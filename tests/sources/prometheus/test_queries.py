@@ -66,7 +66,20 @@ def test_plan_names_and_coverage() -> None:
         "series_start",
         "series_resets",
         "series_now",
+        "unlabelled_series",
         "metric_presence",
     ]
     planned = report_queries(params(coverage='up{job="tfs"}'))
     assert planned[-1].name == "coverage" and planned[-1].promql == 'min_over_time(up{job="tfs"}[60s])'
+
+
+def test_unlabelled_series_drops_only_the_two_label_filters() -> None:
+    """Prometheus stores an empty label as none: the series lacking a label are found with
+    `label=""`, keeping the user's --selector (escaped as everywhere), not with `!=""`."""
+    q = render("unlabelled_series", params(selector='job="t\\"x"'))
+    metric = ":tensorflow:serving:model_call_count"
+    assert q == (
+        f'count by (model_name) (last_over_time({metric}{{model_version="",job="t\\"x"}}[86400s]) '
+        f'or last_over_time({metric}{{model_name="",job="t\\"x"}}[86400s]))'
+    )
+    assert '{model_version=""}' in render("unlabelled_series", params())
