@@ -386,4 +386,22 @@ CRON = _scenario(
     disk=(*(VersionDir("c", str(v), age=10 * DAY) for v in (1, 2, 3)),),
 )
 
-ABSENCE = (SCOPE, NAMES, IDENTITY, TRITON0, RELOAD, VANISH, LABELS, TORCHSERVE0, CRON)
+# - (issue #15) busy series of the metric with no version label (an exporter that leaves it off
+#   for requests that name none) next to u's flat versioned series; ok is a model without such series;
+NO_VERSION = _scenario(
+    "noversion",
+    traffic=(
+        Traffic("u", "1", calls=(-40 * HOUR,)),
+        Traffic("u", "", "tfs-1", qps=1.0),
+        Traffic("ok", "1", calls=(-40 * HOUR,)),
+    ),
+    disk=(*(VersionDir(m, str(v), age=10 * DAY) for m in ("u", "ok") for v in (1, 2)),),
+)
+# - and busy series with no model label (a relabel rule that drops it for some pods).
+NO_MODEL = _scenario(
+    "nomodel",
+    traffic=(Traffic("n", "1", calls=(-40 * HOUR,)), Traffic("", "1", "tfs-1", qps=1.0)),
+    disk=(*(VersionDir("n", str(v), age=10 * DAY) for v in (1, 2)),),
+)
+
+ABSENCE = (SCOPE, NAMES, IDENTITY, TRITON0, RELOAD, VANISH, LABELS, TORCHSERVE0, CRON, NO_VERSION, NO_MODEL)

@@ -110,6 +110,23 @@ def _vague_summary(x: Facts, rows: Any) -> str:
     return f"{int(rows.sum())} of {names} may have had calls labelled with no version"
 
 
+def _check(x: Facts, by: str, empty: str) -> str:
+    """The query that lists the series lacking a label, for reasons that say how to check."""
+    u = x.evidence.unlabelled
+    matchers = ",".join(filter(None, (f'{empty}=""', u.matchers)))
+    return f"count by ({by}) ({u.metric}{{{matchers}}})"
+
+
+def _unversioned_row(x: Facts, i: int) -> str:
+    u = x.evidence.unlabelled
+    n = u.no_version[x.models[i]]
+    return (
+        f"{n} series of its model have no {u.version_label} label (an empty label is none in "
+        "Prometheus), so no query sees their calls, which may have reached this version: check "
+        f"{_check(x, u.model_label, u.version_label)}"
+    )
+
+
 DOUBTS: tuple[Doubt, ...] = (
     Doubt(
         "bad value",
@@ -196,6 +213,13 @@ DOUBTS: tuple[Doubt, ...] = (
         _vague_summary,
         summary_rank=3,
     ),
+    Doubt(
+        "unversioned",  # series with no version label: their calls may have reached any version
+        lambda x: x.on_disk & x.in_models(x.evidence.unlabelled.no_version),
+        _unversioned_row,
+        _count("whose model has series with no version label"),
+        summary_rank=10,
+    ),
 )
 
 
@@ -245,6 +269,17 @@ def _nothing_matched(x: Facts) -> list[str]:
     ]
 
 
+def _unmodelled(x: Facts) -> list[str]:
+    u = x.evidence.unlabelled
+    if not u.no_model:
+        return []
+    return [
+        f"{u.no_model} series of the metric have no {u.model_label} label (an empty label is none in "
+        "Prometheus), so no query sees their calls, which may have reached any model: check "
+        f"{_check(x, u.version_label, u.model_label)}"
+    ]
+
+
 def _window_too_short(x: Facts) -> list[str]:
     ev = x.evidence
     if ev.window > ev.coverage.max_gap:
@@ -262,6 +297,7 @@ REPORT_DOUBTS: tuple[Callable[[Facts], list[str]], ...] = (
     _data_gaps,
     _nothing_matched,
     _window_too_short,
+    _unmodelled,
 )
 
 

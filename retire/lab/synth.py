@@ -87,7 +87,8 @@ def _label_text(labels: dict[str, str]) -> str:
     def esc(v: str) -> str:
         return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
-    return ",".join(f'{k}="{esc(v)}"' for k, v in labels.items())
+    # Prometheus stores an empty label as no label: a traffic's "" model or version is none.
+    return ",".join(f'{k}="{esc(v)}"' for k, v in labels.items() if v)
 
 
 def _counter(t: np.ndarray, traffic: Traffic) -> tuple[np.ndarray, np.ndarray]:

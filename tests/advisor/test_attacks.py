@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from retire.advisor import Policy
+from retire.advisor import Policy, advise
 from retire.config import resolve
 from retire.servers import SERVERS
-from retire.sources.prometheus.evidence import SeriesFacts
-from tests.advisor.test_verdicts import disk, evidence, status_of
+from retire.sources.disk.inventory import Inventory
+from retire.sources.prometheus.evidence import SeriesFacts, Unlabelled
+from tests.advisor.test_verdicts import AT, disk, evidence, status_of
 
 TFS = SERVERS["tfserving-patched"]
 POLICY = Policy(
@@ -33,17 +35,31 @@ def test_calls_with_an_empty_version_label_may_have_reached_any_version() -> Non
     assert got[("m", "1")] == "unknown" and got[("m", "2")] == "unknown"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calls under an empty model label name no model, so any model may have had them; "
-    "making every would-be-safe version of the fleet unknown for one such series is a policy "
-    "change for the maintainers (today a model with its own flat series stays safe)",
-)
 def test_calls_with_an_empty_model_label_may_have_reached_any_model() -> None:
+    """The queries never return a series with no model label (they ask for both labels); the
+    unlabelled_series query counts them, and any such series makes the whole fleet unknown."""
     busy = SeriesFacts("", "1", (("model_name", ""), ("model_version", "1")), 0, 100)
     ev = evidence(qps={("", "1"): 1.0, ("m", "1"): 0.0}, series=[busy, flat("m", "1")])
+    ev = replace(ev, unlabelled=Unlabelled(no_model=1, metric="calls"))
     got = status_of([disk("m", 1)], ev, POLICY)
     assert got[("m", "1")] == "unknown"
+
+
+def test_series_with_no_version_label_make_their_model_unknown() -> None:
+    """The unlabelled_series query's count of a model's series with no version label: every
+    would-be-safe version of that model is unknown, other models are not touched."""
+    ev = evidence(qps={("m", "1"): 0.0, ("n", "1"): 0.0}, series=[flat("m", "1"), flat("n", "1")])
+    ev = replace(ev, unlabelled=Unlabelled(no_version={"m": 2}, metric="calls", matchers='job="x"'))
+    report = advise(
+        Inventory((Path("/m"),), (disk("m", 1), disk("m", 2), disk("n", 1))), ev, POLICY, generated_at=AT
+    )
+    got = {(r.model, r.version): r for r in report.rows()}
+    assert {k: r.status.value for k, r in got.items()} == {
+        ("m", "1"): "unknown",
+        ("m", "2"): "unknown",
+        ("n", "1"): "safe",
+    }
+    assert 'count by (model_name) (calls{model_version="",job="x"})' in got[("m", "2")].reason
 
 
 @pytest.mark.parametrize(

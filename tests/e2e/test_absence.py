@@ -300,6 +300,33 @@ def test_torchserve_versions_join_as_written(lab: Lab) -> None:
     assert code == 0
 
 
+def test_busy_series_with_no_version_label_make_their_model_unknown(lab: Lab) -> None:
+    """Issue #15: every other query asks for both labels, so u's busy series without a version
+    label were invisible and u/1 (flat) came out safe; ok, without such series, stays safe."""
+    code, doc = report(lab, sc.NO_VERSION)
+    assert statuses(doc) == {
+        ("u", "1"): "unknown",
+        ("u", "2"): "protected",
+        ("ok", "1"): "safe",
+        ("ok", "2"): "protected",
+    }
+    assert code == 4
+    reason = rows(doc)[("u", "1")]["reason"]
+    assert "1 series of its model have no model_version label" in reason
+    assert 'count by (model_name) (:tensorflow:serving:model_call_count{model_version="",scenario=' in reason
+
+
+@pytest.mark.parametrize("split", [(), ("--split-by-model",)], ids=["whole", "split"])
+def test_busy_series_with_no_model_label_make_every_model_unknown(lab: Lab, split: tuple[str, ...]) -> None:
+    """Split by model, each model's queries carry a matcher on the model label, which hides the
+    series without one: unlabelled_series runs once, unsplit."""
+    code, doc = report(lab, sc.NO_MODEL, *split)
+    assert statuses(doc) == {("n", "1"): "unknown", ("n", "2"): "protected"}
+    assert code == 4
+    assert "1 series of the metric have no model_name label" in rows(doc)[("n", "1")]["reason"]
+    assert any("no model_name label" in c for c in doc["summary"]["unknown_causes"])
+
+
 def _index_with_warnings(path: str, form: dict[str, str]) -> tuple[int, str, bytes]:
     """A Thanos-like querier whose index answer is partial: it must not prove anything absent."""
     if path.endswith("/series"):
