@@ -167,6 +167,8 @@ def _note_other_models(settings: Settings, report: Report) -> Report:
     them out."""
     from dataclasses import replace
 
+    from retire.sources.prometheus.queries import quote
+
     if settings.model_base_path is None or settings.model_dir or settings.model_config is not None:
         return report
     t = report.table
@@ -177,7 +179,7 @@ def _note_other_models(settings: Settings, report: Report) -> Report:
     label = settings.model_label
     note = (
         f"--model-base-path covers only {settings.model_name}; {len(others)} other model(s) in "
-        f"Prometheus ({shown}) are listed as not-on-disk: add --selector '{label}=\"{settings.model_name}\"' "
-        "to leave them out"
+        f"Prometheus ({shown}) are listed as not-on-disk: add --selector "
+        f"'{label}={quote(settings.model_name or '')}' to leave them out"
     )
     return replace(report, header=replace(report.header, notes=(*report.header.notes, note)))

@@ -41,3 +41,16 @@ def test_build_report_refuses_missing_sources_before_any_query() -> None:
         build_report(resolve({}, env={}), now=0.0)
     with pytest.raises(ConfigError, match="no model directory"):
         build_report(resolve({"prometheus": "http://127.0.0.1:1"}, env={}), now=0.0)
+
+
+def test_the_model_base_path_note_quotes_the_model_name_as_promql() -> None:
+    """Found by the attack on the new seams: the suggested --selector was built with the name
+    between bare double quotes, so a name holding one gave a selector that does not parse."""
+    from retire.run import _note_other_models
+    from tests import builders as b
+
+    name = 'a"b'
+    settings = resolve({"model_base_path": "/m/x", "model_name": name}, env={})
+    report = b.report(b.row(name, "1"), b.row("other", "2", on_disk=False, path=None))
+    (note,) = _note_other_models(settings, report).header.notes
+    assert """--selector 'model_name="a\\"b"'""" in note
