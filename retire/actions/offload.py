@@ -40,8 +40,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from retire.config import canonical_version
 from retire.errors import RetireError
-from retire.sources.disk.inventory import canonical_version, unsafe_component
+from retire.sources.disk.inventory import unsafe_component
 
 if TYPE_CHECKING:
     from retire.advisor import Report, Row

@@ -98,12 +98,6 @@ def parse_version(name: str) -> int | None:
     return server(DEFAULT_PRESET).version_of(name)
 
 
-def canonical_version(text: str) -> str:
-    """The join key for a version label or pin: `00123` -> `123`; non-numbers stay as written."""
-    number = parse_version(text)
-    return str(number) if number is not None else text
-
-
 def unsafe_component(name: str) -> str | None:
     """Why `name` cannot be one directory name (under the archive, say), or None when it can.
     Model names come from labels, config files and archive manifests: untrusted text."""
