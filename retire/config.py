@@ -34,7 +34,6 @@ from retire.servers import DEFAULT_PRESET, PRESETS, SERVERS
 DEFAULT_CONFIG_FILE = Path("retire.toml")
 # A parser takes a raw value (flag, env text or TOML value) and the name to blame in errors.
 Parser = Callable[[object, str], Any]
-DEFAULT_METRIC = SERVERS[DEFAULT_PRESET].metric
 # Pins are read by the default server's rule, TF Serving's numbers, whatever the preset (see _pins).
 canonical_version = SERVERS[DEFAULT_PRESET].canonical
 
