@@ -121,9 +121,14 @@ class Facts:
         return self.models_where(self.on_disk)
 
     @cached_property
+    def hidden_models(self) -> set[str]:
+        """Models of series that only --selector's model or version matchers leave out."""
+        return {m for m, _ in self.evidence.scope.hidden}
+
+    @cached_property
     def orphans(self) -> tuple[str, ...]:
-        """Models with series and no directory."""
-        return tuple(sorted(self.reached_models - self.disk_models))
+        """Models with series and no directory, those the selector's model matchers hide included."""
+        return tuple(sorted((self.reached_models | self.hidden_models) - self.disk_models))
 
     @cached_property
     def lookalikes(self) -> dict[str, str]:
@@ -152,8 +157,10 @@ class Facts:
         is_version = self.policy.label_is_version
         if is_version is None:
             return odd
-        for i in np.flatnonzero(~self.on_disk & self.reached):
-            model, version = self.models[i], self.versions[i]
+        seen = [(self.models[i], self.versions[i]) for i in np.flatnonzero(~self.on_disk & self.reached)]
+        # Labels the selector's version matchers hide count too (`model_version=~"[0-9]+"`).
+        hidden = sorted(p for p in self.evidence.scope.hidden if p not in set(seen))
+        for model, version in (*seen, *hidden):
             if model in self.disk_models and version not in self.no_version and not is_version(version):
                 odd.setdefault(model, []).append(version)
         return odd
@@ -173,11 +180,16 @@ class Facts:
     def vague_labels(self) -> dict[str, str]:
         """A model with unattributed calls -> those labels, as shown in reasons."""
         mask = self.unattributed
-        models = self.models_where(mask)
-        return {
-            m: ", ".join(sorted(set(self.f["version"][mask & (self.f["model"] == m).to_numpy()])))
-            for m in models
+        labels: dict[str, set[str]] = {
+            m: set(self.f["version"][mask & (self.f["model"] == m).to_numpy()])
+            for m in self.models_where(mask)
         }
+        # Series under such a label that the selector's matchers hide: their calls are not read,
+        # but they exist in the window, which is doubt enough.
+        for model, version in self.evidence.scope.hidden:
+            if version in self.no_version and model in self.disk_models:
+                labels.setdefault(model, set()).add(version)
+        return {m: ", ".join(sorted(v)) for m, v in labels.items()}
 
     def in_models(self, models: Any) -> Any:
         """Rows whose model is one of `models`."""

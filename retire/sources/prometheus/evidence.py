@@ -118,6 +118,10 @@ class Scope:
     outside: frozenset[tuple[str, str]] = frozenset()  # versions with a series the selector leaves out
     unscoped_models: frozenset[str] = frozenset()  # models with series when the selector is left out
     unscoped_count: int = 0  # series of the metric without the selector
+    # (model, version) labels of series that only the selector's matchers on the model or version
+    # label leave out: the scope checks (served names with no directory, version labels no directory
+    # can have, labels that name no version) read them too, so such matchers cannot hide a doubt.
+    hidden: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class Unlabelled:
     no_version: dict[str, int] = field(default_factory=dict)  # model -> its series with no version label
     no_model: int = 0  # series with no model label
     metric: str = ""
-    matchers: str = ""  # the user's --selector matchers, rendered
+    matchers: str = ""  # the --selector's fleet matchers (none on the model or version label), rendered
     model_label: str = "model_name"
     version_label: str = "model_version"
 
@@ -226,7 +230,7 @@ def _unlabelled(result: QueryResult, params: QueryParams) -> Unlabelled:
         no_version,
         no_model,
         params.metric,
-        ",".join(m.render() for m in params.selector),
+        ",".join(m.render() for m in params.fleet),
         params.model_label,
         params.version_label,
     )
@@ -692,6 +696,11 @@ def _index(
     def version(labels: dict[str, str]) -> tuple[str, str]:
         return labels.get(params.model_label, ""), params.canonical(labels.get(params.version_label, ""))
 
+    fleet = params.fleet
+
+    def in_fleet(labels: dict[str, str]) -> bool:
+        return all(m.matches(labels.get(m.name, "")) for m in fleet)
+
     scope = Scope(
         selector=",".join(m.render() for m in params.selector),
         model_matchers=tuple(m for m in params.selector if m.name == params.model_label),
@@ -699,6 +708,11 @@ def _index(
         outside=frozenset(version(labels) for labels in unscoped.series if series_key(labels) not in inside),
         unscoped_models=frozenset(labels.get(params.model_label, "") for labels in unscoped.series),
         unscoped_count=len(unscoped.series),
+        hidden=frozenset(
+            version(labels)
+            for labels in unscoped.series
+            if series_key(labels) not in inside and in_fleet(labels)
+        ),
     )
     return exporters, scope, [*scoped.warnings, *unscoped.warnings], scoped.partial or unscoped.partial
 

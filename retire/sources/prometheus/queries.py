@@ -227,6 +227,15 @@ class QueryParams:
         return f"{self.metric}{{{','.join(m.render() for m in self._base)}}}"
 
     @property
+    def fleet(self) -> tuple[Matcher, ...]:
+        """The --selector's matchers on labels other than the model and version labels: they say
+        which servers the report is about. Matchers on the model or version label filter the very
+        labels the scope checks look at (a served name with no directory, a version label no
+        directory can have, series lacking a label), so those checks drop them: a selector can
+        make rows unknown, never hide such a doubt."""
+        return tuple(m for m in self.selector if m.name not in (self.model_label, self.version_label))
+
+    @property
     def _base(self) -> tuple[Matcher, ...]:
         return (Matcher(self.model_label, "!=", ""), Matcher(self.version_label, "!=", ""))
 
@@ -303,9 +312,9 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
         "model_label": params.model_label,
         "version_label": params.version_label,
         "matchers": params.matchers,
-        # The user's --selector alone, each matcher after a comma: for the query that drops the
-        # two `!=""` filters to find the series lacking a label.
-        "selector_tail": "".join(f",{m.render()}" for m in params.selector),
+        # The --selector's fleet matchers (not those on the model or version label), each after a
+        # comma: for the query that drops the two `!=""` filters to find the series lacking a label.
+        "fleet_tail": "".join(f",{m.render()}" for m in params.fleet),
         "window": promql_duration(params.window),
         "step": promql_duration(params.step),
         "resolution": promql_duration(params.resolution),
