@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from retire.lab.live import LiveExporter, scrape_config, wait_scraped
 from retire.lab.servers import Prometheus, backfill
 from retire.lab.synth import write_openmetrics
 from tests import scenarios as sc
@@ -28,16 +29,21 @@ SAFE_BASIC = {("alpha", "2"), ("alpha", "3"), ("beta", "2")}
 
 
 def present_lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """The basic and TorchServe scenarios, backfilled up to a few seconds ago (a test module's
-    fixture: `yield from present_lab_server(tmp_path_factory)`)."""
+    """The basic and TorchServe scenarios, backfilled up to a few seconds ago and scraped live from
+    then on (a test module's fixture: `yield from present_lab_server(tmp_path_factory)`)."""
     root = tmp_path_factory.mktemp("present")
     end = float(int(time.time()) - 5)
     write_openmetrics(
         root / "history.om", [sc.BASIC, sc.TORCHSERVE], end=end, history=sc.HISTORY, interval=60
     )
     backfill(root / "history.om", root / "tsdb")
-    with Prometheus(root / "tsdb", root / "prometheus") as server:
-        yield Lab(server.url, end, root)
+    # The data keeps arriving after the history (a live tail), as in production: a report at the
+    # present must find samples up to the window's end.
+    with LiveExporter([sc.BASIC, sc.TORCHSERVE], end, root / "live") as live:
+        scrape = scrape_config([sc.BASIC, sc.TORCHSERVE], live.address)
+        with Prometheus(root / "tsdb", root / "prometheus", scrape=scrape) as server:
+            wait_scraped(server.url, 'up{scenario=~"basic|torchserve"}', end)
+            yield Lab(server.url, end, root)
 
 
 def evidence(lab: Lab, *extra: str, scenario: str = "basic") -> list[str]:

@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from retire.lab.servers import Prometheus, backfill
+from retire.lab.live import LiveExporter, scrape_config, wait_scraped
+from retire.lab.servers import LabError, Prometheus, backfill
 from retire.lab.synth import HOUR, Scenario, Traffic, VersionDir, make_model_tree, write_openmetrics
 
 MIN = 60.0
@@ -154,19 +155,23 @@ def explore_lines(url: str, workdir: Path, pid: int | str) -> list[str]:
 
 
 def stop(workdir: Path) -> bool:
-    """Stop a Prometheus this demo left running in `workdir`, by the pid it wrote there. Checks
-    the process is still that Prometheus first: a pid can be reused."""
+    """Stop a Prometheus this demo left running in `workdir` (and its live exporter), by the pids
+    it wrote there. Checks each process is still the one started first: a pid can be reused."""
+    _stop_pid(workdir / "live.pid", "retire.lab.live", str((workdir / "live").absolute()))
+    return _stop_pid(workdir / "prometheus.pid", "prometheus", str((workdir / "tsdb").absolute()))
+
+
+def _stop_pid(pid_file: Path, program: str, path: str) -> bool:
     import os
     import signal
 
-    pid_file = workdir / "prometheus.pid"
     try:
         pid = int(pid_file.read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except (OSError, ValueError):
         pid_file.unlink(missing_ok=True)
         return False
-    if "prometheus" not in cmdline or str((workdir / "tsdb").absolute()) not in cmdline:
+    if program not in cmdline or path not in cmdline:
         pid_file.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
@@ -206,7 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     end = math.floor(time.time() / 60) * 60
     print(f"demo: writing 26 h of synthetic TF Serving traffic into {args.workdir}/ ...", file=sys.stderr)
     tsdb, models = build(args.workdir, end)
-    server = Prometheus(tsdb.absolute(), args.workdir / "prometheus").start()
+    # The data keeps arriving after the history, as in production: a live exporter continues
+    # the counters, and Prometheus scrapes it (a report at the present needs samples up to it).
+    scenarios = [DEMO, TRITON_DEMO, TORCHSERVE_DEMO]
+    live = LiveExporter(scenarios, end, (args.workdir / "live").absolute()).start()
+    server = Prometheus(
+        tsdb.absolute(), args.workdir / "prometheus", scrape=scrape_config(scenarios, live.address)
+    ).start()
+    try:
+        wait_scraped(server.url, "up", end)
+    except LabError:
+        server.stop()
+        live.stop()
+        raise
     print(f"demo: Prometheus ready at {server.url}", file=sys.stderr)
     command = [
         "retire",
@@ -228,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             pid = server.process.pid if server.process else "?"
             (args.workdir / "prometheus.pid").write_text(f"{pid}\n")
+            (args.workdir / "live.pid").write_text(f"{live.process.pid if live.process else '?'}\n")
             print("\n".join(explore_lines(server.url, args.workdir, pid)), file=sys.stderr)
         else:
             server.stop()
+            live.stop()
     return code
 
 
