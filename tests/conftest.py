@@ -51,7 +51,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("lab")
     om = root / "history.om"
     write_openmetrics(
-        om, scenarios.ALL + scenarios.ABSENCE, end=scenarios.END, history=scenarios.HISTORY, interval=60
+        om,
+        scenarios.ALL + scenarios.ABSENCE + scenarios.REACH,
+        end=scenarios.END,
+        history=scenarios.HISTORY,
+        interval=60,
     )
     backfill(om, root / "tsdb")
     with Prometheus(root / "tsdb", root / "prometheus") as server:

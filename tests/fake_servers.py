@@ -21,8 +21,9 @@ def full_answer(
     path: str, form: dict[str, str], *, flat: dict[str, str] | None = None, **extra: object
 ) -> tuple[int, str, bytes]:
     """A well-formed answer: one idle version (`flat`, default m/1) whose counter stayed at 7
-    all window, so the queries are shown to reach the fleet; for range queries one series present
-    throughout; no series on the series API (no --selector is tested against these servers)."""
+    all window, so the queries are shown to reach the fleet, on a target scraped every minute up to
+    the instant; for range queries one series present throughout; no series on the series API (no
+    --selector is tested against these servers)."""
     flat = FLAT if flat is None else flat
     if path.endswith("/series"):
         return 200, "application/json", json.dumps({"status": "success", "data": []}).encode()
@@ -31,10 +32,20 @@ def full_answer(
         n = round((end - start) / step) + 1
         values = [[start + i * step, "1"] for i in range(n)]
         data = {"resultType": "matrix", "result": [{"metric": {}, "values": values}]}
+    elif form["query"].startswith("up{") and form["query"].endswith("]"):  # the target's recent scrapes
+        at = float(form["time"])
+        target = {k: v for k, v in flat.items() if k in ("job", "instance")}
+        values = [[at - 60 * i, "1"] for i in (2, 1, 0)]
+        data = {
+            "resultType": "matrix",
+            "result": [{"metric": {"__name__": "up", **target}, "values": values}],
+        }
     else:
         query, at = form["query"], float(form["time"])
         per_version = {k: v for k, v in flat.items() if k != "instance"}
-        if query.startswith(("max_over_time(sum", "sum by")):  # the busiest and the last step
+        if query.startswith("timestamp("):  # its newest sample: scraped at the instant
+            result = [{"metric": flat, "value": [at, f"{at:g}"]}]
+        elif query.startswith(("max_over_time(sum", "sum by")):  # the busiest and the last step
             result = [{"metric": per_version, "value": [at, "0"]}]
         elif query.startswith("count by ("):  # unlabelled_series: every series has both labels
             result = []

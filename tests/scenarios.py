@@ -405,3 +405,57 @@ NO_MODEL = _scenario(
 )
 
 ABSENCE = (SCOPE, NAMES, IDENTITY, TRITON0, RELOAD, VANISH, LABELS, TORCHSERVE0, CRON, NO_VERSION, NO_MODEL)
+
+# --- Every mode proves its reach (issue #21, tests/e2e/test_reach.py). Scrapes at :30 past the
+# minute, so a rate window of one minute holds one scrape and hourly rate windows skip the
+# increase across each hour boundary.
+
+# - (1) every sample, the counter's and `up`'s, stops 10 minutes before the end (ingestion lag);
+LAG = _scenario(
+    "lag",
+    scrape_offset=30.0,
+    traffic=(Traffic("x", "1", qps=1.0), Traffic("x", "2", calls=(-40 * HOUR,))),
+    outages=(Outage(-10 * MIN, 1.0),),
+    disk=(*(VersionDir("x", str(v), age=10 * DAY) for v in (1, 2, 3)),),
+)
+# - (1) one of two pods is down at the end (`up` = 0 for its last 10 minutes);
+END_DOWN = _scenario(
+    "enddown",
+    scrape_offset=30.0,
+    traffic=(Traffic("y", "1", "tfs-0", qps=1.0), Traffic("y", "2", "tfs-0", calls=(-40 * HOUR,))),
+    extra_pods=("tfs-1",),
+    outages=(Outage(-10 * MIN, 1.0, pod="tfs-1"),),
+    disk=(*(VersionDir("y", str(v), age=10 * DAY) for v in (1, 2, 3)),),
+)
+# - (1, control) a pod replaced 5 hours ago: its `up` series ends on a good scrape while its
+#   successor is scraped on; z/2, flat on the old pod, is idle.
+CHURN = _scenario(
+    "churn",
+    scrape_offset=30.0,
+    traffic=(
+        Traffic("z", "1", "tfs-0", qps=1.0, stop=-5 * HOUR),
+        Traffic("z", "2", "tfs-0", calls=(-40 * HOUR,)),
+        Traffic("z", "1", "tfs-1", qps=1.0, start=-5 * HOUR),
+    ),
+    outages=(
+        Outage(-5 * HOUR, 1.0, pod="tfs-0", gone=True),
+        Outage(-40 * HOUR, -5 * HOUR, pod="tfs-1", gone=True),
+    ),
+    disk=(*(VersionDir("z", str(v), age=10 * DAY) for v in (1, 2, 3)),),
+)
+# - (3) bursts a rate cannot see: b/1's 10,000 calls in one scrape create its series (rate 0),
+#   b/2's 100 calls 10 s before an hour boundary fall between two hourly rate windows; b/3 is
+#   steady at 5 req/s (a one-minute rate window holds one scrape: no rate at all); b/4 is idle.
+BURST = _scenario(
+    "burst",
+    scrape_offset=30.0,
+    traffic=(
+        Traffic("b", "1", calls=(-5 * HOUR,) * 10_000),
+        Traffic("b", "2", calls=(-40 * HOUR, *(BOUNDARY - 10,) * 100)),
+        Traffic("b", "3", qps=5.0),
+        Traffic("b", "4", calls=(-40 * HOUR,)),
+    ),
+    disk=(*(VersionDir("b", str(v), age=10 * DAY) for v in (1, 2, 3, 4, 5)),),
+)
+
+REACH = (LAG, END_DOWN, CHURN, BURST)

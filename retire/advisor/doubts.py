@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from retire.advisor.report import iso
+from retire.advisor.report import fmt_qps, iso
 from retire.durations import format_duration
 
 if TYPE_CHECKING:
@@ -34,11 +34,16 @@ def _count(words: str) -> Callable[[Facts, Any], str]:
 
 
 def _reset_row(x: Facts, i: int) -> str:
-    if x.blind_over[i] > 0:
+    if x.blind_over[i] > x.evidence.coverage.max_gap:
         return (
             f"its counter reset in the window with no sample for {format_duration(round(x.blind_over[i]))} "
             f"before the reset (longer than --max-gap {format_duration(x.evidence.coverage.max_gap)}), so "
             "calls then cannot be counted"
+        )
+    if x.blind_over[i] > 0:
+        return (
+            f"its counter reset in the window with no sample for {format_duration(round(x.blind_over[i]))} "
+            "before the reset (scrapes were missed there), so calls then cannot be counted"
         )
     return "its counter reset in the window, so calls before the reset cannot be counted"
 
@@ -124,6 +129,17 @@ def _unversioned_row(x: Facts, i: int) -> str:
         f"{n} series of its model have no {u.version_label} label (an empty label is none in "
         "Prometheus), so no query sees their calls, which may have reached this version: check "
         f"{_check(x, u.model_label, u.version_label)}"
+    )
+
+
+def _steps_row(x: Facts, i: int) -> str:
+    step = _step_words(x)
+    if x.step_high[i] != x.step_high[i]:  # NaN
+        return f"no per-{step} values came back for it, so its busiest {step} is not known"
+    return (
+        f"its busiest {step} may hold up to {fmt_qps(x.step_high[i])} req/s (above --threshold "
+        f"{fmt_qps(x.policy.threshold)}): calls around a {step} boundary whose scrape was missed may "
+        f"belong to either {step}"
     )
 
 
@@ -214,6 +230,13 @@ DOUBTS: tuple[Doubt, ...] = (
         summary_rank=3,
     ),
     Doubt(
+        "steps",  # with --threshold: an increase that may belong to more than one step
+        lambda x: x.step_doubt,
+        _steps_row,
+        _count("whose busiest step cannot be shown at or below --threshold"),
+        summary_rank=11,
+    ),
+    Doubt(
         "unversioned",  # series with no version label: their calls may have reached any version
         lambda x: x.on_disk & x.in_models(x.evidence.unlabelled.no_version),
         _unversioned_row,
@@ -291,10 +314,63 @@ def _window_too_short(x: Facts) -> list[str]:
     ]
 
 
+def _window_end(x: Facts) -> list[str]:
+    """Samples must reach the window's end for every target that could hold calls: a hole at the
+    end hides calls for good (README "How verdicts are made")."""
+    targets = x.evidence.targets
+    if targets is None or not targets.checked:
+        return []
+    causes: list[str] = []
+
+    def more(items: list[Any]) -> str:
+        return f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+
+    stale = targets.where("stale")
+    if stale and len(stale) == len(targets.states):
+        newest = targets.newest
+        if newest is None:
+            causes.append(
+                "no target has a sample in the last "
+                f"{format_duration(600)} before the evaluation instant: the data stops before the "
+                "window's end, where a hole hides calls for good; evaluate earlier with --at"
+            )
+        else:
+            causes.append(
+                f"the data ends at {iso(newest)}, {format_duration(round(targets.instant - newest))} before "
+                "the evaluation instant (ingestion lag?), and a hole at the window's end hides calls for "
+                f"good: evaluate at --at {iso(newest)} or once the data has arrived"
+            )
+    elif stale:
+        first = stale[0]
+        seen = first.last if first.last is not None else first.ended
+        when = f"after {iso(seen)}" if seen is not None else "in the window"
+        why = "" if first.has_up else " (it has no up series to tell whether it was replaced)"
+        causes.append(
+            f"target {{{first.text}}}{more(stale)} has no scrape {when}, before the window's end, and "
+            f"was not shown to be replaced{why}: calls it took since cannot be seen; check it, or "
+            "evaluate earlier with --at"
+        )
+    down = targets.where("down")
+    if down:
+        causes.append(
+            f"target {{{down[0].text}}}{more(down)} was down (up = 0) at the window's end: calls it "
+            "took since its last good scrape cannot be seen"
+        )
+    blind = targets.where("blind")
+    if blind:
+        causes.append(
+            f"the scrape interval of target {{{blind[0].text}}}{more(blind)} could not be learned (no "
+            "recent up samples), so whether its samples reach the window's end is unknown: pass "
+            "--coverage with the up series of the servers"
+        )
+    return causes
+
+
 # Report-wide doubts, in the order reasons and the summary list them: each gives its sentences.
 REPORT_DOUBTS: tuple[Callable[[Facts], list[str]], ...] = (
     _server_doubts,
     _data_gaps,
+    _window_end,
     _nothing_matched,
     _window_too_short,
     _unmodelled,

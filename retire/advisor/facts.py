@@ -41,8 +41,12 @@ class Facts:
         self.series: Any = f["series"].to_numpy()
         max_seen = f["max_qps_seen"].to_numpy()
         last_seen = f["last_qps_seen"].to_numpy()
+        # The busiest step counted from counter differences (with a threshold above 0): at least
+        # `step_low`, at most `step_high` (NaN: not counted).
+        self.step_low: Any = f["step_low"].to_numpy(dtype=float, na_value=np.nan)
+        self.step_high: Any = f["step_high"].to_numpy(dtype=float, na_value=np.nan)
         with np.errstate(invalid="ignore"):
-            busy = (self.max_qps > thr) | (self.last_qps > thr)
+            busy = (self.max_qps > thr) | (self.last_qps > thr) | ((thr > 0) & (self.step_low > thr))
             called = (thr == 0) & (self.calls > 0)
         # A "born" series may be one back after a longer gap (evidence says when): calls counted
         # only from born series are then not evidence of calls, just a doubt.
@@ -57,7 +61,7 @@ class Facts:
             last_bad = ~(np.isfinite(self.last_qps) & (self.last_qps >= 0)) & last_seen
         # The busiest step including the last partial one, which the seed's aligned steps miss;
         # a NaN/Inf answer is shown as it came, rather than the other query's finite value.
-        peak = np.fmax(self.max_qps, self.last_qps)
+        peak = np.fmax(np.fmax(self.max_qps, self.last_qps), self.step_low)
         self.shown_peak: Any = np.where(max_bad, self.max_qps, np.where(last_bad, self.last_qps, peak))
         self.hourly = _hourly_column(evidence, f)
         hourly_bad = np.zeros(self.n, dtype=bool)
@@ -70,6 +74,20 @@ class Facts:
         self.blind_over: Any = f["blind_over"].to_numpy(dtype=float)
         self.reached: Any = self.qps_seen | (self.series > 0)  # the queries saw this version
         self.number: Any = f["number"].to_numpy(dtype=float, na_value=np.nan)
+
+    @cached_property
+    def step_doubt(self) -> Any:
+        """With a threshold above 0, versions whose busiest step cannot be shown at or below it:
+        an increase around a boundary whose scrape was missed may belong to either step, or a
+        version with series has no per-step values at all."""
+        import numpy as np
+
+        if self.evidence.steps is None or self.policy.threshold <= 0:
+            return np.zeros(self.n, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            high = self.step_high > self.policy.threshold
+        missing = np.isnan(self.step_high) & (self.series > 0)
+        return self.on_disk & (high | missing)
 
     @cached_property
     def models(self) -> list[str]:

@@ -54,7 +54,8 @@ def traffic_column(x: Facts) -> Any:
     import pandas as pd
 
     born, gone = x.f["born"].to_numpy(), x.f["gone"].to_numpy()
-    columns = (x.max_qps, x.last_qps, x.calls, x.series, born, x.reset_seen, x.blind, gone)
+    busiest = np.fmax(x.max_qps, x.step_low)  # the counted busiest step, where counted
+    columns = (busiest, x.last_qps, x.calls, x.series, born, x.reset_seen, x.blind, gone)
     key = np.zeros(x.n, dtype=np.int64)
     for column in columns:  # one number per pattern (NaN is a value of its own)
         codes, uniques = pd.factorize(column, use_na_sentinel=False)
@@ -67,7 +68,7 @@ def traffic_column(x: Facts) -> Any:
     words = np.array(
         [
             traffic_words(
-                x.max_qps[i],
+                busiest[i],
                 x.last_qps[i],
                 x.calls[i],
                 int(x.series[i]),
@@ -149,15 +150,35 @@ def coverage_sentence(evidence: Evidence) -> str:
         return f"coverage could not be checked: {cov.problem}"
     if cov.checked:
         found = f"{len(cov.gaps)} gap(s)" if cov.gaps else "no gaps"
+        checked = f"coverage checked with {cov.selector} ({cov.targets} target(s))"
         return (
-            f"coverage checked with {cov.selector} ({cov.targets} target(s)): {found} longer than {tolerance}"
-        ) + _rules_sentence(evidence)
+            f"{checked}: {found} longer than {tolerance}"
+            + _end_sentence(evidence)
+            + _rules_sentence(evidence)
+        )
     found = f"{len(cov.gaps)} hole(s)" if cov.gaps else "no holes"
     sentence = (
         f"per-target coverage NOT checked (no --coverage); the metric itself had {found} longer "
         f"than {tolerance}"
     )
-    return sentence + _rules_sentence(evidence)
+    return sentence + _end_sentence(evidence) + _rules_sentence(evidence)
+
+
+def _end_sentence(evidence: Evidence) -> str:
+    """Whether the samples reach the window's end, target by target (README "How verdicts are
+    made"): a hole there hides calls for good."""
+    targets = evidence.targets
+    if targets is None or not targets.checked:
+        return ""
+    fresh, gone = len(targets.where("fresh")), len(targets.where("gone"))
+    late = len(targets.states) - fresh - gone
+    parts = [f"{fresh} target(s) scraped up to the window's end"]
+    if gone:
+        parts.append(f"{gone} replaced before it")
+    if late:
+        parts.append(f"{late} not shown to reach it")
+    source = f" (from {targets.selector})" if targets.selector else " (no up series: from the metric itself)"
+    return "; " + ", ".join(parts) + source
 
 
 def _rules_sentence(evidence: Evidence) -> str:

@@ -46,11 +46,13 @@ class Traffic:
 
 @dataclass(frozen=True)
 class Outage:
-    """No samples in [start, stop): for one pod (`up` = 0), or for everything when pod is None."""
+    """No samples in [start, stop): for one pod (`up` = 0), or for everything when pod is None.
+    `gone`: the pod left service discovery (replaced): no `up` either, as if never scraped."""
 
     start: float
     stop: float
     pod: str | None = None
+    gone: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def _mask_outages(t: np.ndarray, outages: Iterable[Outage], pod: str) -> tuple[n
     down = np.zeros_like(t, dtype=bool)
     for o in outages:
         inside = (t >= o.start) & (t < o.stop)
-        if o.pod is None:
+        if o.pod is None or (o.gone and o.pod == pod):
             scraped &= ~inside
         elif o.pod == pod:
             down |= inside

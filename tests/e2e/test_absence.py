@@ -407,7 +407,7 @@ def _reread(warnings: list[str]) -> fs.Handler:
             return vector("1")
         if path.endswith("/query") and query.startswith("last_over_time("):
             return vector("0")
-        if path.endswith("/query") and query.endswith("s]") and "{" in query:
+        if path.endswith("/query") and query.endswith("s]") and "{" in query and not query.startswith("up{"):
             points = [[at - 600, "7"], [at - 300, "0"], [at, "0"]]
             body = {
                 "status": "success",

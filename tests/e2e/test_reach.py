@@ -82,3 +82,92 @@ def test_a_selector_on_other_labels_still_names_the_servers(lab: Lab) -> None:
     _, doc = report(lab, sc.NO_VERSION, 'model_name=~"u|ok"')
     assert statuses(doc)[("ok", "1")] == "safe"
     assert statuses(doc)[("u", "1")] == "unknown"
+
+
+def run(lab: Lab, scenario: sc.Scenario, *extra: str, coverage: bool = True) -> tuple[int, dict]:
+    run = run_cli("report", *lab.args(scenario, "--format", "json", *extra, coverage=coverage))
+    assert run.exit_code in (0, 4), run.stderr
+    return run.exit_code, run.json()  # type: ignore[return-value]
+
+
+MODES = pytest.mark.parametrize(
+    ("coverage", "extra"),
+    [(True, ()), (False, ()), (True, ("--split-by-model",)), (True, ("--threshold", "0.5"))],
+    ids=["coverage", "raw", "split", "threshold"],
+)
+
+
+# 1. The end of the window is stricter than its middle.
+
+
+@MODES
+def test_samples_that_stop_before_the_end_are_unknown(
+    lab: Lab, coverage: bool, extra: tuple[str, ...]
+) -> None:
+    """Every sample stops 10 minutes before the instant (ingestion lag): within --max-gap, so the
+    hole was tolerated and x/2 (flat) was safe, though calls in those minutes are seen nowhere."""
+    code, doc = run(lab, sc.LAG, *extra, coverage=coverage)
+    assert statuses(doc)[("x", "2")] == "unknown"
+    assert code == 4
+    reason = rows(doc)[("x", "2")]["reason"]
+    assert "the data ends at" in reason and "--at" in reason
+
+
+@MODES
+def test_a_target_down_at_the_end_is_unknown(lab: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """tfs-1 (no calls yet) is down for the last 10 minutes: calls it took then are seen nowhere."""
+    code, doc = run(lab, sc.END_DOWN, *extra, coverage=coverage)
+    assert statuses(doc)[("y", "2")] == "unknown"
+    assert code == 4
+    assert (
+        'target {instance="tfs-1",job="tfs"} was down (up = 0) at the window\'s end'
+        in rows(doc)[("y", "2")]["reason"]
+        or 'target {job="tfs",instance="tfs-1"} was down' in rows(doc)[("y", "2")]["reason"]
+    )
+
+
+@MODES
+def test_a_replaced_pod_is_said_and_not_a_doubt(lab: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """Control: tfs-0 left 5 hours ago (its up series ended on a good scrape, tfs-1 scraped on):
+    gone, not stale, and z/2, flat on it, stays safe; the header says it was taken as replaced."""
+    code, doc = run(lab, sc.CHURN, *extra, coverage=coverage)
+    assert statuses(doc) == {("z", "1"): "in-use", ("z", "2"): "safe", ("z", "3"): "protected"}
+    assert code == 0
+    assert any("taken as replaced" in n for n in doc["header"]["notes"]), doc["header"]["notes"]
+
+
+# 3. Thresholds count every call.
+
+
+def test_a_burst_that_creates_its_series_counts_at_a_threshold(lab: Lab) -> None:
+    """b/1's 10,000 calls in one scrape created its series: rate 0, so at --threshold 1 it was
+    safe while its own row said "10,000 calls in window"."""
+    code, doc = run(lab, sc.BURST, "--threshold", "1")
+    assert statuses(doc)[("b", "1")] == "in-use"
+    assert statuses(doc)[("b", "4")] == "safe"  # control: idle
+    assert code == 0
+
+
+def test_calls_between_hourly_windows_count_at_a_threshold(lab: Lab) -> None:
+    """b/2's 100 calls 10 s before an hour boundary (2.8 times --threshold 0.01 over an hour)
+    fell between two hourly rate windows and read as 0 req/s."""
+    _, doc = run(lab, sc.BURST, "--threshold", "0.01")
+    assert statuses(doc)[("b", "2")] == "in-use"
+    assert "busiest hour 0.0278 req/s > threshold 0.01" in rows(doc)[("b", "2")]["reason"]
+    assert statuses(doc)[("b", "4")] == "safe"
+
+
+def test_a_reset_back_to_the_start_counts_at_a_threshold(lab: Lab) -> None:
+    """c/1: 50 calls at the top of an hour, then a reload back to 0 (the cron scenario): counted
+    across the reset at threshold 0 already, but at --threshold 0.01 only rates were read."""
+    code, doc = run(lab, sc.CRON, "--threshold", "0.01", coverage=False)
+    assert statuses(doc)[("c", "1")] == "in-use"
+    assert code in (0, 4)
+
+
+def test_one_minute_steps_on_one_minute_scrapes_count_at_a_threshold(lab: Lab) -> None:
+    """`--step 1m` on 60 s scrapes: a one-minute rate window holds one scrape, so no rate came
+    back, which read as "at or below the threshold": b/3 serves 5 req/s."""
+    _, doc = run(lab, sc.BURST, "--step", "1m", "--threshold", "1")
+    assert statuses(doc)[("b", "3")] == "in-use"
+    assert statuses(doc)[("b", "4")] == "safe"

@@ -7,8 +7,9 @@ here decides a verdict.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from retire.durations import format_duration, promql_duration
 from retire.errors import PrometheusError
 from retire.sources.columns import Columns, categorical, columns_of, factorize, pairs
+from retire.sources.prometheus.buckets import StepBounds, StepGrid, per_version_bounds
 from retire.sources.prometheus.client import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
 from retire.sources.prometheus.queries import (
@@ -26,6 +28,7 @@ from retire.sources.prometheus.queries import (
     recorded_selector,
     report_queries,
 )
+from retire.sources.prometheus.targets import Targets, gather_targets, grace, scraped_after
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,6 +78,15 @@ class SeriesFacts:
     blind: float = 0.0
     resets: float = 0.0  # how many times the counter went down in the window (NaN: not known)
     gone: bool = False  # no sample at the instant: the series ended before the window's end
+    # Its scrape interval, the smallest spacing of its re-read samples (NaN: not re-read): a
+    # blind span of one scrape (plus grace) is what no query could see; longer, scrapes were
+    # missed before the reset, and calls then were countable had they been stored.
+    interval: float = math.nan
+    # The longest blind span before a reset during which its target's scrapes were missed (0:
+    # none; NaN: not checked, and --max-gap decides). While the target is scraped and the series
+    # is absent, the old counter was already gone: only the moment before the first such scrape
+    # is blind, as for every scrape.
+    blind_missed: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,12 @@ class Evidence:
     scope: Scope = field(default_factory=Scope)
     selector: str = ""  # the metric's full selector, for reasons that name it
     unlabelled: Unlabelled = field(default_factory=Unlabelled)
+    # The targets that could hold calls and whether their samples reach the window's end (None:
+    # not asked, as in hand-built evidence).
+    targets: Targets | None = None
+    # With --threshold above 0: each version's busiest step, counted from counter differences at
+    # the step boundaries (README "How verdicts are made"); None: not asked.
+    steps: Mapping[tuple[str, str], StepBounds] | None = None
 
     @property
     def window_start(self) -> float:
@@ -285,7 +303,19 @@ def _or_nan(value: float | None) -> float:
 MAX_RECOUNT = 1000
 
 
-SERIES_FIELDS = ("model", "version", "series", "start", "last", "counted", "blind", "resets", "gone")
+SERIES_FIELDS = (
+    "model",
+    "version",
+    "series",
+    "start",
+    "last",
+    "counted",
+    "blind",
+    "resets",
+    "gone",
+    "interval",
+    "blind_missed",
+)
 
 
 @dataclass(frozen=True)
@@ -293,10 +323,19 @@ class Recount:
     facts: Sequence[SeriesFacts]
     warnings: tuple[str, ...] = ()
     partial: bool = False
+    # The raw samples of each series counted across its reset (and its value at the window's
+    # start), for the per-step counts.
+    points: dict[SeriesKey, tuple[tuple[tuple[float, float], ...], float | None]] = field(
+        default_factory=dict
+    )
 
 
 def _recount_resets(
-    client: PrometheusClient, params: QueryParams, at: float, facts: Sequence[SeriesFacts]
+    client: PrometheusClient,
+    params: QueryParams,
+    at: float,
+    facts: Sequence[SeriesFacts],
+    scraped: Callable[[SeriesKey, float, float], bool] | None = None,
 ) -> Recount:
     """Count the calls of series whose counter reset, as Prometheus's increase() counts across a
     reset (a drop counts the new value) but without its extrapolation, from the raw samples. A
@@ -308,9 +347,11 @@ def _recount_resets(
     chosen: list[int] = np.flatnonzero(went_down(cols))[:MAX_RECOUNT].tolist()
     if not chosen:
         return Recount(facts)
-    counted, blinds = list(cols["counted"]), list(cols["blind"])
+    counted, blinds, intervals = list(cols["counted"]), list(cols["blind"]), list(cols["interval"])
+    missed = list(cols["blind_missed"])
     warnings: list[str] = []
     partial = False
+    raw: dict[SeriesKey, tuple[tuple[tuple[float, float], ...], float | None]] = {}
 
     def recount(i: int) -> tuple[SeriesFacts, QueryResult]:
         f = facts[i]
@@ -326,6 +367,7 @@ def _recount_resets(
         # counts from 0; Triton creates it at 0 on load, where this adds nothing.
         previous = (at - params.window, 0.0 if f.start is None else f.start)
         calls, blind = 0.0, 0.0
+        drops = []
         for t, v in points:
             if not (math.isfinite(v) and v >= 0):
                 return f, result  # the advisor reads the bad value from `last` or refuses it
@@ -334,16 +376,35 @@ def _recount_resets(
             else:
                 calls += v
                 blind = max(blind, t - previous[0])
+                drops.append((previous[0], t))
             previous = (t, v)
-        return replace(f, counted=calls, blind=blind), result
+        spacing = [b[0] - a[0] for a, b in itertools.pairwise(points) if b[0] > a[0]]
+        interval = min(spacing) if spacing else math.nan
+        missed = math.nan
+        if scraped is not None and math.isfinite(interval):
+            # A span of one scrape (plus grace) is what no query could see; a longer one is blind
+            # only where the target's own scrapes were missed right after the last sample.
+            one = interval + grace(interval)
+            missed = max(
+                (b - a for a, b in drops if b - a > one and not scraped(f.series, a, one)),
+                default=0.0,
+            )
+        return replace(f, counted=calls, blind=blind, interval=interval, blind_missed=missed), result
 
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
         for i, (fact, result) in zip(chosen, pool.map(recount, chosen), strict=True):
-            counted[i], blinds[i] = fact.counted, fact.blind
+            counted[i], blinds[i], intervals[i] = fact.counted, fact.blind, fact.interval
+            missed[i] = fact.blind_missed
+            if fact.counted is not None:
+                points = next(s.points for s in result.series if series_key(s.labels) == fact.series)
+                raw[fact.series] = (points, fact.start)
             warnings += [f"re-read of a reset counter: {w}" for w in result.warnings]
             partial = partial or result.partial
-    out = Columns(SeriesFacts, {**cols, "counted": counted, "blind": blinds})
-    return Recount(out, tuple(dict.fromkeys(warnings)), partial)
+    out = Columns(
+        SeriesFacts,
+        {**cols, "counted": counted, "blind": blinds, "interval": intervals, "blind_missed": missed},
+    )
+    return Recount(out, tuple(dict.fromkeys(warnings)), partial, raw)
 
 
 def _hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[VersionSeries, ...]:
@@ -621,12 +682,17 @@ def gather(
         warnings += [f"{name}: {w}" for w in result.warnings]
         infos += [f"{name}: {i}" for i in result.infos]
     series: Sequence[SeriesFacts] = ()
+    step_bounds: Mapping[tuple[str, str], StepBounds] | None = None
     recount_partial = False
     recorded: Sequence[VersionFacts] | None = None
     checks: tuple[Coverage, ...] = ()
     hourly = None
     max_qps: Sequence[VersionValue]
     if params.rules is None:
+        newest = {series_key(s.labels): s.value for s in results["series_now"].series if s.value is not None}
+        in_window = [s.labels for s in results["series_last"].series]
+        grid = StepGrid(at - params.window, params.step, round(params.window / params.step))
+        targets = gather_targets(client, params, at, in_window, newest, grid if params.per_step else None)
         max_qps = _versions(results["max_hourly_qps"], params)
         series = _series_facts(
             results["series_last"],
@@ -635,21 +701,40 @@ def gather(
             results["series_now"],
             params,
         )
-        recount = _recount_resets(client, params, at, series)
+        recount = _recount_resets(
+            client, params, at, series, lambda key, t, span: scraped_after(client, targets, key, t, span)
+        )
         series = recount.facts
         warnings += recount.warnings
         recount_partial = recount.partial
+        if params.per_step:
+            step_bounds = per_version_bounds(
+                results["step_values"].series,
+                results["step_times"].series,
+                grid,
+                lambda labels: (
+                    labels.get(params.model_label, ""),
+                    params.canonical(labels.get(params.version_label, "")),
+                ),
+                lambda key: targets.owner.get(key, ()),
+                targets.interval,
+                targets.up_steps,
+                recount.points,
+            )
         coverage = _presence(results["metric_presence"], params, at, max_gap)
         if params.coverage is not None:
             coverage, checks = _coverage(results["coverage"], params, at, max_gap, exporters), (coverage,)
         if sparklines:
             hourly = _hourly(results["hourly_qps"], params, at)
     else:
+        targets = gather_targets(client, params, at)
         max_qps, recorded = _recorded_facts((results["recorded_window"], results["recorded_recent"]), params)
         steps = {q.name: q.step for q in planned}
         coverage, checks = _recorded_coverage(results, steps, params, at, max_gap, exporters)
         if sparklines:
             hourly = _hourly(results["recorded_hourly"], params, at)
+    warnings += [f"targets' up series: {w}" for w in targets.warnings]
+    notes += _gone_notes(targets)
     return Evidence(
         source=client.display_url,
         evaluated_at=at,
@@ -662,7 +747,10 @@ def gather(
         coverage=coverage,
         warnings=tuple(warnings),
         infos=tuple(infos),
-        partial=index_partial or recount_partial or any(r.partial for r in results.values()),
+        partial=index_partial
+        or recount_partial
+        or targets.partial
+        or any(r.partial for r in results.values()),
         stats={name: r.stats for name, r in results.items() if r.stats},
         split_models=split_models,
         notes=tuple(notes),
@@ -672,7 +760,28 @@ def gather(
         scope=scope,
         selector=params.series_selector,
         unlabelled=_unlabelled(results["unlabelled_series"], params),
+        targets=targets,
+        steps=step_bounds,
     )
+
+
+def _iso(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _gone_notes(targets: Targets) -> list[str]:
+    """Targets taken as replaced: said in the header, since their calls stop counting there."""
+    gone = targets.where("gone")
+    if not gone:
+        return []
+    first = gone[0]
+    more = f" and {len(gone) - 1} more" if len(gone) > 1 else ""
+    return [
+        f"target {{{first.text}}}{more} stopped being scraped before the window's end (last scrape "
+        f"{_iso(first.ended or 0)}) while others were still scraped: taken as replaced"
+    ]
 
 
 def _index(
@@ -770,15 +879,22 @@ def _per_version(evidence: Evidence) -> pd.DataFrame:
     if evidence.recorded is not None:  # with recording rules: per-version facts, not per-series
         scols = columns_of(evidence.recorded, ("model", "version", "series", "born_calls", "resets"))
     else:
-        names = ("model", "version", "start", "last", "counted", "blind", "resets", "gone")
+        names = ("model", "version", "start", "last", "counted", "blind", "resets", "gone", "blind_missed")
         scols = columns_of(evidence.series, names)
-    parts = (qcols, lcols, scols)
+    steps = evidence.steps or {}
+    stcols: dict[str, Any] = {
+        "model": categorical([m for m, _ in steps]),
+        "version": categorical([v for _, v in steps]),
+        "low": [b.low for b in steps.values()],
+        "high": [b.high for b in steps.values()],
+    }
+    parts = (qcols, lcols, scols, stcols)
     mcode, mnames = factorize(*(p["model"] for p in parts))
     vcode, vnames = factorize(*(p["version"] for p in parts))
     pair_codes, inverse = pairs(mcode, vcode, len(mnames), len(vnames))
     width = max(len(vnames), 1)
     bounds = np.cumsum([0, *(len(p["model"]) for p in parts)])
-    qk, lk, sk = (inverse[bounds[i] : bounds[i + 1]] for i in range(len(parts)))
+    qk, lk, sk, stk = (inverse[bounds[i] : bounds[i + 1]] for i in range(len(parts)))
 
     def values(cols: dict[str, Any], k: Any, name: str) -> pd.DataFrame:
         frame = pd.DataFrame({"k": k, name: np.asarray(cols["value"], dtype=float)})
@@ -798,14 +914,31 @@ def _per_version(evidence: Evidence) -> pd.DataFrame:
         "version": pd.Categorical.from_codes(pair_codes % width, pd.Index(vnames, dtype=object)),
     }
     # Each part has one row per key: its values are placed at their keys, the rest filled.
-    for part in (values(qcols, qk, "max_qps"), values(lcols, lk, "last_qps"), per_series):
+    step_part = pd.DataFrame(
+        {
+            "k": stk,
+            "step_low": np.asarray(stcols["low"], dtype=float),
+            "step_high": np.asarray(stcols["high"], dtype=float),
+        }
+    )
+    for part in (values(qcols, qk, "max_qps"), values(lcols, lk, "last_qps"), per_series, step_part):
         k = part["k"].to_numpy()
         for col in part.columns.drop("k"):
             fill, dtype = PER_VERSION_FILL.get(col, (np.nan, "float64"))
             column = np.full(n, fill, dtype=dtype)
             column[k] = part[col].to_numpy(dtype=dtype)
             out[col] = column
-    order = ("model", "version", "max_qps", "max_qps_seen", "last_qps", "last_qps_seen", "calls")
+    order = (
+        "model",
+        "version",
+        "max_qps",
+        "max_qps_seen",
+        "last_qps",
+        "last_qps_seen",
+        "calls",
+        "step_low",
+        "step_high",
+    )
     columns = {c: out[c] for c in (*order, *PER_VERSION_FILL)}  # the same columns from every source
     return pd.DataFrame(columns, copy=False)  # fresh arrays: no copy into blocks
 
@@ -815,8 +948,9 @@ def _per_version_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.Da
 
     A counter that went down reset (a reload, a restart). Where evidence re-read its samples,
     its calls are counted across the reset, and only the span with no sample before the reset
-    stays blind: up to --max-gap it is tolerated like any short hole in the data; longer, or not
-    re-read, the reset is a doubt (calls before it may be lost)."""
+    stays blind: one scrape interval (plus grace) of it is what no query could see, and is
+    tolerated; longer (scrapes were missed before the reset, or longer than --max-gap where the
+    interval is not known), or not re-read, the reset is a doubt (calls before it may be lost)."""
     import numpy as np
     import pandas as pd
 
@@ -846,12 +980,16 @@ def _per_version_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.Da
     s["nan"] = ~last_ok | (s["has_start"] & ~start_ok)
     s.loc[s["nan"], "calls"] = np.nan
     s["born"] = born
-    s["reset"] = reset & ~(recounted & (s["blind"] <= max_gap))  # a doubt
+    missed = np.asarray(scols["blind_missed"], dtype=float)
+    # Where the target's scrapes were checked, only spans it missed are blind; else --max-gap.
+    checked = np.isfinite(missed)
+    blind_doubt = np.where(checked, missed, np.where(s["blind"] > max_gap, s["blind"], 0.0))
+    s["reset"] = reset & ~(recounted & (blind_doubt <= 0))  # a doubt
     s["reset_seen"] = reset
     # Shown in the reasons: the blind span of a reset that is a doubt because of it, else the
     # longest tolerated one.
     s["blind"] = np.where(reset, s["blind"], 0.0)
-    s["blind_over"] = np.where(recounted & (s["blind"] > max_gap), s["blind"], 0.0)
+    s["blind_over"] = np.where(recounted, blind_doubt, 0.0)
     s["one"] = 1
     per = s.groupby("k", as_index=False, sort=False).agg(
         series=("one", "sum"),

@@ -211,6 +211,7 @@ class QueryParams:
     coverage: Selector | None
     rules: RuleSpec | None = None  # read the series recorded by `retire rules` instead of raw ones
     canonical: Callable[[str], str] = str  # version label -> join key (the server's rule)
+    per_step: bool = False  # also count each step's calls (a threshold above 0 compares with them)
 
     @property
     def series_selector(self) -> str:
@@ -288,6 +289,7 @@ def params_from(settings: Settings) -> QueryParams:
         coverage=coverage,
         rules=rules,
         canonical=server(settings.preset).canonical,
+        per_step=settings.threshold > 0,
     )
 
 
@@ -347,11 +349,13 @@ PURPOSES = {
     "series_last": "per series: last value in the window (any sample at all)",
     "series_start": "per series: value at the window start (born-in-window detection)",
     "series_resets": "per series: counter resets in the window (re-read and counted across them)",
-    "series_now": "per series: a sample at the instant, else it is gone before the window's end",
+    "series_now": "per series: its newest sample's time (none: gone before the window's end)",
     "unlabelled_series": "series with no model or version label, per model (no other query sees them)",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
     "hourly_qps": "traffic per step over the window, for sparklines: any call shows (no verdict uses it)",
+    "step_values": "per series: its value at each step boundary (each step's calls, for --threshold)",
+    "step_times": "per series: its newest sample's time at each step boundary (scrapes missed there)",
     "recorded_window": "every aspect per version over the window, from the rollups",
     "recorded_recent": "every aspect per version since the last rollup, from the fine series",
     "recorded_present": "recorded heartbeat per interval (holes in the data, fine rules not running)",
@@ -380,6 +384,8 @@ def report_queries(params: QueryParams, sparklines: bool = False) -> list[Planne
     planned.append(_range("metric_presence", render("metric_presence", params), params.resolution))
     if params.coverage is not None:
         planned.append(_range("coverage", render("coverage", params), params.resolution))
+    if params.per_step:
+        planned += [_range(n, render(n, params), params.step) for n in ("step_values", "step_times")]
     if sparklines:
         planned.append(_range("hourly_qps", render("hourly_qps", params), params.step))
     return planned
