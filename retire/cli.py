@@ -30,16 +30,17 @@ from retire.formats import ListFormat, ReportFormat
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.config import Settings
+    from retire.deadline import Deadline
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 EXIT_MEANINGS = {
     0: "done; no version is unknown",
     2: "usage, config file or model directory error",
-    3: "Prometheus unreachable, or its answer unusable",
+    3: "Prometheus or the model server unreachable, too slow (--timeout, --deadline), or its answer unusable",
     4: "report made, but at least one version is unknown (evidence incomplete)",
-    5: "the report could not be mailed (nothing was sent)",
-    6: "offload/restore refused or stopped (the journal says what was done)",
+    5: "the report could not be mailed in time or at all (nothing was sent)",
+    6: "offload/restore refused or stopped, --deadline included (the journal says what was done)",
     130: "interrupted (Ctrl-C); no output file written",
 }
 
@@ -268,7 +269,14 @@ def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
     return resolve(flags, config=config)
 
 
-def _build_report(settings: Settings, sparklines: bool = False) -> Report:
+def _deadline(settings: Settings) -> Deadline:
+    """The run's --deadline, counted from now: every wait of the command ends by it."""
+    from retire.deadline import Deadline
+
+    return Deadline(settings.deadline)
+
+
+def _build_report(settings: Settings, deadline: Deadline, sparklines: bool = False) -> Report:
     """The one library call, with the clock read here and the progress bar on stderr (notes wait
     until the bar is gone)."""
     from retire.run import build_report
@@ -276,7 +284,9 @@ def _build_report(settings: Settings, sparklines: bool = False) -> Report:
     notes: list[str] = []
     try:
         with _progress_bar() as progress:
-            return build_report(settings, time.time(), progress, sparklines=sparklines, say=notes.append)
+            return build_report(
+                settings, time.time(), progress, sparklines=sparklines, say=notes.append, deadline=deadline
+            )
     finally:
         for note in notes:
             _say(note)
@@ -360,6 +370,7 @@ def report(
 
     with _user_errors():
         settings = _settings({**flags, "format": format, "output": output}, config)
+        deadline = _deadline(settings)
         fmt = _format(settings.format, ReportFormat, ReportFormat.TABLE)
         mailing = bool(settings.mail_to)
         if mailing:
@@ -368,11 +379,11 @@ def report(
             history.check(settings.since_last)  # never replace a file that is not a report
         try:
             result = _build_report(
-                settings, sparklines=mailing or fmt in (ReportFormat.TABLE, ReportFormat.MARKDOWN)
+                settings, deadline, sparklines=mailing or fmt in (ReportFormat.TABLE, ReportFormat.MARKDOWN)
             )
         except RetireError as e:
             if mailing:
-                try:
+                try:  # its own --smtp-timeout, even past the deadline: the team must hear of it
                     _say(mail.send_failure(settings, e))
                 except RetireError:
                     _err(e.message)  # the cause first, then why nobody was told (exit 5)
@@ -388,7 +399,7 @@ def report(
         if fmt is not ReportFormat.TABLE or settings.output is not None:
             _say(summary_line(result))
         if mailing:
-            _say(mail.send_report(settings, result, changes))
+            _say(mail.send_report(settings, result, changes, deadline))
         if last is not None:
             history.save(last, result)
     raise typer.Exit(_exit_code(result))
@@ -419,7 +430,7 @@ def safe_list(
     with _user_errors():
         settings = _settings({**flags, "format": format, "output": output}, config)
         fmt = _format(settings.format, ListFormat, ListFormat.TSV)
-        result = _build_report(settings)
+        result = _build_report(settings, _deadline(settings))
         _emit(render_safe_list(result, fmt), settings.output)
         from retire.formats.structured import tsv_refused
         from retire.formats.words import summary_line
@@ -557,7 +568,7 @@ def plan_command(
     with _user_errors():
         settings = _settings({**flags, "output": output}, config)
         fmt = _format(format, PlanFormat, PlanFormat.TEXT)
-        report = _build_report(settings)
+        report = _build_report(settings, _deadline(settings))
         plan = plan_for(report, archive_dir, None, _only(only), _say)
         has_config = settings.model_config is not None
         _emit(render_plan(plan, fmt, has_config, report.summary.advice), settings.output)
@@ -605,7 +616,8 @@ def offload(
             _say(f"resumed: {n} unfinished step(s) completed" if n else "nothing to resume")
             return
         settings = _settings(flags, config)
-        report = _build_report(settings)
+        deadline = _deadline(settings)  # one for the plan, the re-check and the moves
+        report = _build_report(settings, deadline)
         plan = ops.plan_for(report, archive_dir, plan_file, _only(only), _say)
         typer.echo(ops.plan_text(plan, settings.model_config is not None, report.summary.advice), nl=False)
         if not plan.moves:
@@ -619,7 +631,9 @@ def offload(
         present = dataclasses.replace(settings, at=None)
         roots = report.header.model_roots
         where = str(plan_file or "the plan")
-        done = ops.recheck(plan, lambda: _build_report(present), archive_dir, roots, where, _say)
+        done = ops.recheck(
+            plan, lambda: _build_report(present, deadline), archive_dir, roots, where, _say, deadline
+        )
         if done:
             undo = f"retire restore --archive-dir {archive_dir}"
             _say(f"offloaded {len(done)} version(s) to {archive_dir}; undo with `{undo}`")

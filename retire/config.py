@@ -530,7 +530,23 @@ OPTIONS: tuple[Option, ...] = (
         "Evaluate at this instant (RFC 3339 or Unix seconds) instead of now.",
         "2026-11-24T06:00:00Z",
     ),
-    Option("timeout", parse_duration, "Per-query timeout.", "10s", default=30.0),
+    Option(
+        "timeout",
+        parse_duration,
+        "Bound on each whole HTTP request to Prometheus or --server: connect, headers and body "
+        "together, however slowly the server sends them.",
+        "10s",
+        default=30.0,
+    ),
+    Option(
+        "deadline",
+        parse_duration,
+        "Bound on the whole run: every request ends by it (each gets the smaller of --timeout and "
+        "the time left) and none starts after it; offload moves nothing after it. Ten minutes "
+        "leave a large fleet's queries room and still end a stuck cron job long before the next.",
+        "5m",
+        default=600.0,
+    ),
     Option(
         "coverage",
         _str,
@@ -798,7 +814,15 @@ OPTIONS: tuple[Option, ...] = (
         group=MAIL,
         kind=Path,
     ),
-    Option("smtp_timeout", parse_duration, "SMTP timeout.", "10s", default=30.0, group=MAIL),
+    Option(
+        "smtp_timeout",
+        parse_duration,
+        "Bound on the whole SMTP conversation (connect, greeting, TLS, login, sending, each "
+        "reply), within the run's --deadline; a failure notice gets this much even past it.",
+        "10s",
+        default=30.0,
+        group=MAIL,
+    ),
     Option(
         "since_last",
         _path,
@@ -832,6 +856,7 @@ class Settings:
     version_label: str = _DEFAULTS["version_label"]
     at: datetime | None = _DEFAULTS["at"]
     timeout: float = _DEFAULTS["timeout"]
+    deadline: float = _DEFAULTS["deadline"]
     format: str | None = _DEFAULTS["format"]
     output: Path | None = _DEFAULTS["output"]
     coverage: str | None = _DEFAULTS["coverage"]
@@ -969,6 +994,10 @@ def _check(s: Settings) -> None:
         )
     if s.timeout <= 0:
         raise ConfigError("--timeout must be greater than 0 seconds")
+    if s.deadline <= 0:
+        raise ConfigError("--deadline must be greater than 0 seconds (e.g. 10m)")
+    if s.smtp_timeout <= 0:
+        raise ConfigError("--smtp-timeout must be greater than 0 seconds")
     if s.model_base_path is not None and (s.model_dir or s.model_config):
         raise ConfigError(
             "--model-base-path names one model; do not combine it with --model-dir or --model-config"

@@ -4,6 +4,10 @@
 once; it prints nothing and never reads the clock for the evaluation instant (the caller passes
 `now`), so it can be run and tested without the CLI. Diagnostics the CLI shows on stderr (the
 --insecure warning, --verbose timings and ignored entries) go to the `say` callback.
+
+Every request it makes (Prometheus, the model server) ends by the run's deadline (`--deadline`,
+counted from the caller's `Deadline`, or from the call when none is given): each gets the smaller
+of --timeout and the time left, and none starts once it has passed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from retire.errors import ConfigError, RetireError
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.config import Settings
+    from retire.deadline import Deadline
     from retire.servers import Server
     from retire.sources.disk.inventory import Inventory
 
@@ -39,14 +44,18 @@ def build_report(
     *,
     sparklines: bool = False,
     say: Callable[[str], None] = _quiet,
+    deadline: Deadline | None = None,
 ) -> Report:
     """The report for `settings`, evaluated at --at or else at `now` (Unix seconds).
 
     sparklines: also read the hourly traffic (only the table, Markdown and mailed reports show it).
     progress(done, total): called as the per-model queries finish (a long wait on large fleets).
+    deadline: the run's (a command that builds two reports, as `offload` does, passes one for both);
+    by default --deadline from now.
     """
     from retire.advisor import Policy, advise
     from retire.config import check
+    from retire.deadline import Deadline
     from retire.servers import server
     from retire.sources.prometheus.client import PrometheusClient, connection_from
     from retire.sources.prometheus.evidence import gather
@@ -62,6 +71,8 @@ def build_report(
             "or --model-base-path with --model-name"
         )
     check(settings)
+    if deadline is None:
+        deadline = Deadline(settings.deadline)
     params = params_from(settings)
     connection = connection_from(settings)
     if settings.insecure:
@@ -72,7 +83,9 @@ def build_report(
     threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
     with (
         ThreadPoolExecutor(max_workers=1) as disk,
-        PrometheusClient(settings.prometheus, timeout=settings.timeout, connection=connection) as client,
+        PrometheusClient(
+            settings.prometheus, timeout=settings.timeout, connection=connection, deadline=deadline
+        ) as client,
     ):
         scan = disk.submit(inventory, settings)
         try:
@@ -104,7 +117,7 @@ def build_report(
         unattributed=srv.unattributed,
         label_is_version=srv.label_is_version,
     )
-    report = advise(found, evidence, policy, generated_at=now, served=served(settings, found))
+    report = advise(found, evidence, policy, generated_at=now, served=served(settings, found, deadline))
     return _note_other_models(settings, report)
 
 
@@ -145,14 +158,23 @@ def _refuse_one_model_dir(root: Path, srv: Server) -> None:
         )
 
 
-def served(settings: Settings, found: Inventory) -> dict[tuple[str, str], bool] | None:
+def served(
+    settings: Settings, found: Inventory, deadline: Deadline | None = None
+) -> dict[tuple[str, str], bool] | None:
     """With --server: what the model server says is loaded, for the models it answered about.
     No Prometheus credentials are sent to it: it is another server."""
     if not settings.server:
         return None
+    from retire.deadline import NO_DEADLINE
     from retire.sources import loaded
 
-    answer = loaded.ask(settings.preset, settings.server, found.models, timeout=settings.timeout)
+    answer = loaded.ask(
+        settings.preset,
+        settings.server,
+        found.models,
+        timeout=settings.timeout,
+        deadline=deadline or NO_DEADLINE,
+    )
     out = {}
     for v in found.versions:
         state = answer.loaded(v.model, v.version)

@@ -14,6 +14,15 @@ from urllib.parse import parse_qs
 Handler = Callable[[str, dict[str, str]], tuple[int, str, bytes]]
 
 
+class Server(ThreadingHTTPServer):
+    """A threading HTTP server whose listen backlog holds a burst of connections: retire opens one
+    per query (no keep-alive), a dozen at once, and the default backlog of 5 drops some, which
+    costs a second each (the client's SYN is sent again) and trips a test's short --timeout."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 FLAT = {"model_name": "m", "model_version": "1", "instance": "tfs-0"}
 
 
@@ -106,7 +115,7 @@ def serve(
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    server = Server(("127.0.0.1", 0), H)
     server.daemon_threads = True
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
@@ -196,7 +205,7 @@ def serve_routes(
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    server = Server(("127.0.0.1", 0), H)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()

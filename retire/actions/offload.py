@@ -19,7 +19,10 @@ Safety properties, each tested for real (tests/actions/test_offload.py, tests/ac
   is done and marked done after; a failure (no space, I/O error) undoes the step's partial copy
   and journals it as failed, and a crash at any point leaves a state that `--resume` completes;
 - one run at a time per archive (`<archive>/.lock`) and per model root (a lock on the root
-  directory itself);
+  directory itself); the locks are taken without waiting (a held lock is a refusal), and the
+  re-check made under them ends by the run's `--deadline`, so a slow server cannot hold them past
+  it; once the deadline has passed no further move starts (one under way is finished: a move is
+  never cut midway), and the locks go with the run;
 - the archive must not be inside a model root (TF Serving would serve it), nor a root inside it.
 """
 
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from retire.config import canonical_version
+from retire.deadline import NO_DEADLINE, Deadline
 from retire.errors import RetireError
 from retire.sources.disk.inventory import unsafe_component
 
@@ -324,11 +328,13 @@ def recheck(
     roots: Iterable[str],
     where: str,
     say: Callable[[str], None],
+    deadline: Deadline = NO_DEADLINE,
 ) -> list[Move]:
     """Carry out `plan`, re-checked against `fresh()`: a report made under the locks, right before
     acting. Safe in the fresh report is the whole test: any doubt (a gap, a warning) has already
     turned every would-be-safe version unknown there, and a version called since the plan was made
-    is skipped and reported. Journals into `archive`, the archive that was locked and checked."""
+    is skipped and reported. Journals into `archive`, the archive that was locked and checked.
+    `fresh()` must end by `deadline` (the run's); no move starts after it."""
     roots = tuple(roots)
     with locked(archive), locked_roots(roots):
         report = fresh()
@@ -341,7 +347,7 @@ def recheck(
                 "nothing was moved"
             )
         check_archive(archive, report.header.model_roots)
-        return apply(archive, checked_moves(plan, report, archive, where, say), say)
+        return apply(archive, checked_moves(plan, report, archive, where, say), say, deadline)
 
 
 class PlanFormat(StrEnum):
@@ -876,8 +882,12 @@ def _preflight_offload(archive: Path, c: Checked) -> None:
             raise OffloadError(f"{path} already exists in the archive; nothing was moved")
 
 
-def apply(archive: Path, moves: list[Checked], on_step: Callable[[str], None]) -> list[Move]:
-    """Carry out `moves` (already checked against a fresh scan), journal first."""
+def apply(
+    archive: Path, moves: list[Checked], on_step: Callable[[str], None], deadline: Deadline = NO_DEADLINE
+) -> list[Move]:
+    """Carry out `moves` (already checked against a fresh scan), journal first. No move starts
+    once `deadline` has passed; the one under way is finished (the journal's guarantees hold for
+    whole steps), and what was done is said."""
     journal = Journal(archive)
     if journal.unfinished():
         raise OffloadError(
@@ -889,6 +899,12 @@ def apply(archive: Path, moves: list[Checked], on_step: Callable[[str], None]) -
     step = journal.next_step()
     for c in moves:
         m = c.move
+        if deadline.passed:
+            raise OffloadError(
+                f"the run's --deadline ({deadline.shown}) passed before {m.model} {m.version} was moved; "
+                f"{len(done)} version(s) were moved, the other {len(moves) - len(done)} were not started "
+                "(nothing is unfinished): run the command again, or raise --deadline"
+            )
         _archive_dir_for(journal.archive, m.model)
         record = {"step": step, "phase": "begin", "op": "offload", **asdict(m), "root": c.root}
         try:

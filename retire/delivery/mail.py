@@ -4,19 +4,28 @@ recipient in one SMTP transaction, or to nobody.
 smtplib's `send_message` delivers to the recipients the server accepts and drops the rest; for a
 report that someone will act on, a partial delivery is worse than a clear failure, so recipients
 are given one by one and a single refusal aborts the transaction (RSET) before any data is sent.
+
+`--smtp-timeout` bounds the whole conversation (connect, greeting, TLS, login, every reply), not
+each read as smtplib's socket timeout does: a server that trickles its greeting a byte at a time
+would hold that forever. A `retire.deadline.Watchdog` shuts the socket down when the time is up.
+The report's mail also ends by the run's `--deadline`; the failure notice gets its own
+`--smtp-timeout` even when the deadline is what failed the run, so the team still hears of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retire import redact
+from retire.deadline import NO_DEADLINE, Deadline, Watchdog
 from retire.errors import ConfigError, MailError
 
 if TYPE_CHECKING:
@@ -69,10 +78,12 @@ def sender(settings: Settings) -> str:
     return settings.mail_from or f"retire@{socket.gethostname()}"
 
 
-def send_report(settings: Settings, report: Report, history: History | None = None) -> str:
+def send_report(
+    settings: Settings, report: Report, history: History | None = None, deadline: Deadline = NO_DEADLINE
+) -> str:
     """Mail the report as --mail-* say (text, HTML, attachments); returns what was done, in one
     line for stderr. With --mail-when actionable, nothing is sent when nothing is safe, unknown
-    or changed since the last report."""
+    or changed since the last report. The conversation ends by the run's `deadline`."""
     from retire.delivery.history import lines
     from retire.formats import ReportFormat, html, render_report, structured
 
@@ -92,7 +103,7 @@ def send_report(settings: Settings, report: Report, history: History | None = No
         html=html.render(report, lines(history) if history is not None else []),
         attachments=attachments,
     )
-    send(message, sender(settings), settings.mail_to, smtp_from(settings))
+    send(message, sender(settings), settings.mail_to, smtp_from(settings), deadline)
     return f"mailed the report to {', '.join(settings.mail_to)}"
 
 
@@ -159,61 +170,125 @@ def build(
     return msg
 
 
-def send(msg: EmailMessage, sender: str, recipients: tuple[str, ...], smtp: SmtpSettings) -> None:
-    """Deliver to all recipients or none; every failure is a MailError with the server's words."""
+class _Bounded(smtplib.SMTP):
+    """smtplib's client with every socket it talks through known to a watchdog: the plain one,
+    then the TLS one (SMTPS from the start, or after STARTTLS). Each TLS handshake's own bound is
+    the time left; the watchdog cannot reach a socket while it is being wrapped."""
+
+    def __init__(self, dog: Watchdog, tls: ssl.SSLContext | None) -> None:
+        self._dog = dog
+        self._tls = tls
+        super().__init__(timeout=dog.seconds)  # no host: connect() is called under the watchdog
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        self._host = host  # what STARTTLS checks the certificate against (set by __init__ otherwise)
+        # smtplib's own hook for making the connection (not in typeshed)
+        sock: socket.socket = super()._get_socket(host, port, min(timeout, self._dog.left()))  # type: ignore[misc]
+        self._dog.watch(sock)
+        if self._tls is None:
+            return sock
+        sock.settimeout(self._dog.left())
+        wrapped = self._tls.wrap_socket(sock, server_hostname=host)
+        self._dog.watch(wrapped)
+        return wrapped
+
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        if self.sock is not None:
+            self.sock.settimeout(self._dog.left())
+        reply: tuple[int, bytes] = super().starttls(*args, **kwargs)
+        if self.sock is not None:
+            self._dog.watch(self.sock)
+        return reply
+
+
+def send(
+    msg: EmailMessage,
+    sender: str,
+    recipients: tuple[str, ...],
+    smtp: SmtpSettings,
+    deadline: Deadline = NO_DEADLINE,
+) -> None:
+    """Deliver to all recipients or none; every failure is a MailError with the server's words.
+    The whole conversation ends within --smtp-timeout, and by the run's `deadline`."""
     where = f"SMTP server {smtp.host}:{smtp.port}"
+    limit, by_run = deadline.limit(smtp.timeout)
+    if by_run:
+        late = MailError(
+            f"{where} did not answer before the run's --deadline ({deadline.shown}) passed; nothing "
+            "was sent (raise --deadline)"
+        )
+    else:
+        late = MailError(f"{where} did not answer within {smtp.timeout:g}s; nothing was sent")
+    if limit <= 0:
+        raise late
     context = ssl.create_default_context(cafile=smtp.ca_file)
+    dog = Watchdog(limit)
     try:
-        if smtp.ssl:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                smtp.host, smtp.port, timeout=smtp.timeout, context=context
-            )
-        else:
-            client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-        with client:
-            client.ehlo()
-            if smtp.starttls:
-                client.starttls(context=context)
-                client.ehlo()
-            if smtp.user:
-                assert smtp.password is not None
-                client.login(smtp.user, smtp.password)
-            code, reply = client.mail(sender)
-            if code != 250:
-                raise MailError(
-                    f"{where} refused the sender {sender}: {code} {reply.decode(errors='replace')}"
-                )
-            for rcpt in recipients:
-                code, reply = client.rcpt(rcpt)
-                if code not in (250, 251):
-                    client.rset()
-                    raise MailError(
-                        f"{where} refused recipient {rcpt}: {code} {reply.decode(errors='replace')}; "
-                        "nothing was sent to anyone"
-                    )
-            # CRLF line ends: smtplib's data() does not convert the bare LFs of as_bytes().
-            code, reply = client.data(msg.as_bytes(policy=email.policy.SMTP))
-            if code != 250:
-                raise MailError(f"{where} refused the message: {code} {reply.decode(errors='replace')}")
+        with dog:
+            client = _Bounded(dog, context if smtp.ssl else None)
+            try:
+                _converse(client, context, msg, sender, recipients, smtp, where)
+            finally:
+                if not dog.fired:  # QUIT, politely; the message is sent or refused already
+                    with contextlib.suppress(smtplib.SMTPException, OSError):
+                        client.quit()
+                client.close()
     except MailError:
         raise
-    except smtplib.SMTPAuthenticationError as e:
-        raise MailError(
+    except (smtplib.SMTPException, OSError) as e:  # ssl.SSLError and TimeoutError are OSErrors
+        if dog.fired or isinstance(e, TimeoutError) or "timed out" in str(e):
+            raise late from None  # whatever the cut socket made smtplib say
+        raise _failure(e, where, smtp) from None
+
+
+def _converse(
+    client: smtplib.SMTP,
+    context: ssl.SSLContext,
+    msg: EmailMessage,
+    sender: str,
+    recipients: tuple[str, ...],
+    smtp: SmtpSettings,
+    where: str,
+) -> None:
+    code, reply = client.connect(smtp.host, smtp.port)
+    if code != 220:
+        raise smtplib.SMTPConnectError(code, reply)
+    client.ehlo()
+    if smtp.starttls:
+        client.starttls(context=context)
+        client.ehlo()
+    if smtp.user:
+        assert smtp.password is not None
+        client.login(smtp.user, smtp.password)
+    code, reply = client.mail(sender)
+    if code != 250:
+        raise MailError(f"{where} refused the sender {sender}: {code} {reply.decode(errors='replace')}")
+    for rcpt in recipients:
+        code, reply = client.rcpt(rcpt)
+        if code not in (250, 251):
+            client.rset()
+            raise MailError(
+                f"{where} refused recipient {rcpt}: {code} {reply.decode(errors='replace')}; "
+                "nothing was sent to anyone"
+            )
+    # CRLF line ends: smtplib's data() does not convert the bare LFs of as_bytes().
+    code, reply = client.data(msg.as_bytes(policy=email.policy.SMTP))
+    if code != 250:
+        raise MailError(f"{where} refused the message: {code} {reply.decode(errors='replace')}")
+
+
+def _failure(e: Exception, where: str, smtp: SmtpSettings) -> MailError:
+    """A failure that is not the clock's, in one line."""
+    if isinstance(e, smtplib.SMTPAuthenticationError):
+        return MailError(
             f"{where} refused the login of {smtp.user}: {e.smtp_code}; check --smtp-user and "
             "RETIRE_SMTP_PASSWORD"
-        ) from None
-    except smtplib.SMTPNotSupportedError as e:
-        raise MailError(f"{where} does not support that ({e}); check --smtp-starttls/--smtp-ssl") from None
-    except smtplib.SMTPServerDisconnected as e:
-        if "timed out" in str(e):  # smtplib reports a silent server as a disconnect
-            raise MailError(f"{where} did not answer within {smtp.timeout:g}s; nothing was sent") from None
-        raise MailError(
-            f"{where} closed the connection before the message was sent; nothing was sent"
-        ) from None
-    except TimeoutError:
-        raise MailError(f"{where} did not answer within {smtp.timeout:g}s; nothing was sent") from None
-    except ssl.SSLError as e:
-        raise MailError(f"TLS with {where} failed ({e.reason}); pass its CA with --smtp-ca-file") from None
-    except (smtplib.SMTPException, OSError) as e:
-        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-        raise MailError(f"cannot send mail through {where}: {reason}") from None
+        )
+    if isinstance(e, smtplib.SMTPNotSupportedError):
+        return MailError(f"{where} does not support that ({e}); check --smtp-starttls/--smtp-ssl")
+    if isinstance(e, smtplib.SMTPServerDisconnected):
+        return MailError(f"{where} closed the connection before the message was sent; nothing was sent")
+    if isinstance(e, ssl.SSLError):
+        return MailError(f"TLS with {where} failed ({e.reason}); pass its CA with --smtp-ca-file")
+    reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return MailError(f"cannot send mail through {where}: {reason}")

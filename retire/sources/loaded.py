@@ -10,6 +10,10 @@ A model the server answered for but does not list a version of has not loaded it
 only versions it loaded or tried to; TF Serving and TorchServe answer "not found" for a model they
 do not serve). A model nobody asked about is unknown, never "not loaded". Every failure is a
 `ServerError` (exit code 3, as for Prometheus) with a one-line message.
+
+Every request is bounded as a whole (connect, status line, headers, body) by `--timeout` and the
+run's `--deadline`, whichever ends first, as Prometheus's are (retire.sources.prometheus.client
+says how and why connections are not kept alive).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from retire import redact
+from retire.deadline import NO_DEADLINE, Deadline, Watchdog
 from retire.errors import ServerError
 from retire.sources.prometheus.client import Connection, redact_url
 
@@ -59,6 +64,7 @@ def ask(
     timeout: float = 10.0,
     connection: Connection | None = None,
     transport: httpx.BaseTransport | None = None,
+    deadline: Deadline = NO_DEADLINE,
 ) -> Loaded:
     """Ask the server at `url` which versions of `models` it has loaded (Triton answers for all
     of its models in one request; the others are asked model by model)."""
@@ -88,8 +94,9 @@ def ask(
         cert=conn.client_cert,
         transport=transport,
         follow_redirects=False,
+        limits=httpx.Limits(max_keepalive_connections=0),  # see the module's docstring
     )
-    asker = Asker(srv, redact_url(url.rstrip("/")), client, timeout, conn.secrets)
+    asker = Asker(srv, redact_url(url.rstrip("/")), client, timeout, conn.secrets, deadline)
     with client:
         return srv.ask_loaded(asker, models)
 
@@ -105,6 +112,7 @@ class Asker:
         client: httpx.Client,
         timeout: float,
         secrets: tuple[str, ...],
+        deadline: Deadline = NO_DEADLINE,
     ) -> None:
         self.server = server
         self.canonical = server.canonical  # the server's version spelling, as the inventory joins it
@@ -113,6 +121,7 @@ class Asker:
         self.client = client
         self.timeout = timeout
         self.secrets = secrets
+        self.deadline = deadline
 
     # --- transport and JSON, with every failure as one ServerError line ---
 
@@ -129,17 +138,33 @@ class Asker:
         import httpx
 
         where = f"{self.display}{path}"
-        try:
-            response = self.client.request(method, path, json=body)
-        except httpx.TimeoutException:
-            raise ServerError(
+        limit, by_run = self.deadline.limit(self.timeout)
+        if by_run:
+            late = ServerError(
+                f"model server {where} did not answer before the run's --deadline "
+                f"({self.deadline.shown}) passed; raise --deadline, or check --server"
+            )
+        else:
+            late = ServerError(
                 f"model server {where} did not answer within {self.timeout:g}s; check --server"
-            ) from None
+            )
+        if limit <= 0:
+            raise late  # the run's deadline passed: no new request
+        dog = Watchdog(limit)
+        try:
+            with dog:  # the whole request, whatever the server trickles (retire.deadline)
+                response = self.client.request(
+                    method, path, json=body, timeout=limit, extensions={"trace": dog.trace}
+                )
         except httpx.HTTPError as e:
+            if dog.fired or isinstance(e, httpx.TimeoutException):
+                raise late from None
             raise ServerError(
                 f"cannot reach model server {where}: {self._scrub(str(e)) or type(e).__name__}; "
                 f"check --server (the {self.api})"
             ) from None
+        if dog.fired:  # the answer may have been cut short: never read it
+            raise late
         try:
             payload = json.loads(response.content) if response.content else None
         except ValueError:

@@ -13,6 +13,13 @@ a warning or a report is scrubbed of secrets (`retire.redact`) and made one line
 only to the origin the user named: a redirect elsewhere is refused.
 
 Queries go as POST form data: the evidence queries are long and a GET URL can hit proxy limits.
+
+`--timeout` bounds each whole request (connect, status line, headers and body together), and the
+run's `--deadline` bounds them all: each request gets the smaller of the two times left. httpx's
+own timeouts are per read, so a server that trickles bytes would never trip them; a
+`retire.deadline.Watchdog` shuts the request's socket down when its time is up instead. That is
+also why connections are not kept alive: a reused connection's socket is never handed to the
+request that reuses it. One TCP (and TLS) handshake per query is cheap next to evaluating it.
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from retire import redact
+from retire.deadline import NO_DEADLINE, Deadline, Watchdog
 from retire.errors import ConfigError, PrometheusError
 from retire.escape import printable, quoted
 
@@ -357,7 +365,12 @@ class PrometheusClient:
     """Talks to one Prometheus-compatible server. Thread-safe; use as a context manager."""
 
     def __init__(
-        self, base_url: str, timeout: float = 30.0, stats: bool = False, connection: Connection | None = None
+        self,
+        base_url: str,
+        timeout: float = 30.0,
+        stats: bool = False,
+        connection: Connection | None = None,
+        deadline: Deadline = NO_DEADLINE,
     ) -> None:
         import httpx
 
@@ -367,6 +380,7 @@ class PrometheusClient:
         self.base_url = base_url.rstrip("/")
         self.display_url = redact_url(self.base_url)
         self.timeout = timeout
+        self.deadline = deadline  # the run's: every request ends by it (see the module's docstring)
         self.stats = stats
         self.connection = connection or Connection()
         c = self.connection
@@ -390,6 +404,7 @@ class PrometheusClient:
             auth=httpx.BasicAuth(*c.basic_auth) if c.basic_auth else None,
             verify=_ssl_context(c),
             event_hooks={"request": [same_origin_only]},
+            limits=httpx.Limits(max_keepalive_connections=0),  # see the module's docstring
         )
 
     def __enter__(self) -> PrometheusClient:
@@ -477,11 +492,19 @@ class PrometheusClient:
                 form = {**form, "partial_response": "false", "deny_partial_response": "1"}
             elif self.connection.partial_response == "allow":
                 form = {**form, "partial_response": "true"}
+        limit, by_run = self.deadline.limit(self.timeout)
+        late = self._late(where, by_run)
+        if limit <= 0:
+            raise late  # the run's deadline passed: no new request
+        dog = Watchdog(limit)
+        # Each of httpx's own timeouts (connect, each read, each write) is the whole time left too.
+        bounded: dict[str, Any] = {"timeout": limit, "extensions": {"trace": dog.trace}}
         try:
-            if method == "POST":
-                response = self._http.post(self.base_url + path, data=form)
-            else:
-                response = self._http.get(self.base_url + path, params=form)
+            with dog:
+                if method == "POST":
+                    response = self._http.post(self.base_url + path, data=form, **bounded)
+                else:
+                    response = self._http.get(self.base_url + path, params=form, **bounded)
         except _OffOrigin as e:
             scheme, host, port = _origin(e.url)
             raise PrometheusError(
@@ -489,12 +512,35 @@ class PrometheusClient:
                 "sends credentials and --header values only to --prometheus: if you trust that server, "
                 "pass its URL as --prometheus"
             ) from None
-        except httpx.TimeoutException:
-            raise PrometheusError(
-                f"{where} did not answer within {self.timeout:g}s; raise --timeout, shorten "
-                "--window, or narrow the query with --selector"
-            ) from None
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, ValueError, UnicodeError) as e:
+            if dog.fired or isinstance(e, httpx.TimeoutException):
+                raise late from None  # whatever the cut socket made httpx say
+            self._failed(e, where)
+        if dog.fired:  # the answer may have been cut short: never read it
+            raise late
+        try:
+            return self._decode(response, where, raw, whole, expect)
+        except PrometheusError as e:
+            e.message = self._scrub(e.message)
+            raise
+
+    def _late(self, where: str, by_run: bool) -> PrometheusError:
+        """The request ran out of time: its own (--timeout) or the run's (--deadline)."""
+        if by_run:
+            return PrometheusError(
+                f"{where} did not answer before the run's --deadline ({self.deadline.shown}) passed; "
+                "raise --deadline, shorten --window, or narrow the query with --selector"
+            )
+        return PrometheusError(
+            f"{where} did not answer within {self.timeout:g}s; raise --timeout, shorten "
+            "--window, or narrow the query with --selector"
+        )
+
+    def _failed(self, e: Exception, where: str) -> NoReturn:
+        """Any other failure of the request, as one line."""
+        import httpx
+
+        if isinstance(e, httpx.HTTPError):
             reason = self._scrub(_root_cause(e))
             if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate" in reason.lower():
                 raise PrometheusError(
@@ -510,15 +556,10 @@ class PrometheusClient:
                 f"cannot reach {where}: {reason}; check --prometheus (or RETIRE_PROMETHEUS_URL) "
                 "and that the server is up"
             ) from None
-        except (ValueError, UnicodeError) as e:  # a request httpx cannot even form
-            raise ConfigError(
-                f"cannot send a request to {where}: {self._scrub(str(e))}; check --prometheus and --header"
-            ) from None
-        try:
-            return self._decode(response, where, raw, whole, expect)
-        except PrometheusError as e:
-            e.message = self._scrub(e.message)
-            raise
+        # a request httpx cannot even form (ValueError, UnicodeError)
+        raise ConfigError(
+            f"cannot send a request to {where}: {self._scrub(str(e))}; check --prometheus and --header"
+        ) from None
 
     @staticmethod
     def _scrub(text: str) -> str:
