@@ -458,4 +458,17 @@ BURST = _scenario(
     disk=(*(VersionDir("b", str(v), age=10 * DAY) for v in (1, 2, 3, 4, 5)),),
 )
 
-REACH = (LAG, END_DOWN, CHURN, BURST)
+# - (found by the oracle, seed 100029) r/1 was called once 30 h ago; its server restarted 10 h
+#   ago (a TF Serving counter is gone until the next call) and one call 5 h ago created it anew
+#   at 1: it ends where it started, with no drop for resets() to see.
+RECREATE = _scenario(
+    "recreate",
+    traffic=(
+        Traffic("rc", "1", calls=(-30 * HOUR, -5 * HOUR), restarts=(-10 * HOUR,)),
+        Traffic("rc", "2", calls=(-30 * HOUR,), restarts=(-10 * HOUR,)),
+        Traffic("rc", "3", qps=0.1),
+    ),
+    disk=(*(VersionDir("rc", str(v), age=10 * DAY) for v in (1, 2, 3, 4)),),
+)
+
+REACH = (LAG, END_DOWN, CHURN, BURST, RECREATE)

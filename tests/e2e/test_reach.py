@@ -171,3 +171,21 @@ def test_one_minute_steps_on_one_minute_scrapes_count_at_a_threshold(lab: Lab) -
     _, doc = run(lab, sc.BURST, "--step", "1m", "--threshold", "1")
     assert statuses(doc)[("b", "3")] == "in-use"
     assert statuses(doc)[("b", "4")] == "safe"
+
+
+@pytest.mark.parametrize(
+    ("coverage", "extra"),
+    [(True, ()), (False, ()), (True, ("--split-by-model",))],
+    ids=["coverage", "raw", "split"],
+)
+def test_a_counter_created_anew_at_its_old_value_counts(
+    lab: Lab, coverage: bool, extra: tuple[str, ...]
+) -> None:
+    """rc/1: one call 30 h ago, a restart 10 h ago, one call 5 h ago creating the counter anew at
+    1: it read as flat all window (found by the oracle, seed 100029). It was absent at scrapes
+    its target answered, so it was created anew: its value since then are calls. rc/2 (restarted,
+    never called again: its series ends) stays safe."""
+    _, doc = run(lab, sc.RECREATE, *extra, coverage=coverage)
+    got = statuses(doc)
+    assert got[("rc", "1")] == "in-use", rows(doc)[("rc", "1")]["reason"]
+    assert got[("rc", "2")] == "safe", rows(doc)[("rc", "2")]["reason"]

@@ -175,13 +175,15 @@ def per_version_bounds(
     interval_of: Callable[[LabelSet], float | None],
     up_scraped: Mapping[LabelSet, Sequence[float | None]],
     recounted: Mapping[LabelSet, tuple[Sequence[tuple[float, float]], float | None]],
+    recreated: Mapping[LabelSet, float] | None = None,
 ) -> dict[tuple[str, str], StepBounds]:
     """Each version's busiest-step bounds.
 
     `values`/`times`: per series, its last value and the time of its newest sample at each
     boundary; `target_of`: a series' target; `up_scraped`: per target, its newest successful `up`
     scrape at or before each boundary; `recounted`: raw samples (and the value at the window's
-    start) of series whose counter went down."""
+    start) of series whose counter went down; `recreated`: the last value of series created anew
+    in the window where no boundary shows it (its calls since may be in any step)."""
 
     def key(labels: dict[str, str]) -> LabelSet:
         return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
@@ -208,5 +210,7 @@ def per_version_bounds(
             found = raw_spans(points, start, grid, interval_of(owner[k]))
         else:
             found = series_spans(on_grid(s.points, grid), exact[owner[k]])
+        if recreated and k in recreated:
+            found = [*found, (1, grid.n, recreated[k])]
         spans.setdefault(version_of(s.labels), []).extend(found)
     return {v: version_bounds(sp, grid) for v, sp in spans.items()}

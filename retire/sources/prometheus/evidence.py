@@ -87,6 +87,11 @@ class SeriesFacts:
     # is absent, the old counter was already gone: only the moment before the first such scrape
     # is blind, as for every scrape.
     blind_missed: float = math.nan
+    samples: float = math.nan  # its samples in the window (NaN: not asked)
+    # Absent at some successful scrape of its target while present at both ends of the window:
+    # the counter was created anew, so its value at the end is calls since then (a TF Serving
+    # counter is created by a call, a Triton one at 0), even when it ends where it started.
+    recreated: bool = False
 
 
 @dataclass(frozen=True)
@@ -270,14 +275,22 @@ def _check_unique(name: str, result: QueryResult, where: str) -> None:
 
 
 def _series_facts(
-    last: QueryResult, start: QueryResult, resets: QueryResult, now: QueryResult, params: QueryParams
+    last: QueryResult,
+    start: QueryResult,
+    resets: QueryResult,
+    now: QueryResult,
+    count: QueryResult,
+    params: QueryParams,
+    targets: Targets,
 ) -> Columns[SeriesFacts]:
     """Straight into columns: one list per field, no record per series."""
     starts = {series_key(s.labels): s.value for s in start.series}
     current = {series_key(s.labels) for s in now.series}
     downs = {series_key(s.labels): s.value for s in resets.series}
+    counts = {series_key(s.labels): s.value for s in count.series}
     cols: dict[str, list[Any]] = {
-        n: [] for n in ("model", "version", "series", "start", "last", "resets", "gone")
+        n: []
+        for n in ("model", "version", "series", "start", "last", "resets", "gone", "samples", "recreated")
     }
     for s in last.series:
         key = series_key(s.labels)
@@ -289,9 +302,25 @@ def _series_facts(
         # No answer for a series that has samples: nothing proves it never went down.
         cols["resets"].append(_or_nan(downs.get(key)))
         cols["gone"].append(key not in current)
+        samples = counts.get(key)
+        scrapes = targets.scrapes.get(targets.owner.get(key, ()))
+        cols["samples"].append(_or_nan(samples))
+        cols["recreated"].append(
+            key in starts
+            and key in current
+            and samples is not None
+            and scrapes is not None
+            and samples < scrapes
+        )
     return Columns(
         SeriesFacts, {**cols, "model": categorical(cols["model"]), "version": categorical(cols["version"])}
     )
+
+
+def _recreated(series: Sequence[SeriesFacts]) -> dict[SeriesKey, float]:
+    """Series created anew in the window, with their last value."""
+    cols = columns_of(series, ("series", "last", "recreated"))
+    return {k: v for k, v, r in zip(cols["series"], cols["last"], cols["recreated"], strict=True) if r}
 
 
 def _or_nan(value: float | None) -> float:
@@ -315,6 +344,7 @@ SERIES_FIELDS = (
     "gone",
     "interval",
     "blind_missed",
+    "recreated",
 )
 
 
@@ -699,7 +729,9 @@ def gather(
             results["series_start"],
             results["series_resets"],
             results["series_now"],
+            results["series_count"],
             params,
+            targets,
         )
         recount = _recount_resets(
             client, params, at, series, lambda key, t, span: scraped_after(client, targets, key, t, span)
@@ -720,6 +752,7 @@ def gather(
                 targets.interval,
                 targets.up_steps,
                 recount.points,
+                _recreated(series),
             )
         coverage = _presence(results["metric_presence"], params, at, max_gap)
         if params.coverage is not None:
@@ -879,7 +912,18 @@ def _per_version(evidence: Evidence) -> pd.DataFrame:
     if evidence.recorded is not None:  # with recording rules: per-version facts, not per-series
         scols = columns_of(evidence.recorded, ("model", "version", "series", "born_calls", "resets"))
     else:
-        names = ("model", "version", "start", "last", "counted", "blind", "resets", "gone", "blind_missed")
+        names = (
+            "model",
+            "version",
+            "start",
+            "last",
+            "counted",
+            "blind",
+            "resets",
+            "gone",
+            "blind_missed",
+            "recreated",
+        )
         scols = columns_of(evidence.series, names)
     steps = evidence.steps or {}
     stcols: dict[str, Any] = {
@@ -973,6 +1017,9 @@ def _per_version_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.Da
     # first call, so its whole value is calls in the window. After a reset, at least the new value,
     # or all of them where the samples were re-read.
     s["calls"] = np.where(recounted, s["counted"], np.where(born | reset, s["last"], s["last"] - s["start"]))
+    # Recreated in the window (absent at a successful scrape): at least its value since then.
+    recreated = np.asarray(scols["recreated"], dtype=bool)
+    s["calls"] = np.where(recreated, np.fmax(s["calls"], s["last"]), s["calls"])
     # A counter is a finite, non-negative number; anything else (NaN, +Inf, where Inf - Inf would
     # read as "0 calls") is evidence of a problem, never of no traffic.
     last_ok = np.isfinite(s["last"]) & (s["last"] >= 0)
@@ -985,7 +1032,7 @@ def _per_version_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.Da
     checked = np.isfinite(missed)
     blind_doubt = np.where(checked, missed, np.where(s["blind"] > max_gap, s["blind"], 0.0))
     s["reset"] = reset & ~(recounted & (blind_doubt <= 0))  # a doubt
-    s["reset_seen"] = reset
+    s["reset_seen"] = reset | recreated
     # Shown in the reasons: the blind span of a reset that is a doubt because of it, else the
     # longest tolerated one.
     s["blind"] = np.where(reset, s["blind"], 0.0)

@@ -350,6 +350,7 @@ PURPOSES = {
     "series_start": "per series: value at the window start (born-in-window detection)",
     "series_resets": "per series: counter resets in the window (re-read and counted across them)",
     "series_now": "per series: its newest sample's time (none: gone before the window's end)",
+    "series_count": "per series: samples in the window (fewer than its target's scrapes: recreated)",
     "unlabelled_series": "series with no model or version label, per model (no other query sees them)",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
@@ -370,6 +371,7 @@ RAW_NAMES = (
     "series_start",
     "series_resets",
     "series_now",
+    "series_count",
     "unlabelled_series",
 )
 

@@ -10,8 +10,9 @@ scrape cannot be seen by any query, and README "How verdicts are made" says so.
 What a target is, and its interval, come from the `up` series Prometheus writes for every scrape:
 
 - a target is an `up` series whose labels are all on some series of the metric (target labels are
-  attached to both), or, with --coverage, any series of its selector; a series of the metric with
-  no such `up` series stands for a target of its own (federated or remote-written data);
+  attached to both; else the one `up` of the series' job and instance), or, with --coverage, any
+  series of its selector; a series of the metric with no such `up` series stands for a target of
+  its own (federated or remote-written data);
 - its scrape interval is the spacing of its recent `up` samples (else its job's, else the fleet's);
 - its newest stored scrape is its newest sample of the metric or `up` = 1;
 - it is *gone* when its `up` series ended on a successful scrape while another target was scraped
@@ -100,6 +101,9 @@ class Targets:
     # With per-step evidence: each `up` target's newest successful scrape at or before each step
     # boundary (None: none within 5 minutes, or that scrape failed).
     up_steps: Mapping[LabelSet, tuple[float | None, ...]] = field(default_factory=dict)
+    # Each `up` target's successful scrapes in the window (a series of it present throughout has
+    # a sample at every one).
+    scrapes: Mapping[LabelSet, float] = field(default_factory=dict)
 
     @property
     def up_targets(self) -> set[LabelSet]:
@@ -171,14 +175,22 @@ def gather_targets(
         recent_f = pool.submit(client.samples, f"{selector}[{promql_duration(RECENT)}]", at)
         times_f = pool.submit(client.query_range, f"timestamp({selector})", start, at, resolution)
         values_f = pool.submit(client.query_range, selector, start, at, resolution)
+        scrapes_f = pool.submit(
+            client.query, f"sum_over_time({selector}[{promql_duration(params.window)}])", at
+        )
         if steps is not None and own_grid:
             step_times_f = pool.submit(client.query_range, f"timestamp({selector})", start, at, steps.step)
             step_values_f = pool.submit(client.query_range, selector, start, at, steps.step)
-        recent, times, values = recent_f.result(), times_f.result(), values_f.result()
+        recent, times, values, scrapes = (
+            recent_f.result(),
+            times_f.result(),
+            values_f.result(),
+            scrapes_f.result(),
+        )
         step_times, step_values = (
             (step_times_f.result(), step_values_f.result()) if own_grid else (times, values)
         )
-    answers = (recent, times, values, step_times, step_values)
+    answers = (recent, times, values, step_times, step_values, scrapes)
     up_steps = {} if steps is None else _up_at_steps(step_times.series, step_values.series, steps)
     # --coverage's series are all targets of the fleet; `up` of the metric's jobs are those that
     # exported it, and the others that pass the --selector's matchers on labels they carry (a
@@ -207,6 +219,7 @@ def gather_targets(
         any(a.partial for a in answers),
         owner,
         up_steps,
+        {_key(s.labels): s.value for s in scrapes.series if s.value is not None},
     )
 
 
@@ -271,6 +284,10 @@ def _judge(
         key = _key(labels)
         candidates = by_job_instance.get((labels.get("job", ""), labels.get("instance", "")), [])
         owners = [u for u in candidates if all(labels.get(k) == v for k, v in u)]
+        if not owners and len(candidates) == 1:
+            # The one `up` of its job and instance, with a label the series lacks (dropped from the
+            # metric by a metric_relabel_config, which `up` never goes through).
+            owners = candidates
         if owners:
             target = max(owners, key=len)
         else:

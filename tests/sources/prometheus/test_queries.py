@@ -66,6 +66,7 @@ def test_plan_names_and_coverage() -> None:
         "series_start",
         "series_resets",
         "series_now",
+        "series_count",
         "unlabelled_series",
         "metric_presence",
     ]
