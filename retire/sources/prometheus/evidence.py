@@ -18,6 +18,7 @@ from retire.errors import PrometheusError
 from retire.sources.columns import Columns, categorical, columns_of, factorize, pairs
 from retire.sources.prometheus.client import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
+from retire.sources.prometheus.instrument import Instrument, learn
 from retire.sources.prometheus.queries import (
     VERSION_ASPECTS,
     Matcher,
@@ -159,6 +160,7 @@ class Evidence:
     scope: Scope = field(default_factory=Scope)
     selector: str = ""  # the metric's full selector, for reasons that name it
     unlabelled: Unlabelled = field(default_factory=Unlabelled)
+    instrument: Instrument | None = None  # what the server says of how its data was made
 
     @property
     def window_start(self) -> float:
@@ -596,6 +598,10 @@ def gather(
     """
     planned = report_queries(params, sparklines)
     notes: list[str] = []
+    # What the server says of its own data, asked once while the queries run.
+    side = ThreadPoolExecutor(max_workers=1)
+    learning = side.submit(learn, client, at)
+    side.shutdown(wait=False)  # its one task ends within the timeout; an error here does not wait
     exporters, scope, index_warnings, index_partial = _index(client, params, at)
     split_models = 0
     with ThreadPoolExecutor(max_workers=len(planned)) as pool:
@@ -610,6 +616,8 @@ def gather(
         if results is None:
             results, split_models = _run_split(client, params, at, models_hint, pool, progress, sparklines)
             notes.append(f"queries were run per model ({split_models} models)")
+    instrument = learning.result()
+    notes += instrument.notes
 
     warnings: list[str] = [f"series index: {w}" for w in index_warnings]
     infos: list[str] = []
@@ -668,6 +676,7 @@ def gather(
         scope=scope,
         selector=params.series_selector,
         unlabelled=_unlabelled(results["unlabelled_series"], params),
+        instrument=instrument,
     )
 
 
