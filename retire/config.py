@@ -363,9 +363,10 @@ def _choice(*allowed: str) -> Parser:
 
 
 # Which commands carry an option's flag: QUERY shapes the PromQL (`query`, `rules` and every
-# command that gathers evidence), EVIDENCE the other options of those commands, MAIL those of
-# `report` only, OUTPUT the per-command --format and -o (declared here, attached by each command).
-QUERY, EVIDENCE, MAIL, OUTPUT = "query", "evidence", "mail", "output"
+# command that gathers evidence), CONNECTION reaches the server (`rules`, to learn the scrape
+# interval, and the evidence commands), EVIDENCE the other options of those commands, MAIL those
+# of `report` only, OUTPUT the per-command --format and -o (declared here, attached by each command).
+QUERY, CONNECTION, EVIDENCE, MAIL, OUTPUT = "query", "connection", "evidence", "mail", "output"
 
 
 @dataclass(frozen=True)
@@ -432,6 +433,7 @@ OPTIONS: tuple[Option, ...] = (
         "Prometheus base URL; a path prefix is fine (http://host/prometheus).",
         "http://prom:9090",
         env="RETIRE_PROMETHEUS_URL",
+        group=CONNECTION,
     ),
     Option(
         "model_dir",
@@ -530,7 +532,7 @@ OPTIONS: tuple[Option, ...] = (
         "Evaluate at this instant (RFC 3339 or Unix seconds) instead of now.",
         "2026-11-24T06:00:00Z",
     ),
-    Option("timeout", parse_duration, "Per-query timeout.", "10s", default=30.0),
+    Option("timeout", parse_duration, "Per-query timeout.", "10s", default=30.0, group=CONNECTION),
     Option(
         "coverage",
         _str,
@@ -577,6 +579,7 @@ OPTIONS: tuple[Option, ...] = (
         kind=list[str],
         metavar="'NAME: VALUE'",
         secret=True,
+        group=CONNECTION,
     ),
     Option(
         "tenant",
@@ -584,6 +587,7 @@ OPTIONS: tuple[Option, ...] = (
         "Tenant for Mimir/Cortex/Thanos (sent as X-Scope-OrgID).",
         "ml-team",
         secret=True,
+        group=CONNECTION,
     ),
     Option(
         "bearer_token_file",
@@ -591,12 +595,14 @@ OPTIONS: tuple[Option, ...] = (
         "Send the token in this file (re-read every run).",
         "/var/run/secrets/token",
         kind=Path,
+        group=CONNECTION,
     ),
     Option(
         "basic_auth_user",
         _line,
         "Basic auth user; password from RETIRE_BASIC_AUTH_PASSWORD or a file.",
         "retire",
+        group=CONNECTION,
     ),
     Option(
         "basic_auth_password",
@@ -605,6 +611,7 @@ OPTIONS: tuple[Option, ...] = (
         "example-password",
         kind=None,
         secret=True,
+        group=CONNECTION,
     ),
     Option(
         "basic_auth_password_file",
@@ -612,9 +619,15 @@ OPTIONS: tuple[Option, ...] = (
         "File holding the basic auth password.",
         "/run/secrets/prom-password",
         kind=Path,
+        group=CONNECTION,
     ),
     Option(
-        "ca_file", _path, "CA bundle to verify the server's TLS certificate.", "/etc/ssl/ca.pem", kind=Path
+        "ca_file",
+        _path,
+        "CA bundle to verify the server's TLS certificate.",
+        "/etc/ssl/ca.pem",
+        kind=Path,
+        group=CONNECTION,
     ),
     Option(
         "client_cert",
@@ -622,8 +635,16 @@ OPTIONS: tuple[Option, ...] = (
         "Client certificate for mutual TLS (with --client-key).",
         "/etc/ssl/client.pem",
         kind=Path,
+        group=CONNECTION,
     ),
-    Option("client_key", _path, "Client private key for mutual TLS.", "/etc/ssl/client.key", kind=Path),
+    Option(
+        "client_key",
+        _path,
+        "Client private key for mutual TLS.",
+        "/etc/ssl/client.key",
+        kind=Path,
+        group=CONNECTION,
+    ),
     Option(
         "insecure",
         _bool,
@@ -631,6 +652,7 @@ OPTIONS: tuple[Option, ...] = (
         "true",
         default=False,
         kind=bool,
+        group=CONNECTION,
     ),
     Option(
         "partial_response",
@@ -986,6 +1008,12 @@ def _check(s: Settings) -> None:
     if s.rule_interval <= 0 or s.rollup_interval < 2 * s.rule_interval:
         raise ConfigError(
             "--rule-interval must be greater than 0 and --rollup-interval at least twice it (e.g. 1m and 1h)"
+        )
+    if s.use_recording_rules and s.rule_interval >= s.step:
+        raise ConfigError(
+            f"--rule-interval ({format_duration(s.rule_interval)}) must be shorter than --step "
+            f"({format_duration(s.step)}): each rule's rate window (the step) must hold a rule interval "
+            "plus two scrapes, or calls between windows go unseen; lower --rule-interval or raise --step"
         )
     if s.use_recording_rules and s.split_by_model:
         raise ConfigError(
