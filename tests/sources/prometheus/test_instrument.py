@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from retire.config import resolve
 from retire.errors import PrometheusError
 from retire.lab.servers import Prometheus, VictoriaMetrics, free_port, scrape_job
 from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.instrument import Instrument, _Unlearned, config_intervals, learn, read_answers
+from retire.sources.prometheus.queries import params_from
+from retire.sources.prometheus.recording import check_loaded
 from tests import hostile_servers as hs
 from tests.conftest import run_cli
 
@@ -186,11 +189,15 @@ RULES = """groups:
 def test_a_real_prometheus_says_its_intervals_rules_and_retention(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yml"
     rules.write_text(RULES)
+    # retire's own rules for a selector Prometheus re-renders (matchers sorted, Go quoting).
+    selector = 'job="t\\"fs",ns=~"a|b",x="é\tz"'
+    mine = tmp_path / "retire.yml"
+    assert run_cli("rules", "--selector", selector, "-o", str(mine)).exit_code == 0
     with exporter() as target:
         jobs = scrape_job("fast", target, "1s") + scrape_job("slow", target, "2s")
         # A job without an interval of its own scrapes at the global one (60s).
         jobs += f"  - job_name: default\n    static_configs:\n      - targets: ['{target}']\n"
-        with Prometheus(tmp_path / "tsdb", tmp_path / "prom", scrape=jobs, rules=(rules,)) as server:
+        with Prometheus(tmp_path / "tsdb", tmp_path / "prom", scrape=jobs, rules=(rules, mine)) as server:
             client = PrometheusClient(server.url, timeout=10)
             deadline = time.monotonic() + 30
             while True:  # until the targets are discovered and both groups have run once
@@ -207,8 +214,12 @@ def test_a_real_prometheus_says_its_intervals_rules_and_retention(tmp_path: Path
     assert inst.retention == 30 * 86400  # the lab's --storage.tsdb.retention.time
     assert inst.interval("slow", target) == 2.0 and inst.interval("gone", "x:1") == 60.0
     assert inst.rules is not None
-    by_name = {r.record: r for r in inst.rules}
+    by_name = {r.record: r for r in inst.rules if not r.record.startswith("retire:")}
     assert set(by_name) == {"job:tiny:sum", "broken:tiny"}  # the alert is not a recording rule
+    # retire's rules, read back as the server renders them, are the ones these options print.
+    params = params_from(resolve({"selector": selector, "use_recording_rules": True}, env={}))
+    check = check_loaded(params, inst.rules, time.time())
+    assert check.found and check.problems == (), check
     ok, broken = by_name["job:tiny:sum"], by_name["broken:tiny"]
     assert (ok.group, ok.interval, ok.health, dict(ok.labels)) == ("fast", 2.0, "ok", {"team": "ml"})
     assert ok.expr == "sum by (job) (tiny)"  # as the server renders it
