@@ -23,7 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from retire import __version__
-from retire.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, EVIDENCE, MAIL, OPTION, OPTIONS, QUERY
+from retire.config import CONFIG_ENV, CONNECTION, DEFAULT_CONFIG_FILE, EVIDENCE, MAIL, OPTION, OPTIONS, QUERY
 from retire.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, RetireError
 from retire.formats import ListFormat, ReportFormat
 
@@ -203,10 +203,12 @@ def shared_options(options: list[tuple[str, Any]]) -> Callable[[Command], Comman
     return decorate
 
 
-# `query` and `rules` take only what shapes the PromQL; the evidence commands take it all.
-evidence_options = shared_options(_options(QUERY, EVIDENCE))
+# `query` takes only what shapes the PromQL, `rules` also how to reach the server (to learn its scrape
+# interval); the evidence commands take it all.
+evidence_options = shared_options(_options(QUERY, CONNECTION, EVIDENCE))
 mail_options = shared_options(_options(MAIL))
 query_options = shared_options(_options(QUERY))
+rules_options = shared_options(_options(QUERY, CONNECTION))
 
 
 def _clean(message: str) -> str:
@@ -478,8 +480,8 @@ def query(
             typer.echo("")
 
 
-@app.command()
-@query_options
+@app.command(epilog=exit_codes(0, 2, 3))
+@rules_options
 def rules(
     group: Annotated[
         str | None,
@@ -493,18 +495,20 @@ def rules(
     """Print Prometheus recording rules that make reports cheap on large fleets.
 
     Load the file with `rule_files:` in prometheus.yml, then run reports with
-    --use-recording-rules and the same --metric, labels, --selector and --step. Versions can be
-    safe only once the rules have run for a whole --window (or their history was backfilled:
-    README "Recording rules").
+    --use-recording-rules and the same --metric, labels, --selector, --step and --max-gap. With
+    --prometheus, the rules are made for the scrape interval the server names (a step that cannot
+    hold two scrapes plus a rule interval is refused); without, the file says what it assumed.
+    Versions can be safe only once the rules have run for a whole --window (or their history was
+    backfilled: README "Recording rules").
 
     \b
     Examples:
       retire rules > /etc/prometheus/retire-rules.yml && promtool check rules /etc/prometheus/retire-rules.yml
-      retire rules --selector 'job="tfs"' -o retire-rules.yml
+      retire rules --prometheus http://prom:9090 --selector 'job="tfs"' -o retire-rules.yml
       retire report --use-recording-rules --selector 'job="tfs"' --model-dir /models
     """
-    from retire.sources.prometheus.queries import params_from
-    from retire.sources.prometheus.recording import GROUPS, rules_yaml
+    from retire.run import rules_file
+    from retire.sources.prometheus.recording import GROUPS
 
     with _user_errors():
         settings = _settings({**flags, "use_recording_rules": True, "output": output}, config)
@@ -515,7 +519,7 @@ def rules(
         # one comment line in the YAML: an argument with a line break must not start a new line
         argv = ["retire", *sys.argv[1:]] if sys.argv[1:2] == ["rules"] else ["retire", "rules"]
         command = printable(" ".join(argv))
-        text = rules_yaml(params_from(settings), command, (group,) if group else GROUPS)
+        text = rules_file(settings, time.time(), command, (group,) if group else GROUPS)
         _emit(text, settings.output)
 
 

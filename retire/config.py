@@ -363,9 +363,10 @@ def _choice(*allowed: str) -> Parser:
 
 
 # Which commands carry an option's flag: QUERY shapes the PromQL (`query`, `rules` and every
-# command that gathers evidence), EVIDENCE the other options of those commands, MAIL those of
-# `report` only, OUTPUT the per-command --format and -o (declared here, attached by each command).
-QUERY, EVIDENCE, MAIL, OUTPUT = "query", "evidence", "mail", "output"
+# command that gathers evidence), CONNECTION reaches the server (`rules`, to learn the scrape
+# interval, and the evidence commands), EVIDENCE the other options of those commands, MAIL those
+# of `report` only, OUTPUT the per-command --format and -o (declared here, attached by each command).
+QUERY, CONNECTION, EVIDENCE, MAIL, OUTPUT = "query", "connection", "evidence", "mail", "output"
 
 
 @dataclass(frozen=True)
@@ -432,6 +433,7 @@ OPTIONS: tuple[Option, ...] = (
         "Prometheus base URL; a path prefix is fine (http://host/prometheus).",
         "http://prom:9090",
         env="RETIRE_PROMETHEUS_URL",
+        group=CONNECTION,
     ),
     Option(
         "model_dir",
@@ -537,6 +539,7 @@ OPTIONS: tuple[Option, ...] = (
         "together, however slowly the server sends them.",
         "10s",
         default=30.0,
+        group=CONNECTION,
     ),
     Option(
         "deadline",
@@ -546,6 +549,7 @@ OPTIONS: tuple[Option, ...] = (
         "leave a large fleet's queries room and still end a stuck cron job long before the next.",
         "5m",
         default=600.0,
+        group=CONNECTION,
     ),
     Option(
         "coverage",
@@ -593,6 +597,7 @@ OPTIONS: tuple[Option, ...] = (
         kind=list[str],
         metavar="'NAME: VALUE'",
         secret=True,
+        group=CONNECTION,
     ),
     Option(
         "tenant",
@@ -600,6 +605,7 @@ OPTIONS: tuple[Option, ...] = (
         "Tenant for Mimir/Cortex/Thanos (sent as X-Scope-OrgID).",
         "ml-team",
         secret=True,
+        group=CONNECTION,
     ),
     Option(
         "bearer_token_file",
@@ -607,12 +613,14 @@ OPTIONS: tuple[Option, ...] = (
         "Send the token in this file (re-read every run).",
         "/var/run/secrets/token",
         kind=Path,
+        group=CONNECTION,
     ),
     Option(
         "basic_auth_user",
         _line,
         "Basic auth user; password from RETIRE_BASIC_AUTH_PASSWORD or a file.",
         "retire",
+        group=CONNECTION,
     ),
     Option(
         "basic_auth_password",
@@ -621,6 +629,7 @@ OPTIONS: tuple[Option, ...] = (
         "example-password",
         kind=None,
         secret=True,
+        group=CONNECTION,
     ),
     Option(
         "basic_auth_password_file",
@@ -628,9 +637,15 @@ OPTIONS: tuple[Option, ...] = (
         "File holding the basic auth password.",
         "/run/secrets/prom-password",
         kind=Path,
+        group=CONNECTION,
     ),
     Option(
-        "ca_file", _path, "CA bundle to verify the server's TLS certificate.", "/etc/ssl/ca.pem", kind=Path
+        "ca_file",
+        _path,
+        "CA bundle to verify the server's TLS certificate.",
+        "/etc/ssl/ca.pem",
+        kind=Path,
+        group=CONNECTION,
     ),
     Option(
         "client_cert",
@@ -638,8 +653,16 @@ OPTIONS: tuple[Option, ...] = (
         "Client certificate for mutual TLS (with --client-key).",
         "/etc/ssl/client.pem",
         kind=Path,
+        group=CONNECTION,
     ),
-    Option("client_key", _path, "Client private key for mutual TLS.", "/etc/ssl/client.key", kind=Path),
+    Option(
+        "client_key",
+        _path,
+        "Client private key for mutual TLS.",
+        "/etc/ssl/client.key",
+        kind=Path,
+        group=CONNECTION,
+    ),
     Option(
         "insecure",
         _bool,
@@ -647,6 +670,7 @@ OPTIONS: tuple[Option, ...] = (
         "true",
         default=False,
         kind=bool,
+        group=CONNECTION,
     ),
     Option(
         "partial_response",
@@ -1015,6 +1039,12 @@ def _check(s: Settings) -> None:
     if s.rule_interval <= 0 or s.rollup_interval < 2 * s.rule_interval:
         raise ConfigError(
             "--rule-interval must be greater than 0 and --rollup-interval at least twice it (e.g. 1m and 1h)"
+        )
+    if s.use_recording_rules and s.rule_interval >= s.step:
+        raise ConfigError(
+            f"--rule-interval ({format_duration(s.rule_interval)}) must be shorter than --step "
+            f"({format_duration(s.step)}): each rule's rate window (the step) must hold a rule interval "
+            "plus two scrapes, or calls between windows go unseen; lower --rule-interval or raise --step"
         )
     if s.use_recording_rules and s.split_by_model:
         raise ConfigError(

@@ -121,6 +121,67 @@ def build_report(
     return _note_other_models(settings, report)
 
 
+def rules_file(settings: Settings, now: float, command: str, groups: tuple[str, ...]) -> str:
+    """The rule file of `retire rules`. With --prometheus, made for the longest scrape interval
+    among the targets exporting the metric (any target's, or the global one, where the server
+    does not say), and refused (ConfigError) when the step cannot hold two of them plus a rule
+    interval: such rules would record no rate. Without, the file says what it assumed."""
+    from retire.config import check
+    from retire.durations import format_duration
+    from retire.sources.prometheus.queries import assumed_scrape, params_from
+
+    check(settings)
+    params = params_from(settings)
+    scrape = assumed_scrape(settings.step, settings.rule_interval)
+    words = (
+        f"Assumes every scrape interval is at most {format_duration(scrape)} (not asked: "
+        "`retire rules --prometheus URL` learns it); a report checks it against the server."
+    )
+    if settings.prometheus:
+        learned, source = learned_scrape(settings, now)
+        if learned is None:
+            words = f"The scrape interval was not learned ({source}): " + words[0].lower() + words[1:]
+        else:
+            need = 2 * learned + settings.rule_interval
+            if settings.step < need:
+                raise ConfigError(
+                    f"--step {format_duration(settings.step)} cannot hold two scrapes (the server scrapes "
+                    f"every {format_duration(learned)}) plus a rule interval "
+                    f"({format_duration(settings.rule_interval)}), so the rules would record no rate: "
+                    f"raise --step to {format_duration(need)} or more (or lower --rule-interval)"
+                )
+            params = params_from(settings, scrape=learned)
+            words = f"Made for scrape intervals of at most {format_duration(learned)}, {source}."
+    from retire.sources.prometheus.recording import rules_yaml
+
+    return rules_yaml(params, command, groups, scrape=words)
+
+
+def learned_scrape(settings: Settings, now: float) -> tuple[float | None, str]:
+    """The longest scrape interval among the targets that exported the metric in the window
+    (asked of the index: no samples read), as the server names it; and where it came from."""
+    from retire.sources.prometheus.client import PrometheusClient, connection_from
+    from retire.sources.prometheus.instrument import learn
+    from retire.sources.prometheus.queries import params_from
+
+    params = params_from(settings)
+    with PrometheusClient(
+        settings.prometheus or "", timeout=settings.timeout, connection=connection_from(settings)
+    ) as client:
+        instrument = learn(client, now)
+        found = client.series(params.series_selector, now - settings.window, now)
+    targets = {(s.get("job", ""), s["instance"]) for s in found.series if "instance" in s}
+    interval = instrument.longest_of(sorted(targets))
+    if interval is None:
+        return None, "; ".join(instrument.notes) or "the server names no scrape interval"
+    what = (
+        f"the longest of the {len(targets)} target(s) exporting the metric"
+        if targets
+        else "the longest it names: no target exported the metric in the window"
+    )
+    return interval, f"learned from {client.display_url} ({what})"
+
+
 def inventory(settings: Settings) -> Inventory:
     """Every model source the user named, merged (a model may appear only once)."""
     from retire.servers import server

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 Handler = Callable[[str, dict[str, str]], tuple[int, str, bytes]]
 
@@ -81,15 +81,22 @@ def serve(
         def do_GET(self) -> None:
             """The label values API: the fakes export no series, so no label has values."""
             if log is not None:
-                log.append((self.path, {}, dict(self.headers)))
+                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                log.append((self.path, query, dict(self.headers)))
             missing = [k for k, v in (require or {}).items() if self.headers.get(k) != v]
             ok = not missing and self.path.startswith(prefix + "/api/v1/label/")
             body = json.dumps({"status": "success", "data": []}).encode() if ok else b"unauthorized"
-            self.send_response(200 if ok else 401)
-            self.send_header("content-type", "application/json" if ok else "text/plain")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            status = 200 if ok else 401
+            if not missing and self.path.startswith(prefix + "/api/v1/") and not ok:
+                status, body = 404, b"404 page not found"  # the status APIs: not served here
+            try:
+                self.send_response(status)
+                self.send_header("content-type", "application/json" if ok else "text/plain")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the run ended (an error elsewhere) before this answer
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))

@@ -366,11 +366,17 @@ def _window_end(x: Facts) -> list[str]:
     return causes
 
 
+def _rule_problems(x: Facts) -> list[str]:
+    """Recording rules that differ from these options', or cannot cover them (evidence says why)."""
+    return list(x.evidence.rule_problems)
+
+
 # Report-wide doubts, in the order reasons and the summary list them: each gives its sentences.
 REPORT_DOUBTS: tuple[Callable[[Facts], list[str]], ...] = (
     _server_doubts,
     _data_gaps,
     _window_end,
+    _rule_problems,
     _nothing_matched,
     _window_too_short,
     _unmodelled,

@@ -49,10 +49,12 @@ class Facts:
             busy = (self.max_qps > thr) | (self.last_qps > thr) | ((thr > 0) & (self.step_low > thr))
             called = (thr == 0) & (self.calls > 0)
         # A "born" series may be one back after a longer gap (evidence says when): calls counted
-        # only from born series are then not evidence of calls, just a doubt.
+        # only from born series are then not evidence of calls, just a doubt, at any threshold
+        # (the rules' bound on the busiest step leaves them out then).
         self.reappeared: Any = np.zeros(self.n, dtype=bool)
         if evidence.births_may_be_returns:
-            self.reappeared = called & ~busy
+            with np.errstate(invalid="ignore"):
+                self.reappeared = (self.calls > 0) & ~busy
             called = called & ~self.reappeared
         self.positive: Any = busy | called
         self.qps_seen: Any = max_seen | last_seen

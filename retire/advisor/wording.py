@@ -187,4 +187,7 @@ def _rules_sentence(evidence: Evidence) -> str:
     holes = sum(len(c.gaps) for c in evidence.checks)
     missing = any(c.problem for c in evidence.checks)
     state = "NOT found" if missing else f"{holes} hole(s)" if holes else "no holes"
-    return f"; read from recording rules: {state}"
+    problems = len(evidence.rule_problems)
+    return f"; read from recording rules: {state}" + (
+        f", {problems} problem(s) with the rules" if problems else ""
+    )

@@ -8,6 +8,7 @@ that history. VictoriaMetrics: history is sent to its `/api/v1/import/prometheus
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -88,19 +89,34 @@ def with_recorded_history(
     start: float,
     end: float,
     workdir: Path,
+    skip: tuple[float, float] | None = None,
+    rollup_skip: tuple[float, float] | None = None,
+    loaded: tuple[Path, ...] = (),
 ) -> Prometheus:
     """A Prometheus (started) holding the raw history plus the recording rules' history from
     `start` to `end`. Backfilled in two passes, as a user would: the rollup rules read the fine
-    rules' series back from a Prometheus that already has them."""
+    rules' series back from a Prometheus that already has them.
+
+    `skip`, `rollup_skip`: a span in which the fine rules (the rollups) did not run, an outage of
+    rule evaluation: that history is backfilled in two segments around it (the second with its
+    own phase, as after a restart). `loaded`: rule files the started server also loads and
+    evaluates (its rules API lists them)."""
     tsdb = workdir / "tsdb"
     copy_blocks(raw_tsdb, tsdb)
-    backfill_rules(fine_rules, raw_url, start, end, tsdb)
+    for a, b in _segments(start, end, skip):  # overlapping blocks are fine: Prometheus merges them
+        backfill_rules(fine_rules, raw_url, a, b, tsdb)
     server = Prometheus(tsdb, workdir / "prometheus").start()
     try:
-        backfill_rules(rollup_rules, server.url, start, end, tsdb)
+        for a, b in _segments(start, end, rollup_skip):
+            backfill_rules(rollup_rules, server.url, a, b, tsdb)
     finally:
         server.stop()
-    return server.start()  # a restart loads the new blocks at once
+    # A restart loads the new blocks at once.
+    return Prometheus(tsdb, workdir / "prometheus", rules=loaded).start()
+
+
+def _segments(start: float, end: float, skip: tuple[float, float] | None) -> list[tuple[float, float]]:
+    return [(start, end)] if skip is None else [(start, skip[0]), (skip[1], end)]
 
 
 def log_tail(text: str) -> str:
@@ -208,16 +224,21 @@ class Prometheus(_Server):
     name = "prometheus"
     ready_path = "/-/ready"
 
-    def __init__(self, tsdb: Path, workdir: Path, *flags: str, scrape: str = "") -> None:
+    def __init__(
+        self, tsdb: Path, workdir: Path, *flags: str, scrape: str = "", rules: tuple[Path, ...] = ()
+    ) -> None:
         super().__init__(workdir)
         self.tsdb = tsdb
         self.flags = flags
         self.scrape = scrape
+        self.rules = rules  # rule files it loads and evaluates (`rule_files:`)
 
     def command(self) -> list[str]:
         config = self.workdir / "prometheus.yml"
         jobs = f"scrape_configs:\n{self.scrape}" if self.scrape else ""
-        config.write_text("global:\n  scrape_interval: 60s\n" + jobs)
+        files = "".join(f"  - {json.dumps(str(r))}\n" for r in self.rules)
+        loaded = f"rule_files:\n{files}" if files else ""
+        config.write_text("global:\n  scrape_interval: 60s\n" + loaded + jobs)
         return [
             require("prometheus"),
             f"--config.file={config}",

@@ -14,7 +14,7 @@ import pytest
 import typer
 
 from retire.cli import app
-from retire.config import EVIDENCE, MAIL, OPTION, OPTIONS, OUTPUT, QUERY, Option, _secret, resolve
+from retire.config import CONNECTION, EVIDENCE, MAIL, OPTION, OPTIONS, OUTPUT, QUERY, Option, _secret, resolve
 from retire.errors import ConfigError
 from retire.formats import ListFormat, ReportFormat
 from retire.servers import SERVERS
@@ -33,6 +33,7 @@ PARTNERS = {
 # Which commands carry each group's flags (OUTPUT: each command attaches its own).
 GROUP_COMMANDS = {
     QUERY: {"query", "rules", "report", "safe-list", "plan", "offload"},
+    CONNECTION: {"rules", "report", "safe-list", "plan", "offload"},  # rules: to learn the scrape interval
     EVIDENCE: {"report", "safe-list", "plan", "offload"},
     MAIL: {"report"},
 }

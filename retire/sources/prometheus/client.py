@@ -470,6 +470,20 @@ class PrometheusClient:
         partial = "isPartial" in payload and payload["isPartial"] is not False
         return IndexAnswer(tuple(data), warnings, partial)
 
+    def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """The `data` of a successful JSON answer to a GET of an API path (`/api/v1/targets`),
+        sent as every request is (credentials, TLS, timeout) and failing with the same wording.
+        For the status APIs, which answer GET only and carry no query parameters of ours."""
+        form = dict(params or {})
+        # As every query asks (see _send): a Thanos or VictoriaMetrics cluster answering for
+        # several stores is told whether a partial answer is acceptable.
+        if self.connection.partial_response == "deny":
+            form.update(partial_response="false", deny_partial_response="1")
+        elif self.connection.partial_response == "allow":
+            form.update(partial_response="true")
+        payload = self._send(path, form, method="GET", raw=True, whole=True)
+        return payload.get("data")
+
     def _send(
         self,
         path: str,
@@ -613,6 +627,15 @@ class PrometheusClient:
             if status >= 400:
                 e.message += f" (HTTP {status})"
             raise
+
+
+def unreachable(error: PrometheusError) -> bool:
+    """Whether the request never reached a server (connection refused, no such host, a TLS
+    handshake or connection that failed or timed out), as opposed to a server that answered
+    something unusable or too late. Read from the transport error the message replaced."""
+    import httpx
+
+    return isinstance(error.__context__, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
 def _ssl_context(c: Connection) -> Any:

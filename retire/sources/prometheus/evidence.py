@@ -20,13 +20,16 @@ from retire.sources.columns import Columns, categorical, columns_of, factorize, 
 from retire.sources.prometheus.buckets import StepBounds, StepGrid, per_version_bounds
 from retire.sources.prometheus.client import PrometheusClient, QueryResult, QueryTooBig, Series
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
+from retire.sources.prometheus.instrument import Instrument, learn
 from retire.sources.prometheus.queries import (
+    LOOKBACK_LABEL,
     VERSION_ASPECTS,
     Matcher,
     PlannedQuery,
     QueryParams,
     recorded_selector,
     report_queries,
+    tolerated_gap,
 )
 from retire.sources.prometheus.targets import Targets, gather_targets, grace, scraped_after
 
@@ -116,6 +119,9 @@ class Coverage:
     gaps: tuple[Gap, ...] = ()
     targets: int = 0
     problem: str | None = None  # evidence that could not be judged at all
+    # Whether its holes are holes in the data, after which a series may look born (not so for
+    # the rollups' heartbeat: a rollup missed leaves the raw series and the fine rules as they were).
+    in_data: bool = True
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,10 @@ class Evidence:
     # With --threshold above 0: each version's busiest step, counted from counter differences at
     # the step boundaries (README "How verdicts are made"); None: not asked.
     steps: Mapping[tuple[str, str], StepBounds] | None = None
+    instrument: Instrument | None = None  # what the server says of how its data was made
+    # Why the recording rules cannot be relied on (each makes every would-be-safe row unknown):
+    # the rules the server runs differ from these options', or cannot cover them.
+    rule_problems: tuple[str, ...] = ()
 
     @property
     def window_start(self) -> float:
@@ -221,8 +231,12 @@ class Evidence:
         """With recording rules a "born" series is one without samples in the step before it, and
         a series back after a longer gap looks the same: when such a gap was found, calls counted
         only from born series are not evidence of calls."""
-        gaps = (g for c in (self.coverage, *self.checks) for g in c.gaps)
-        return self.from_rules and any(g.seconds > self.step for g in gaps)
+        return self.from_rules and _holes_longer(self.step, (self.coverage, *self.checks))
+
+
+def _holes_longer(step: float, checks: Iterable[Coverage]) -> bool:
+    """Whether the data had a hole longer than the step, after which a series looks born."""
+    return any(g.seconds > step for c in checks if c.in_data for g in c.gaps)
 
 
 def _versions(result: QueryResult, params: QueryParams) -> Columns[VersionValue]:
@@ -533,11 +547,13 @@ def _worst(old: float | None, new: float) -> float:
     return old if old != old else max(old, new)
 
 
-def _recorded_facts(
-    parts: Iterable[QueryResult], params: QueryParams
-) -> tuple[Sequence[VersionValue], Sequence[VersionFacts]]:
-    """Per version, each aspect's highest value over the rollups and the span since the last one."""
-    facts: dict[tuple[str, str], dict[str, float]] = {}
+Aspects = dict[tuple[str, str], dict[str, float]]  # (model, version) -> aspect -> highest value
+
+
+def _recorded_aspects(parts: Iterable[QueryResult], params: QueryParams) -> Aspects:
+    """Per version, each aspect's highest value over the rollups, the span since the last one and
+    the rule evaluated raw at the instant (NaN wins: it is evidence of a problem)."""
+    facts: Aspects = {}
     for result in parts:
         for s in result.series:
             aspect = s.labels.get("aspect", "")
@@ -547,12 +563,93 @@ def _recorded_facts(
             key = (s.labels.get(params.model_label, ""), version)
             seen = facts.setdefault(key, {})
             seen[aspect] = _worst(seen.get(aspect), float("nan") if s.value is None else s.value)
-    max_qps = tuple(VersionValue(m, v, f["rate"]) for (m, v), f in facts.items() if "rate" in f)
+    return facts
+
+
+def _recorded_facts(
+    facts: Aspects, step: float, returns: bool
+) -> tuple[Sequence[VersionValue], Sequence[VersionFacts]]:
+    """The busiest step's rate per version, as a bound no call escapes, and the other facts.
+
+    The largest growth over the rule's lookback holds every step-long span of samples (README
+    "Recording rules"), so it divided by the step bounds the busiest step's rate from above;
+    first calls of born series (which no growth shows) are added, unless a series may be one back
+    after a gap (`returns`). The recorded rate itself (the raw queries' measure) is never less."""
+    max_qps = []
+    for (model, version), f in facts.items():
+        seen = [a for a in ("rate", "increase", "born") if a in f]
+        if not seen:
+            continue
+        first = 0.0 if returns else f.get("born", 0.0)
+        parts = [f.get("rate", 0.0), (f.get("increase", 0.0) + first) / step]
+        value = math.nan if any(math.isnan(v) for v in (*parts, first)) else max(parts)
+        max_qps.append(VersionValue(model, version, value))
     recorded = tuple(
         VersionFacts(m, v, f.get("series", 0.0), f.get("born", 0.0), f.get("resets", 0.0))
         for (m, v), f in facts.items()
     )
-    return max_qps, recorded
+    return tuple(max_qps), recorded
+
+
+def _rule_checks(
+    params: QueryParams,
+    results: dict[str, QueryResult],
+    instrument: Instrument,
+    exporters: dict[Target | None, str],
+    at: float,
+    max_gap: float,
+) -> tuple[tuple[str, ...], list[str]]:
+    """Whether the recorded series can hold what this report tolerates: problems (every
+    would-be-safe row unknown) and notes. The rules the server runs must be these options'
+    (`check_loaded`); the step must hold two scrapes plus a rule interval, or the recorded rate
+    sees nothing; the rules' lookback (recorded with each series) must span a step, a scrape
+    interval and the longest gap between evaluations that --max-gap lets pass unseen."""
+    from retire.sources.prometheus.recording import check_loaded, parse_lookback
+
+    assert params.rules is not None
+    spec = params.rules
+    loaded = check_loaded(params, instrument.rules, at)
+    problems, notes = list(loaded.problems), list(loaded.notes)
+    recorded = [
+        s
+        for name in ("recorded_window", "recorded_recent", "recorded_present", "recorded_rollups")
+        for s in results[name].series
+    ]
+    if not recorded:
+        return tuple(problems), notes  # the heartbeats say so: no recorded series at all
+    scrape = instrument.longest_of(sorted(t for t in exporters if t is not None))
+    if scrape is not None and params.step < 2 * scrape + spec.interval:
+        least = format_duration(2 * scrape + spec.interval)
+        problems.append(
+            f"--step {format_duration(params.step)} cannot hold two scrapes (the server scrapes every "
+            f"{format_duration(scrape)}) plus a rule interval ({format_duration(spec.interval)}), so the "
+            f"recorded rate misses calls: make the rules and the report with --step {least} or more"
+        )
+    lookbacks = [parse_lookback(s.labels.get(LOOKBACK_LABEL, "")) for s in recorded]
+    if None in lookbacks:
+        problems.append(
+            f"recorded series lack a readable {LOOKBACK_LABEL} label (rules made by an older retire or by "
+            "hand), so what they cover cannot be checked: load the rules `retire rules` prints"
+        )
+        return tuple(dict.fromkeys(problems)), notes
+    lookback = min(v for v in lookbacks if v is not None)
+    gap = tolerated_gap(params.window, max_gap, spec.interval)
+    if scrape is None:  # the rules' own assumption, stated in their file: noted, not checked
+        scrape = max(lookback - params.step - gap, 0.0)
+        notes.append(
+            f"scrape interval not learned: the recording rules' lookback ({format_duration(lookback)}) "
+            f"was checked assuming scrapes every {format_duration(scrape)} at most"
+        )
+    need = params.step + scrape + gap
+    if lookback < need:
+        problems.append(
+            f"the recording rules read back {format_duration(lookback)} ({LOOKBACK_LABEL}), less than a "
+            f"step, a scrape interval ({format_duration(scrape)}) and the longest gap between evaluations "
+            f"that --max-gap {format_duration(max_gap)} lets pass ({format_duration(gap)}), "
+            f"{format_duration(need)} in all, so calls in such a gap may be unrecorded: make the rules "
+            "with this --max-gap and --window and `retire rules --prometheus URL`, or lower --max-gap"
+        )
+    return tuple(dict.fromkeys(problems)), notes
 
 
 def _heartbeat(
@@ -577,9 +674,10 @@ def _recorded_coverage(
     max_gap: float,
     exporters: dict[Target | None, str],
 ) -> tuple[Coverage, tuple[Coverage, ...]]:
-    """The fine heartbeat stands for metric_presence; a missed rollup is a hole of a whole rollup
-    interval, so any missing rollup point counts (tolerance: half an interval). `steps`: each
-    heartbeat query's resolution, as planned."""
+    """The fine heartbeat stands for metric_presence; the rollup heartbeat tolerates nothing:
+    two rollups further apart than one rollup's range leave fine samples that neither read.
+    `steps`: each heartbeat query's resolution, as planned."""
+    assert params.rules is not None
     fine = _heartbeat(
         results["recorded_present"],
         recorded_selector(params, aspect="present"),
@@ -588,18 +686,30 @@ def _recorded_coverage(
         steps["recorded_present"],
         max_gap,
     )
-    rollup = steps["recorded_rollups"]
-    rollups = _heartbeat(
-        results["recorded_rollups"],
-        recorded_selector(params, True, "present"),
-        at,
-        params.window,
-        rollup,
-        rollup / 2,
-    )
+    rollups = _rollup_heartbeat(results["recorded_rollups"], params, at, steps["recorded_rollups"])
     if params.coverage is None:
         return fine, (rollups,)
     return _coverage(results["coverage"], params, at, max_gap, exporters), (fine, rollups)
+
+
+def _rollup_heartbeat(result: QueryResult, params: QueryParams, at: float, step: float) -> Coverage:
+    """Each point of the rollup heartbeat asks for a rollup within `reach` before it (the query's
+    range); a point without one is a stretch of fine samples no rollup may have read. Reported
+    from the last rollup seen to the point, as a hole longer than one rollup interval."""
+    assert params.rules is not None
+    spec = params.rules
+    selector = recorded_selector(params, True, "present")
+    found = _heartbeat(result, selector, at, params.window, step, 0.0)
+    reach = spec.rollup_range - step
+    gaps = tuple(replace(g, start=g.start + step - reach) for g in found.gaps)
+    problem = found.problem
+    if problem is None and reach < spec.rollup:
+        problem = (
+            f"at --window {format_duration(params.window)} the rollups can be checked only every "
+            f"{format_duration(step)}, too coarse to prove that every fine sample was rolled up: raise "
+            "--rule-interval (and make the rules with it) or shorten --window"
+        )
+    return Coverage(False, selector, spec.rollup, gaps, 0, problem=problem, in_data=False)
 
 
 def _run(
@@ -691,6 +801,10 @@ def gather(
     """
     planned = report_queries(params, sparklines)
     notes: list[str] = []
+    # What the server says of its own data, asked once while the queries run.
+    side = ThreadPoolExecutor(max_workers=1)
+    learning = side.submit(learn, client, at)
+    side.shutdown(wait=False)  # its one task ends within the timeout; an error here does not wait
     exporters, scope, index_warnings, index_partial = _index(client, params, at)
     split_models = 0
     with ThreadPoolExecutor(max_workers=len(planned)) as pool:
@@ -705,6 +819,8 @@ def gather(
         if results is None:
             results, split_models = _run_split(client, params, at, models_hint, pool, progress, sparklines)
             notes.append(f"queries were run per model ({split_models} models)")
+    instrument = learning.result()
+    notes += instrument.notes
 
     warnings: list[str] = [f"series index: {w}" for w in index_warnings]
     infos: list[str] = []
@@ -716,13 +832,16 @@ def gather(
     recount_partial = False
     recorded: Sequence[VersionFacts] | None = None
     checks: tuple[Coverage, ...] = ()
+    rule_problems: tuple[str, ...] = ()
     hourly = None
     max_qps: Sequence[VersionValue]
     if params.rules is None:
         newest = {series_key(s.labels): s.value for s in results["series_now"].series if s.value is not None}
         in_window = [s.labels for s in results["series_last"].series]
         grid = StepGrid(at - params.window, params.step, round(params.window / params.step))
-        targets = gather_targets(client, params, at, in_window, newest, grid if params.per_step else None)
+        targets = gather_targets(
+            client, params, at, in_window, newest, grid if params.per_step else None, _configured(instrument)
+        )
         max_qps = _versions(results["max_hourly_qps"], params)
         series = _series_facts(
             results["series_last"],
@@ -760,10 +879,18 @@ def gather(
         if sparklines:
             hourly = _hourly(results["hourly_qps"], params, at)
     else:
-        targets = gather_targets(client, params, at)
-        max_qps, recorded = _recorded_facts((results["recorded_window"], results["recorded_recent"]), params)
+        targets = gather_targets(client, params, at, configured=_configured(instrument))
+        aspects = _recorded_aspects(
+            (results["recorded_window"], results["recorded_recent"], results["rule_tail"]), params
+        )
         steps = {q.name: q.step for q in planned}
         coverage, checks = _recorded_coverage(results, steps, params, at, max_gap, exporters)
+        # A series back after a gap longer than the step looks born (README): then first calls
+        # are only a doubt, and are left out of the bound on the busiest step.
+        returns = _holes_longer(params.step, (coverage, *checks))
+        max_qps, recorded = _recorded_facts(aspects, params.step, returns)
+        found, more = _rule_checks(params, results, instrument, exporters, at, max_gap)
+        rule_problems, notes = found, [*notes, *more]
         if sparklines:
             hourly = _hourly(results["recorded_hourly"], params, at)
     warnings += [f"targets' up series: {w}" for w in targets.warnings]
@@ -795,7 +922,20 @@ def gather(
         unlabelled=_unlabelled(results["unlabelled_series"], params),
         targets=targets,
         steps=step_bounds,
+        instrument=instrument,
+        rule_problems=rule_problems,
     )
+
+
+def _configured(instrument: Instrument) -> Callable[[str, str], float | None]:
+    """A target's scrape interval as the server's configuration names it for that target or its
+    job; not the global default, which a server with no such job (remote-written data) names too."""
+
+    def interval(job: str, instance: str) -> float | None:
+        found = instrument.target_intervals.get((job, instance))
+        return found if found is not None else instrument.job_intervals.get(job)
+
+    return interval
 
 
 def _iso(ts: float) -> str:

@@ -170,20 +170,27 @@ def parse_selector(text: str, where: str) -> Selector:
     return Selector(metric, matchers)
 
 
+# What `retire rules` assumes of the scrape interval when it cannot ask the server (no
+# --prometheus): Prometheus's default, or less where the step cannot hold that (the rules file's
+# comment says which). A report learns the real one and checks it.
+ASSUMED_SCRAPE = 60.0
+
+
 @dataclass(frozen=True)
 class RuleSpec:
     """The two rule groups of `retire rules`: a fine one every `interval` that reads the raw
     series, and a rollup one every `rollup` that condenses the fine series, so a report reads a
-    few samples per version instead of every scrape of every pod."""
+    few samples per version instead of every scrape of every pod.
+
+    `lookback`: how far back each fine evaluation reads increases, births and resets: a step,
+    a scrape interval and the longest gap between evaluations a report tolerates
+    (`rule_lookback`), so that neither a tolerated gap in the rules' evaluations nor a step
+    that straddles two evaluations hides a call. Recorded with the series (`LOOKBACK_LABEL`), so
+    a report can check it covers its own options."""
 
     interval: float = 60.0
     rollup: float = 3600.0
-
-    @property
-    def recent(self) -> float:
-        """How far back the birth rule looks for a new series: two intervals, so one missed
-        evaluation does not lose a series that lived for a single scrape."""
-        return 2 * self.interval
+    lookback: float = 3600.0 + ASSUMED_SCRAPE + 900.0 + 2 * 60.0
 
     @property
     def rollup_range(self) -> float:
@@ -191,10 +198,43 @@ class RuleSpec:
         and a fine sample written late is still in the next one."""
         return self.rollup + 2 * self.interval
 
+    def rollup_check(self, window: float) -> tuple[float, float]:
+        """(step, range) of the rollup heartbeat: a point is a hole when no rollup ran within
+        `range` before it. range + step = rollup_range, so two rollups further apart than one
+        rollup's range (a fine sample read by neither) always leave a hole; range >= rollup when
+        the step allows (at most two fine intervals), so rollups on time never do."""
+        step = float(max(math.ceil(self.interval), math.ceil(window / (MAX_RANGE_POINTS - 1))))
+        return step, self.rollup_range - step
+
+
+def heartbeat_step(window: float, max_gap: float, interval: float) -> float:
+    """The fine heartbeat's interval: the hole check's resolution, at least one rule interval."""
+    return max(resolution_for(window, max_gap), interval)
+
+
+def tolerated_gap(window: float, max_gap: float, interval: float) -> float:
+    """The longest span without a fine evaluation that the heartbeat may not show: a hole is
+    reported when more than --max-gap of its points are empty, and each point speaks for one
+    heartbeat interval, so two evaluations up to --max-gap plus two intervals apart pass."""
+    return max_gap + 2 * heartbeat_step(window, max_gap, interval)
+
+
+def assumed_scrape(step: float, interval: float) -> float:
+    """The scrape interval assumed without a server to ask: Prometheus's default (1m), or the
+    longest the step can hold with a rule interval (two scrapes plus a rule interval)."""
+    return float(max(min(ASSUMED_SCRAPE, math.floor((step - interval) / 2)), 0))
+
+
+def rule_lookback(step: float, scrape: float, gap: float) -> float:
+    """How far back each fine evaluation reads: any step-long span of samples, from the last
+    scrape before it to the last one in it (step + scrape), fits in the window of the next
+    evaluation, which comes at most `gap` later."""
+    return step + scrape + gap
+
 
 # The `aspect` label of the recorded series that are per version; the other one, "present", is
 # the fleet-wide heartbeat.
-VERSION_ASPECTS = ("rate", "born", "resets", "series")
+VERSION_ASPECTS = ("rate", "increase", "born", "resets", "series")
 
 
 @dataclass(frozen=True)
@@ -251,6 +291,8 @@ def recorded_name(params: QueryParams, rollup: bool = False) -> str:
 
 
 RULE_LABEL = "retire_selector"
+# The fine rule's lookback (RuleSpec.lookback), recorded with every series so a report can check it.
+LOOKBACK_LABEL = "retire_lookback"
 
 
 def recorded_selector(params: QueryParams, rollup: bool = False, aspect: str | None = None) -> str:
@@ -268,10 +310,17 @@ def resolution_for(window: float, max_gap: float) -> float:
     return float(max(math.ceil(fine), math.ceil(window / (MAX_RANGE_POINTS - 1))))
 
 
-def params_from(settings: Settings) -> QueryParams:
+def params_from(settings: Settings, scrape: float | None = None) -> QueryParams:
+    """The query parameters of these settings. `scrape`: the scrape interval to make recording
+    rules for (learned from the server); None: the assumed one (`assumed_scrape`)."""
     rules = None
     if settings.use_recording_rules:
-        rules = RuleSpec(settings.rule_interval, settings.rollup_interval)
+        interval = settings.rule_interval
+        if scrape is None:
+            scrape = assumed_scrape(settings.step, interval)
+        gap = tolerated_gap(settings.window, settings.max_gap, interval)
+        lookback = rule_lookback(settings.step, scrape, gap)
+        rules = RuleSpec(interval, settings.rollup_interval, lookback)
     if not METRIC_NAME_RE.fullmatch(settings.metric):
         raise ConfigError(f"--metric: {settings.metric!r} is not a valid Prometheus metric name")
     for flag, label in (("--model-label", settings.model_label), ("--version-label", settings.version_label)):
@@ -326,7 +375,7 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
     }
     if params.rules is not None:
         values.setdefault("interval", promql_duration(params.rules.interval))
-        values.setdefault("recent", promql_duration(params.rules.recent))
+        values.setdefault("lookback", promql_duration(params.rules.lookback))
         values.setdefault("rollup_range", promql_duration(params.rules.rollup_range))
     return string.Template(template(name)).substitute(values)
 
@@ -360,7 +409,8 @@ PURPOSES = {
     "recorded_window": "every aspect per version over the window, from the rollups",
     "recorded_recent": "every aspect per version since the last rollup, from the fine series",
     "recorded_present": "recorded heartbeat per interval (holes in the data, fine rules not running)",
-    "recorded_rollups": "rollup heartbeat per rollup interval (rollup rules not running)",
+    "recorded_rollups": "rollup heartbeat: a rollup within one rollup's range of each point (rollups missed)",
+    "rule_tail": "the fine rule's expression on the raw series at the instant (the span since its last run)",
     "recorded_hourly": "recorded rate per step over the window, for sparklines (no verdict uses it)",
 }
 
@@ -399,15 +449,16 @@ def _range(name: str, promql: str, step: float) -> PlannedQuery:
 
 def _recorded_queries(params: QueryParams, sparklines: bool) -> list[PlannedQuery]:
     """With recording rules: every aspect over the window from the rollups, and since the last
-    rollup from the fine series; both heartbeats; the raw last-step rate (instant, nearly free)
-    and the --coverage query (about targets) as without rules."""
+    rollup from the fine series; the fine rule evaluated raw at the instant (the span since its
+    last evaluation); both heartbeats; the raw last-step rate and the --coverage query (about
+    targets) as without rules."""
     assert params.rules is not None
 
     def recorded(rollup: bool = False, aspect: str | None = None) -> str:
         return recorded_selector(params, rollup, aspect)
 
     fine_step = max(params.resolution, params.rules.interval)
-    rollup_step = params.rules.rollup
+    rollup_step, rollup_reach = params.rules.rollup_check(params.window)
     planned = [
         PlannedQuery(
             "recorded_window",
@@ -421,6 +472,9 @@ def _recorded_queries(params: QueryParams, sparklines: bool) -> list[PlannedQuer
             render("recorded_recent", params, recorded=recorded()),
             PURPOSES["recorded_recent"],
         ),
+        # The rules' last evaluation may be up to a tolerated gap before the instant: what they
+        # would record at the instant is read raw (one evaluation's worth of samples).
+        PlannedQuery("rule_tail", "instant", render("rule_evidence", params), PURPOSES["rule_tail"]),
         PlannedQuery("last_step_qps", "instant", render("last_step_qps", params), PURPOSES["last_step_qps"]),
         # The rules read only series with both labels: the others are found raw (only they are read).
         PlannedQuery(
@@ -442,7 +496,7 @@ def _recorded_queries(params: QueryParams, sparklines: bool) -> list[PlannedQuer
                 "recorded_present",
                 params,
                 recorded=recorded(True, "present"),
-                resolution=promql_duration(rollup_step),
+                resolution=promql_duration(rollup_reach),
             ),
             rollup_step,
         ),

@@ -151,11 +151,14 @@ def gather_targets(
     metric_series: Sequence[dict[str, str]] | None = None,
     newest: dict[LabelSet, float] | None = None,
     steps: StepGrid | None = None,
+    configured: Callable[[str, str], float | None] = lambda job, instance: None,
 ) -> Targets:
     """Ask Prometheus for the `up` series of the metric's targets and judge each at the instant.
     `metric_series`: the label sets of the metric's series in the window; `newest`: each one's
     newest sample at or before the instant (the `series_now` query). Asked for here when not given
-    (with recording rules, which read no raw series: the index and one instant lookup)."""
+    (with recording rules, which read no raw series: the index and one instant lookup).
+    `configured`: a target's scrape interval as the server's configuration names it (job and
+    instance), used where its `up` samples do not show it."""
     if metric_series is None:
         metric_series = client.series(params.series_selector, at - params.window, at).series
     if newest is None:
@@ -166,7 +169,7 @@ def gather_targets(
         return Targets(False, "", at)
     selector = up_selector(params, metric_series)
     if not selector:
-        states, owner = _judge(at, metric_series, newest, (), (), (), lambda _: False)
+        states, owner = _judge(at, metric_series, newest, (), (), (), lambda _: False, configured)
         return Targets(True, "", at, states, owner=owner)
     start = at - params.window
     # The boundaries of the steps are points of the grid when the step is a multiple of it.
@@ -203,7 +206,9 @@ def gather_targets(
         labels = dict(target)
         return all(m.matches(labels[m.name]) for m in fleet if m.name in labels)
 
-    states, owner = _judge(at, metric_series, newest, recent.series, times.series, values.series, declared)
+    states, owner = _judge(
+        at, metric_series, newest, recent.series, times.series, values.series, declared, configured
+    )
     ended = [t for t in states if t.state == GONE]
     fleet_targets = {t.labels for t in states}
     confirmed = _confirm_gone(client, selector, ended[:MAX_ENDED], fleet_targets)
@@ -261,6 +266,7 @@ def _judge(
     times: Sequence[object],
     values: Sequence[object],
     declared: Callable[[LabelSet], bool],
+    configured: Callable[[str, str], float | None] = lambda job, instance: None,
 ) -> tuple[tuple[TargetState, ...], dict[LabelSet, LabelSet]]:
     """Each target's state at the instant (before gone targets are confirmed sample by sample),
     and each metric series' target. `declared`: whether an `up` series that exported no series
@@ -306,7 +312,10 @@ def _judge(
     out = []
     for target, metric_times in by_target.items():
         has_up = target not in orphans
-        interval = intervals.get(target) or fallback(target)
+        d = dict(target)
+        interval = (
+            intervals.get(target) or configured(d.get("job", ""), d.get("instance", "")) or fallback(target)
+        )
         up_points = recent_by[target].points if target in recent_by else ()
         ok = [t for t, v in up_points if v >= 1 and t <= at] + [t for t in metric_times if t <= at]
         last = max(ok) if ok else None
