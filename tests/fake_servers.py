@@ -34,6 +34,8 @@ def full_answer(
     the instant; for range queries one series present throughout; no series on the series API (no
     --selector is tested against these servers)."""
     flat = FLAT if flat is None else flat
+    if "/api/v1/query" not in path and not path.endswith("/series"):  # the status APIs: none here
+        return 404, "text/plain", b"404 page not found"
     if path.endswith("/series"):
         return 200, "application/json", json.dumps({"status": "success", "data": []}).encode()
     if path.endswith("/query_range"):
