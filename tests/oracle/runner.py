@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retire.lab.servers import LabError, Prometheus, backfill_rules, require
+from retire.lab.servers import LabError, Prometheus, require
 from tests.oracle.render import make_models, write_openmetrics
 from tests.oracle.worlds import HOUR, MIN, SEC, Truth, World, generate, truth
 
@@ -100,6 +100,7 @@ MODES: tuple[Mode, ...] = (
     Mode("at", lambda w: {"--at": _instant(w.at)}, at=lambda w: w.at),
     Mode("rules", _rules_only({}), rules=True),
     Mode("rules-threshold", _with_threshold(_rules_only({})), threshold=lambda w: w.threshold, rules=True),
+    Mode("rules-step-1m", _rules_only({"--step": "1m"}), step=lambda w: MIN, rules=True),
 )
 MODE = {m.name: m for m in MODES}
 
@@ -129,8 +130,8 @@ def report_args(w: World, mode: Mode, url: str, models: Path) -> list[str]:
     return args
 
 
-def rules_args(w: World, group: str, path: Path) -> list[str]:
-    return ["rules", "--preset", w.preset.name, "--metric", w.metric, "--step", _duration(w.S),
+def rules_args(w: World, group: str, step: int, path: Path) -> list[str]:
+    return ["rules", "--preset", w.preset.name, "--metric", w.metric, "--step", _duration(step),
             "--group", group, "-o", str(path)]  # fmt: skip
 
 
@@ -179,15 +180,50 @@ def _promtool_openmetrics(om: Path, tsdb: Path) -> None:
         raise LabError(f"promtool backfill failed: {done.stderr.strip()[-2000:]}")
 
 
+def _promtool_rules(files: list[Path], url: str, start: int, end: int, output: Path) -> None:
+    """Recorded history of `files` for evaluations in [start, end] (ms), into `output`.
+
+    Like retire.lab.servers.backfill_rules, with two differences that keep runs reproducible and
+    whole. promtool offsets a group's evaluations by a hash of its file path as given, so files
+    are named relative to their directory (the same names every run). And promtool 2.42 stops
+    altogether, silently, when its first 2-hour block holds no evaluation of a group (an hourly
+    rollup starting late in a block): so the range is cut at the first 2-hour boundary, and a
+    part with no evaluation yields nothing, as it should."""
+    cwd = files[0].parent
+    assert all(f.parent == cwd for f in files)
+    block = 2 * HOUR
+    first = -(-start // block) * block
+    parts = [(start, first - SEC), (first, end)] if start < first < end else [(start, end)]
+    for a, b in parts:
+        cmd = [require("promtool"), "tsdb", "create-blocks-from", "rules", "--quiet",
+               f"--start={-(-a // SEC)}", f"--end={b // SEC}", f"--url={url}", f"--output-dir={output}",
+               *(f.name for f in files)]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
+        if done.returncode != 0 or "error" in done.stderr.lower():
+            raise LabError(f"promtool rule backfill failed: {(done.stderr or done.stdout).strip()[-2000:]}")
+
+
 def _move_blocks(source: Path, tsdb: Path) -> None:
     for block in source.iterdir():
         if (block / "meta.json").is_file():
             shutil.move(str(block), tsdb / block.name)
 
 
-def build_lab(worlds: Sequence[World], workdir: Path, say: Callable[[str], None] = print) -> Lab:
+def rule_steps(worlds: Sequence[World], modes: Iterable[Mode]) -> dict[int, list[int]]:
+    """The --step of every rules mode that applies, per world: each needs its own rules."""
+    modes = [m for m in modes if m.rules]
+    return {w.wid: sorted({m.step(w) for m in modes if m.flags(w) is not None}) for w in worlds}
+
+
+def build_lab(
+    worlds: Sequence[World],
+    workdir: Path,
+    say: Callable[[str], None] = print,
+    steps: dict[int, list[int]] | None = None,
+) -> Lab:
     """Render and backfill every world into one TSDB, start Prometheus on it, and backfill the
-    recording rules of the rules worlds (fine group, restart, rollup group, restart)."""
+    recording rules of the rules worlds (for each step in `steps`, default: every rules mode's),
+    as a user would: fine group, restart, rollup group (it reads the fine series), restart."""
     started = time.monotonic()
     tsdb = workdir / "tsdb"
     tsdb.mkdir(parents=True)
@@ -200,7 +236,8 @@ def build_lab(worlds: Sequence[World], workdir: Path, say: Callable[[str], None]
         om.unlink()
     say(f"oracle: {len(worlds)} worlds, {samples:,} samples backfilled in {time.monotonic() - started:.0f}s")
     server = Prometheus(tsdb, workdir / "prometheus").start()
-    ruled = [w for w in worlds if w.rules]
+    steps = rule_steps(worlds, MODES) if steps is None else steps
+    ruled = [w for w in worlds if steps.get(w.wid)]
     if not ruled:
         return Lab(workdir, server, models)
     started = time.monotonic()
@@ -208,24 +245,24 @@ def build_lab(worlds: Sequence[World], workdir: Path, say: Callable[[str], None]
         for group in ("fine", "rollup"):
             staging = workdir / f"rules-{group}"
             staging.mkdir()
-            files = {}
+            files: dict[int, list[Path]] = {}
             for w in ruled:
-                files[w.wid] = workdir / f"w{w.wid}-{group}.yml"
-                code, _, err = invoke(rules_args(w, group, files[w.wid]))
-                if code != 0:
-                    raise LabError(f"retire rules failed for w{w.wid}: {err.strip()[-500:]}")
+                for step in steps[w.wid]:
+                    path = workdir / f"w{w.wid}-{step // SEC}s-{group}.yml"  # names fix offsets
+                    code, _, err = invoke(rules_args(w, group, step, path))
+                    if code != 0:
+                        raise LabError(f"retire rules failed for w{w.wid}: {err.strip()[-500:]}")
+                    files.setdefault(w.wid, []).append(path)
             whole = [w for w in ruled if w.rule_outage is None]
             if whole:
-                start = min(w.history_start for w in whole) // SEC
-                end = -(-max(w.T for w in whole) // SEC)
-                backfill_rules([files[w.wid] for w in whole], server.url, start, end, staging)
+                start = min(w.history_start for w in whole)
+                end = max(w.T for w in whole)
+                _promtool_rules([f for w in whole for f in files[w.wid]], server.url, start, end, staging)
             for w in ruled:
                 if w.rule_outage is not None:  # two segments that skip the outage
                     gap_start, gap_stop = w.rule_outage
-                    backfill_rules(
-                        [files[w.wid]], server.url, w.history_start // SEC, gap_start // SEC, staging
-                    )
-                    backfill_rules([files[w.wid]], server.url, -(-gap_stop // SEC), -(-w.T // SEC), staging)
+                    _promtool_rules(files[w.wid], server.url, w.history_start, gap_start, staging)
+                    _promtool_rules(files[w.wid], server.url, gap_stop, w.T, staging)
             server.stop()
             _move_blocks(staging, tsdb)
             server.start()
@@ -250,19 +287,16 @@ class FalseSafe:
     threshold: float
     step: int
     reason: str
-    stored: bool  # some stored sample shows enough of the calls (truth(seen=True) says busy too)
+    causes: tuple[str, ...]  # what hid the calls, as far as the world tells (see `causes`)
 
     def line(self) -> str:
         w = self.world
         over = f" > {self.threshold:g} req/s x {self.step // SEC}s" if self.threshold > 0 else ""
-        evidence = (
-            "stored" if self.stored else "never stored (after the last sample, or lost in a gap by a restart)"
-        )
         disguised = w.disguises(self.model, self.version)
         return (
             f"FALSE SAFE seed={w.seed} world=w{w.wid} mode={self.mode} {w.preset.name} "
             f"{self.model}/{self.version}: truth {self.calls} calls, buckets [start:calls] {self.buckets}{over}; "
-            f"evidence {evidence}{'; labelled ' + '+'.join(disguised) if disguised else ''}; "
+            f"cause: {' + '.join(self.causes)}{'; labelled ' + '+'.join(disguised) if disguised else ''}; "
             f"retire: {self.reason!r}; calls: {w.describe(self.model, self.version)}; "
             f"world: {w.faults()}; rebuild: {w.recipe}"
         )
@@ -306,6 +340,41 @@ def _buckets(t: Truth, key: tuple[str, str]) -> str:
     return "[" + " ".join(f"T-{(n - i) * t.step // MIN}m:{int(c)}" for i, c in enumerate(b) if c) + "]"
 
 
+NEVER_STORED = "never stored"
+
+
+def causes(w: World, mode: Mode, key: tuple[str, str]) -> tuple[str, ...]:
+    """Why retire may have missed a busy version, as far as the world tells: either no stored
+    sample shows the calls (and which fault, removed alone, would have stored them), or they
+    were stored and the mode's option or a restart hid them. A reading aid, not a verdict."""
+    at, window, step, x = mode.at(w), mode.window(w), mode.step(w), mode.threshold(w)
+
+    def stored(world: World) -> bool:
+        return truth(world, at, window, step, seen=True).busy(key, x)
+
+    if not stored(w):
+        faults = {
+            "ingestion lag": w.without(lag=True),
+            "global outage": w.without(global_outages=True),
+            "pod outage" + ("" if mode.coverage else " (no --coverage)"): w.without(pod_outages=True),
+        }
+        found = [f"{NEVER_STORED}: {name}" for name, world in faults.items() if stored(world)]
+        if not found and stored(w.without(lag=True, global_outages=True, pod_outages=True)):
+            found = [f"{NEVER_STORED}: {' + '.join(faults)} together"]
+        return tuple(found) or (f"{NEVER_STORED}: lost in a gap ended by a restart",)
+    disguised = "/".join(w.disguises(*key))
+    if mode.name in ("sel-models", "sel-versions") and disguised:
+        return (f"--selector leaves out its {disguised} series",)
+    if mode.name == "sel-job":
+        return (f"--selector leaves out a job calling it{f' ({disguised} series)' if disguised else ''}",)
+    if x > 0:
+        return ("busiest bucket under-read",)
+    restarted = any(
+        s.pod.restarts and any((st.model, st.version) == key for st in s.streams) for s in w.series
+    )
+    return ("restart: the counter came back at an old value",) if restarted else ("stored, missed",)
+
+
 def judge_one(w: World, mode: Mode, code: int, stdout: str, stderr: str, out: Outcome) -> None:
     tally = Tally(worlds=1)
     if code == 2:
@@ -341,21 +410,13 @@ def judge_one(w: World, mode: Mode, code: int, stdout: str, stderr: str, out: Ou
                 status = row["status"]
                 if t.busy(key, x):
                     if status == "safe":
-                        seen = truth(w, at=mode.at(w), window=mode.window(w), step=mode.step(w), seen=True)
-                        stored = seen.busy(key, x)
+                        why = causes(w, mode, key)
                         tally.false_safes += 1
-                        tally.stored += stored
+                        tally.stored += not why[0].startswith(NEVER_STORED)
+                        row_reason = row["reason"]
                         out.false_safes.append(
                             FalseSafe(
-                                w,
-                                mode.name,
-                                *key,
-                                t.calls(key),
-                                _buckets(t, key),
-                                x,
-                                t.step,
-                                row["reason"],
-                                stored,
+                                w, mode.name, *key, t.calls(key), _buckets(t, key), x, t.step, row_reason, why
                             )
                         )
                 else:
@@ -367,6 +428,37 @@ def judge_one(w: World, mode: Mode, code: int, stdout: str, stderr: str, out: Ou
     out.by_preset.setdefault(w.preset.name, Tally()).add(tally)
 
 
+def run(
+    lab: Lab,
+    tasks: Sequence[tuple[World, Mode]],
+    workers: int = 2,
+    out: Outcome | None = None,
+    say: Callable[[str], None] = print,
+) -> Outcome:
+    """Each (world, mode) through retire against the lab, judged into `out`."""
+    out = Outcome() if out is None else out
+    argv = [report_args(w, m, lab.url, lab.models[w.wid]) for w, m in tasks]
+    results: Iterable[tuple[int, str, str]]
+    pool = None
+    if workers > 1 and len(tasks) > 1:
+        import multiprocessing
+
+        # fork: the workers inherit the imports (retire, pandas) instead of paying for them again
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        results = pool.map(invoke, argv, chunksize=4)
+    else:
+        results = map(invoke, argv)
+    try:
+        for i, ((w, m), (code, stdout, stderr)) in enumerate(zip(tasks, results, strict=True), 1):
+            judge_one(w, m, code, stdout, stderr, out)
+            if i % 1000 == 0:
+                say(f"oracle: {i} of {len(tasks)} reports, {len(out.false_safes)} false safes so far")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return out
+
+
 def judge(
     worlds: Sequence[World],
     modes: Iterable[Mode] = MODES,
@@ -374,26 +466,16 @@ def judge(
     workers: int = 2,
     say: Callable[[str], None] = print,
 ) -> Outcome:
-    """Every world through every mode that applies; the Prometheus is started and stopped here."""
+    """Every world through every mode that applies; the Prometheus is started and stopped here,
+    and the work directory (a temporary one unless given) holds all it writes."""
     modes = list(modes)
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="retire-oracle-")) if workdir is None else workdir
-    lab = build_lab(worlds, root, say)
+    lab = build_lab(worlds, root, say, rule_steps(worlds, modes))
     try:
         tasks = [(w, m) for w in worlds for m in modes if m.flags(w) is not None]
         started = time.monotonic()
-        argv = [report_args(w, m, lab.url, lab.models[w.wid]) for w, m in tasks]
-        out = Outcome({m.name: Tally() for m in modes})
-        if workers > 1:
-            import multiprocessing
-
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                results = pool.map(invoke, argv, chunksize=4)
-                for (w, m), (code, stdout, stderr) in zip(tasks, results, strict=True):
-                    judge_one(w, m, code, stdout, stderr, out)
-        else:
-            for (w, m), args in zip(tasks, argv, strict=True):
-                judge_one(w, m, *invoke(args), out)
+        out = run(lab, tasks, workers, Outcome({m.name: Tally() for m in modes}), say)
         say(f"oracle: {len(tasks)} reports in {time.monotonic() - started:.0f}s")
         return out
     finally:
@@ -427,6 +509,18 @@ def preset_rows(out: Outcome) -> list[tuple[str, ...]]:
     return [_row(f"preset {n}", t) for n, t in sorted(out.by_preset.items())]
 
 
+def cause_lines(out: Outcome) -> list[str]:
+    """False safes per cause (the first cause of each), with the modes they came from."""
+    by: dict[str, dict[str, int]] = {}
+    for f in out.false_safes:
+        modes = by.setdefault(f.causes[0], {})
+        modes[f.mode] = modes.get(f.mode, 0) + 1
+    return [
+        f"{sum(m.values()):5}  {cause}  ({', '.join(f'{k} {v}' for k, v in m.items())})"
+        for cause, m in sorted(by.items(), key=lambda kv: -sum(kv[1].values()))
+    ]
+
+
 def text_table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
     lines = ["  ".join(c.ljust(wd) if i == 0 else c.rjust(wd) for i, (c, wd) in enumerate(zip(r, widths, strict=True)))
@@ -442,6 +536,8 @@ def markdown_table(rows: list[tuple[str, ...]]) -> str:
 
 def summary(out: Outcome) -> str:
     parts = [text_table(table_rows(out)), "", text_table(preset_rows(out))]
+    if out.false_safes:
+        parts += ["", "false safes by cause:", *cause_lines(out)]
     if out.refusals:
         parts += ["", *out.refusals]
     if out.errors:
@@ -453,7 +549,7 @@ def summary(out: Outcome) -> str:
 
 def worlds_for(seed: int, n: int) -> list[World]:
     """World i of a run from base seed `seed` is generate(seed * 100000 + i)."""
-    return [generate(seed * 100_000 + i, i) for i in range(n)]
+    return [generate(seed * 100_000 + i) for i in range(n)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -481,7 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = f"python -m tests.oracle --worlds {args.worlds} --seed {args.seed}"
         if args.modes:
             command += f" --modes {args.modes}"
+        causes_text = "\n".join(f"    {line}" for line in cause_lines(out))
         args.markdown.write_text(
-            f"`{command}`\n\n{markdown_table(table_rows(out))}\n\n{markdown_table(preset_rows(out))}\n"
+            f"`{command}`\n\n{markdown_table(table_rows(out))}\n\n{markdown_table(preset_rows(out))}\n\n"
+            f"False safes by cause (the first cause of each; modes in brackets):\n\n{causes_text}\n"
         )
     return 1 if out.false_safes else 0

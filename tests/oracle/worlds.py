@@ -218,6 +218,21 @@ class World:
             up &= (t < s) | (t >= e)
         return t, up
 
+    def without(self, *, lag: bool = False, global_outages: bool = False, pod_outages: bool = False) -> World:
+        """The same world less some faults (to ask which one hid a call)."""
+        import dataclasses
+
+        world = self
+        if lag:
+            world = dataclasses.replace(world, lag=0)
+        if global_outages:
+            world = dataclasses.replace(world, global_outages=())
+        if pod_outages:
+            pods = {p.instance: dataclasses.replace(p, outages=()) for p in world.pods}
+            series = tuple(dataclasses.replace(s, pod=pods[s.pod.instance]) for s in world.series)
+            world = dataclasses.replace(world, pods=tuple(pods.values()), series=series)
+        return world
+
     def faults(self) -> str:
         """The world's features, with the times of its pipeline-wide faults."""
         parts = list(self.features)
@@ -389,14 +404,16 @@ class _Slot:
 
 def generate(
     seed: int,
-    wid: int = 0,
+    wid: int | None = None,
     *,
     preset: str | None = None,
     window: int | None = None,
     rules: bool | None = None,
 ) -> World:
-    """A random world from `seed`; `wid` only names it (metric, jobs, instances). The keyword
+    """A random world from `seed`; `wid` (default: the seed) only names it (metric, jobs,
+    instances, and so the rule files whose names set promtool's evaluation offsets). The keyword
     arguments force a property (the draws happen anyway, so the rest of the world stays the same)."""
+    wid = seed if wid is None else wid
     rng = np.random.default_rng(seed)
     features: list[str] = []
     # Size, shape and instant.
@@ -459,15 +476,13 @@ def generate(
             death = T + DAY
             replaced = False
             u = rng.random()
-            if u < 0.12 and slot.index > 0:  # slot 0 lives on: a fleet is never all gone at T
+            if u < 0.3 and (u >= 0.12 or slot.index > 0):  # slot 0 lives on: never all gone at T
                 death = T - _uniform(rng, 2 * MIN, W)
-                features.append("pod-died")
-            elif u < 0.3:
-                death = T - _uniform(rng, 2 * MIN, W)
-                replaced = True
-                features.append("pod-replaced")
-            if death <= birth:
-                death = birth + _uniform(rng, 5 * MIN, HOUR)
+                replaced = u >= 0.12
+                if death <= birth + MIN:
+                    death, replaced = T + DAY, False
+                else:
+                    features.append("pod-replaced" if replaced else "pod-died")
             offset = _uniform(rng, 0, slot.interval)
             pod = Pod(f"w{wid}-pod{slot.index}{'abcdefgh'[gen]}:8500", slot.job, slot.index, slot.interval,
                       offset, birth, death)  # fmt: skip
