@@ -195,6 +195,8 @@ def _promtool_rules(files: list[Path], url: str, start: int, end: int, output: P
     first = -(-start // block) * block
     parts = [(start, first - SEC), (first, end)] if start < first < end else [(start, end)]
     for a, b in parts:
+        if -(-a // SEC) >= b // SEC:
+            continue  # promtool takes whole seconds; nothing to evaluate within one
         cmd = [require("promtool"), "tsdb", "create-blocks-from", "rules", "--quiet",
                f"--start={-(-a // SEC)}", f"--end={b // SEC}", f"--url={url}", f"--output-dir={output}",
                *(f.name for f in files)]  # fmt: skip

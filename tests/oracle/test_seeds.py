@@ -16,8 +16,39 @@ from tests.oracle.worlds import World, generate
 
 pytestmark = pytest.mark.prometheus
 
-# (seed, mode, the known problem it shows; "" once fixed)
-CASES: tuple[tuple[int, str, str], ...] = ()
+LAG = "samples stop minutes before T (ingestion lag): the last calls are never stored"
+UNDER_READ = (
+    "--threshold above 0: the busiest step under-read (calls between rate windows, a burst creating a series)"
+)
+RESTART = "a restarted TF Serving counter back at its old value reads as flat"
+# (seed, mode, the known problem it shows on main; "" once fixed)
+CASES: tuple[tuple[int, str, str], ...] = (
+    (100009, "coverage", f"{LAG} (Triton)"),
+    (100060, "coverage", "nothing stored from 15 minutes before T (Prometheus down), shorter than --max-gap"),
+    (100382, "coverage", "pods down for the last 3 and 11 minutes, gaps shorter than --max-gap"),
+    (100029, "coverage", RESTART),
+    (100058, "window-2h", f"{RESTART} (TorchServe)"),
+    (100051, "raw", "a pod down at the end, its calls unseen without --coverage"),
+    (100001, "threshold", f"{UNDER_READ} (TorchServe)"),
+    (
+        100000,
+        "sel-models",
+        "--selector listing the models on disk hides a renamed model's series (delta-prod)",
+    ),
+    (
+        100025,
+        "sel-models",
+        f"--selector listing the models on disk hides a series with no model label; {LAG}",
+    ),
+    (
+        100057,
+        "sel-versions",
+        "--selector on versions hides TorchServe's default-label and no-version-label series",
+    ),
+    (100141, "sel-job", "--selector on one job hides a renamed model's series on the other job (Triton)"),
+    (100012, "rules-threshold", f"{UNDER_READ}, from recording rules"),
+    (100107, "rules-step-1m", "recording rules with --step 1m miss stored calls (Triton)"),
+)
 
 
 @pytest.fixture(scope="module")
