@@ -473,15 +473,17 @@ def judge(
     modes = list(modes)
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="retire-oracle-")) if workdir is None else workdir
-    lab = build_lab(worlds, root, say, rule_steps(worlds, modes))
+    lab = None
     try:
+        lab = build_lab(worlds, root, say, rule_steps(worlds, modes))
         tasks = [(w, m) for w in worlds for m in modes if m.flags(w) is not None]
         started = time.monotonic()
         out = run(lab, tasks, workers, Outcome({m.name: Tally() for m in modes}), say)
         say(f"oracle: {len(tasks)} reports in {time.monotonic() - started:.0f}s")
         return out
     finally:
-        lab.stop()
+        if lab is not None:
+            lab.stop()
         if own:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -571,7 +573,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODE)}")
     started = time.monotonic()
     worlds = worlds_for(args.seed, args.worlds)
-    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
     out = judge(worlds, [MODE[n] for n in names], args.workdir, args.workers, say)
     print(summary(out))
     say(f"oracle: done in {time.monotonic() - started:.0f}s")

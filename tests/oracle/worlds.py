@@ -545,11 +545,11 @@ def generate(
             calls = sorted(moment(w, interval) for w in where)
             return Stream(model, version, "single@" + "+".join(where), calls=tuple(calls))
         if kind == "burst":
-            where = _pick(rng, ["any", "late", "boundary", "epoch", "start"])
-            t0 = moment(where, interval)
+            spot = _pick(rng, ["any", "late", "boundary", "epoch", "start"])
+            t0 = moment(spot, interval)
             n = _uniform(rng, 5, 400)
             calls = sorted(int(t0 + x) for x in rng.integers(0, interval, n))
-            return Stream(model, version, f"burst{n}@{where}", calls=tuple(calls))
+            return Stream(model, version, f"burst{n}@{spot}", calls=tuple(calls))
         if kind == "old":
             if rng.random() < 0.5:
                 calls = [T - W - _uniform(rng, MIN, 10 * HOUR)]
