@@ -210,13 +210,9 @@ def test_a_lagging_cluster_is_not_a_replaced_pod(lab21: Lab, coverage: bool, ext
     assert code == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="without --coverage, `up` of the metric's jobs includes another service's target that "
-    "shares the job name and lacks the --selector's labels (declared() passes it): its scrapes "
-    "after this scenario's only pod stopped are taken as proof that the pod was replaced; t/2 safe",
-)
 def test_another_service_sharing_the_job_name_does_not_vouch_for_a_stopped_pod(lab21: Lab) -> None:
+    """Without --coverage, `up` of the metric's job took in another service's target that lacks
+    the --selector's labels, whose scrapes then "confirmed" that this pod was replaced."""
     code, doc = report(lab21, SHARED, coverage=False)
     assert statuses(doc)[("t", "2")] == "unknown"
     assert code == 4
@@ -270,18 +266,12 @@ def test_control_characters_in_an_instance_do_not_reach_the_reader(lab21: Lab, f
 
 @pytest.mark.parametrize("scenario", [HOLE_DOWN, HOLE_LOST], ids=["down", "lost"])
 @pytest.mark.parametrize("coverage", [True, False], ids=["coverage", "raw"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="when --step is a multiple of the range queries' resolution, targets._up_at_steps reads "
-    "`up` from the resolution grid through buckets.on_grid, which maps every point within half a "
-    "step onto a boundary and keeps the last: a target's 'newest good scrape at b_k' is its "
-    "scrape about 29 minutes after b_k, so a boundary whose scrape was missed counts as scraped, "
-    "the 30 calls before B fall in the next step alone, and 60 calls in the step ending at B "
-    "(above 45) read as 30 and 30: safe",
-)
 def test_a_missed_scrape_at_a_step_boundary_reads_both_steps(
     lab21: Lab, scenario: Scenario, coverage: bool
 ) -> None:
+    """`up` read on the resolution grid was mapped onto the step boundaries within half a step,
+    so each boundary's newest scrape was one about 29 minutes after it: every boundary looked
+    scraped on time, and 60 calls in one step read as 30 + 30."""
     _, doc = report(lab21, scenario, *THRESHOLD, coverage=coverage)
     model = scenario.disk[0].model
     assert statuses(doc)[(model, "1")] in ("in-use", "unknown")
@@ -311,14 +301,10 @@ def test_a_boundary_missed_under_an_earlier_shorter_interval_reads_both_steps(la
     assert statuses(doc)[("i", "1")] in ("in-use", "unknown")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a counter that restarts and climbs past its old value before its first new sample never "
-    "goes down: resets() is 0, the steps and the raw count read 150 - 100 = 50 calls, though the "
-    "series was absent for 10 minutes while its target was scraped (up = 1), which TF Serving does "
-    "only after a restart; 150 calls in one hour (above 108) read as 50: c/1 safe at --threshold 0.03",
-)
 def test_a_restart_the_new_counter_climbs_past_counts_every_call(lab21: Lab) -> None:
+    """The counter restarted and climbed past its old value (100, absent 10 minutes while its
+    target was scraped, then 150): no drop, so 150 - 100 = 50 calls were read where 150 were made
+    in one hour; its absence at answered scrapes now shows it was created anew."""
     _, doc = report(lab21, CLIMB, "--threshold", "0.03")
     assert statuses(doc)[("c", "1")] in ("in-use", "unknown")
 
@@ -331,16 +317,11 @@ def test_a_restart_the_new_counter_climbs_past_is_in_use_at_threshold_0(lab21: L
 
 
 @pytest.mark.parametrize("window", ["130m", "150m"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="the step grid starts at T - window with round(window / step) steps, so with a window "
-    "that is no whole number of steps the steps do not end at T: at 130m they end 10 minutes "
-    "before it, at 150m 30 minutes before it (round(2.5) is 2); the calls of the last minutes are "
-    "in no step, and 60 calls in the hour ending at T read as 30",
-)
 def test_a_window_that_is_no_whole_number_of_steps_still_counts_the_last_step(
     lab21: Lab, window: str
 ) -> None:
+    """The steps started at T - window with round(window / step) of them, so at 130m or 150m they
+    ended 10 or 30 minutes before T and the last calls were in no step; they now end at T."""
     _, doc = report(lab21, RAGGED, *THRESHOLD, "--window", window)
     assert statuses(doc)[("r", "1")] in ("in-use", "unknown")
 

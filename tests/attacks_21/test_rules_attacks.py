@@ -32,7 +32,7 @@ COUNTERS = [
     Counter(_pod, "rb", "3", tuple(np.arange(END - 26 * HOUR, END, 0.2))),
 ]
 RULES = Scenario("rules", disk=tuple(VersionDir("rb", str(v), age=10 * 86400) for v in (1, 2, 3, 4)))
-STEPS = ("1h", "1m")
+STEPS = ("1h",)  # rules for --step 1m are refused up front (test below)
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +74,9 @@ def report(lab: Lab, *extra: str) -> dict[tuple[str, str], str]:
     return statuses(run.json())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with --use-recording-rules and --threshold above 0 only the recorded rate counts: 10,000 "
-    "calls in one scrape created rb/1's series (rate 0), which the `born` aspect records but "
-    "which count only at threshold 0; the raw report counts them per step (in-use), the rules' "
-    "says safe ('≥ 10,000 first calls of series born in window')",
-)
 def test_a_burst_that_creates_its_series_counts_at_a_threshold_from_rules(labs: tuple[Lab, Lab]) -> None:
+    """10,000 calls in one scrape created rb/1's series (rate 0): the rules' bound on the busiest
+    step now counts first calls of born series (it was safe from the rules, in use from raw)."""
     _, recorded = labs
     assert report(recorded, "--use-recording-rules", "--threshold", "1")[("rb", "1")] in ("in-use", "unknown")
 
@@ -93,18 +88,15 @@ def test_a_burst_that_creates_its_series_counts_at_a_threshold_from_raw_series(l
     assert got[("rb", "1")] == "in-use" and got[("rb", "2")] == "safe"
 
 
-@pytest.mark.parametrize("threshold", ["0", "1"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules made for --step 1m record rate(metric[60s]), which holds one 60 s scrape and gives "
-    "no rate at all; the raw last-step rate is empty too, and at threshold 0 only first calls of "
-    "born series count: rb/3, steady at 5 req/s (432,000 calls), is safe from the rules even at "
-    "threshold 0 ('counter flat all window (1 series, 0 calls)'); the raw report says in-use",
-)
-def test_one_minute_steps_on_one_minute_scrapes_from_rules(labs: tuple[Lab, Lab], threshold: str) -> None:
+def test_one_minute_steps_on_one_minute_scrapes_are_refused_for_rules(labs: tuple[Lab, Lab]) -> None:
+    """Rules made for --step 1m recorded rate(metric[60s]), which holds one 60 s scrape and gives
+    no rate at all: rb/3, steady at 5 req/s, was safe from the rules even at threshold 0. Such a
+    step is now refused up front, when the rules are printed and when a report reads them."""
     _, recorded = labs
-    got = report(recorded, "--use-recording-rules", "--step", "1m", "--threshold", threshold)
-    assert got[("rb", "3")] in ("in-use", "unknown")
+    printed = run_cli("rules", "--selector", 'scenario="rules"', "--step", "1m")
+    assert printed.exit_code == 2 and "--rule-interval" in printed.stderr
+    run = run_cli("report", *recorded.args(RULES, "--use-recording-rules", "--step", "1m", coverage=False))
+    assert run.exit_code == 2 and "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize("threshold", ["0", "1"])

@@ -252,16 +252,18 @@ def build_lab(
                 for step in steps[w.wid]:
                     path = workdir / f"w{w.wid}-{step // SEC}s-{group}.yml"  # names fix offsets
                     code, _, err = invoke(rules_args(w, group, step, path))
+                    if code == 2:  # refused up front (a step the rules cannot serve): so is the report
+                        continue
                     if code != 0:
                         raise LabError(f"retire rules failed for w{w.wid}: {err.strip()[-500:]}")
                     files.setdefault(w.wid, []).append(path)
-            whole = [w for w in ruled if w.rule_outage is None]
+            whole = [w for w in ruled if w.rule_outage is None and w.wid in files]
             if whole:
                 start = min(w.history_start for w in whole)
                 end = max(w.T for w in whole)
                 _promtool_rules([f for w in whole for f in files[w.wid]], server.url, start, end, staging)
             for w in ruled:
-                if w.rule_outage is not None:  # two segments that skip the outage
+                if w.rule_outage is not None and w.wid in files:  # two segments that skip the outage
                     gap_start, gap_stop = w.rule_outage
                     _promtool_rules(files[w.wid], server.url, w.history_start, gap_start, staging)
                     _promtool_rules(files[w.wid], server.url, gap_stop, w.T, staging)

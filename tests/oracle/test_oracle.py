@@ -123,14 +123,15 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     return result
 
 
-# The modes that fail on main, and why (the seeds in brackets; a false safe's line says more).
+# What each mode failed on main before issue #21's changes, and why (the seeds in brackets; a false
+# safe's line says more). Each now passes; a mode that fails again goes into OPEN, a strict xfail.
 LAG = "samples stopping minutes before T (ingestion lag: 1024)"
 END_GAP = "a pod's scrapes failing for the last minutes, a gap shorter than --max-gap (1053)"
 UNDER_READ = (
     "--threshold above 0: a busy step under-read when calls fall between hourly rate windows or a burst "
     "creates a series"
 )
-KNOWN: dict[str, str] = {
+FOUND_ON_MAIN: dict[str, str] = {
     "raw": f"{LAG}; {END_GAP}, not even seen as a gap without --coverage",
     "coverage": f"{LAG}; {END_GAP}",
     "threshold": f"{UNDER_READ} (1004, 1009, 1037, 2006, 2016); {LAG}",
@@ -147,13 +148,15 @@ KNOWN: dict[str, str] = {
     "rules-step-1m": "recording rules with --step 1m miss a stored call (2032)",
 }
 
+OPEN: dict[str, str] = {}
+
 
 @pytest.mark.prometheus
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param(m.name, marks=pytest.mark.xfail(strict=True, reason=KNOWN[m.name]))
-        if m.name in KNOWN
+        pytest.param(m.name, marks=pytest.mark.xfail(strict=True, reason=OPEN[m.name]))
+        if m.name in OPEN
         else m.name
         for m in MODES
     ],

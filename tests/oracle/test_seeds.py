@@ -48,7 +48,20 @@ CASES: tuple[tuple[int, str, str], ...] = (
     (100141, "sel-job", "--selector on one job hides a renamed model's series on the other job (Triton)"),
     (100012, "rules-threshold", f"{UNDER_READ}, from recording rules"),
     (100107, "rules-step-1m", "recording rules with --step 1m miss stored calls (Triton)"),
+    (
+        100042,
+        "threshold",
+        "a series born in the window and created anew within the same step (a restart, then one "
+        "call) reads as one call: its first incarnation's call is in no count",
+    ),
 )
+
+
+# The cases still failing: a --selector on other labels than the model and version names the
+# servers the report is about (README "What each mode proves"), so a renamed model served only by
+# a job it leaves out is not seen; a counter born and created anew inside one step (100042) is
+# counted once (found after issue #21's changes, which fixed the rest).
+OPEN = {(100141, "sel-job"), (100042, "threshold")}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +81,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, dict[in
         pytest.param(
             seed,
             mode,
-            marks=pytest.mark.xfail(strict=True, reason=known) if known else (),
+            marks=pytest.mark.xfail(strict=True, reason=known) if (seed, mode) in OPEN else (),
             id=f"{seed}-{mode}",
         )
         for seed, mode, known in CASES

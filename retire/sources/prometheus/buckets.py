@@ -38,7 +38,13 @@ LabelSet = tuple[tuple[str, str], ...]
 
 @dataclass(frozen=True)
 class StepGrid:
-    """The boundaries b_0 = start, b_k = start + k*step, b_n = end (the instant)."""
+    """The boundaries b_0 = start, b_k = start + k*step, b_n = end (the instant). The steps end at
+    the instant; a window that is no whole number of steps starts its first step before it."""
+
+    @classmethod
+    def ending(cls, at: float, window: float, step: float) -> StepGrid:
+        n = max(math.ceil(window / step - 1e-9), 1)
+        return cls(at - n * step, step, n)
 
     start: float
     step: float
@@ -48,9 +54,10 @@ class StepGrid:
         return self.start + k * self.step
 
     def index(self, t: float) -> int | None:
-        """The boundary a range-query point at t stands for."""
+        """The boundary a range-query point at t is (to the millisecond), else None: a finer
+        grid's points between boundaries are not boundaries."""
         k = round((t - self.start) / self.step)
-        return k if 0 <= k <= self.n and abs(t - self.boundary(k)) < self.step / 2 else None
+        return k if 0 <= k <= self.n and abs(t - self.boundary(k)) < 1e-3 else None
 
     def bucket(self, t: float) -> int:
         """The step (1..n) holding time t: (b_{k-1}, b_k]; earlier times in step 1."""

@@ -721,7 +721,7 @@ def _run(
 ) -> dict[str, QueryResult]:
     def one(q: PlannedQuery) -> QueryResult:
         if q.kind == "range":
-            result = client.query_range(q.promql, at - params.window, at, q.step)
+            result = client.query_range(q.promql, at - (q.span or params.window), at, q.step)
         else:
             result = client.query(q.promql, at)
         _check_unique(q.name, result, f"Prometheus at {client.display_url}")
@@ -838,7 +838,7 @@ def gather(
     if params.rules is None:
         newest = {series_key(s.labels): s.value for s in results["series_now"].series if s.value is not None}
         in_window = [s.labels for s in results["series_last"].series]
-        grid = StepGrid(at - params.window, params.step, round(params.window / params.step))
+        grid = StepGrid.ending(at, params.window, params.step)
         targets = gather_targets(
             client, params, at, in_window, newest, grid if params.per_step else None, _configured(instrument)
         )

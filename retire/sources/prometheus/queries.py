@@ -14,7 +14,7 @@ import math
 import re
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -390,6 +390,7 @@ class PlannedQuery:
     promql: str
     purpose: str
     step: float = 0.0
+    span: float = 0.0  # a range query's length before the instant, if not the window
 
 
 PURPOSES = {
@@ -437,7 +438,12 @@ def report_queries(params: QueryParams, sparklines: bool = False) -> list[Planne
     if params.coverage is not None:
         planned.append(_range("coverage", render("coverage", params), params.resolution))
     if params.per_step:
-        planned += [_range(n, render(n, params), params.step) for n in ("step_values", "step_times")]
+        # The steps end at the instant: a window that is no whole number of steps starts earlier.
+        span = math.ceil(params.window / params.step - 1e-9) * params.step
+        planned += [
+            replace(_range(n, render(n, params), params.step), span=span)
+            for n in ("step_values", "step_times")
+        ]
     if sparklines:
         planned.append(_range("hourly_qps", render("hourly_qps", params), params.step))
     return planned

@@ -164,6 +164,9 @@ def gather_targets(
     if newest is None:
         now = client.query(render("series_now", params), at)
         newest = {_key(s.labels): s.value for s in now.series if s.value is not None}
+    # A sample's time is at or before the instant: any other answer (NaN, +Inf, the future) is
+    # no proof of a scrape.
+    newest = {k: t for k, t in newest.items() if _plausible(t, at)}
     resolution = params.resolution
     if not metric_series and params.coverage is None:
         return Targets(False, "", at)
@@ -173,7 +176,7 @@ def gather_targets(
         return Targets(True, "", at, states, owner=owner)
     start = at - params.window
     # The boundaries of the steps are points of the grid when the step is a multiple of it.
-    own_grid = steps is not None and (steps.step % resolution or steps.start != start)
+    own_grid = steps is not None and bool(steps.step % resolution or steps.start != start)
     with ThreadPoolExecutor(max_workers=5) as pool:
         recent_f = pool.submit(client.samples, f"{selector}[{promql_duration(RECENT)}]", at)
         times_f = pool.submit(client.query_range, f"timestamp({selector})", start, at, resolution)
@@ -182,8 +185,10 @@ def gather_targets(
             client.query, f"sum_over_time({selector}[{promql_duration(params.window)}])", at
         )
         if steps is not None and own_grid:
-            step_times_f = pool.submit(client.query_range, f"timestamp({selector})", start, at, steps.step)
-            step_values_f = pool.submit(client.query_range, selector, start, at, steps.step)
+            step_times_f = pool.submit(
+                client.query_range, f"timestamp({selector})", steps.start, at, steps.step
+            )
+            step_values_f = pool.submit(client.query_range, selector, steps.start, at, steps.step)
         recent, times, values, scrapes = (
             recent_f.result(),
             times_f.result(),
@@ -204,7 +209,8 @@ def gather_targets(
         if params.coverage is not None:
             return True
         labels = dict(target)
-        return all(m.matches(labels[m.name]) for m in fleet if m.name in labels)
+        # Another service sharing the job name carries none of the selector's labels: not ours.
+        return all(m.name in labels and m.matches(labels[m.name]) for m in fleet)
 
     states, owner = _judge(
         at, metric_series, newest, recent.series, times.series, values.series, declared, configured
@@ -238,10 +244,20 @@ def _up_at_steps(
         key = _key(s.labels)
         when, ok = on_grid(s.points, steps), value_at.get(key, [])
         out[key] = tuple(
-            t if t is not None and k < len(ok) and ok[k] is not None and ok[k] >= 1 else None  # type: ignore[operator]
+            t
+            if t is not None
+            and _plausible(t, steps.boundary(k))
+            and k < len(ok)
+            and ok[k] is not None
+            and ok[k] >= 1  # type: ignore[operator]
+            else None
             for k, t in enumerate(when)
         )
     return out
+
+
+def _plausible(t: float, at: float) -> bool:
+    return math.isfinite(t) and 0 < t <= at + 1e-3
 
 
 def _replace_state(t: TargetState, state: str) -> TargetState:
@@ -342,14 +358,17 @@ def _judge(
 def _ended(times: object, values: object) -> tuple[float | None, bool]:
     """A target's last `up` sample in the window and whether it was a successful scrape, from the
     range queries of `timestamp(up)` and `up` (each point: the newest sample at or before it)."""
-    if not isinstance(times, Series) or not times.points:
+    if not isinstance(times, Series):
         return None, False
-    t_end = max(v for _, v in times.points)
+    points = [(t, v) for t, v in times.points if _plausible(v, t)]
+    if not points:
+        return None, False
+    t_end = max(v for _, v in points)
     if not isinstance(values, Series):
         return t_end, False
     at_point = dict(values.points)
     # The grid point that first saw the last sample holds its value.
-    first_seen = min(t for t, v in times.points if v == t_end)
+    first_seen = min(t for t, v in points if v == t_end)
     value = at_point.get(first_seen)
     return t_end, value is not None and value >= 1 and math.isfinite(value)
 
