@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,27 +52,50 @@ def backfill(openmetrics: Path, tsdb: Path) -> None:
 
 
 def backfill_rules(rule_files: list[Path], url: str, start: float, end: float, tsdb: Path) -> None:
-    """Recorded history for `rule_files`, evaluated by the Prometheus at `url`, as blocks in `tsdb`."""
+    """Recorded history for `rule_files`, evaluated by the Prometheus at `url` from `start` to
+    `end` (Unix seconds), as blocks in `tsdb`.
+
+    Two traits of promtool 2.42 would make this depend on where the files are and when it runs:
+    it offsets a group's evaluations by a hash of the rule file's path as given, so the files are
+    copied under their own names into a directory of their own and named relatively (the same
+    offsets every run); and it stops, silently, when its first 2-hour block holds no evaluation
+    of a group (an hourly rollup starting late in a block), so the range is cut at the first
+    2-hour boundary, and a part with no evaluation yields nothing, as it should."""
     tsdb.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [
-            require("promtool"),
-            "tsdb",
-            "create-blocks-from",
-            "rules",
-            "--quiet",
-            f"--start={int(start)}",
-            f"--end={int(end)}",
-            f"--url={url}",
-            f"--output-dir={tsdb}",
-            *map(str, rule_files),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0 or "error" in result.stderr.lower():
-        raise LabError(f"promtool rule backfill failed: {(result.stderr or result.stdout).strip()[-2000:]}")
+    names = [f.name for f in rule_files]
+    if len(set(names)) != len(names):
+        raise LabError(f"rule files to backfill together need distinct names: {names}")
+    block = 2 * 3600
+    first = math.ceil(start / block) * block
+    parts = [(start, first - 1), (first, end)] if start < first < end else [(start, end)]
+    with tempfile.TemporaryDirectory(prefix="rules-", dir=tsdb.parent) as staging:
+        for f in rule_files:
+            shutil.copyfile(f, Path(staging) / f.name)
+        for a, b in parts:
+            if math.ceil(a) >= math.floor(b):
+                continue  # promtool takes whole seconds: nothing to evaluate within one
+            result = subprocess.run(
+                [
+                    require("promtool"),
+                    "tsdb",
+                    "create-blocks-from",
+                    "rules",
+                    "--quiet",
+                    f"--start={math.ceil(a)}",
+                    f"--end={math.floor(b)}",
+                    f"--url={url}",
+                    f"--output-dir={tsdb.absolute()}",
+                    *names,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=staging,
+            )
+            if result.returncode != 0 or "error" in result.stderr.lower():
+                raise LabError(
+                    f"promtool rule backfill failed: {(result.stderr or result.stdout).strip()[-2000:]}"
+                )
 
 
 def copy_blocks(source: Path, target: Path) -> None:

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retire.lab.servers import LabError, Prometheus, require
+from retire.lab.servers import LabError, Prometheus, backfill_rules, require
 from tests.oracle.render import make_models, write_openmetrics
 from tests.oracle.worlds import HOUR, MIN, SEC, Truth, World, generate, truth
 
@@ -181,28 +181,9 @@ def _promtool_openmetrics(om: Path, tsdb: Path) -> None:
 
 
 def _promtool_rules(files: list[Path], url: str, start: int, end: int, output: Path) -> None:
-    """Recorded history of `files` for evaluations in [start, end] (ms), into `output`.
-
-    Like retire.lab.servers.backfill_rules, with two differences that keep runs reproducible and
-    whole. promtool offsets a group's evaluations by a hash of its file path as given, so files
-    are named relative to their directory (the same names every run). And promtool 2.42 stops
-    altogether, silently, when its first 2-hour block holds no evaluation of a group (an hourly
-    rollup starting late in a block): so the range is cut at the first 2-hour boundary, and a
-    part with no evaluation yields nothing, as it should."""
-    cwd = files[0].parent
-    assert all(f.parent == cwd for f in files)
-    block = 2 * HOUR
-    first = -(-start // block) * block
-    parts = [(start, first - SEC), (first, end)] if start < first < end else [(start, end)]
-    for a, b in parts:
-        if -(-a // SEC) >= b // SEC:
-            continue  # promtool takes whole seconds; nothing to evaluate within one
-        cmd = [require("promtool"), "tsdb", "create-blocks-from", "rules", "--quiet",
-               f"--start={-(-a // SEC)}", f"--end={b // SEC}", f"--url={url}", f"--output-dir={output}",
-               *(f.name for f in files)]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
-        if done.returncode != 0 or "error" in done.stderr.lower():
-            raise LabError(f"promtool rule backfill failed: {(done.stderr or done.stdout).strip()[-2000:]}")
+    """Recorded history of `files` for evaluations in [start, end] (ms), into `output`: the lab's
+    backfill, which keeps runs reproducible and whole (its docstring says how)."""
+    backfill_rules(files, url, start / SEC, end / SEC, output)
 
 
 def _move_blocks(source: Path, tsdb: Path) -> None:
