@@ -1,6 +1,7 @@
 """Durations as people and Prometheus write them, formatted here and nowhere else.
 
-Three spellings, each for its reader: `format_duration` for people (`1h30m`, in messages, headers
+Instants are written in one spelling too (`iso`, UTC to the second, for reasons and headers).
+Three spellings of durations, each for its reader: `format_duration` for people (`1h30m`, in messages, headers
 and help), `short_duration` for the names of recorded series (one unit, `90m`: the name must stay
 the same for a given step across releases) and `promql_duration` for PromQL literals (`5400s`,
 exact to the millisecond). Parsing lives with the other option parsers (`retire.config`).
@@ -36,3 +37,10 @@ def promql_duration(seconds: float) -> str:
     if seconds == int(seconds):
         return f"{int(seconds)}s"
     return f"{round(seconds * 1000)}ms"
+
+
+def iso(ts: float) -> str:
+    """A Unix time as `2026-11-24T06:00:00Z`."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

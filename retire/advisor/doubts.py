@@ -331,7 +331,7 @@ def _window_end(x: Facts) -> list[str]:
         if newest is None:
             causes.append(
                 "no target has a sample in the last "
-                f"{format_duration(600)} before the evaluation instant: the data stops before the "
+                f"{format_duration(targets.recent)} before the evaluation instant: the data stops before the "
                 "window's end, where a hole hides calls for good; evaluate earlier with --at"
             )
         else:

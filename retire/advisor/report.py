@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from retire.durations import iso as iso  # re-exported: the advisor and formats import it from here
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,10 +145,6 @@ class Report:
 
     def safe_rows(self) -> list[Row]:
         return [r for r in self.rows() if r.status is Status.SAFE]
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fmt_qps(qps: float) -> str:

@@ -31,9 +31,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from retire.sources.prometheus.client import Series
+from retire.sources.prometheus.client import Series, SeriesKey, series_key
 
-LabelSet = tuple[tuple[str, str], ...]
+LabelSet = SeriesKey
 
 
 @dataclass(frozen=True)
@@ -192,17 +192,14 @@ def per_version_bounds(
     start) of series whose counter went down; `recreated`: the last value of series created anew
     in the window where no boundary shows it (its calls since may be in any step)."""
 
-    def key(labels: dict[str, str]) -> LabelSet:
-        return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
-
-    series_times = {key(s.labels): on_grid(s.points, grid) for s in times}
+    series_times = {series_key(s.labels): on_grid(s.points, grid) for s in times}
     # A target's newest stored scrape at each boundary: any of its series' samples, or `up` = 1.
     scraped: dict[LabelSet, list[float | None]] = {
         t: list(p) + [None] * (grid.n + 1 - len(p)) for t, p in up_scraped.items()
     }
     owner: dict[LabelSet, LabelSet] = {}
     for s in values:
-        k = key(s.labels)
+        k = series_key(s.labels)
         target = owner[k] = target_of(k)
         row = scraped.setdefault(target, [None] * (grid.n + 1))
         for i, t in enumerate(series_times.get(k, [])):
@@ -211,7 +208,7 @@ def per_version_bounds(
     exact = {t: exact_at(grid, interval_of(t), row) for t, row in scraped.items()}
     spans: dict[tuple[str, str], list[Span]] = {}
     for s in values:
-        k = key(s.labels)
+        k = series_key(s.labels)
         if k in recounted:
             points, start = recounted[k]
             found = raw_spans(points, start, grid, interval_of(owner[k]))

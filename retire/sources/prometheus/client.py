@@ -190,6 +190,15 @@ class Series:
     points: tuple[tuple[float, float], ...] = ()
 
 
+# A series' identity: its whole label set as data (sorted pairs, without the metric name), never
+# text joined by hand, where `a="p",b="x"` and `a="p\",b=\"x"` could come out the same.
+SeriesKey = tuple[tuple[str, str], ...]
+
+
+def series_key(labels: dict[str, str]) -> SeriesKey:
+    return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+
+
 @dataclass(frozen=True)
 class IndexAnswer:
     """An answer of the index APIs (series, label values): data plus the warnings that say it

@@ -14,11 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from retire.durations import format_duration, promql_duration
+from retire.durations import format_duration, iso, promql_duration
 from retire.errors import PrometheusError
 from retire.sources.columns import Columns, categorical, columns_of, factorize, pairs
 from retire.sources.prometheus.buckets import StepBounds, StepGrid, per_version_bounds
-from retire.sources.prometheus.client import PrometheusClient, QueryResult, QueryTooBig, Series
+from retire.sources.prometheus.client import (
+    PrometheusClient,
+    QueryResult,
+    QueryTooBig,
+    Series,
+    SeriesKey,
+    series_key,
+)
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
 from retire.sources.prometheus.instrument import Instrument, learn
 from retire.sources.prometheus.queries import (
@@ -37,13 +44,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Progress = Callable[[int, int], None]  # (models done, models in all)
-# A series' identity: its whole label set as data (sorted pairs, without the metric name), never
-# text joined by hand, where `a="p",b="x"` and `a="p\",b=\"x"` could come out the same.
-SeriesKey = tuple[tuple[str, str], ...]
-
-
-def series_key(labels: dict[str, str]) -> SeriesKey:
-    return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
 
 
 @dataclass(frozen=True)
@@ -938,12 +938,6 @@ def _configured(instrument: Instrument) -> Callable[[str, str], float | None]:
     return interval
 
 
-def _iso(ts: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _gone_notes(targets: Targets) -> list[str]:
     """Targets taken as replaced: said in the header, since their calls stop counting there."""
     gone = targets.where("gone")
@@ -953,7 +947,7 @@ def _gone_notes(targets: Targets) -> list[str]:
     more = f" and {len(gone) - 1} more" if len(gone) > 1 else ""
     return [
         f"target {{{first.text}}}{more} stopped being scraped before the window's end (last scrape "
-        f"{_iso(first.ended or 0)}) while others were still scraped: taken as replaced"
+        f"{iso(first.ended or 0)}) while others were still scraped: taken as replaced"
     ]
 
 

@@ -29,11 +29,11 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from retire.durations import promql_duration
 from retire.sources.prometheus.buckets import StepGrid, on_grid
-from retire.sources.prometheus.client import PrometheusClient, QueryResult, Series
+from retire.sources.prometheus.client import PrometheusClient, QueryResult, Series, SeriesKey, series_key
 from retire.sources.prometheus.queries import Matcher, QueryParams, render
 
 # Raw `up` samples read back from the instant, to learn each target's scrape interval (it must
@@ -59,11 +59,7 @@ def _jitter(interval: float) -> float:
     return min(0.5, interval / 20)
 
 
-LabelSet = tuple[tuple[str, str], ...]
-
-
-def _key(labels: dict[str, str]) -> LabelSet:
-    return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+LabelSet = SeriesKey  # a target's or a series' labels, as data
 
 
 @dataclass(frozen=True)
@@ -104,6 +100,7 @@ class Targets:
     # Each `up` target's successful scrapes in the window (a series of it present throughout has
     # a sample at every one).
     scrapes: Mapping[LabelSet, float] = field(default_factory=dict)
+    recent: float = RECENT  # how far back from the instant recent scrapes were read
 
     @property
     def up_targets(self) -> set[LabelSet]:
@@ -163,7 +160,7 @@ def gather_targets(
         metric_series = client.series(params.series_selector, at - params.window, at).series
     if newest is None:
         now = client.query(render("series_now", params), at)
-        newest = {_key(s.labels): s.value for s in now.series if s.value is not None}
+        newest = {series_key(s.labels): s.value for s in now.series if s.value is not None}
     # A sample's time is at or before the instant: any other answer (NaN, +Inf, the future) is
     # no proof of a scrape.
     newest = {k: t for k, t in newest.items() if _plausible(t, at)}
@@ -218,9 +215,7 @@ def gather_targets(
     ended = [t for t in states if t.state == GONE]
     fleet_targets = {t.labels for t in states}
     confirmed = _confirm_gone(client, selector, ended[:MAX_ENDED], fleet_targets)
-    states = tuple(
-        t if t.state != GONE or t.labels in confirmed else _replace_state(t, STALE) for t in states
-    )
+    states = tuple(t if t.state != GONE or t.labels in confirmed else replace(t, state=STALE) for t in states)
     return Targets(
         True,
         selector,
@@ -230,7 +225,7 @@ def gather_targets(
         any(a.partial for a in answers),
         owner,
         up_steps,
-        {_key(s.labels): s.value for s in scrapes.series if s.value is not None},
+        {series_key(s.labels): s.value for s in scrapes.series if s.value is not None},
     )
 
 
@@ -238,10 +233,10 @@ def _up_at_steps(
     times: Sequence[Series], values: Sequence[Series], steps: StepGrid
 ) -> dict[LabelSet, tuple[float | None, ...]]:
     """Per `up` target, its newest scrape at or before each boundary if that scrape succeeded."""
-    value_at = {_key(s.labels): on_grid(s.points, steps) for s in values}
+    value_at = {series_key(s.labels): on_grid(s.points, steps) for s in values}
     out = {}
     for s in times:
-        key = _key(s.labels)
+        key = series_key(s.labels)
         when, ok = on_grid(s.points, steps), value_at.get(key, [])
         out[key] = tuple(
             t
@@ -260,12 +255,6 @@ def _plausible(t: float, at: float) -> bool:
     return math.isfinite(t) and 0 < t <= at + 1e-3
 
 
-def _replace_state(t: TargetState, state: str) -> TargetState:
-    from dataclasses import replace
-
-    return replace(t, state=state)
-
-
 def _interval(points: Sequence[tuple[float, float]]) -> float | None:
     """The smallest spacing between consecutive samples: one scrape interval, even with a missed
     scrape among them. Rounded to the millisecond."""
@@ -278,9 +267,9 @@ def _judge(
     at: float,
     metric_series: Sequence[dict[str, str]],
     newest: dict[LabelSet, float],
-    recent: Sequence[object],
-    times: Sequence[object],
-    values: Sequence[object],
+    recent: Sequence[Series],
+    times: Sequence[Series],
+    values: Sequence[Series],
     declared: Callable[[LabelSet], bool],
     configured: Callable[[str, str], float | None] = lambda job, instance: None,
 ) -> tuple[tuple[TargetState, ...], dict[LabelSet, LabelSet]]:
@@ -288,8 +277,8 @@ def _judge(
     and each metric series' target. `declared`: whether an `up` series that exported no series
     of the metric is a target of the fleet all the same."""
 
-    def series(items: Sequence[object]) -> dict[LabelSet, Series]:
-        return {_key(s.labels): s for s in items if isinstance(s, Series)}
+    def series(items: Sequence[Series]) -> dict[LabelSet, Series]:
+        return {series_key(s.labels): s for s in items}
 
     recent_by, times_by, values_by = series(recent), series(times), series(values)
     ups = set(recent_by) | set(times_by)
@@ -303,7 +292,7 @@ def _judge(
         by_job_instance.setdefault((d.get("job", ""), d.get("instance", "")), []).append(u)
     owner: dict[LabelSet, LabelSet] = {}
     for labels in metric_series:
-        key = _key(labels)
+        key = series_key(labels)
         candidates = by_job_instance.get((labels.get("job", ""), labels.get("instance", "")), [])
         owners = [u for u in candidates if all(labels.get(k) == v for k, v in u)]
         if not owners and len(candidates) == 1:
@@ -355,16 +344,16 @@ def _judge(
     return tuple(sorted(out, key=lambda t: t.labels)), owner
 
 
-def _ended(times: object, values: object) -> tuple[float | None, bool]:
+def _ended(times: Series | None, values: Series | None) -> tuple[float | None, bool]:
     """A target's last `up` sample in the window and whether it was a successful scrape, from the
     range queries of `timestamp(up)` and `up` (each point: the newest sample at or before it)."""
-    if not isinstance(times, Series):
+    if times is None:
         return None, False
     points = [(t, v) for t, v in times.points if _plausible(v, t)]
     if not points:
         return None, False
     t_end = max(v for _, v in points)
-    if not isinstance(values, Series):
+    if values is None:
         return t_end, False
     at_point = dict(values.points)
     # The grid point that first saw the last sample holds its value.
@@ -405,8 +394,8 @@ def _confirm_gone(
         if answer.partial or answer.warnings:
             return False
         return any(
-            _key(s.labels) != t.labels
-            and _key(s.labels) in fleet
+            series_key(s.labels) != t.labels
+            and series_key(s.labels) in fleet
             and any(t.ended < when <= t.ended + span for when, _ in s.points)
             for s in answer.series
         )
@@ -428,6 +417,6 @@ def scraped_after(
     if answer.partial or answer.warnings:
         return False
     return any(
-        _key(s.labels) == target and any(t < when <= t + span and v >= 1 for when, v in s.points)
+        series_key(s.labels) == target and any(t < when <= t + span and v >= 1 for when, v in s.points)
         for s in answer.series
     )
