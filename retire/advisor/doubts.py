@@ -213,8 +213,9 @@ DOUBTS: tuple[Doubt, ...] = (
         lambda x: x.on_disk & ~x.model_reached & x.in_models(x.lookalikes),
         lambda x, i: (
             f"Prometheus has series for {x.lookalikes[x.models[i]]}, a name that differs from "
-            f"{x.models[i]!r} only in case, spaces or punctuation: it may be this model served under "
-            "that name"
+            f"{x.models[i]!r} only in case, spaces or punctuation or has no directory and contains "
+            "its words: it may be this model served under that name (--model-config maps served "
+            "names to paths)"
         ),
         _count("whose model's name resembles a served one"),
         summary_rank=9,

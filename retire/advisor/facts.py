@@ -153,7 +153,9 @@ class Facts:
     @cached_property
     def lookalikes(self) -> dict[str, str]:
         """A silent model on disk (no series) -> the names with series (in or out of the
-        selector's reach) that differ from it only in case, spaces or punctuation, as shown."""
+        selector's reach) that differ from it only in case, spaces or punctuation, or that have
+        no directory and contain its words (`alpha` served as `alpha-prod` or `prod_alpha` on a
+        server the selector leaves out), as shown."""
         served = self.reached_models | set(self.evidence.scope.unscoped_models)
         silent = self.disk_models - self.reached_models
         if not silent:
@@ -162,10 +164,15 @@ class Facts:
         seen: dict[str, set[str]] = {}
         for name in served:
             seen.setdefault(folded[name], set()).add(name)
+        for name in served - self.disk_models:  # each run of its words, once per name
+            words = _words(name)
+            for a in range(len(words)):
+                for b in range(a + 1, min(len(words), a + _MAX_WORDS) + 1):
+                    seen.setdefault(" ".join(words[a:b]), set()).add(name)
         return {
             m: ", ".join(sorted(repr(o) for o in others))
             for m in silent
-            if (others := seen.get(folded[m], set()) - {m})
+            if (others := (seen.get(folded[m], set()) | seen.get(" ".join(_words(m)), set())) - {m})
         }
 
     @cached_property
@@ -241,3 +248,11 @@ _PUNCTUATION = re.compile(r"[\s_.\-]")
 
 def _fold(name: str) -> str:
     return _PUNCTUATION.sub("", name.casefold())
+
+
+_MAX_WORDS = 8  # a served name's runs of words are indexed up to this length
+
+
+def _words(name: str) -> list[str]:
+    """A name's words, case folded, split at spaces and punctuation."""
+    return [w for w in _PUNCTUATION.split(name.casefold()) if w]

@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -505,6 +506,52 @@ def test_a_silent_model_resembling_a_name_served_outside_the_selector_is_unknown
         ("zeta", "1"): "safe",
     }
     assert "'Bert'" in rows[("bert", "1")].reason and "'gamma '" in rows[("gamma", "1")].reason
+
+
+def test_a_silent_model_whose_words_a_name_served_outside_the_selector_contains_is_unknown() -> None:
+    """The oracle's seed 100141 (sel-job): `--selector 'job="serving"'` while the canary job, which
+    the selector leaves out, serves `delta` as `delta-prod`. A served name with no directory that
+    contains a silent model's words is a doubt; one that is itself a directory is not."""
+    from retire.sources.prometheus.evidence import Scope
+
+    ev = replace(
+        evidence(series=[SeriesFacts("alpha", "1", (("p", "0"),), 7, 7)]),
+        scope=Scope(
+            'job="serving"',
+            unscoped_models=frozenset({"alpha", "delta-prod", "prod_Res.Net_v2", "bert-large", "xdeltax"}),
+        ),
+    )
+    names = ("alpha", "delta", "res-net", "bert", "bert-large", "elta", "zeta")
+    inv = [disk(name, 1) for name in names]
+    report = advise(Inventory((Path("/m"),), tuple(inv)), ev, NO_PROTECTION, AT)
+    rows = {r.model: r for r in report.rows() if r.version == "1"}
+    assert {m: rows[m].status.value for m in names} == {
+        "alpha": "safe",
+        "delta": "unknown",  # served as delta-prod
+        "res-net": "unknown",  # its words inside prod_Res.Net_v2
+        "bert": "safe",  # bert-large has a directory of its own: another model, not a rename
+        "bert-large": "unknown",  # its own series, only outside the selector (as before)
+        "elta": "safe",  # inside a word, not a word
+        "zeta": "safe",
+    }
+    assert "'delta-prod'" in rows["delta"].reason and "--model-config" in rows["delta"].reason
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a model served outside the --selector's servers under a name sharing no words with its "
+    "directory is not seen (README known limits: looking for every such name would make every idle "
+    "model unknown on a shared Prometheus)",
+)
+def test_a_silent_model_served_outside_the_selector_under_an_unrelated_name_is_unknown() -> None:
+    from retire.sources.prometheus.evidence import Scope
+
+    ev = replace(
+        evidence(series=[SeriesFacts("alpha", "1", (("p", "0"),), 7, 7)]),
+        scope=Scope('job="serving"', unscoped_models=frozenset({"alpha", "d7"})),
+    )
+    report = advise(Inventory((Path("/m"),), (disk("alpha", 1), disk("delta", 1))), ev, NO_PROTECTION, AT)
+    assert {r.model: r.status.value for r in report.rows()}["delta"] == "unknown"
 
 
 def test_a_server_config_never_lowers_keep_latest() -> None:

@@ -45,7 +45,7 @@ CASES: tuple[tuple[int, str, str], ...] = (
         "sel-versions",
         "--selector on versions hides TorchServe's default-label and no-version-label series",
     ),
-    (100141, "sel-job", "--selector on one job hides a renamed model's series on the other job (Triton)"),
+    (100141, "sel-job", "--selector on one job hides a renamed model's series (delta-prod) on the other job"),
     (100012, "rules-threshold", f"{UNDER_READ}, from recording rules"),
     (100107, "rules-step-1m", "recording rules with --step 1m miss stored calls (Triton)"),
     (
@@ -57,11 +57,9 @@ CASES: tuple[tuple[int, str, str], ...] = (
 )
 
 
-# The cases still failing: a --selector on other labels than the model and version names the
-# servers the report is about (README "What each mode proves"), so a renamed model served only by
-# a job it leaves out is not seen; a counter born and created anew inside one step (100042) is
-# counted once (found after issue #21's changes, which fixed the rest).
-OPEN = {(100141, "sel-job"), (100042, "threshold")}
+# The case still failing: a counter born and created anew inside one step (100042) is counted once
+# (found after issue #21's changes, which fixed the rest).
+OPEN = {(100042, "threshold")}
 
 
 @pytest.fixture(scope="module")
