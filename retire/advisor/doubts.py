@@ -138,8 +138,8 @@ def _steps_row(x: Facts, i: int) -> str:
         return f"no per-{step} values came back for it, so its busiest {step} is not known"
     return (
         f"its busiest {step} may hold up to {fmt_qps(x.step_high[i])} req/s (above --threshold "
-        f"{fmt_qps(x.policy.threshold)}): calls around a {step} boundary whose scrape was missed may "
-        f"belong to either {step}"
+        f"{fmt_qps(x.policy.threshold)}): calls around a {step} boundary whose scrape was missed, or "
+        f"counted by a series created anew (a restart), may belong to either {step}"
     )
 
 

@@ -129,6 +129,17 @@ def raw_spans(
     return spans
 
 
+def born_anew(times: Sequence[float | None], samples: float | None, interval: float | None) -> bool:
+    """Whether a series born in the window (no sample at the first boundary) has fewer samples
+    than its target's scrapes from the first boundary that shows it to the last (half an
+    interval of tolerance): it went away and came back (a restart, then a call), and its value
+    since may be in any step. `times`: its newest sample at or before each boundary."""
+    seen = [t for t in times if t is not None]
+    if not times or times[0] is not None or len(seen) < 2 or samples is None or not interval:
+        return False
+    return (seen[-1] - seen[0]) / interval > samples - 0.5
+
+
 @dataclass(frozen=True)
 class StepBounds:
     """A version's busiest step, in calls per second: at least `low`, at most `high`."""
@@ -183,6 +194,7 @@ def per_version_bounds(
     up_scraped: Mapping[LabelSet, Sequence[float | None]],
     recounted: Mapping[LabelSet, tuple[Sequence[tuple[float, float]], float | None]],
     recreated: Mapping[LabelSet, float] | None = None,
+    samples: Mapping[LabelSet, float] | None = None,
 ) -> dict[tuple[str, str], StepBounds]:
     """Each version's busiest-step bounds.
 
@@ -190,7 +202,9 @@ def per_version_bounds(
     boundary; `target_of`: a series' target; `up_scraped`: per target, its newest successful `up`
     scrape at or before each boundary; `recounted`: raw samples (and the value at the window's
     start) of series whose counter went down; `recreated`: the last value of series created anew
-    in the window where no boundary shows it (its calls since may be in any step)."""
+    in the window where no boundary shows it (its calls since may be in any step); `samples`: per
+    series, its samples in the window, so that one born in the window and created anew is found
+    too (`born_anew`)."""
 
     series_times = {series_key(s.labels): on_grid(s.points, grid) for s in times}
     # A target's newest stored scrape at each boundary: any of its series' samples, or `up` = 1.
@@ -216,5 +230,8 @@ def per_version_bounds(
             found = series_spans(on_grid(s.points, grid), exact[owner[k]])
         if recreated and k in recreated:
             found = [*found, (1, grid.n, recreated[k])]
+        elif samples and born_anew(series_times.get(k, []), samples.get(k), interval_of(owner[k])):
+            last = [v for v in on_grid(s.points, grid) if v is not None]
+            found = [*found, (1, grid.n, last[-1] if last else math.inf)]
         spans.setdefault(version_of(s.labels), []).extend(found)
     return {v: version_bounds(sp, grid) for v, sp in spans.items()}

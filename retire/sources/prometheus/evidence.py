@@ -331,6 +331,12 @@ def _series_facts(
     )
 
 
+def _samples(series: Sequence[SeriesFacts]) -> dict[SeriesKey, float]:
+    """Each series' samples in the window, where counted."""
+    cols = columns_of(series, ("series", "samples"))
+    return {k: n for k, n in zip(cols["series"], cols["samples"], strict=True) if n == n}
+
+
 def _recreated(series: Sequence[SeriesFacts]) -> dict[SeriesKey, float]:
     """Series created anew in the window, with their last value."""
     cols = columns_of(series, ("series", "last", "recreated"))
@@ -852,6 +858,7 @@ def gather(
             params,
             targets,
         )
+        samples = _samples(series)  # the recount's facts leave the counts out
         recount = _recount_resets(
             client, params, at, series, lambda key, t, span: scraped_after(client, targets, key, t, span)
         )
@@ -872,6 +879,7 @@ def gather(
                 targets.up_steps,
                 recount.points,
                 _recreated(series),
+                samples,
             )
         coverage = _presence(results["metric_presence"], params, at, max_gap)
         if params.coverage is not None:
