@@ -361,13 +361,6 @@ def narrowed(lab: Lab, scenario: Scenario, selector: str) -> tuple[int, dict]:
     return run.exit_code, run.json()  # type: ignore[return-value]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Matcher.matches decides --selector's regexes with Python's re, Prometheus with RE2: "
-    'a POSIX class (`[[:alpha:]]+`) matches env="prod" in Prometheus and nothing in Python, so '
-    "Scope.hidden (in_fleet) drops the delta-prod series that the model matcher left out, the "
-    "served name with no directory is never seen, and delta/1 is safe",
-)
 def test_a_posix_class_in_a_fleet_matcher_does_not_hide_a_served_name(lab21: Lab) -> None:
     code, doc = narrowed(lab21, POSIX, 'env=~"[[:alpha:]]+",model_name=~"delta|zeta"')
     assert statuses(doc)[("delta", "1")] == "unknown"
@@ -382,13 +375,6 @@ def test_a_fleet_matcher_without_posix_classes_keeps_the_served_name(lab21: Lab)
     assert code == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the same divergence at the window's end: without --coverage, targets.declared() keeps an "
-    "`up` series that exported no series of the metric only if Python's re accepts the "
-    '--selector\'s other matchers; with `[[:alpha:]]+` it drops tfs-1 (env="prod", down at the '
-    "end, no calls yet), which Prometheus's selector would keep, and pd/2 is safe",
-)
 def test_a_posix_class_in_a_fleet_matcher_does_not_hide_a_target_down_at_the_end(lab21: Lab) -> None:
     code, doc = narrowed(lab21, POSIX_DOWN, 'env=~"[[:alpha:]]+"')
     assert statuses(doc)[("pd", "2")] == "unknown"

@@ -46,8 +46,83 @@ class Matcher:
             return value == self.value
         if self.op == "!=":
             return value != self.value
-        hit = re.fullmatch(self.value, value, re.DOTALL) is not None
+        hit = python_regex(self.value).fullmatch(value) is not None
         return hit if self.op == "=~" else not hit
+
+
+# RE2's ASCII classes (https://github.com/google/re2/wiki/Syntax), as Python class contents.
+_POSIX_CLASSES = {
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "ascii": "\\x00-\\x7F",
+    "blank": "\\t ",
+    "cntrl": "\\x00-\\x1F\\x7F",
+    "digit": "0-9",
+    "graph": "!-~",
+    "lower": "a-z",
+    "print": " -~",
+    "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ",
+    "upper": "A-Z",
+    "word": "0-9A-Za-z_",
+    "xdigit": "0-9A-Fa-f",
+}
+# RE2 syntax Python's re has no (or another) meaning for: refused, since a selector that retire
+# reads differently from Prometheus could hide the very series its checks look for.
+_UNREADABLE = {
+    "\\p": "Unicode classes (\\p{...})",
+    "\\P": "Unicode classes (\\P{...})",
+    "\\Q": "quoted text (\\Q...\\E)",
+    "\\C": "any byte (\\C)",
+}
+
+
+_FLAGS = re.compile(r"\(\?([a-zA-Z-]*)[):]")
+
+
+@cache
+def python_regex(re2: str) -> re.Pattern[str]:
+    """An RE2 regular expression (PromQL's) as a Python pattern that matches the same label values:
+    POSIX classes (`[[:alpha:]]`) spelt out, `\\z` as `\\Z`, ASCII `\\d\\w\\s` as RE2's are. Syntax
+    that cannot be carried over raises re.error, which names it."""
+    out: list[str] = []
+    i, in_class, class_start = 0, False, 0
+    while i < len(re2):
+        ch = re2[i]
+        if ch == "\\":
+            pair = re2[i : i + 2]
+            if pair in _UNREADABLE:
+                raise re.error(f"RE2's {_UNREADABLE[pair]} cannot be read the way Prometheus reads them")
+            out.append("\\Z" if pair == "\\z" else pair)
+            i += 2
+            continue
+        if in_class:
+            if ch == "[" and re2.startswith("[:", i):
+                end = re2.find(":]", i + 2)
+                name = re2[i + 2 : end] if end > 0 else ""
+                if name not in _POSIX_CLASSES:
+                    raise re.error(f"unknown or negated POSIX class [:{name}:] (spell the characters out)")
+                out.append(_POSIX_CLASSES[name])
+                i = end + 2
+                continue
+            if ch == "[":
+                out.append("\\[")  # a literal [ inside a class, as RE2 reads it
+                i += 1
+                continue
+            if ch == "]" and i > class_start:
+                in_class = False
+        elif ch == "[":
+            in_class = True
+            class_start = i + 1 + (re2.startswith("^", i + 1))  # a ] first in the class is literal
+        elif ch == "(" and (flags := _FLAGS.match(re2, i)) and "U" in flags[1]:
+            raise re.error("RE2's ungreedy flag (?U) cannot be read the way Prometheus reads it")
+        elif ch == "{" and re2.startswith("{,", i):
+            raise re.error(
+                "a repeat with no lower bound ({,n}) is text to RE2 and a repeat to Python: write {0,n}"
+            )
+        out.append(ch)
+        i += 1
+    return re.compile("".join(out), re.DOTALL | re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -150,7 +225,7 @@ def parse_matchers(text: str, where: str = "--selector") -> tuple[Matcher, ...]:
     for matcher in matchers:
         if matcher.op in ("=~", "!~"):
             try:
-                re.compile(matcher.value)
+                python_regex(matcher.value)
             except re.error as e:
                 raise ConfigError(f"{where}: bad regular expression {matcher.value!r}: {e}") from e
     return tuple(matchers)
