@@ -197,14 +197,9 @@ MODES = pytest.mark.parametrize(
 
 
 @MODES
-@pytest.mark.xfail(
-    strict=True,
-    reason="a target whose data stops while another remote-write source (another cluster, another "
-    "Prometheus shard) is still written is taken as replaced: its `up` ended on a good scrape and "
-    "another target of the fleet was scraped right after, so _confirm_gone calls it gone and the "
-    "10 minutes of calls its lagging data holds are seen nowhere; s/2 (flat) is safe",
-)
 def test_a_lagging_cluster_is_not_a_replaced_pod(lab21: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """A target whose data stops while another cluster's is still written is not taken as
+    replaced: only a target whose labels other than those naming a pod are the same vouches."""
     code, doc = report(lab21, LAGGING, *extra, coverage=coverage)
     assert statuses(doc)[("s", "2")] == "unknown"
     assert code == 4

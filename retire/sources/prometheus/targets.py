@@ -376,13 +376,33 @@ def _fallback_intervals(known: dict[LabelSet, float]) -> Callable[[LabelSet], fl
     return fallback
 
 
+# Labels that name one pod (or its host) rather than where its data flows: a replaced pod's
+# successor differs in them. Every other label (cluster, region, replica, namespace, the external
+# labels each Prometheus adds to what it remote-writes) must be the same for a target to vouch
+# that another's data would have arrived; `job` may differ (one Prometheus scrapes many jobs).
+POD_LABELS = frozenset(
+    {
+        "instance", "job", "pod", "pod_name", "kubernetes_pod_name", "pod_ip", "node",
+        "kubernetes_node", "node_name", "host", "hostname", "container_id", "pod_template_hash",
+        "controller_revision_hash", "statefulset_kubernetes_io_pod_name",
+    }
+)  # fmt: skip
+
+
+def same_pipeline(a: dict[str, str], b: dict[str, str]) -> bool:
+    """Whether two targets' data may be taken to travel the same way: the same value (or none)
+    of every label but those naming a pod."""
+    return all(a.get(k, "") == b.get(k, "") for k in (a.keys() | b.keys()) - POD_LABELS)
+
+
 def _confirm_gone(
     client: PrometheusClient, selector: str, ended: Sequence[TargetState], fleet: set[LabelSet]
 ) -> set[LabelSet]:
     """The targets among `ended` after whose last `up` sample another target of the fleet was
     scraped within one interval plus grace: the scraping went on, so service discovery dropped
-    them. Only the fleet's own targets count: another cluster's data arriving on time says
-    nothing of this one's (each remote-writes on its own)."""
+    them. Only the fleet's own targets whose labels say their data travels the same way count
+    (`same_pipeline`): another cluster's data arriving on time says nothing of this one's (each
+    remote-writes on its own)."""
     if not ended:
         return set()
 
@@ -396,6 +416,7 @@ def _confirm_gone(
         return any(
             series_key(s.labels) != t.labels
             and series_key(s.labels) in fleet
+            and same_pipeline(dict(t.labels), s.labels)
             and any(t.ended < when <= t.ended + span for when, _ in s.points)
             for s in answer.series
         )

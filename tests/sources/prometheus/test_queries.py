@@ -123,3 +123,13 @@ def test_unlabelled_series_drops_only_the_two_label_filters() -> None:
         f'or last_over_time({metric}{{model_name="",job="t\\"x"}}[86400s]))'
     )
     assert '{model_version=""}' in render("unlabelled_series", params())
+
+
+def test_only_a_target_whose_data_travels_the_same_way_vouches_for_a_gone_one() -> None:
+    from retire.sources.prometheus.targets import same_pipeline
+
+    east = {"job": "tfs", "instance": "tfs-0:8500", "pod": "tfs-0", "cluster": "east"}
+    assert same_pipeline(east, {**east, "instance": "tfs-1:8500", "pod": "tfs-1", "node": "n2"})
+    assert same_pipeline(east, {**east, "job": "canary", "instance": "c-0:8500"})
+    assert not same_pipeline(east, {**east, "instance": "tfs-1:8500", "cluster": "west"})
+    assert not same_pipeline(east, {k: v for k, v in east.items() if k != "cluster"})
