@@ -172,16 +172,23 @@ def exact_at(
     grid: StepGrid,
     interval: float | None,
     scraped: Sequence[float | None],
+    counts: Sequence[float | None] | None = None,
 ) -> list[bool]:
     """At each boundary, whether the target's scrape at or before it was stored: its newest
     stored scrape (`scraped[k]`) is less than one interval before the boundary. b_0 counts as
-    exact: calls before the window are not in it, whichever step they would be in."""
+    exact: calls before the window are not in it, whichever step they would be in. `counts`:
+    the target's samples in each step, which show an interval shorter than the learned one."""
     if interval is None:
         return [True] + [False] * grid.n
-    slack = min(0.5, interval / 20)
-    return [True] + [
-        s is not None and grid.boundary(k) - s < interval - slack for k, s in enumerate(scraped) if k > 0
-    ]
+
+    def on_time(k: int, s: float | None) -> bool:
+        # The interval where the step ending at b_k held more samples than the learned one
+        # allows: it was shorter then (a scrape 47 s before b_k is late at 15 s scrapes).
+        n = counts[k] if counts is not None and k < len(counts) else None
+        i = min(interval, grid.step / n) if n is not None and n >= 2 else interval
+        return s is not None and grid.boundary(k) - s < i - min(0.5, i / 20)
+
+    return [True] + [on_time(k, s) for k, s in enumerate(scraped) if k > 0]
 
 
 def per_version_bounds(
@@ -195,6 +202,7 @@ def per_version_bounds(
     recounted: Mapping[LabelSet, tuple[Sequence[tuple[float, float]], float | None]],
     recreated: Mapping[LabelSet, float] | None = None,
     samples: Mapping[LabelSet, float] | None = None,
+    up_counts: Mapping[LabelSet, Sequence[float | None]] | None = None,
 ) -> dict[tuple[str, str], StepBounds]:
     """Each version's busiest-step bounds.
 
@@ -204,7 +212,7 @@ def per_version_bounds(
     start) of series whose counter went down; `recreated`: the last value of series created anew
     in the window where no boundary shows it (its calls since may be in any step); `samples`: per
     series, its samples in the window, so that one born in the window and created anew is found
-    too (`born_anew`)."""
+    too (`born_anew`); `up_counts`: per target, its `up` samples in each step (`exact_at`)."""
 
     series_times = {series_key(s.labels): on_grid(s.points, grid) for s in times}
     # A target's newest stored scrape at each boundary: any of its series' samples, or `up` = 1.
@@ -219,7 +227,8 @@ def per_version_bounds(
         for i, t in enumerate(series_times.get(k, [])):
             if t is not None and (row[i] is None or t > row[i]):  # type: ignore[operator]
                 row[i] = t
-    exact = {t: exact_at(grid, interval_of(t), row) for t, row in scraped.items()}
+    counts = up_counts or {}
+    exact = {t: exact_at(grid, interval_of(t), row, counts.get(t)) for t, row in scraped.items()}
     spans: dict[tuple[str, str], list[Span]] = {}
     for s in values:
         k = series_key(s.labels)

@@ -880,6 +880,7 @@ def gather(
                 recount.points,
                 _recreated(series),
                 samples,
+                targets.step_counts,
             )
         coverage = _presence(results["metric_presence"], params, at, max_gap)
         if params.coverage is not None:

@@ -101,6 +101,9 @@ class Targets:
     # a sample at every one).
     scrapes: Mapping[LabelSet, float] = field(default_factory=dict)
     recent: float = RECENT  # how far back from the instant recent scrapes were read
+    # With per-step evidence: each `up` target's samples in each step (index k: the step ending
+    # at boundary k; 0 unused), so a scrape interval shorter earlier in the window is seen.
+    step_counts: Mapping[LabelSet, tuple[float | None, ...]] = field(default_factory=dict)
 
     @property
     def up_targets(self) -> set[LabelSet]:
@@ -186,6 +189,14 @@ def gather_targets(
                 client.query_range, f"timestamp({selector})", steps.start, at, steps.step
             )
             step_values_f = pool.submit(client.query_range, selector, steps.start, at, steps.step)
+        if steps is not None:
+            counts_f = pool.submit(
+                client.query_range,
+                f"count_over_time({selector}[{promql_duration(steps.step)}])",
+                steps.start,
+                at,
+                steps.step,
+            )
         recent, times, values, scrapes = (
             recent_f.result(),
             times_f.result(),
@@ -195,8 +206,13 @@ def gather_targets(
         step_times, step_values = (
             (step_times_f.result(), step_values_f.result()) if own_grid else (times, values)
         )
-    answers = (recent, times, values, step_times, step_values, scrapes)
+    answers: tuple[QueryResult, ...] = (recent, times, values, step_times, step_values, scrapes)
     up_steps = {} if steps is None else _up_at_steps(step_times.series, step_values.series, steps)
+    step_counts = {}
+    if steps is not None:
+        counts = counts_f.result()
+        answers = (*answers, counts)
+        step_counts = {series_key(s.labels): tuple(on_grid(s.points, steps)) for s in counts.series}
     # --coverage's series are all targets of the fleet; `up` of the metric's jobs are those that
     # exported it, and the others that pass the --selector's matchers on labels they carry (a
     # pod that took no call yet; not another service sharing the job).
@@ -226,6 +242,7 @@ def gather_targets(
         owner,
         up_steps,
         {series_key(s.labels): s.value for s in scrapes.series if s.value is not None},
+        step_counts=step_counts,
     )
 
 

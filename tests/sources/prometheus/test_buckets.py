@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retire.sources.prometheus.buckets import StepGrid, born_anew, per_version_bounds
+from retire.sources.prometheus.buckets import StepGrid, born_anew, exact_at, per_version_bounds
 from retire.sources.prometheus.client import Series, series_key
 
 HOUR = 3600.0
@@ -76,3 +76,17 @@ def test_a_series_born_and_created_anew_within_the_last_step_is_not_under_read()
         {series_key(LABELS): 100.0},  # born at T-30m with a call, restarted, one call at T-5m
     )
     assert got[("charlie", "19")].high * HOUR >= 2.0
+
+
+def test_a_boundary_is_judged_by_the_interval_its_step_was_scraped_at() -> None:
+    """The learned interval is 60 s (the last 10 minutes); the first hour was scraped every 15 s
+    (240 `up` samples), so its newest scrape 47 s before the boundary missed three."""
+    grid = StepGrid.ending(T, 2 * HOUR, HOUR)
+    scraped = [T - 2 * HOUR, T - HOUR - 47, T - 10]
+    assert exact_at(grid, 60.0, scraped) == [True, True, True]
+    assert exact_at(grid, 60.0, scraped, [None, 240.0, 60.0]) == [True, False, True]
+    assert exact_at(grid, 60.0, scraped, [None, 1.0, None]) == [
+        True,
+        True,
+        True,
+    ]  # a lone sample says nothing
