@@ -39,6 +39,7 @@ STATUS_PATHS = (
     "/api/v1/rules",
     "/api/v1/status/tsdb",
     "/api/v1/status/runtimeinfo",
+    "/api/v1/status/flags",
 )
 
 

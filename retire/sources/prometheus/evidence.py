@@ -846,7 +846,14 @@ def gather(
         in_window = [s.labels for s in results["series_last"].series]
         grid = StepGrid.ending(at, params.window, params.step)
         targets = gather_targets(
-            client, params, at, in_window, newest, grid if params.per_step else None, _configured(instrument)
+            client,
+            params,
+            at,
+            in_window,
+            newest,
+            grid if params.per_step else None,
+            _configured(instrument),
+            instrument.lookback,
         )
         max_qps = _versions(results["max_hourly_qps"], params)
         series = _series_facts(
@@ -888,7 +895,9 @@ def gather(
         if sparklines:
             hourly = _hourly(results["hourly_qps"], params, at)
     else:
-        targets = gather_targets(client, params, at, configured=_configured(instrument))
+        targets = gather_targets(
+            client, params, at, configured=_configured(instrument), lookback=instrument.lookback
+        )
         aspects = _recorded_aspects(
             (results["recorded_window"], results["recorded_recent"], results["rule_tail"]), params
         )

@@ -57,6 +57,9 @@ class Instrument:
     retention: float | None  # seconds, if it says
     notes: tuple[str, ...]
     head_start: float | None = None  # the TSDB head block's first sample; older data is in blocks
+    # How far back an instant query looks for a series' last sample (--query.lookback-delta): within
+    # it, a series missing from an answer was ended by a staleness marker.
+    lookback: float | None = None
 
     def interval(self, job: str | None, instance: str | None) -> float | None:
         """A target's scrape interval: its own, else its job's, else the global one."""
@@ -96,6 +99,7 @@ ENDPOINTS: dict[str, dict[str, str]] = {
     "/api/v1/rules": {"type": "record"},
     "/api/v1/status/tsdb": {},
     "/api/v1/status/runtimeinfo": {},
+    "/api/v1/status/flags": {},
 }
 
 
@@ -141,6 +145,7 @@ def read_answers(answers: Mapping[str, Any]) -> Instrument:
     rules = part("/api/v1/rules", _rules, None)
     head_start = part("/api/v1/status/tsdb", _head_start, None)
     retention = part("/api/v1/status/runtimeinfo", _retention, None)
+    lookback = part("/api/v1/status/flags", _lookback, None)
 
     jobs = dict(config_jobs)
     # A target's job label is usually its job_name; relabelling can change it, so the targets'
@@ -163,6 +168,11 @@ def read_answers(answers: Mapping[str, Any]) -> Instrument:
         notes.append(f"retention not learned ({why('/api/v1/status/runtimeinfo')})")
     if "/api/v1/status/tsdb" in failures:
         notes.append(f"TSDB status not learned ({why('/api/v1/status/tsdb')})")
+    if "/api/v1/status/flags" in failures:
+        notes.append(
+            f"query lookback not learned ({why('/api/v1/status/flags')}): a target that stopped is "
+            "taken as replaced only if another was scraped right after it"
+        )
     return Instrument(
         target_intervals=targets,
         job_intervals=jobs,
@@ -172,6 +182,7 @@ def read_answers(answers: Mapping[str, Any]) -> Instrument:
         retention=retention,
         notes=tuple(notes),
         head_start=head_start,
+        lookback=lookback,
     )
 
 
@@ -310,6 +321,11 @@ def _head_start(data: Any) -> float | None:
         raise ValueError("'headStats.minTime' is not a number")
     # An empty head says MaxInt64 (or MinInt64): no sample there.
     return float(start) / 1000 if 0 < start < 2**62 else None
+
+
+def _lookback(data: Any) -> float:
+    """`query.lookback-delta` among the server's flags (all given as text)."""
+    return _duration(_object(data, "the flags answer")["query.lookback-delta"])
 
 
 def _retention(data: Any) -> float | None:

@@ -152,13 +152,15 @@ def gather_targets(
     newest: dict[LabelSet, float] | None = None,
     steps: StepGrid | None = None,
     configured: Callable[[str, str], float | None] = lambda job, instance: None,
+    lookback: float | None = None,
 ) -> Targets:
     """Ask Prometheus for the `up` series of the metric's targets and judge each at the instant.
     `metric_series`: the label sets of the metric's series in the window; `newest`: each one's
     newest sample at or before the instant (the `series_now` query). Asked for here when not given
     (with recording rules, which read no raw series: the index and one instant lookup).
     `configured`: a target's scrape interval as the server's configuration names it (job and
-    instance), used where its `up` samples do not show it."""
+    instance), used where its `up` samples do not show it. `lookback`: the server's query lookback,
+    if known, so that staleness markers can be read (`_confirm_gone`)."""
     if metric_series is None:
         metric_series = client.series(params.series_selector, at - params.window, at).series
     if newest is None:
@@ -230,7 +232,7 @@ def gather_targets(
     )
     ended = [t for t in states if t.state == GONE]
     fleet_targets = {t.labels for t in states}
-    confirmed = _confirm_gone(client, selector, ended[:MAX_ENDED], fleet_targets)
+    confirmed = _confirm_gone(client, selector, ended[:MAX_ENDED], fleet_targets, at, lookback)
     states = tuple(t if t.state != GONE or t.labels in confirmed else replace(t, state=STALE) for t in states)
     return Targets(
         True,
@@ -408,33 +410,54 @@ POD_LABELS = frozenset(
 
 def same_pipeline(a: dict[str, str], b: dict[str, str]) -> bool:
     """Whether two targets' data may be taken to travel the same way: the same value (or none)
-    of every label but those naming a pod."""
-    return all(a.get(k, "") == b.get(k, "") for k in (a.keys() | b.keys()) - POD_LABELS)
+    of every label but those naming a pod (and the metric name, which answers may carry)."""
+    return all(a.get(k, "") == b.get(k, "") for k in (a.keys() | b.keys()) - POD_LABELS - {"__name__"})
 
 
 def _confirm_gone(
-    client: PrometheusClient, selector: str, ended: Sequence[TargetState], fleet: set[LabelSet]
+    client: PrometheusClient,
+    selector: str,
+    ended: Sequence[TargetState],
+    fleet: set[LabelSet],
+    at: float,
+    lookback: float | None,
 ) -> set[LabelSet]:
     """The targets among `ended` after whose last `up` sample another target of the fleet was
     scraped within one interval plus grace: the scraping went on, so service discovery dropped
     them. Only the fleet's own targets whose labels say their data travels the same way count
     (`same_pipeline`): another cluster's data arriving on time says nothing of this one's (each
-    remote-writes on its own)."""
+    remote-writes on its own). Or Prometheus said so itself: when service discovery drops a
+    target, Prometheus ends each of its series with a staleness marker at its next scrape time
+    (not when it shuts down, nor for data lost on the way), so an instant query just after that
+    finds no `up` although its last sample is within the query lookback (`marked`)."""
     if not ended:
         return set()
+
+    def marked(t: TargetState, end: float, span: float) -> bool:
+        if lookback is None or span > lookback / 2 or end + span > at or not t.has_up:
+            return False
+        own = "up{" + ",".join(Matcher(k, "=", v).render() for k, v in t.labels) + "}"
+        answer = client.query(own, end + span)
+        return not (answer.partial or answer.warnings) and all(
+            series_key(s.labels) != t.labels for s in answer.series
+        )
 
     def confirmed(t: TargetState) -> bool:
         if t.ended is None or t.interval is None:
             return False
+        # Its last scrape: `ended` is read on the range queries' grid, `last` from raw samples.
+        end = max(t.ended, t.last or t.ended)
         span = t.interval + grace(t.interval)
-        answer: QueryResult = client.samples(f"{selector}[{promql_duration(span)}]", t.ended + span)
+        if marked(t, end, span):
+            return True
+        answer: QueryResult = client.samples(f"{selector}[{promql_duration(span)}]", end + span)
         if answer.partial or answer.warnings:
             return False
         return any(
             series_key(s.labels) != t.labels
             and series_key(s.labels) in fleet
             and same_pipeline(dict(t.labels), s.labels)
-            and any(t.ended < when <= t.ended + span for when, _ in s.points)
+            and any(end < when <= end + span for when, _ in s.points)
             for s in answer.series
         )
 

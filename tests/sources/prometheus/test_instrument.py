@@ -86,6 +86,9 @@ def test_config_reader_takes_each_jobs_own_interval_and_the_global_one() -> None
     assert config_intervals("scrape_configs:\n- job_name: x\n") == (None, {})
 
 
+LOOKBACK = "a target that stopped is taken as replaced only if another was scraped right after it"
+
+
 def test_answers_of_each_shape_become_values_or_notes() -> None:
     """The readers on answers as servers give them (what a proxy or another backend sends)."""
     vm = read_answers(
@@ -95,12 +98,15 @@ def test_answers_of_each_shape_become_values_or_notes() -> None:
             "/api/v1/rules": {"groups": []},
             "/api/v1/status/tsdb": {"totalSeries": 0},
             "/api/v1/status/runtimeinfo": _Unlearned("HTTP 400 with text/plain, not JSON"),
+            "/api/v1/status/flags": _Unlearned("HTTP 400 with text/plain, not JSON"),
         }
     )
     assert vm.rules == () and vm.head_start is None and vm.default_interval is None
+    assert vm.lookback is None
     assert vm.notes == (
         "scrape intervals not learned (/api/v1/status/config: the configuration is empty)",
         "retention not learned (/api/v1/status/runtimeinfo: HTTP 400 with text/plain, not JSON)",
+        f"query lookback not learned (/api/v1/status/flags: HTTP 400 with text/plain, not JSON): {LOOKBACK}",
     )
     odd = read_answers(
         {
@@ -109,6 +115,7 @@ def test_answers_of_each_shape_become_values_or_notes() -> None:
             "/api/v1/rules": {"groups": [{"name": "g", "rules": []}]},
             "/api/v1/status/tsdb": {"headStats": {"minTime": "x"}},
             "/api/v1/status/runtimeinfo": {"storageRetention": 15},
+            "/api/v1/status/flags": {"query.lookback-delta": "never"},
         }
     )
     assert odd.rules is None and odd.retention is None and odd.default_interval is None
@@ -118,11 +125,13 @@ def test_answers_of_each_shape_become_values_or_notes() -> None:
         "recording rules not learned (/api/v1/rules: rule group 'g' has no numeric 'interval')",
         "retention not learned (/api/v1/status/runtimeinfo: 'storageRetention' is not text)",
         "TSDB status not learned (/api/v1/status/tsdb: 'headStats.minTime' is not a number)",
+        f"query lookback not learned (/api/v1/status/flags: 'never' is not a duration): {LOOKBACK}",
     )
     ok = {"/api/v1/targets": {"activeTargets": []}, "/api/v1/status/config": {"yaml": "global: {}"}}
     ok |= {"/api/v1/rules": {"groups": []}, "/api/v1/status/tsdb": {}}
+    ok |= {"/api/v1/status/flags": {"query.lookback-delta": "2m30s", "web.enable-lifecycle": "false"}}
     sized = read_answers({**ok, "/api/v1/status/runtimeinfo": {"storageRetention": "30d or 10GiB"}})
-    assert sized.retention == 30 * 86400
+    assert sized.retention == 30 * 86400 and sized.lookback == 150
     assert sized.notes == ("scrape intervals not learned (the server names none)",)
     sized_only = read_answers({**ok, "/api/v1/status/runtimeinfo": {"storageRetention": "10GiB"}})
     assert sized_only.retention is None
@@ -208,6 +217,7 @@ def test_a_real_prometheus_says_its_intervals_rules_and_retention(tmp_path: Path
                 time.sleep(0.5)
             client.close()
     assert inst.notes == ()
+    assert inst.lookback == 300  # Prometheus's default --query.lookback-delta
     assert inst.target_intervals == {("fast", target): 1.0, ("slow", target): 2.0, ("default", target): 60.0}
     assert inst.job_intervals == {"fast": 1.0, "slow": 2.0, "default": 60.0}
     assert inst.default_interval == 60.0
@@ -236,6 +246,7 @@ def test_victoria_metrics_answers_some_and_the_rest_are_notes(tmp_path: Path) ->
     assert inst.notes == (
         "scrape intervals not learned (/api/v1/status/config: the configuration is empty)",
         "retention not learned (/api/v1/status/runtimeinfo: HTTP 400 with text/plain, not JSON)",
+        f"query lookback not learned (/api/v1/status/flags: HTTP 400 with text/plain, not JSON): {LOOKBACK}",
     )
 
 
@@ -275,12 +286,13 @@ def test_odd_status_answers_are_notes_in_the_report_header(kind: str, tmp_path: 
         (models / "m" / "1").mkdir(parents=True)
         run = run_cli("report", "--prometheus", url, "--model-dir", str(models), "--format", "json")
     assert inst.rules is None and inst.target_intervals == {} and inst.retention is None
-    assert len(inst.notes) == 4 and all(words in n for n in inst.notes), inst.notes
+    assert len(inst.notes) == 5 and all(words in n for n in inst.notes), inst.notes
     assert [n.split(" (")[0] for n in inst.notes] == [
         "scrape intervals not learned",
         "recording rules not learned",
         "retention not learned",
         "TSDB status not learned",
+        "query lookback not learned",
     ]
     assert run.exit_code in (0, 4), run.stderr  # a note, never a failed run
     assert set(inst.notes) <= set(json.loads(run.stdout)["header"]["notes"])
