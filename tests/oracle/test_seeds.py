@@ -49,6 +49,12 @@ CASES: tuple[tuple[int, str, str], ...] = (
     (100012, "rules-threshold", f"{UNDER_READ}, from recording rules"),
     (100107, "rules-step-1m", "recording rules with --step 1m miss stored calls (Triton)"),
     (
+        100241,
+        "threshold",
+        "a series born 200 minutes before T, created anew 18 minutes before it (a restart, then two "
+        "calls): over the window its samples outnumber the scrapes since its first boundary",
+    ),
+    (
         100042,
         "threshold",
         "a series born in the window and created anew within the same step (a restart, then one "

@@ -27,6 +27,7 @@ Pure functions: no I/O.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -129,15 +130,27 @@ def raw_spans(
     return spans
 
 
-def born_anew(times: Sequence[float | None], samples: float | None, interval: float | None) -> bool:
-    """Whether a series born in the window (no sample at the first boundary) has fewer samples
-    than its target's scrapes from the first boundary that shows it to the last (half an
-    interval of tolerance): it went away and came back (a restart, then a call), and its value
-    since may be in any step. `times`: its newest sample at or before each boundary."""
-    seen = [t for t in times if t is not None]
-    if not times or times[0] is not None or len(seen) < 2 or samples is None or not interval:
-        return False
-    return (seen[-1] - seen[0]) / interval > samples - 0.5
+def went_away(
+    times: Sequence[float | None],
+    counts: Sequence[float | None],
+    successes: Sequence[float | None],
+) -> bool:
+    """Whether a series was absent at some successful scrape of its target between two boundaries
+    that show it (a restart, then a call, created it anew): its samples in those steps are fewer
+    than its target's successful scrapes (`up` = 1) there. Each list is per boundary or step k
+    (`times[k]`: its newest sample at or before b_k; `counts[k]`, `successes[k]`: in the step
+    ending at b_k). A series born and created anew before its first boundary is not seen."""
+    present = [k for k, t in enumerate(times) if t is not None]
+
+    def total(values: Sequence[float | None], a: int, b: int) -> float | None:
+        part = [values[k] if k < len(values) else None for k in range(a + 1, b + 1)]
+        return None if None in part else sum(v for v in part if v is not None)
+
+    for a, b in itertools.pairwise(present):
+        seen, scraped = total(counts, a, b), total(successes, a, b)
+        if seen is not None and scraped is not None and seen < scraped - 0.5:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -201,8 +214,9 @@ def per_version_bounds(
     up_scraped: Mapping[LabelSet, Sequence[float | None]],
     recounted: Mapping[LabelSet, tuple[Sequence[tuple[float, float]], float | None]],
     recreated: Mapping[LabelSet, float] | None = None,
-    samples: Mapping[LabelSet, float] | None = None,
     up_counts: Mapping[LabelSet, Sequence[float | None]] | None = None,
+    series_counts: Mapping[LabelSet, Sequence[float | None]] | None = None,
+    up_successes: Mapping[LabelSet, Sequence[float | None]] | None = None,
 ) -> dict[tuple[str, str], StepBounds]:
     """Each version's busiest-step bounds.
 
@@ -210,9 +224,10 @@ def per_version_bounds(
     boundary; `target_of`: a series' target; `up_scraped`: per target, its newest successful `up`
     scrape at or before each boundary; `recounted`: raw samples (and the value at the window's
     start) of series whose counter went down; `recreated`: the last value of series created anew
-    in the window where no boundary shows it (its calls since may be in any step); `samples`: per
-    series, its samples in the window, so that one born in the window and created anew is found
-    too (`born_anew`); `up_counts`: per target, its `up` samples in each step (`exact_at`)."""
+    in the window where no boundary shows it (its calls since may be in any step); `up_counts`: per
+    target, its `up` samples in each step (`exact_at`); `series_counts` and `up_successes`: per
+    series its samples, per target its successful scrapes, in each step, so that a series created
+    anew between two boundaries that show it is found too (`went_away`), born in the window or not."""
 
     series_times = {series_key(s.labels): on_grid(s.points, grid) for s in times}
     # A target's newest stored scrape at each boundary: any of its series' samples, or `up` = 1.
@@ -239,7 +254,13 @@ def per_version_bounds(
             found = series_spans(on_grid(s.points, grid), exact[owner[k]])
         if recreated and k in recreated:
             found = [*found, (1, grid.n, recreated[k])]
-        elif samples and born_anew(series_times.get(k, []), samples.get(k), interval_of(owner[k])):
+        elif (
+            series_counts is not None
+            and up_successes is not None
+            and k in series_counts
+            and owner[k] in up_successes
+            and went_away(series_times.get(k, []), series_counts[k], up_successes[owner[k]])
+        ):
             last = [v for v in on_grid(s.points, grid) if v is not None]
             found = [*found, (1, grid.n, last[-1] if last else math.inf)]
         spans.setdefault(version_of(s.labels), []).extend(found)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from retire.durations import format_duration, iso, promql_duration
 from retire.errors import PrometheusError
 from retire.sources.columns import Columns, categorical, columns_of, factorize, pairs
-from retire.sources.prometheus.buckets import StepBounds, StepGrid, per_version_bounds
+from retire.sources.prometheus.buckets import StepBounds, StepGrid, on_grid, per_version_bounds
 from retire.sources.prometheus.client import (
     PrometheusClient,
     QueryResult,
@@ -329,12 +329,6 @@ def _series_facts(
     return Columns(
         SeriesFacts, {**cols, "model": categorical(cols["model"]), "version": categorical(cols["version"])}
     )
-
-
-def _samples(series: Sequence[SeriesFacts]) -> dict[SeriesKey, float]:
-    """Each series' samples in the window, where counted."""
-    cols = columns_of(series, ("series", "samples"))
-    return {k: n for k, n in zip(cols["series"], cols["samples"], strict=True) if n == n}
 
 
 def _recreated(series: Sequence[SeriesFacts]) -> dict[SeriesKey, float]:
@@ -865,7 +859,6 @@ def gather(
             params,
             targets,
         )
-        samples = _samples(series)  # the recount's facts leave the counts out
         recount = _recount_resets(
             client, params, at, series, lambda key, t, span: scraped_after(client, targets, key, t, span)
         )
@@ -886,8 +879,9 @@ def gather(
                 targets.up_steps,
                 recount.points,
                 _recreated(series),
-                samples,
                 targets.step_counts,
+                {series_key(s.labels): on_grid(s.points, grid) for s in results["step_counts"].series},
+                targets.step_successes,
             )
         coverage = _presence(results["metric_presence"], params, at, max_gap)
         if params.coverage is not None:

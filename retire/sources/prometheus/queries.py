@@ -482,6 +482,7 @@ PURPOSES = {
     "hourly_qps": "traffic per step over the window, for sparklines: any call shows (no verdict uses it)",
     "step_values": "per series: its value at each step boundary (each step's calls, for --threshold)",
     "step_times": "per series: its newest sample's time at each step boundary (scrapes missed there)",
+    "step_counts": "per series: its samples in each step (fewer than its target's scrapes: created anew)",
     "recorded_window": "every aspect per version over the window, from the rollups",
     "recorded_recent": "every aspect per version since the last rollup, from the fine series",
     "recorded_present": "recorded heartbeat per interval (holes in the data, fine rules not running)",
@@ -517,7 +518,7 @@ def report_queries(params: QueryParams, sparklines: bool = False) -> list[Planne
         span = math.ceil(params.window / params.step - 1e-9) * params.step
         planned += [
             replace(_range(n, render(n, params), params.step), span=span)
-            for n in ("step_values", "step_times")
+            for n in ("step_values", "step_times", "step_counts")
         ]
     if sparklines:
         planned.append(_range("hourly_qps", render("hourly_qps", params), params.step))

@@ -104,6 +104,9 @@ class Targets:
     # With per-step evidence: each `up` target's samples in each step (index k: the step ending
     # at boundary k; 0 unused), so a scrape interval shorter earlier in the window is seen.
     step_counts: Mapping[LabelSet, tuple[float | None, ...]] = field(default_factory=dict)
+    # ... and its successful scrapes in each step (a series of it present throughout has a sample
+    # at every one).
+    step_successes: Mapping[LabelSet, tuple[float | None, ...]] = field(default_factory=dict)
 
     @property
     def up_targets(self) -> set[LabelSet]:
@@ -192,13 +195,10 @@ def gather_targets(
             )
             step_values_f = pool.submit(client.query_range, selector, steps.start, at, steps.step)
         if steps is not None:
-            counts_f = pool.submit(
-                client.query_range,
-                f"count_over_time({selector}[{promql_duration(steps.step)}])",
-                steps.start,
-                at,
-                steps.step,
-            )
+            per_step = f"({selector}[{promql_duration(steps.step)}])"
+            grid = (steps.start, at, steps.step)
+            counts_f = pool.submit(client.query_range, "count_over_time" + per_step, *grid)
+            sums_f = pool.submit(client.query_range, "sum_over_time" + per_step, *grid)
         recent, times, values, scrapes = (
             recent_f.result(),
             times_f.result(),
@@ -210,11 +210,12 @@ def gather_targets(
         )
     answers: tuple[QueryResult, ...] = (recent, times, values, step_times, step_values, scrapes)
     up_steps = {} if steps is None else _up_at_steps(step_times.series, step_values.series, steps)
-    step_counts = {}
+    step_counts, step_successes = {}, {}
     if steps is not None:
-        counts = counts_f.result()
-        answers = (*answers, counts)
+        counts, sums = counts_f.result(), sums_f.result()
+        answers = (*answers, counts, sums)
         step_counts = {series_key(s.labels): tuple(on_grid(s.points, steps)) for s in counts.series}
+        step_successes = {series_key(s.labels): tuple(on_grid(s.points, steps)) for s in sums.series}
     # --coverage's series are all targets of the fleet; `up` of the metric's jobs are those that
     # exported it, and the others that pass the --selector's matchers on labels they carry (a
     # pod that took no call yet; not another service sharing the job).
@@ -245,6 +246,7 @@ def gather_targets(
         up_steps,
         {series_key(s.labels): s.value for s in scrapes.series if s.value is not None},
         step_counts=step_counts,
+        step_successes=step_successes,
     )
 
 

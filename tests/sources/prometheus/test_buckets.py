@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retire.sources.prometheus.buckets import StepGrid, born_anew, exact_at, per_version_bounds
+from retire.sources.prometheus.buckets import StepGrid, exact_at, per_version_bounds, went_away
 from retire.sources.prometheus.client import Series, series_key
 
 HOUR = 3600.0
@@ -16,7 +16,8 @@ TARGET = (("instance", "pod0a:8500"), ("job", "serving"))
 def _bounds(samples: float) -> tuple[float, float]:
     """The oracle's seed 100042 in small: a series born 15 s before the hour boundary T-1h with one
     call, its pod restarted at T-5m (the series gone), created anew by one call at T-4m. At the
-    boundaries (T-2h, T-1h, T) its newest samples are none, 1 at T-1h-15s and 1 at T."""
+    boundaries (T-2h, T-1h, T) its newest samples are none, 1 at T-1h-15s and 1 at T; its target
+    answered all 240 scrapes of the last hour, and the series has `samples` of them."""
     grid = StepGrid.ending(T, 2 * HOUR, HOUR)
     values = [Series(LABELS, points=((T - HOUR, 1.0), (T, 1.0)))]
     times = [Series(LABELS, points=((T - HOUR, T - HOUR - 15), (T, T)))]
@@ -30,28 +31,38 @@ def _bounds(samples: float) -> tuple[float, float]:
         {TARGET: [T - 2 * HOUR, T - HOUR, T]},
         {},
         {},
-        {series_key(LABELS): samples},
+        series_counts={series_key(LABELS): [None, 1.0, samples]},
+        up_successes={TARGET: [None, 240.0, 240.0]},
     )
     b = got[("charlie", "19")]
     return b.low * HOUR, b.high * HOUR
 
 
-def test_a_series_born_in_the_window_and_created_anew_may_hold_its_last_value_in_any_step() -> None:
-    # From T-1h-15s to T every 15 s: 242 samples if it never went away; it missed the 4 minutes
-    # between the restart and the call (16 scrapes).
-    assert _bounds(242) == (1.0, 1.0)
-    low, high = _bounds(242 - 16)
+def test_a_series_created_anew_between_two_boundaries_may_hold_its_last_value_in_any_step() -> None:
+    # It missed the 4 minutes between the restart and the call (16 scrapes of the last hour).
+    assert _bounds(240) == (1.0, 1.0)
+    low, high = _bounds(240 - 16)
     assert low == 1.0 and high == 2.0  # the new life's call may share a step with the first's
 
 
-def test_born_anew_needs_a_birth_in_the_window_two_boundaries_and_an_interval() -> None:
-    assert born_anew([None, 100.0, 200.0], 5, 10.0)  # 11 scrapes from 100 to 200, 5 samples
-    assert not born_anew([None, 100.0, 200.0], 11, 10.0)
-    assert not born_anew([None, 100.0, 200.0], 10.6, 10.0)  # jitter: half an interval
-    assert not born_anew([50.0, 100.0, 200.0], 5, 10.0)  # there at the start: series_count's case
-    assert not born_anew([None, None, 200.0], 1, 10.0)  # one boundary: nothing to compare
-    assert not born_anew([None, 100.0, 200.0], None, 10.0)
-    assert not born_anew([None, 100.0, 200.0], 5, None)
+def test_went_away_compares_each_stretch_between_boundaries_that_show_the_series() -> None:
+    """The oracle's seed 100241: born 200 minutes before T, restarted 18 minutes before it, called
+    again: over the whole window its samples outnumber the scrapes from its first boundary on, but
+    the last step, which shows it at both ends, is 8 scrapes short."""
+    times = [None, None, None, 1.0, 2.0, 3.0, 4.0]
+    successes = [None, 120.0, 120.0, 120.0, 120.0, 120.0, 120.0]
+    assert went_away(times, [None, 0.0, 0.0, 41.0, 120.0, 120.0, 112.0], successes)
+    assert not went_away(times, [None, 0.0, 0.0, 41.0, 120.0, 120.0, 120.0], successes)
+    # Absent at boundary 4 (a restart 5 minutes or more long): stretches 3..5 are compared together.
+    gap = [None, None, None, 1.0, None, 3.0, 4.0]
+    assert went_away(gap, [None, 0.0, 0.0, 41.0, 100.0, 120.0, 120.0], successes)
+    assert not went_away(gap, [None, 0.0, 0.0, 41.0, 120.0, 120.0, 120.0], successes)
+    # Failed scrapes are no absence, a step not answered is no evidence, one boundary is no stretch.
+    assert not went_away(
+        times, [None, 0.0, 0.0, 41.0, 100.0, 120.0, 120.0], [*successes[:4], 100.0, *successes[5:]]
+    )
+    assert not went_away(times, [None, 0.0, 0.0, 41.0, None, 120.0, 120.0], successes)
+    assert not went_away([None, None, 9.0], [None, 0.0, 1.0], [None, 120.0, 120.0])
 
 
 @pytest.mark.xfail(
@@ -73,7 +84,9 @@ def test_a_series_born_and_created_anew_within_the_last_step_is_not_under_read()
         {TARGET: [T - 2 * HOUR, T - HOUR, T]},
         {},
         {},
-        {series_key(LABELS): 100.0},  # born at T-30m with a call, restarted, one call at T-5m
+        # born at T-30m with a call, restarted, one call at T-5m: 80 of the last hour's 240 scrapes
+        series_counts={series_key(LABELS): [None, 0.0, 80.0]},
+        up_successes={TARGET: [None, 240.0, 240.0]},
     )
     assert got[("charlie", "19")].high * HOUR >= 2.0
 
