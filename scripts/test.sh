@@ -7,14 +7,14 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-# Tests write only inside their temporary directories: a file the suite leaves in the work tree
-# (reports named after option values were once committed by mistake) fails the run.
-untracked() { git ls-files --others --exclude-standard 2>/dev/null | sort; }
-before=$(untracked)
+# Tests write only inside their temporary directories: anything the suite adds to or changes in
+# the work tree (reports named after option values were once committed by mistake) fails the run.
+changed() { git status --porcelain=v1 --untracked-files=all 2>/dev/null | sort; }
+before=$(changed)
 .venv/bin/python -m pytest "$@"
-left=$(comm -13 <(echo "$before") <(untracked))
+left=$(comm -13 <(echo "$before") <(changed))
 if [ -n "$left" ]; then
-    echo "test: the suite left files in the work tree:" >&2
+    echo "test: the suite changed the work tree (git status):" >&2
     echo "$left" | head -20 >&2
     exit 1
 fi
