@@ -49,6 +49,12 @@ CASES: tuple[tuple[int, str, str], ...] = (
     (100012, "rules-threshold", f"{UNDER_READ}, from recording rules"),
     (100107, "rules-step-1m", "recording rules with --step 1m miss stored calls (Triton)"),
     (
+        100290,
+        "threshold",
+        "a TorchServe series wiped by a restart 9 hours before T and created anew 13 minutes before "
+        "it: no sample for whole steps between its two lives (range answers have no point there)",
+    ),
+    (
         100241,
         "threshold",
         "a series born 200 minutes before T, created anew 18 minutes before it (a restart, then two "

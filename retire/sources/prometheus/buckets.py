@@ -27,7 +27,6 @@ Pure functions: no I/O.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -135,20 +134,23 @@ def went_away(
     counts: Sequence[float | None],
     successes: Sequence[float | None],
 ) -> bool:
-    """Whether a series was absent at some successful scrape of its target between two boundaries
-    that show it (a restart, then a call, created it anew): its samples in those steps are fewer
-    than its target's successful scrapes (`up` = 1) there. Each list is per boundary or step k
-    (`times[k]`: its newest sample at or before b_k; `counts[k]`, `successes[k]`: in the step
-    ending at b_k). A series born and created anew before its first boundary is not seen."""
-    present = [k for k, t in enumerate(times) if t is not None]
+    """Whether a series was absent at some successful scrape of its target inside its life (a
+    restart, then a call, created it anew): in a step it spans whole (it has a sample at or before
+    the step's start and one in a later step or at its end), it has fewer samples than its target
+    has successful scrapes (`up` = 1). `times[k]`: its newest sample at or before boundary b_k
+    (None: none within the lookback); `counts[k]`, `successes[k]`: in the step ending at b_k, where
+    no point means none. A series born and created anew within its first step is not seen."""
+    n = len(times) - 1
 
-    def total(values: Sequence[float | None], a: int, b: int) -> float | None:
-        part = [values[k] if k < len(values) else None for k in range(a + 1, b + 1)]
-        return None if None in part else sum(v for v in part if v is not None)
+    def at(values: Sequence[float | None], k: int) -> float:
+        v = values[k] if k < len(values) else None
+        return 0.0 if v is None else v
 
-    for a, b in itertools.pairwise(present):
-        seen, scraped = total(counts, a, b), total(successes, a, b)
-        if seen is not None and scraped is not None and seen < scraped - 0.5:
+    has = [at(counts, k) > 0 for k in range(n + 1)]
+    for k in range(1, n + 1):
+        before = times[k - 1] is not None or any(has[1:k])
+        after = times[k] is not None or any(has[k + 1 :])
+        if before and after and at(counts, k) < at(successes, k) - 0.5:
             return True
     return False
 

@@ -57,12 +57,25 @@ def test_went_away_compares_each_stretch_between_boundaries_that_show_the_series
     gap = [None, None, None, 1.0, None, 3.0, 4.0]
     assert went_away(gap, [None, 0.0, 0.0, 41.0, 100.0, 120.0, 120.0], successes)
     assert not went_away(gap, [None, 0.0, 0.0, 41.0, 120.0, 120.0, 120.0], successes)
-    # Failed scrapes are no absence, a step not answered is no evidence, one boundary is no stretch.
+    # Failed scrapes are no absence; a birth step, or a last one the series did not reach, is no
+    # whole step.
     assert not went_away(
         times, [None, 0.0, 0.0, 41.0, 100.0, 120.0, 120.0], [*successes[:4], 100.0, *successes[5:]]
     )
-    assert not went_away(times, [None, 0.0, 0.0, 41.0, None, 120.0, 120.0], successes)
     assert not went_away([None, None, 9.0], [None, 0.0, 1.0], [None, 120.0, 120.0])
+    assert not went_away([None, 1.0, None], [None, 120.0, 30.0], [None, 120.0, 120.0])
+
+
+def test_went_away_sees_a_series_missing_for_whole_steps_between_two_lives() -> None:
+    """The oracle's seed 100290 (TorchServe): born at the window's start, wiped by a restart 9 hours
+    before T, created anew 13 minutes before T and wiped again a minute before it. Range answers
+    have no point for the steps it had no sample in, and with staleness markers its last boundary
+    shows nothing either."""
+    times = [None, 1.0, None, None, None]
+    successes = [None, 120.0, 120.0, 120.0, 120.0]
+    assert went_away(times, [None, 118.0, None, None, 25.0], successes)
+    assert went_away([None, 1.0, None, None, 4.0], [None, 118.0, None, None, 25.0], successes)
+    assert not went_away(times, [None, 118.0, 120.0, 120.0, 25.0], successes)
 
 
 @pytest.mark.xfail(
