@@ -19,10 +19,11 @@ from retire.lab.synth import Scenario
 from tests.attacks_21.history import Counter, Pod, every, write
 from tests.attacks_21.test_reach_attacks import EVERY_30S, OLD, THRESHOLD, disk, pod
 from tests.conftest import Lab, rows, run_cli, statuses
-from tests.scenarios import END, HOUR
+from tests.scenarios import END
 
 pytestmark = pytest.mark.prometheus
 
+HOUR = 3600
 B = END - 5 * HOUR
 PODS: list[Pod] = []
 COUNTERS: list[Counter] = []
@@ -99,7 +100,7 @@ def lab22(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield Lab(server.url, END, root)
 
 
-def report(lab: Lab, scenario: Scenario, *extra: str, coverage: bool = True) -> tuple[int, dict]:
+def report(lab: Lab, scenario: Scenario, *extra: str, coverage: bool = True) -> tuple[int, dict[str, object]]:
     run = run_cli("report", *lab.args(scenario, "--format", "json", *extra, coverage=coverage))
     assert run.exit_code in (0, 4), run.stderr
     return run.exit_code, run.json()  # type: ignore[return-value]
