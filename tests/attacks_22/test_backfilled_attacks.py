@@ -122,16 +122,13 @@ def test_a_lagging_cluster_told_apart_by_a_label_is_unknown(
     assert code == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="same_pipeline ignores job (a POD_LABEL): a cluster told apart from another only by its "
-    "job names is taken for the same pipeline, so the other cluster's on-time scrapes vouch that "
-    "the lagging one's targets were replaced (gone)",
-)
 @MODES
 def test_a_lagging_cluster_told_apart_by_its_job_names_is_unknown(
     lab22: Lab, coverage: bool, extra: tuple[str, ...]
 ) -> None:
+    """same_pipeline ignored job (a POD_LABEL): a cluster told apart from another only by its job
+    names was taken for the same pipeline, and the other cluster's on-time scrapes vouched that
+    the lagging one's targets were replaced. `job` must match now."""
     _, doc = report(lab22, JOB_CLUSTERS, *extra, coverage=coverage)
     assert statuses(doc)[("jc", "2")] == "unknown", rows(doc)[("jc", "2")]
 

@@ -848,6 +848,8 @@ def gather(
             grid if params.per_step else None,
             _configured(instrument),
             instrument.lookback,
+            instrument.scraped,
+            instrument.own_jobs,
         )
         max_qps = _versions(results["max_hourly_qps"], params)
         series = _series_facts(
@@ -890,7 +892,13 @@ def gather(
             hourly = _hourly(results["hourly_qps"], params, at)
     else:
         targets = gather_targets(
-            client, params, at, configured=_configured(instrument), lookback=instrument.lookback
+            client,
+            params,
+            at,
+            configured=_configured(instrument),
+            lookback=instrument.lookback,
+            scraped=instrument.scraped,
+            own_jobs=instrument.own_jobs,
         )
         aspects = _recorded_aspects(
             (results["recorded_window"], results["recorded_recent"], results["rule_tail"]), params
@@ -959,7 +967,8 @@ def _gone_notes(targets: Targets) -> list[str]:
     more = f" and {len(gone) - 1} more" if len(gone) > 1 else ""
     return [
         f"target {{{first.text}}}{more} stopped being scraped before the window's end (last scrape "
-        f"{iso(first.ended or 0)}) while others were still scraped: taken as replaced"
+        f"{iso(first.ended or 0)}; Prometheus marked its series stale, or others were still scraped "
+        "right after): taken as replaced"
     ]
 
 

@@ -60,6 +60,11 @@ class Instrument:
     # How far back an instant query looks for a series' last sample (--query.lookback-delta): within
     # it, a series missing from an answer was ended by a staleness marker.
     lookback: float | None = None
+    # The labels of every target the server scrapes itself (None: not learned), so that a series
+    # it only receives (federated, remote-written) is not taken for one of its own targets.
+    scraped: tuple[Mapping[str, str], ...] | None = None
+    # The job_names it scrapes with its own job label (not honor_labels; None: not learned).
+    own_jobs: frozenset[str] | None = None
 
     def interval(self, job: str | None, instance: str | None) -> float | None:
         """A target's scrape interval: its own, else its job's, else the global one."""
@@ -140,8 +145,9 @@ def read_answers(answers: Mapping[str, Any]) -> Instrument:
             return empty
 
     failures: dict[str, str] = {}
-    targets, target_jobs, pools = part("/api/v1/targets", _targets, ({}, {}, {}))
+    targets, target_jobs, pools, scraped = part("/api/v1/targets", _targets, ({}, {}, {}, None))
     default, config_jobs = part("/api/v1/status/config", _config_intervals, (None, {}))
+    mine = part("/api/v1/status/config", lambda data: own_jobs(_config_text(data)), None)
     rules = part("/api/v1/rules", _rules, None)
     head_start = part("/api/v1/status/tsdb", _head_start, None)
     retention = part("/api/v1/status/runtimeinfo", _retention, None)
@@ -183,6 +189,8 @@ def read_answers(answers: Mapping[str, Any]) -> Instrument:
         notes=tuple(notes),
         head_start=head_start,
         lookback=lookback,
+        scraped=scraped,
+        own_jobs=mine,
     )
 
 
@@ -220,20 +228,27 @@ def _duration(text: Any) -> float:
 
 def _targets(
     data: Any,
-) -> tuple[dict[tuple[str, str], float], dict[str, float], dict[tuple[str, str], str]]:
+) -> tuple[
+    dict[tuple[str, str], float],
+    dict[str, float],
+    dict[tuple[str, str], str],
+    tuple[dict[str, str], ...],
+]:
     """(job, instance) -> interval, job label -> interval, (job, instance) -> scrape pool (for
-    targets that do not say their interval: older servers)."""
+    targets that do not say their interval: older servers), and every active target's labels."""
     active = _object(data, "the targets answer").get("activeTargets")
     if not isinstance(active, list):
         raise ValueError("'activeTargets' is not a list")
     per_target: dict[tuple[str, str], float] = {}
     per_job: dict[str, float] = {}
     pools: dict[tuple[str, str], str] = {}
+    scraped: list[dict[str, str]] = []
     for item in active:
         target = _object(item, "a target")
         labels = target.get("labels")
         if not isinstance(labels, dict):
             continue
+        scraped.append({str(k): str(v) for k, v in labels.items()})
         job, instance = labels.get("job"), labels.get("instance")
         if not isinstance(job, str) or not isinstance(instance, str):
             continue
@@ -250,16 +265,20 @@ def _targets(
         # Two targets with one (job, instance) (two pools): the longer interval is the safe one.
         per_target[(job, instance)] = max(interval, per_target.get((job, instance), 0.0))
         per_job[job] = max(interval, per_job.get(job, 0.0))
-    return per_target, per_job, pools
+    return per_target, per_job, pools, tuple(scraped)
 
 
-def _config_intervals(data: Any) -> tuple[float | None, dict[str, float]]:
+def _config_text(data: Any) -> str:
     text = _object(data, "the config answer").get("yaml")
     if not isinstance(text, str):
         raise ValueError("'yaml' is not text")
     if not text.strip():
         raise ValueError("the configuration is empty")
-    return config_intervals(text)
+    return text
+
+
+def _config_intervals(data: Any) -> tuple[float | None, dict[str, float]]:
+    return config_intervals(_config_text(data))
 
 
 def _rules(data: Any) -> tuple[RecordingRule, ...]:
@@ -367,12 +386,11 @@ def _scalar(text: str) -> str:
     return re.split(r"\s+#", text, maxsplit=1)[0].strip()
 
 
-def config_intervals(text: str) -> tuple[float | None, dict[str, float]]:
-    """(global scrape_interval, job_name -> scrape_interval) from a Prometheus configuration.
+_ITEM_KEYS = ("job_name", "scrape_interval", "honor_labels")
 
-    Reads `global:`'s own `scrape_interval` and, in each `scrape_configs:` item, the item's own
-    `job_name` and `scrape_interval` (keys at the item's indentation, never nested ones such as a
-    relabel rule's). A job without its own interval takes the global one, as Prometheus does."""
+
+def _scrape_items(text: str) -> tuple[float | None, list[dict[str, str]]]:
+    """The global scrape_interval and each `scrape_configs:` item's own keys that retire reads."""
     lines = [
         (len(raw) - len(raw.lstrip(" ")), raw.strip())
         for raw in text.splitlines()
@@ -401,8 +419,27 @@ def config_intervals(text: str) -> tuple[float | None, dict[str, float]]:
                 content, indent = content[2:].lstrip(), key_indent
             if jobs and indent == key_indent:
                 m = _KEY.match(content)
-                if m and m.group("key") in ("job_name", "scrape_interval") and m.group("value"):
+                if m and m.group("key") in _ITEM_KEYS and m.group("value"):
                     jobs[-1][m.group("key")] = _scalar(m.group("value"))
+    return default, jobs
+
+
+def own_jobs(text: str) -> frozenset[str]:
+    """The job_names of a configuration whose targets' `job` label is the server's own (not
+    `honor_labels`, with which a scraped series keeps the job label it came with: federation)."""
+    _, jobs = _scrape_items(text)
+    return frozenset(
+        j["job_name"] for j in jobs if "job_name" in j and j.get("honor_labels", "false").lower() != "true"
+    )
+
+
+def config_intervals(text: str) -> tuple[float | None, dict[str, float]]:
+    """(global scrape_interval, job_name -> scrape_interval) from a Prometheus configuration.
+
+    Reads `global:`'s own `scrape_interval` and, in each `scrape_configs:` item, the item's own
+    `job_name` and `scrape_interval` (keys at the item's indentation, never nested ones such as a
+    relabel rule's). A job without its own interval takes the global one, as Prometheus does."""
+    default, jobs = _scrape_items(text)
     out: dict[str, float] = {}
     for job in jobs:
         name = job.get("job_name")

@@ -156,6 +156,8 @@ def gather_targets(
     steps: StepGrid | None = None,
     configured: Callable[[str, str], float | None] = lambda job, instance: None,
     lookback: float | None = None,
+    scraped: Sequence[Mapping[str, str]] | None = None,
+    own_jobs: frozenset[str] | None = None,
 ) -> Targets:
     """Ask Prometheus for the `up` series of the metric's targets and judge each at the instant.
     `metric_series`: the label sets of the metric's series in the window; `newest`: each one's
@@ -163,7 +165,8 @@ def gather_targets(
     (with recording rules, which read no raw series: the index and one instant lookup).
     `configured`: a target's scrape interval as the server's configuration names it (job and
     instance), used where its `up` samples do not show it. `lookback`: the server's query lookback,
-    if known, so that staleness markers can be read (`_confirm_gone`)."""
+    `scraped`: the labels of the targets it scrapes itself, and `own_jobs`: its job_names without
+    honor_labels, if known, so that staleness markers can be read (`_confirm_gone`)."""
     if metric_series is None:
         metric_series = client.series(params.series_selector, at - params.window, at).series
     if newest is None:
@@ -233,7 +236,9 @@ def gather_targets(
     )
     ended = [t for t in states if t.state == GONE]
     fleet_targets = {t.labels for t in states}
-    confirmed = _confirm_gone(client, selector, ended[:MAX_ENDED], fleet_targets, at, lookback)
+    confirmed = _confirm_gone(
+        client, selector, ended[:MAX_ENDED], fleet_targets, at, lookback, (scraped, own_jobs)
+    )
     states = tuple(t if t.state != GONE or t.labels in confirmed else replace(t, state=STALE) for t in states)
     return Targets(
         True,
@@ -398,12 +403,12 @@ def _fallback_intervals(known: dict[LabelSet, float]) -> Callable[[LabelSet], fl
 
 
 # Labels that name one pod (or its host) rather than where its data flows: a replaced pod's
-# successor differs in them. Every other label (cluster, region, replica, namespace, the external
-# labels each Prometheus adds to what it remote-writes) must be the same for a target to vouch
-# that another's data would have arrived; `job` may differ (one Prometheus scrapes many jobs).
+# successor differs in them. Every other label (job, cluster, region, replica, namespace, the
+# external labels each Prometheus adds to what it remote-writes) must be the same for a target to
+# vouch that another's data would have arrived: two clusters may differ in nothing but job names.
 POD_LABELS = frozenset(
     {
-        "instance", "job", "pod", "pod_name", "kubernetes_pod_name", "pod_ip", "node",
+        "instance", "pod", "pod_name", "kubernetes_pod_name", "pod_ip", "node",
         "kubernetes_node", "node_name", "host", "hostname", "container_id", "pod_template_hash",
         "controller_revision_hash", "statefulset_kubernetes_io_pod_name",
     }
@@ -423,6 +428,7 @@ def _confirm_gone(
     fleet: set[LabelSet],
     at: float,
     lookback: float | None,
+    own: tuple[Sequence[Mapping[str, str]] | None, frozenset[str] | None] = (None, None),
 ) -> set[LabelSet]:
     """The targets among `ended` after whose last `up` sample another target of the fleet was
     scraped within one interval plus grace: the scraping went on, so service discovery dropped
@@ -431,12 +437,21 @@ def _confirm_gone(
     remote-writes on its own). Or Prometheus said so itself: when service discovery drops a
     target, Prometheus ends each of its series with a staleness marker at its next scrape time
     (not when it shuts down, nor for data lost on the way), so an instant query just after that
-    finds no `up` although its last sample is within the query lookback (`marked`)."""
+    finds no `up` although its last sample is within the query lookback (`marked`). Only for a
+    target this server scrapes itself (`own`: its job label is a job_name of the server's without
+    honor_labels, or an active target of the same pipeline has it): a series it only receives
+    (federated with honor_labels, remote-written) is marked stale whenever the scrape or write
+    that carries it fails, while the pod behind it may serve on."""
+    scraped, own_jobs = own
     if not ended:
         return set()
 
     def marked(t: TargetState, end: float, span: float) -> bool:
         if lookback is None or span > lookback / 2 or end + span > at or not t.has_up:
+            return False
+        labels = dict(t.labels)
+        mine = own_jobs is not None and labels.get("job") in own_jobs
+        if not mine and not any(same_pipeline(labels, dict(x)) for x in scraped or ()):
             return False
         own = "up{" + ",".join(Matcher(k, "=", v).render() for k, v in t.labels) + "}"
         answer = client.query(own, end + span)

@@ -137,6 +137,21 @@ def test_answers_of_each_shape_become_values_or_notes() -> None:
     assert sized_only.retention is None
 
 
+def test_own_jobs_are_those_without_honor_labels() -> None:
+    """A job with honor_labels keeps the job labels of what it scrapes (federation): the `up`
+    series it carries are not this server's own targets, so their staleness markers say nothing
+    of service discovery."""
+    from retire.sources.prometheus.instrument import own_jobs
+
+    text = (
+        "global:\n  scrape_interval: 1m\nscrape_configs:\n"
+        "- job_name: tfs\n  honor_labels: false\n  relabel_configs:\n  - honor_labels: true\n"
+        "- job_name: federate\n  honor_labels: true\n"
+        "- job_name: 'plain'\n"
+    )
+    assert own_jobs(text) == {"tfs", "plain"}
+
+
 def test_interval_falls_back_from_target_to_job_to_global() -> None:
     inst = Instrument({("a", "x:1"): 5.0}, {"a": 10.0, "b": 20.0}, 60.0, None, None, None, ())
     assert inst.interval("a", "x:1") == 5.0

@@ -130,7 +130,7 @@ def test_only_a_target_whose_data_travels_the_same_way_vouches_for_a_gone_one() 
 
     east = {"job": "tfs", "instance": "tfs-0:8500", "pod": "tfs-0", "cluster": "east"}
     assert same_pipeline(east, {**east, "instance": "tfs-1:8500", "pod": "tfs-1", "node": "n2"})
-    assert same_pipeline(east, {**east, "job": "canary", "instance": "c-0:8500"})
+    assert not same_pipeline(east, {**east, "job": "tfs-west", "instance": "w-0:8500"})  # tests/attacks_22
     assert same_pipeline(east, {**east, "__name__": "up", "instance": "tfs-1:8500"})  # as answers say
     assert not same_pipeline(east, {**east, "instance": "tfs-1:8500", "cluster": "west"})
     assert not same_pipeline(east, {k: v for k, v in east.items() if k != "cluster"})
