@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -154,8 +155,9 @@ class Facts:
     def lookalikes(self) -> dict[str, str]:
         """A silent model on disk (no series) -> the names with series (in or out of the
         selector's reach) that differ from it only in case, spaces or punctuation, or that have
-        no directory and contain its words (`alpha` served as `alpha-prod` or `prod_alpha` on a
-        server the selector leaves out), as shown."""
+        no directory and whose words contain its words or are contained in them (`alpha` served
+        as `alpha-prod`, `prod/alpha`, `alphaCanary` on a server the selector leaves out, or
+        `omega_v2` served as `omega`), as shown (three at most)."""
         served = self.reached_models | set(self.evidence.scope.unscoped_models)
         silent = self.disk_models - self.reached_models
         if not silent:
@@ -164,16 +166,28 @@ class Facts:
         seen: dict[str, set[str]] = {}
         for name in served:
             seen.setdefault(folded[name], set()).add(name)
-        for name in served - self.disk_models:  # each run of its words, once per name
-            words = _words(name)
-            for a in range(len(words)):
-                for b in range(a + 1, min(len(words), a + _MAX_WORDS) + 1):
-                    seen.setdefault(" ".join(words[a:b]), set()).add(name)
-        return {
-            m: ", ".join(sorted(repr(o) for o in others))
-            for m in silent
-            if (others := (seen.get(folded[m], set()) | seen.get(" ".join(_words(m)), set())) - {m})
-        }
+        unnamed = served - self.disk_models
+        for name in unnamed:  # each run of its words, once per name
+            for run in _runs(_words(name)):
+                seen.setdefault(run, set()).add(name)
+        # The other way round: a served name with no directory whose words are a run of the
+        # silent model's words.
+        inside: dict[str, set[str]] = {}
+        for m in silent:
+            for run in _runs(_words(m)):
+                inside.setdefault(run, set()).add(m)
+        shorter: dict[str, set[str]] = {}
+        for name in unnamed:
+            for m in inside.get(" ".join(_words(name)), set()):
+                shorter.setdefault(m, set()).add(name)
+        out = {}
+        for m in silent:
+            others = seen.get(folded[m], set()) | seen.get(" ".join(_words(m)), set())
+            others = (others | shorter.get(m, set())) - {m}
+            if others:
+                shown = sorted(repr(o) for o in others)
+                out[m] = ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+        return out
 
     @cached_property
     def odd_labels(self) -> dict[str, list[str]]:
@@ -250,9 +264,18 @@ def _fold(name: str) -> str:
     return _PUNCTUATION.sub("", name.casefold())
 
 
-_MAX_WORDS = 8  # a served name's runs of words are indexed up to this length
+_MAX_WORDS = 32  # runs of words are indexed up to this length (a name is rarely a sentence)
+_WORD_BREAK = re.compile(r"[\W_]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
 def _words(name: str) -> list[str]:
-    """A name's words, case folded, split at spaces and punctuation."""
-    return [w for w in _PUNCTUATION.split(name.casefold()) if w]
+    """A name's words, case folded: split at anything not a letter or digit, and where camelCase
+    starts a word (`rankerCanary`)."""
+    return [w.casefold() for w in _WORD_BREAK.split(name) if w]
+
+
+def _runs(words: list[str]) -> Iterator[str]:
+    """Every contiguous run of the words, joined by spaces."""
+    for a in range(len(words)):
+        for b in range(a + 1, min(len(words), a + _MAX_WORDS) + 1):
+            yield " ".join(words[a:b])

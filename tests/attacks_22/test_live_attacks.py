@@ -201,15 +201,11 @@ def test_a_served_name_on_the_selectors_team_spelled_out_makes_the_silent_model_
     assert found[("delta", "1")] == "unknown" and found[("delta", "2")] == "unknown", rows(doc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python_regex compiles with re.ASCII, so (?i) folds ASCII letters only while RE2 folds "
-    "Unicode: the fleet matcher team=~'(?i)équipe' rejects 'Équipe' in retire (Prometheus accepts "
-    "it), the served name 'd7' on that team is not seen as hidden by the model matcher, and the "
-    "silent model 'delta' is safe",
-)
 @pytest.mark.parametrize("flag", ["(?i)", "(?i:"], ids=["flag", "group"])
 def test_a_case_insensitive_team_regex_does_not_hide_a_served_name(lab: Lab, flag: str) -> None:
+    """python_regex compiled with re.ASCII, so (?i) folded ASCII letters only while RE2 folds
+    Unicode: team=~'(?i)équipe' rejected 'Équipe' in retire (Prometheus accepts it), the served
+    name 'd7' on that team was not seen as hidden, and the silent model 'delta' was safe."""
     team = f"{flag}équipe" + (")" if flag.endswith(":") else "")
     selector = f'team=~"{team}",model_name=~"b|delta"'
     doc = _report(
@@ -235,14 +231,11 @@ def test_a_served_name_containing_the_silent_models_words_on_another_job_makes_i
     assert found[("tf-fraud-score-eu", "1")] == "unknown", rows(doc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lookalikes splits names only at spaces, '_', '.' and '-', indexes runs of at most 8 "
-    "words and looks only for served names containing the silent model's words: a 9-word name plus "
-    "a suffix, camelCase, a '/' separator or a served name shorter than its directory hide the model",
-)
 @pytest.mark.parametrize("served", list(LOOKALIKES), ids=["nine-words", "camel-case", "slash", "shorter"])
 def test_a_served_lookalike_on_another_job_makes_the_silent_model_unknown(lab: Lab, served: str) -> None:
+    """lookalikes split names only at spaces, '_', '.' and '-', indexed runs of at most 8 words and
+    looked only for served names containing the silent model's words: a 9-word name plus a suffix,
+    camelCase, a '/' separator or a served name shorter than its directory hid the model."""
     silent = LOOKALIKES[served]
     doc = _report(
         lab, models(lab.root, f"names-{served.replace('/', '_')}", "b", silent), "--selector", 'job="serving"'

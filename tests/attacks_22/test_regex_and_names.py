@@ -11,7 +11,6 @@ itself (`label_replace`, which anchors its regex as matchers do).
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,22 +46,21 @@ def test_python_regex_reads_these_as_re2_does(re2: str, value: str, expected: bo
     assert (python_regex(re2).fullmatch(value) is not None) is expected
 
 
-@pytest.mark.xfail(
+DOT = pytest.mark.xfail(
     strict=True,
-    reason="python_regex reads these otherwise than RE2 and does not refuse them: re.ASCII folds only "
-    "ASCII letters under (?i) (RE2 folds Unicode: É/é, the Kelvin sign K/k); Python's \\s also matches "
-    "\\v (RE2's \\s is [\\t\\n\\f\\r ]); Python's $ also matches before a final newline (RE2's only "
-    "at the end of the text); Python's . (re.DOTALL) matches a newline, Prometheus 2.x's does not "
-    "(3.x reads . as (?s))",
+    reason="Python's . (re.DOTALL) matches a newline, Prometheus 2.x's does not (3.x reads . as (?s)): "
+    "python_regex follows 3.x",
 )
+
+
 @pytest.mark.parametrize(
     ("re2", "value", "expected"),
     [
-        ("(?i)équipe", "Équipe", True),
-        ("(?i)k", "\u212a", True),
-        ("a\\sb", "a\vb", False),
-        ("a$\n", "a\n", False),
-        (".", "\n", False),
+        ("(?i)équipe", "Équipe", True),  # RE2 folds case over Unicode (re.ASCII folded ASCII only)
+        ("(?i)k", "\u212a", True),  # the Kelvin sign
+        ("a\\sb", "a\vb", False),  # RE2's \s is [\t\n\f\r ]
+        ("a$\n", "a\n", False),  # RE2's $ is only the end of the text
+        pytest.param(".", "\n", False, marks=DOT),
     ],
     ids=["fold-e-acute", "fold-kelvin", "space-vt", "dollar-newline", "dot-newline"],
 )
@@ -70,13 +68,16 @@ def test_python_regex_reads_these_as_re2_does_too(re2: str, value: str, expected
     assert (python_regex(re2).fullmatch(value) is not None) is expected
 
 
-@pytest.mark.xfail(
+CLEAR = pytest.mark.xfail(
     strict=True,
-    reason="valid RE2 that Python's re cannot compile (\\x{64}, a global flag cleared with (?-s)) is "
-    "refused as a bad regular expression (exit 2) though Prometheus accepts it: python_regex does "
-    "not carry it over",
+    reason="valid RE2 that Python's re cannot compile (a global flag cleared with (?-s)) is refused as "
+    "a bad regular expression (exit 2) though Prometheus accepts it",
 )
-@pytest.mark.parametrize("regex", ["\\\\x{64}elta", "(?-s)delta"], ids=["hex-braces", "clear-flag"])
+
+
+@pytest.mark.parametrize(
+    "regex", ["\\\\x{64}elta", pytest.param("(?-s)delta", marks=CLEAR)], ids=["hex-braces", "clear-flag"]
+)
 def test_valid_re2_in_a_selector_is_not_a_usage_error(tmp_path: Path, regex: str) -> None:
     (tmp_path / "delta" / "1").mkdir(parents=True)
     run = run_cli(
@@ -87,9 +88,9 @@ def test_valid_re2_in_a_selector_is_not_a_usage_error(tmp_path: Path, regex: str
 
 
 def test_ten_thousand_served_names_take_no_quadratic_time() -> None:
-    """10,000 served names outside the selector, 10,000 silent models: linear (about 0.5 s here).
-    Found: the lookalike reason names every match, unbounded (half a megabyte for one row here),
-    where the unnamed doubt shows three names and '...'."""
+    """10,000 served names outside the selector, 10,000 silent models: linear (about 0.5 s here;
+    the suite's per-test timeout bounds it, no timed assert). Found: the lookalike reason named
+    every match, unbounded (half a megabyte for one row here); it names three now."""
     n = 10_000
     served = frozenset(f"svc-{i}-prod-model-x{i}" for i in range(n)) | {"alpha"}
     ev = replace(
@@ -97,8 +98,7 @@ def test_ten_thousand_served_names_take_no_quadratic_time() -> None:
         scope=Scope('job="serving"', unscoped_models=served),
     )
     inv = [disk("alpha", 1), disk("model", 1), *(disk(f"m{i}", 1) for i in range(n))]
-    started = time.monotonic()
     report = advise(Inventory((Path("/m"),), tuple(inv)), ev, NO_PROTECTION, AT)
-    assert time.monotonic() - started < 20
     found = {r.model: r for r in report.rows()}
     assert found["model"].status.value == "unknown" and found["m5"].status.value == "safe"
+    assert len(found["model"].reason) < 1000 and "and 9997 more" in found["model"].reason

@@ -78,22 +78,51 @@ _UNREADABLE = {
 
 
 _FLAGS = re.compile(r"\(\?([a-zA-Z-]*)[):]")
+_FLAGS_ANYWHERE = re.compile(r"(?<!\\)\(\?([a-zA-Z-]*)[):]")
+_WORD = "0-9A-Za-z_"
+_SPACE = "\\t\\n\\f\\r "
+# RE2's Perl classes are ASCII; Python's str classes are not.
+_ESCAPES = {
+    "\\z": "\\Z",
+    "\\d": "[0-9]",
+    "\\D": "[^0-9]",
+    "\\w": f"[{_WORD}]",
+    "\\W": f"[^{_WORD}]",
+    "\\s": f"[{_SPACE}]",
+    "\\S": f"[^{_SPACE}]",
+    "\\b": f"(?:(?<=[{_WORD}])(?![{_WORD}])|(?<![{_WORD}])(?=[{_WORD}]))",
+    "\\B": f"(?:(?<=[{_WORD}])(?=[{_WORD}])|(?<![{_WORD}])(?![{_WORD}]))",
+}
+_CLASS_ESCAPES = {"\\d": "0-9", "\\w": _WORD, "\\s": _SPACE}
+_NO_CLASS_ESCAPES = ("\\D", "\\W", "\\S", "\\b", "\\B")
 
 
 @cache
 def python_regex(re2: str) -> re.Pattern[str]:
     """An RE2 regular expression (PromQL's) as a Python pattern that matches the same label values:
-    POSIX classes (`[[:alpha:]]`) spelt out, `\\z` as `\\Z`, ASCII `\\d\\w\\s` as RE2's are. Syntax
-    that cannot be carried over raises re.error, which names it."""
+    POSIX classes (`[[:alpha:]]`) spelt out, `\\z` and `$` as `\\Z`, `\\x{...}`, and RE2's ASCII
+    `\\d\\w\\s\\b` as classes (case folding stays Unicode, as RE2's). Syntax that cannot be carried
+    over raises re.error, which names it."""
     out: list[str] = []
     i, in_class, class_start = 0, False, 0
+    multiline = any("m" in f.split("-")[0] for f in _FLAGS_ANYWHERE.findall(re2))
     while i < len(re2):
         ch = re2[i]
         if ch == "\\":
             pair = re2[i : i + 2]
             if pair in _UNREADABLE:
                 raise re.error(f"RE2's {_UNREADABLE[pair]} cannot be read the way Prometheus reads them")
-            out.append("\\Z" if pair == "\\z" else pair)
+            if pair == "\\x" and re2.startswith("{", i + 2):  # \x{10FFFF}
+                end = re2.find("}", i + 3)
+                code = int(re2[i + 3 : end], 16) if end > 0 and re2[i + 3 : end].isalnum() else -1
+                if not 0 <= code <= 0x10FFFF:
+                    raise re.error(f"bad RE2 escape {re2[i : end + 1 if end > 0 else i + 3]}")
+                out.append(f"\\U{code:08x}")
+                i = end + 1
+                continue
+            out.append((_CLASS_ESCAPES if in_class else _ESCAPES).get(pair, pair))
+            if in_class and pair in _NO_CLASS_ESCAPES:
+                raise re.error(f"{pair} inside brackets: spell the characters out")
             i += 2
             continue
         if in_class:
@@ -116,13 +145,18 @@ def python_regex(re2: str) -> re.Pattern[str]:
             class_start = i + 1 + (re2.startswith("^", i + 1))  # a ] first in the class is literal
         elif ch == "(" and (flags := _FLAGS.match(re2, i)) and "U" in flags[1]:
             raise re.error("RE2's ungreedy flag (?U) cannot be read the way Prometheus reads it")
+        elif ch == "$" and not multiline:
+            out.append("\\Z")  # RE2's $ is the end of the text, not also before a final newline
+            i += 1
+            continue
         elif ch == "{" and re2.startswith("{,", i):
             raise re.error(
                 "a repeat with no lower bound ({,n}) is text to RE2 and a repeat to Python: write {0,n}"
             )
         out.append(ch)
         i += 1
-    return re.compile("".join(out), re.DOTALL | re.ASCII)
+    # Not re.ASCII: RE2 folds case over Unicode ((?i)); its \\d \\w \\s \\b are ASCII, spelt out above.
+    return re.compile("".join(out), re.DOTALL)
 
 
 @dataclass(frozen=True)
