@@ -155,9 +155,9 @@ class Facts:
     def lookalikes(self) -> dict[str, str]:
         """A silent model on disk (no series) -> the names with series (in or out of the
         selector's reach) that differ from it only in case, spaces or punctuation, or that have
-        no directory and whose words contain its words or are contained in them (`alpha` served
-        as `alpha-prod`, `prod/alpha`, `alphaCanary` on a server the selector leaves out, or
-        `omega_v2` served as `omega`), as shown (three at most)."""
+        no directory and whose words contain its words or are most of them (`alpha` served as
+        `alpha-prod`, `prod/alpha`, `alphaCanary` on a server the selector leaves out, or
+        `omega_v2` served as `omega`; not `cfg_b` as `b`), as shown (three at most)."""
         served = self.reached_models | set(self.evidence.scope.unscoped_models)
         silent = self.disk_models - self.reached_models
         if not silent:
@@ -179,7 +179,9 @@ class Facts:
         shorter: dict[str, set[str]] = {}
         for name in unnamed:
             for m in inside.get(" ".join(_words(name)), set()):
-                shorter.setdefault(m, set()).add(name)
+                # Most of the name, not one short word of it (`b` is no rename of `cfg_b`).
+                if 2 * len(folded[name]) >= len(folded[m]) >= 1 and len(folded[name]) >= 3:
+                    shorter.setdefault(m, set()).add(name)
         out = {}
         for m in silent:
             others = seen.get(folded[m], set()) | seen.get(" ".join(_words(m)), set())

@@ -518,10 +518,12 @@ def test_a_silent_model_whose_words_a_name_served_outside_the_selector_contains_
         evidence(series=[SeriesFacts("alpha", "1", (("p", "0"),), 7, 7)]),
         scope=Scope(
             'job="serving"',
-            unscoped_models=frozenset({"alpha", "delta-prod", "prod_Res.Net_v2", "bert-large", "xdeltax"}),
+            unscoped_models=frozenset(
+                {"alpha", "delta-prod", "prod_Res.Net_v2", "bert-large", "xdeltax", "b", "omega"}
+            ),
         ),
     )
-    names = ("alpha", "delta", "res-net", "bert", "bert-large", "elta", "zeta")
+    names = ("alpha", "delta", "res-net", "bert", "bert-large", "elta", "zeta", "cfg_b", "omega_v2")
     inv = [disk(name, 1) for name in names]
     report = advise(Inventory((Path("/m"),), tuple(inv)), ev, NO_PROTECTION, AT)
     rows = {r.model: r for r in report.rows() if r.version == "1"}
@@ -533,6 +535,8 @@ def test_a_silent_model_whose_words_a_name_served_outside_the_selector_contains_
         "bert-large": "unknown",  # its own series, only outside the selector (as before)
         "elta": "safe",  # inside a word, not a word
         "zeta": "safe",
+        "cfg_b": "safe",  # b, one short word of it, is another team's model, not a rename
+        "omega_v2": "unknown",  # served as omega: most of its name
     }
     assert "'delta-prod'" in rows["delta"].reason and "--model-config" in rows["delta"].reason
 
