@@ -13,6 +13,7 @@ import math
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -272,6 +273,23 @@ class Prometheus(_Server):
             "--storage.tsdb.retention.time=30d",
             *self.flags,
         ]
+
+
+class FileExporter(_Server):
+    """`python -m http.server` serving a fixed `/metrics` file: a scrape target whose counters
+    stand still, for tests that need real scrapes (staleness markers, federation)."""
+
+    name = "exporter"
+    ready_path = "/metrics"
+
+    def __init__(self, workdir: Path, text: str) -> None:
+        super().__init__(workdir)
+        self.text = text
+
+    def command(self) -> list[str]:
+        (self.workdir / "metrics").write_text(self.text)
+        return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(self.workdir),
+                str(self.port)]  # fmt: skip
 
 
 class VictoriaMetrics(_Server):

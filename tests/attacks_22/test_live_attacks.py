@@ -18,7 +18,6 @@ Each exporter has its own job; each test reads its own model directory, so their
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import httpx
 import pytest
 
 from retire.lab.live import wait_scraped
-from retire.lab.servers import LabError, Prometheus, _Server
+from retire.lab.servers import FileExporter, LabError, Prometheus
 from tests.conftest import rows, run_cli, statuses
 
 pytestmark = pytest.mark.prometheus
@@ -44,22 +43,6 @@ LOOKALIKES = {
     "prod/gamma": "gamma",  # a slash is no separator to the splitter
     "omega": "omega_v2",  # the served name is the shorter one
 }
-
-
-class FileExporter(_Server):
-    """`python -m http.server` serving a fixed `/metrics` file."""
-
-    name = "exporter"
-    ready_path = "/metrics"
-
-    def __init__(self, workdir: Path, text: str) -> None:
-        super().__init__(workdir)
-        self.text = text
-
-    def command(self) -> list[str]:
-        (self.workdir / "metrics").write_text(self.text)
-        return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(self.workdir),
-                str(self.port)]  # fmt: skip
 
 
 @dataclass

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,29 +25,13 @@ import httpx
 import pytest
 
 from retire.lab.live import wait_scraped
-from retire.lab.servers import LabError, Prometheus, _Server
+from retire.lab.servers import FileExporter, LabError, Prometheus
 from tests.conftest import rows, run_cli, statuses
 
 pytestmark = pytest.mark.prometheus
 
 METRIC = ":tensorflow:serving:model_call_count"
 WINDOW = 30  # seconds of history the report reads; the dropped pod ran longer than that
-
-
-class FileExporter(_Server):
-    """`python -m http.server` serving a fixed `/metrics` file: a target with steady counters."""
-
-    name = "exporter"
-    ready_path = "/metrics"
-
-    def __init__(self, workdir: Path, text: str) -> None:
-        super().__init__(workdir)
-        self.text = text
-
-    def command(self) -> list[str]:
-        (self.workdir / "metrics").write_text(self.text)
-        return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(self.workdir),
-                str(self.port)]  # fmt: skip
 
 
 @dataclass
