@@ -146,8 +146,7 @@ def read_answers(answers: Mapping[str, Any]) -> Instrument:
 
     failures: dict[str, str] = {}
     targets, target_jobs, pools, scraped = part("/api/v1/targets", _targets, ({}, {}, {}, None))
-    default, config_jobs = part("/api/v1/status/config", _config_intervals, (None, {}))
-    mine = part("/api/v1/status/config", lambda data: own_jobs(_config_text(data)), None)
+    default, config_jobs, mine = part("/api/v1/status/config", _config, (None, {}, None))
     rules = part("/api/v1/rules", _rules, None)
     head_start = part("/api/v1/status/tsdb", _head_start, None)
     retention = part("/api/v1/status/runtimeinfo", _retention, None)
@@ -277,8 +276,10 @@ def _config_text(data: Any) -> str:
     return text
 
 
-def _config_intervals(data: Any) -> tuple[float | None, dict[str, float]]:
-    return config_intervals(_config_text(data))
+def _config(data: Any) -> tuple[float | None, dict[str, float], frozenset[str]]:
+    """The configuration's scrape intervals and its own jobs (`own_jobs`), from one reading."""
+    default, items = _scrape_items(_config_text(data))
+    return (*_intervals(default, items), _own(items))
 
 
 def _rules(data: Any) -> tuple[RecordingRule, ...]:
@@ -427,7 +428,10 @@ def _scrape_items(text: str) -> tuple[float | None, list[dict[str, str]]]:
 def own_jobs(text: str) -> frozenset[str]:
     """The job_names of a configuration whose targets' `job` label is the server's own (not
     `honor_labels`, with which a scraped series keeps the job label it came with: federation)."""
-    _, jobs = _scrape_items(text)
+    return _own(_scrape_items(text)[1])
+
+
+def _own(jobs: list[dict[str, str]]) -> frozenset[str]:
     return frozenset(
         j["job_name"] for j in jobs if "job_name" in j and j.get("honor_labels", "false").lower() != "true"
     )
@@ -439,7 +443,10 @@ def config_intervals(text: str) -> tuple[float | None, dict[str, float]]:
     Reads `global:`'s own `scrape_interval` and, in each `scrape_configs:` item, the item's own
     `job_name` and `scrape_interval` (keys at the item's indentation, never nested ones such as a
     relabel rule's). A job without its own interval takes the global one, as Prometheus does."""
-    default, jobs = _scrape_items(text)
+    return _intervals(*_scrape_items(text))
+
+
+def _intervals(default: float | None, jobs: list[dict[str, str]]) -> tuple[float | None, dict[str, float]]:
     out: dict[str, float] = {}
     for job in jobs:
         name = job.get("job_name")

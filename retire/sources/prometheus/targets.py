@@ -453,8 +453,7 @@ def _confirm_gone(
         mine = own_jobs is not None and labels.get("job") in own_jobs
         if not mine and not any(same_pipeline(labels, dict(x)) for x in scraped or ()):
             return False
-        own = "up{" + ",".join(Matcher(k, "=", v).render() for k, v in t.labels) + "}"
-        answer = client.query(own, end + span)
+        answer = client.query(_up_of(t.labels), end + span)
         return not (answer.partial or answer.warnings) and all(
             series_key(s.labels) != t.labels for s in answer.series
         )
@@ -482,6 +481,11 @@ def _confirm_gone(
         return {t.labels for t, ok in zip(ended, pool.map(confirmed, ended), strict=True) if ok}
 
 
+def _up_of(target: LabelSet) -> str:
+    """The selector of one target's own `up` series."""
+    return "up{" + ",".join(Matcher(k, "=", v).render() for k, v in target) + "}"
+
+
 def scraped_after(
     client: PrometheusClient, targets: Targets, series: LabelSet, t: float, span: float
 ) -> bool:
@@ -490,7 +494,7 @@ def scraped_after(
     target = targets.owner.get(series)
     if not target or target not in targets.up_targets:
         return False
-    selector = "up{" + ",".join(Matcher(k, "=", v).render() for k, v in target) + "}"
+    selector = _up_of(target)
     answer = client.samples(f"{selector}[{promql_duration(span)}]", t + span)
     if answer.partial or answer.warnings:
         return False
