@@ -13,14 +13,13 @@ LABELS = {"instance": "pod0a:8500", "job": "serving", "model_name": "charlie", "
 TARGET = (("instance", "pod0a:8500"), ("job", "serving"))
 
 
-def _bounds(samples: float) -> tuple[float, float]:
-    """The oracle's seed 100042 in small: a series born 15 s before the hour boundary T-1h with one
-    call, its pod restarted at T-5m (the series gone), created anew by one call at T-4m. At the
-    boundaries (T-2h, T-1h, T) its newest samples are none, 1 at T-1h-15s and 1 at T; its target
-    answered all 240 scrapes of the last hour, and the series has `samples` of them."""
+def _high_low(seen: dict[float, tuple[float, float]], counts: list[float | None]) -> tuple[float, float]:
+    """The busiest of two hourly steps ending at T, in calls, for one series of a target scraped
+    every 15 s that answered all 240 scrapes of the last hour: `seen`, per boundary, the series'
+    value and its newest sample's time there; `counts`, its samples per step."""
     grid = StepGrid.ending(T, 2 * HOUR, HOUR)
-    values = [Series(LABELS, points=((T - HOUR, 1.0), (T, 1.0)))]
-    times = [Series(LABELS, points=((T - HOUR, T - HOUR - 15), (T, T)))]
+    values = [Series(LABELS, points=tuple((b, v) for b, (v, _) in seen.items()))]
+    times = [Series(LABELS, points=tuple((b, t) for b, (_, t) in seen.items()))]
     got = per_version_bounds(
         values,
         times,
@@ -31,11 +30,19 @@ def _bounds(samples: float) -> tuple[float, float]:
         {TARGET: [T - 2 * HOUR, T - HOUR, T]},
         {},
         {},
-        series_counts={series_key(LABELS): [None, 1.0, samples]},
+        series_counts={series_key(LABELS): counts},
         up_successes={TARGET: [None, 240.0, 240.0]},
     )
     b = got[("charlie", "19")]
     return b.low * HOUR, b.high * HOUR
+
+
+def _bounds(samples: float) -> tuple[float, float]:
+    """The oracle's seed 100042 in small: a series born 15 s before the hour boundary T-1h with one
+    call, its pod restarted at T-5m (the series gone), created anew by one call at T-4m. At the
+    boundaries (T-2h, T-1h, T) its newest samples are none, 1 at T-1h-15s and 1 at T; the series
+    has `samples` of the last hour's 240 scrapes."""
+    return _high_low({T - HOUR: (1.0, T - HOUR - 15), T: (1.0, T)}, [None, 1.0, samples])
 
 
 def test_a_series_created_anew_between_two_boundaries_may_hold_its_last_value_in_any_step() -> None:
@@ -84,24 +91,9 @@ def test_went_away_sees_a_series_missing_for_whole_steps_between_two_lives() -> 
     "nothing says it went away, and its first life's call is in no count (README known limits)",
 )
 def test_a_series_born_and_created_anew_within_the_last_step_is_not_under_read() -> None:
-    grid = StepGrid.ending(T, 2 * HOUR, HOUR)
-    values = [Series(LABELS, points=((T, 1.0),))]
-    times = [Series(LABELS, points=((T, T),))]
-    got = per_version_bounds(
-        values,
-        times,
-        grid,
-        lambda labels: (labels["model_name"], labels["model_version"]),
-        lambda key: TARGET,
-        lambda target: 15.0,
-        {TARGET: [T - 2 * HOUR, T - HOUR, T]},
-        {},
-        {},
-        # born at T-30m with a call, restarted, one call at T-5m: 80 of the last hour's 240 scrapes
-        series_counts={series_key(LABELS): [None, 0.0, 80.0]},
-        up_successes={TARGET: [None, 240.0, 240.0]},
-    )
-    assert got[("charlie", "19")].high * HOUR >= 2.0
+    # born at T-30m with a call, restarted, one call at T-5m: 80 of the last hour's 240 scrapes
+    _, high = _high_low({T: (1.0, T)}, [None, 0.0, 80.0])
+    assert high >= 2.0
 
 
 def test_a_boundary_is_judged_by_the_interval_its_step_was_scraped_at() -> None:
