@@ -215,8 +215,9 @@ def _end_to_end(
     import httpx
 
     from retire.config import resolve
+    from retire.config.build import params_from
     from retire.sources.prometheus.client import PrometheusClient
-    from retire.sources.prometheus.queries import params_from, render, report_queries
+    from retire.sources.prometheus.queries import render, report_queries
 
     d, end = fleet_cache(fleet)
     figures = []

@@ -366,6 +366,7 @@ def report(
           --mail-to ml-platform@example.com --smtp-host smtp.example.com \\
           --since-last /var/lib/retire/last.json
     """
+    from retire.config import build
     from retire.delivery import history, mail
     from retire.formats import ReportFormat, render_report
     from retire.formats.words import summary_line
@@ -374,19 +375,19 @@ def report(
         settings = _settings({**flags, "format": format, "output": output}, config)
         deadline = _deadline(settings)
         fmt = _format(settings.format, ReportFormat, ReportFormat.TABLE)
-        mailing = bool(settings.mail_to)
-        if mailing:
-            mail.smtp_from(settings)  # a bad password file or CA file is a usage error, found first
+        mailing = build.mailing(settings) if settings.mail_to else None  # bad secret files: exit 2, first
         if settings.since_last is not None:
             history.check(settings.since_last)  # never replace a file that is not a report
         try:
             result = _build_report(
-                settings, deadline, sparklines=mailing or fmt in (ReportFormat.TABLE, ReportFormat.MARKDOWN)
+                settings,
+                deadline,
+                sparklines=mailing is not None or fmt in (ReportFormat.TABLE, ReportFormat.MARKDOWN),
             )
         except RetireError as e:
-            if mailing:
+            if mailing is not None:
                 try:  # its own --smtp-timeout, even past the deadline: the team must hear of it
-                    _say(mail.send_failure(settings, e))
+                    _say(mail.send_failure(mailing, e))
                 except RetireError:
                     _err(e.message)  # the cause first, then why nobody was told (exit 5)
                     raise
@@ -400,8 +401,8 @@ def report(
         _emit(text, settings.output)
         if fmt is not ReportFormat.TABLE or settings.output is not None:
             _say(summary_line(result))
-        if mailing:
-            _say(mail.send_report(settings, result, changes, deadline))
+        if mailing is not None:
+            _say(mail.send_report(mailing, result, changes, deadline))
         if last is not None:
             history.save(last, result)
     raise typer.Exit(_exit_code(result))
@@ -463,7 +464,8 @@ def query(
       retire query max_hourly_qps --selector 'job="tfs"'
       curl -s http://prom:9090/api/v1/query --data-urlencode "query=$(retire query max_hourly_qps)"
     """
-    from retire.sources.prometheus.queries import params_from, report_queries
+    from retire.config.build import params_from
+    from retire.sources.prometheus.queries import report_queries
 
     with _user_errors():
         settings = _settings(flags, config)

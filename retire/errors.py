@@ -59,3 +59,19 @@ class MailError(RetireError):
     """The SMTP server refused or failed; the message was not sent to anyone."""
 
     exit_code = EXIT_MAIL
+
+
+def kind_of(value: object) -> str:
+    """A value's type in words: type errors name the key and the type, never the value (which may
+    be a secret put under the wrong key)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"

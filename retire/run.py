@@ -55,11 +55,11 @@ def build_report(
     """
     from retire.advisor import Policy, advise
     from retire.config import check
+    from retire.config.build import connection_from, params_from
     from retire.deadline import Deadline
     from retire.servers import server
-    from retire.sources.prometheus.client import PrometheusClient, connection_from
+    from retire.sources.prometheus.client import PrometheusClient
     from retire.sources.prometheus.evidence import gather
-    from retire.sources.prometheus.queries import params_from
 
     if not settings.prometheus:
         raise ConfigError(
@@ -127,8 +127,9 @@ def rules_file(settings: Settings, now: float, command: str, groups: tuple[str, 
     does not say), and refused (ConfigError) when the step cannot hold two of them plus a rule
     interval: such rules would record no rate. Without, the file says what it assumed."""
     from retire.config import check
+    from retire.config.build import params_from
     from retire.durations import format_duration
-    from retire.sources.prometheus.queries import assumed_scrape, params_from
+    from retire.sources.prometheus.queries import assumed_scrape
 
     check(settings)
     params = params_from(settings)
@@ -160,9 +161,9 @@ def rules_file(settings: Settings, now: float, command: str, groups: tuple[str, 
 def learned_scrape(settings: Settings, now: float) -> tuple[float | None, str]:
     """The longest scrape interval among the targets that exported the metric in the window
     (asked of the index: no samples read), as the server names it; and where it came from."""
-    from retire.sources.prometheus.client import PrometheusClient, connection_from
+    from retire.config.build import connection_from, params_from
+    from retire.sources.prometheus.client import PrometheusClient
     from retire.sources.prometheus.instrument import learn
-    from retire.sources.prometheus.queries import params_from
 
     params = params_from(settings)
     with PrometheusClient(

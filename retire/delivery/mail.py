@@ -26,11 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from retire import redact
 from retire.deadline import NO_DEADLINE, Deadline, Watchdog
-from retire.errors import ConfigError, MailError
+from retire.errors import MailError
 
 if TYPE_CHECKING:
     from retire.advisor import Report
-    from retire.config import Settings
     from retire.delivery.history import History
     from retire.errors import RetireError
 
@@ -47,39 +46,20 @@ class SmtpSettings:
     timeout: float
 
 
-def smtp_from(settings: Settings) -> SmtpSettings:
-    """SMTP settings with the password read and the CA file checked (a config error, exit 2)."""
-    from retire.sources.prometheus.client import read_secret
+@dataclass(frozen=True)
+class Mailing:
+    """Who gets the report, when and how (built from --mail-* and --smtp-* by retire.config.build)."""
 
-    password = settings.smtp_password
-    if settings.smtp_password_file is not None:
-        password = read_secret(settings.smtp_password_file, "--smtp-password-file")
-    if settings.smtp_user and password is None:
-        raise ConfigError("--smtp-user needs a password: set RETIRE_SMTP_PASSWORD or --smtp-password-file")
-    if settings.smtp_user and password is not None:
-        redact.register_basic(settings.smtp_user, password)  # AUTH PLAIN/LOGIN send it base64
-        redact.register(f"\0{settings.smtp_user}\0{password}")
-    port = settings.smtp_port or (465 if settings.smtp_ssl else 587 if settings.smtp_starttls else 25)
-    ca = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
-    if settings.smtp_ca_file is not None:
-        try:
-            ssl.create_default_context(cafile=ca)
-        except (OSError, ssl.SSLError, ValueError) as e:
-            why = getattr(e, "strerror", None) or getattr(e, "reason", None) or "not a PEM CA bundle"
-            raise ConfigError(f"--smtp-ca-file {settings.smtp_ca_file}: {why}") from None
-    s = settings
-    tls = (s.smtp_starttls, s.smtp_ssl)
-    return SmtpSettings(s.smtp_host, port, *tls, s.smtp_user, password, ca, s.smtp_timeout)
-
-
-def sender(settings: Settings) -> str:
-    import socket
-
-    return settings.mail_from or f"retire@{socket.gethostname()}"
+    sender: str
+    recipients: tuple[str, ...]
+    smtp: SmtpSettings
+    when: str = "always"  # or "actionable": only when something is safe, unknown or changed
+    attach: tuple[str, ...] = ()  # "json", "csv"
+    source: str | None = None  # the Prometheus URL, named (without its password) in a failure mail
 
 
 def send_report(
-    settings: Settings, report: Report, history: History | None = None, deadline: Deadline = NO_DEADLINE
+    mailing: Mailing, report: Report, history: History | None = None, deadline: Deadline = NO_DEADLINE
 ) -> str:
     """Mail the report as --mail-* say (text, HTML, attachments); returns what was done, in one
     line for stderr. With --mail-when actionable, nothing is sent when nothing is safe, unknown
@@ -88,45 +68,45 @@ def send_report(
     from retire.formats import ReportFormat, html, render_report, structured
 
     s = report.summary
-    if settings.mail_when == "actionable" and not (s.safe or s.unknown or (history and history.changes)):
+    if mailing.when == "actionable" and not (s.safe or s.unknown or (history and history.changes)):
         return "nothing to act on; no mail sent (--mail-when actionable)"
     attachments = {}
-    if "json" in settings.mail_attach:
+    if "json" in mailing.attach:
         attachments["retire-report.json"] = (structured.report_json(report), "json")
-    if "csv" in settings.mail_attach:
+    if "csv" in mailing.attach:
         attachments["retire-report.csv"] = (structured.report_csv(report), "csv")
     message = build(
-        sender=sender(settings),
-        recipients=settings.mail_to,
+        sender=mailing.sender,
+        recipients=mailing.recipients,
         subject_line=subject(report),
         text=render_report(report, ReportFormat.TABLE, history=history),
         html=html.render(report, lines(history) if history is not None else []),
         attachments=attachments,
     )
-    send(message, sender(settings), settings.mail_to, smtp_from(settings), deadline)
-    return f"mailed the report to {', '.join(settings.mail_to)}"
+    send(message, mailing.sender, mailing.recipients, mailing.smtp, deadline)
+    return f"mailed the report to {', '.join(mailing.recipients)}"
 
 
-def send_failure(settings: Settings, error: RetireError) -> str:
+def send_failure(mailing: Mailing, error: RetireError) -> str:
     """Mail that no report could be made, and why: nothing is listed as safe. Returns what was
     done, in one line for stderr."""
     from retire.escape import printable
     from retire.formats import html
     from retire.sources.prometheus.client import redact_url
 
-    source = redact_url(settings.prometheus) if settings.prometheus else None
+    source = redact_url(mailing.source) if mailing.source else None
     reason = printable(redact.scrub(error.message))  # one line: it goes into the Subject header too
     text = f"retire could not make the report:\n\n  {reason}\n\n"
     text += "No version is listed as safe to offload: without the evidence, none can be.\n"
     message = build(
-        sender=sender(settings),
-        recipients=settings.mail_to,
+        sender=mailing.sender,
+        recipients=mailing.recipients,
         subject_line=f"retire: report FAILED, nothing listed as safe ({reason[:80]})",
         text=text,
         html=html.render_failure(reason, source),
     )
-    send(message, sender(settings), settings.mail_to, smtp_from(settings))
-    return f"mailed the failure to {', '.join(settings.mail_to)}"
+    send(message, mailing.sender, mailing.recipients, mailing.smtp)
+    return f"mailed the failure to {', '.join(mailing.recipients)}"
 
 
 def subject(report: Report) -> str:

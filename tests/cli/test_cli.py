@@ -95,7 +95,10 @@ def test_wheel_ships_the_queries(tmp_path: Path) -> None:
     # An installed copy, away from the source tree, finds its templates.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = "import retire.sources.prometheus.queries as q; print(q.render('series_start', q.params_from(q.Settings())))"
+    code = (
+        "import retire.sources.prometheus.queries as q; from retire.config import Settings, build; "
+        "print(q.render('series_start', build.params_from(Settings())))"
+    )
     out = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + code],
         capture_output=True,

@@ -34,12 +34,11 @@ from urllib.parse import urlsplit, urlunsplit
 from retire import redact
 from retire.deadline import NO_DEADLINE, Deadline, Watchdog
 from retire.errors import ConfigError, PrometheusError
-from retire.escape import printable, quoted
+from retire.escape import has_unsafe, printable, quoted
 
 if TYPE_CHECKING:
     import httpx
 
-    from retire.config import Settings
 
 TOO_BIG_HINT = (
     "shorten --window, narrow it with --selector, or let retire split the query by model (--split-by-model)"
@@ -106,68 +105,32 @@ def read_secret(path: object, what: str) -> str:
     return text
 
 
-def connection_from(settings: Settings) -> Connection:
-    """Read credentials now (a mounted Kubernetes token rotates: it is re-read on every run).
-
-    Header values and the tenant were checked by config; they are registered as secrets here
-    too, for Settings built without config (a library user's). The secret files are checked here,
-    and every message about them names the file, never the content.
-    """
-    headers = []
-    for text in settings.header:
-        name, _, value = text.partition(":")
-        headers.append((name.strip(), value.strip()))
-    if settings.tenant:
-        headers.append(("X-Scope-OrgID", settings.tenant))
-    for name, value in headers:
-        redact.register(value, header=name)
-    redact.register_url(settings.prometheus)
-    token = None
-    if settings.bearer_token_file:
-        token = read_secret(settings.bearer_token_file, "--bearer-token-file")
-        if not _TOKEN_CHARS.fullmatch(token):
-            raise ConfigError(
-                f"--bearer-token-file {settings.bearer_token_file} does not hold one token (visible "
-                "ASCII characters, no spaces, on one line); check the file's content (not shown)"
-            )
-    basic = None
-    if settings.basic_auth_user is not None:
-        password = settings.basic_auth_password
-        if settings.basic_auth_password_file is not None:
-            password = read_secret(settings.basic_auth_password_file, "--basic-auth-password-file")
-        if password is None:
-            raise ConfigError(
-                "--basic-auth-user needs a password: set RETIRE_BASIC_AUTH_PASSWORD or "
-                "--basic-auth-password-file (never on the command line)"
-            )
-        redact.register_basic(settings.basic_auth_user, password)
-        basic = (settings.basic_auth_user, password)
-    for flag, path in (
-        ("--ca-file", settings.ca_file),
-        ("--client-cert", settings.client_cert),
-        ("--client-key", settings.client_key),
-    ):
-        if path is None:
-            continue
-        try:
-            found = path.is_file()
-        except OSError as e:  # a name too long, a loop of links: the OS cannot look it up
-            raise ConfigError(f"{flag} {path}: {e.strerror}") from None
-        if not found:
-            raise ConfigError(f"{flag} {path} does not exist")
-    verify: str | bool = str(settings.ca_file) if settings.ca_file else True
-    if settings.insecure:
-        verify = False
-    cert = None
-    if settings.client_cert and settings.client_key:
-        cert = (str(settings.client_cert), str(settings.client_key))
-    return Connection(tuple(headers), token, basic, verify, cert, settings.partial_response)
-
-
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def check_url(url: str, name: str = "--prometheus") -> None:
+    """An http(s) URL with a host and a valid port; anything else is a usage error (exit 2)."""
+    if has_unsafe(url) or any(c.isspace() for c in url):
+        raise ConfigError(f"{name}: the URL holds a space or a control character")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as e:
+        raise ConfigError(f"{name}: not a valid URL ({e}); use e.g. http://prom:9090") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{name}: {quoted(_redacted(url))} is not an http(s) URL such as http://prom:9090")
+    if port == 0:
+        raise ConfigError(f"{name}: port 0 is not a port")
+
+
+def _redacted(url: str) -> str:
+    netloc_start = url.find("://") + 3 if "://" in url else 0
+    at = url.find("@", netloc_start, url.find("/", netloc_start) if "/" in url[netloc_start:] else None)
+    return url if at < 0 else url[:netloc_start] + "***" + url[at:]
 
 
 def redact_url(url: str) -> str:
@@ -382,8 +345,6 @@ class PrometheusClient:
         deadline: Deadline = NO_DEADLINE,
     ) -> None:
         import httpx
-
-        from retire.config import check_url
 
         check_url(base_url, "--prometheus")
         self.base_url = base_url.rstrip("/")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from retire.durations import parse_duration
 from retire.errors import ConfigError, PrometheusError
 from retire.escape import printable
 from retire.sources.prometheus.client import PrometheusClient, unreachable
@@ -212,8 +213,6 @@ def _object(data: Any, what: str) -> dict[str, Any]:
 
 def _duration(text: Any) -> float:
     """A Prometheus duration as the server writes it (`1m`, `1m30s`, `500ms`, `15d`)."""
-    from retire.config import parse_duration
-
     if not isinstance(text, str) or not text:
         raise ValueError("a duration is not text")
     try:

@@ -19,10 +19,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from retire.config import Settings
 from retire.durations import promql_duration, short_duration
 from retire.errors import ConfigError
-from retire.servers import server
 
 METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -417,38 +415,6 @@ def resolution_for(window: float, max_gap: float) -> float:
     --max-gap (a quarter of it, at most 60 s), coarse enough to stay under the server's point limit."""
     fine = min(60.0, max(max_gap / 4, 1.0))
     return float(max(math.ceil(fine), math.ceil(window / (MAX_RANGE_POINTS - 1))))
-
-
-def params_from(settings: Settings, scrape: float | None = None) -> QueryParams:
-    """The query parameters of these settings. `scrape`: the scrape interval to make recording
-    rules for (learned from the server); None: the assumed one (`assumed_scrape`)."""
-    rules = None
-    if settings.use_recording_rules:
-        interval = settings.rule_interval
-        if scrape is None:
-            scrape = assumed_scrape(settings.step, interval)
-        gap = tolerated_gap(settings.window, settings.max_gap, interval)
-        lookback = rule_lookback(settings.step, scrape, gap)
-        rules = RuleSpec(interval, settings.rollup_interval, lookback)
-    if not METRIC_NAME_RE.fullmatch(settings.metric):
-        raise ConfigError(f"--metric: {settings.metric!r} is not a valid Prometheus metric name")
-    for flag, label in (("--model-label", settings.model_label), ("--version-label", settings.version_label)):
-        if not LABEL_NAME_RE.fullmatch(label):
-            raise ConfigError(f"{flag}: {label!r} is not a valid Prometheus label name")
-    coverage = parse_selector(settings.coverage, "--coverage") if settings.coverage else None
-    return QueryParams(
-        metric=settings.metric,
-        model_label=settings.model_label,
-        version_label=settings.version_label,
-        selector=parse_matchers(settings.selector) if settings.selector else (),
-        window=settings.window,
-        step=settings.step,
-        resolution=resolution_for(settings.window, settings.max_gap),
-        coverage=coverage,
-        rules=rules,
-        canonical=server(settings.preset).canonical,
-        per_step=settings.threshold > 0,
-    )
 
 
 @cache

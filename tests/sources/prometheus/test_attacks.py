@@ -8,6 +8,7 @@ import pytest
 
 from retire import redact
 from retire.config import Settings
+from retire.config.build import mailing
 from retire.delivery.mail import send_failure
 from retire.errors import RetireError
 from retire.run import build_report
@@ -62,7 +63,7 @@ def test_library_settings_secrets_are_scrubbed_from_errors_and_the_failure_mail(
         )
         with pytest.raises(RetireError) as caught:
             build_report(settings, now=1_800_000_000.0)
-        send_failure(settings, caught.value)
+        send_failure(mailing(settings), caught.value)
     shown = redact.scrub(caught.value.message)
     assert secret not in shown and ": ***;" in shown  # the server echoed it; it is known as a secret
     ((_, _, msg),) = inbox.messages

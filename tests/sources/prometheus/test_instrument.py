@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from retire.config import resolve
+from retire.config.build import params_from
 from retire.errors import PrometheusError
 from retire.lab.servers import Prometheus, VictoriaMetrics, free_port, scrape_job
 from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.instrument import Instrument, _Unlearned, config_intervals, learn, read_answers
-from retire.sources.prometheus.queries import params_from
 from retire.sources.prometheus.recording import check_loaded
 from tests import hostile_servers as hs
 from tests.conftest import run_cli

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from retire.config import Settings, resolve
+from retire.config.build import params_from
 from retire.lab.servers import Prometheus, backfill, with_recorded_history
 from retire.lab.synth import Scenario, Traffic, VersionDir, make_model_tree, write_openmetrics
 from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.instrument import RecordingRule, learn
-from retire.sources.prometheus.queries import params_from
 from retire.sources.prometheus.recording import check_loaded, normalized
 from tests import scenarios as sc
 from tests.conftest import Run, run_cli, statuses

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from retire import redact
-from retire.durations import format_duration
-from retire.errors import ConfigError
+from retire.durations import format_duration, parse_duration
+from retire.errors import ConfigError, kind_of
 from retire.escape import has_unsafe, quoted
 from retire.formats import ListFormat, ReportFormat
 from retire.servers import DEFAULT_PRESET, PRESETS, SERVERS
+from retire.sources.prometheus.client import check_url
 
 DEFAULT_CONFIG_FILE = Path("retire.toml")
 # A parser takes a raw value (flag, env text or TOML value) and the name to blame in errors.
@@ -37,61 +37,13 @@ Parser = Callable[[object, str], Any]
 # Pins are read by the default server's rule, TF Serving's numbers, whatever the preset (see _pins).
 canonical_version = SERVERS[DEFAULT_PRESET].canonical
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-# Longer durations are typos, and past ~292 years the OS's timeouts overflow.
-MAX_DURATION = 100 * 31536000.0
 # Instants are Unix seconds from 1970 up to the last second of year 9999 (what datetime holds).
 MAX_INSTANT = 253402300799.0
-
-
-def _kind(value: object) -> str:
-    """A value's type in words: type errors name the key and the type, never the value (which may
-    be a secret put under the wrong key)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
 
 
 def _shown(text: str) -> str:
     """A (non-secret) value quoted for a message: one line, not too long."""
     return quoted(text)
-
-
-def parse_duration(value: object, name: str = "duration") -> float:
-    """Seconds from `90`, `"90"`, `"90s"`, `"15m"`, `"1h30m"`, `"1d"` (Prometheus's units)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(f"{name}: expected a duration such as 24h or 900s, got {_kind(value)}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            pos, seconds = 0, 0.0
-            for m in _DURATION_RE.finditer(text):
-                if m.start() != pos:
-                    break
-                seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-                pos = m.end()
-            if pos != len(text) or not text:
-                raise ConfigError(
-                    f"{name}: {_shown(text)} is not a duration; use e.g. 24h, 90m, 1h30m or seconds"
-                ) from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(f"{name}: must be a non-negative duration such as 24h")
-    if seconds > MAX_DURATION:
-        raise ConfigError(f"{name}: must be at most 100 years ({format_duration(MAX_DURATION)})")
-    return seconds
 
 
 def _unix(seconds: float, name: str) -> datetime:
@@ -110,7 +62,7 @@ def parse_instant(value: object, name: str = "--at") -> datetime:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         return _unix(float(value), name)
     elif not isinstance(value, str):
-        raise ConfigError(f"{name}: expected an instant (RFC 3339 or Unix seconds), got {_kind(value)}")
+        raise ConfigError(f"{name}: expected an instant (RFC 3339 or Unix seconds), got {kind_of(value)}")
     else:
         text = value.strip()
         try:
@@ -137,7 +89,7 @@ def _str(value: object, name: str) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if isinstance(value, bytes) or not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ConfigError(f"{name}: expected text, got {_kind(value)}")
+        raise ConfigError(f"{name}: expected text, got {kind_of(value)}")
     text = str(value)
     if "\x00" in text:
         raise ConfigError(f"{name}: must not contain a NUL character")
@@ -147,7 +99,7 @@ def _str(value: object, name: str) -> str:
 def _secret(value: object, name: str) -> str:
     """A password: text, never shown in any message."""
     if not isinstance(value, str):
-        raise ConfigError(f"{name}: expected text, got {_kind(value)}")
+        raise ConfigError(f"{name}: expected text, got {kind_of(value)}")
     if not value or any(c in value for c in "\x00\r\n"):
         raise ConfigError(f"{name}: must be one non-empty line of text (not shown)")
     redact.register(value)
@@ -160,28 +112,6 @@ def _line(value: object, name: str) -> str:
     if has_unsafe(text):
         raise ConfigError(f"{name}: {_shown(text)} holds a control character")
     return text
-
-
-def check_url(url: str, name: str = "--prometheus") -> None:
-    """An http(s) URL with a host and a valid port; anything else is a usage error (exit 2)."""
-    if has_unsafe(url) or any(c.isspace() for c in url):
-        raise ConfigError(f"{name}: the URL holds a space or a control character")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-        host = parts.hostname
-    except ValueError as e:
-        raise ConfigError(f"{name}: not a valid URL ({e}); use e.g. http://prom:9090") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(f"{name}: {_shown(_redacted(url))} is not an http(s) URL such as http://prom:9090")
-    if port == 0:
-        raise ConfigError(f"{name}: port 0 is not a port")
-
-
-def _redacted(url: str) -> str:
-    netloc_start = url.find("://") + 3 if "://" in url else 0
-    at = url.find("@", netloc_start, url.find("/", netloc_start) if "/" in url[netloc_start:] else None)
-    return url if at < 0 else url[:netloc_start] + "***" + url[at:]
 
 
 def _url(value: object, name: str) -> str:
@@ -217,7 +147,7 @@ def _paths(value: object, name: str) -> tuple[Path, ...]:
 
 def _number(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(f"{name}: expected a number, got {_kind(value)}")
+        raise ConfigError(f"{name}: expected a number, got {kind_of(value)}")
     try:
         number = float(value)
     except (ValueError, OverflowError):
@@ -245,7 +175,7 @@ def _bool(value: object, name: str) -> bool:
     if isinstance(value, bool):
         return value
     if not isinstance(value, (str, int)) or (isinstance(value, int) and value not in (0, 1)):
-        raise ConfigError(f"{name}: expected true or false, got {_kind(value)}")
+        raise ConfigError(f"{name}: expected true or false, got {kind_of(value)}")
     text = str(value).strip().lower()
     if text in {"1", "true", "yes", "on"}:
         return True
@@ -257,7 +187,7 @@ def _bool(value: object, name: str) -> bool:
 def _list(value: object, name: str, what: str) -> list[object]:
     if isinstance(value, (list, tuple)):
         return list(value)
-    raise ConfigError(f"{name}: expected {what}, got {_kind(value)}")
+    raise ConfigError(f"{name}: expected {what}, got {kind_of(value)}")
 
 
 def _pins(value: object, name: str, as_written: bool = False) -> tuple[tuple[str, str], ...]:
@@ -297,7 +227,7 @@ def _headers(value: object, name: str) -> tuple[str, ...]:
     out = []
     for n, item in enumerate(items, 1):
         if not isinstance(item, str):
-            raise ConfigError(f"{name}: header #{n}: expected text, got {_kind(item)}")
+            raise ConfigError(f"{name}: header #{n}: expected text, got {kind_of(item)}")
         text = item.strip()
         if not text:
             continue
