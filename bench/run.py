@@ -316,13 +316,14 @@ def startup(runs: int) -> list[Figure]:
 
 
 def inventory(fleet: Fleet, runs: int) -> Figure:
+    from retire.servers import DEFAULT_PRESET, server
     from retire.sources.disk.inventory import scan_model_dir
 
     d, _ = fleet_cache(fleet, with_tsdb=False)
     models = d / "models"
     t_du, t_scan = median_pair(
         lambda: subprocess.run(["du", "-sb", str(models)], capture_output=True, check=True),
-        lambda: scan_model_dir(models),
+        lambda: scan_model_dir(models, server(DEFAULT_PRESET)),
         runs,
     )
     return Figure(

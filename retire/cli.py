@@ -663,7 +663,7 @@ def restore(
       retire restore --archive-dir /archive --model half_plus_two --version 3
     """
     from retire.actions import offload as ops
-    from retire.config import canonical_version
+    from retire.servers import canonical_version
 
     with _user_errors():
         if version is not None and model is None:

@@ -228,10 +228,11 @@ def served(
     if not settings.server:
         return None
     from retire.deadline import NO_DEADLINE
+    from retire.servers import status_server
     from retire.sources import loaded
 
     answer = loaded.ask(
-        settings.preset,
+        status_server(settings.preset),
         settings.server,
         found.models,
         timeout=settings.timeout,

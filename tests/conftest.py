@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +15,9 @@ from retire.cli import app
 from retire.lab.servers import Prometheus, VictoriaMetrics, backfill
 from retire.lab.synth import Scenario, make_model_tree, write_import_text, write_openmetrics
 from tests import scenarios
+
+if TYPE_CHECKING:
+    from retire.sources.loaded import Loaded
 
 
 @dataclass
@@ -99,3 +103,11 @@ def statuses(report: object) -> dict[tuple[str, str], str]:
 def rows(report: object) -> dict[tuple[str, str], dict[str, object]]:
     assert isinstance(report, dict)
     return {(r["model"], r["version"]): r for r in report["rows"]}
+
+
+def ask_loaded(server: str, url: str, models: Sequence[str] = (), **kwargs: Any) -> Loaded:
+    """`--server` as retire.run asks it: the server found by name, then its status API."""
+    from retire.servers import status_server
+    from retire.sources import loaded
+
+    return loaded.ask(status_server(server), url, models, **kwargs)

@@ -43,9 +43,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from retire.config import canonical_version
 from retire.deadline import NO_DEADLINE, Deadline
 from retire.errors import RetireError
+from retire.servers import canonical_version
 from retire.sources.disk.inventory import unsafe_component
 
 if TYPE_CHECKING:

@@ -62,7 +62,7 @@ class Ranks:
         """Why (model, version) is pinned, or None. Pins are read by TF Serving's number rule
         whatever the preset (config: `m:01` pins m/1), so a version is looked up as written and by
         that rule: a pin matches more than the server loads, never less (TorchServe's `01`)."""
-        from retire.config import canonical_version  # the pins' rule, as config reads them
+        from retire.servers import canonical_version  # the pins' rule, as config reads them
 
         found = self.pin_reasons.get((model, version))
         return found if found is not None else self.pin_reasons.get((model, canonical_version(version)))

@@ -28,14 +28,12 @@ from retire.durations import format_duration, parse_duration
 from retire.errors import ConfigError, kind_of
 from retire.escape import has_unsafe, quoted
 from retire.formats import ListFormat, ReportFormat
-from retire.servers import DEFAULT_PRESET, PRESETS, SERVERS
+from retire.servers import DEFAULT_PRESET, PRESETS, SERVERS, canonical_version
 from retire.sources.prometheus.client import check_url
 
 DEFAULT_CONFIG_FILE = Path("retire.toml")
 # A parser takes a raw value (flag, env text or TOML value) and the name to blame in errors.
 Parser = Callable[[object, str], Any]
-# Pins are read by the default server's rule, TF Serving's numbers, whatever the preset (see _pins).
-canonical_version = SERVERS[DEFAULT_PRESET].canonical
 
 # Instants are Unix seconds from 1970 up to the last second of year 9999 (what datetime holds).
 MAX_INSTANT = 253402300799.0

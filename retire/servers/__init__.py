@@ -35,7 +35,7 @@ class Server:
     """One kind of model server, as `retire` needs to know it."""
 
     preset: str  # the --preset name
-    name: str  # the server's own short name (Loaded.server; also accepted by loaded.ask)
+    name: str  # the server's own short name (Loaded.server; also accepted by status_server)
     metric: str
     model_label: str
     version_label: str
@@ -79,10 +79,24 @@ SERVERS: dict[str, Server] = _registry()
 DEFAULT_PRESET = next(iter(SERVERS))
 # What each kind of model server exports: the metric and label names a preset fills in.
 PRESETS: dict[str, dict[str, str]] = {name: s.defaults for name, s in SERVERS.items()}
+# Pins (--pin, --only, restore) are read by the default server's rule, TF Serving's numbers
+# ("007" is version 7), whatever the preset: one rule wherever a person writes a version.
+canonical_version = SERVERS[DEFAULT_PRESET].canonical
 
 
 def server(preset: str) -> Server:
     return SERVERS[preset]
+
+
+def status_server(name: str) -> Server:
+    """The server whose status API `--server` asks, by preset or short name (a usage error if none)."""
+    from retire.errors import ServerError
+
+    found = find(name)
+    if found is None:
+        names = ", ".join(dict.fromkeys(n for s in SERVERS.values() for n in (s.preset, s.name)))
+        raise ServerError(f"--server: no status API known for {name!r}; use one of {names}")
+    return found
 
 
 def find(name: str) -> Server | None:

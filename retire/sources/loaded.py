@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from retire import redact
@@ -33,10 +33,22 @@ from retire.sources.prometheus.client import Connection, redact_url
 if TYPE_CHECKING:
     import httpx
 
-    from retire.servers import Server
-
 Key = tuple[str, str]
 Status = tuple[str, str, bool]  # (version, the server's word for its state, loaded)
+
+
+class StatusApi(Protocol):
+    """What a conversation needs of the server it talks to (a `retire.servers.Server`). A
+    protocol, so this source does not import the servers above it (tests/test_layers.py)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def status_api(self) -> str: ...
+    @property
+    def canonical(self) -> Callable[[str], str]: ...
+    @property
+    def ask_loaded(self) -> Callable[[Asker, Iterable[str]], Loaded]: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,7 @@ class Loaded:
 
 
 def ask(
-    server: str,
+    srv: StatusApi,
     url: str,
     models: Iterable[str] = (),
     *,
@@ -66,16 +78,11 @@ def ask(
     transport: httpx.BaseTransport | None = None,
     deadline: Deadline = NO_DEADLINE,
 ) -> Loaded:
-    """Ask the server at `url` which versions of `models` it has loaded (Triton answers for all
-    of its models in one request; the others are asked model by model)."""
+    """Ask `srv` (`retire.servers.status_server` finds it by name) at `url` which versions of
+    `models` it has loaded (Triton answers for all of its models in one request; the others are
+    asked model by model)."""
     import httpx
 
-    from retire.servers import SERVERS, find
-
-    srv = find(server)
-    if srv is None:
-        names = ", ".join(dict.fromkeys(n for s in SERVERS.values() for n in (s.preset, s.name)))
-        raise ServerError(f"--server: no status API known for {server!r}; use one of {names}")
     redact.register_url(url)  # httpx sends its user info as Basic credentials, which servers echo
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -107,7 +114,7 @@ class Asker:
 
     def __init__(
         self,
-        server: Server,
+        server: StatusApi,
         display: str,
         client: httpx.Client,
         timeout: float,

@@ -41,7 +41,7 @@ import pytest
 from retire.errors import ServerError
 from retire.lab.servers import LabError, Prometheus, scrape_job
 from retire.lab.triton import Triton, write_model
-from retire.sources.loaded import ask
+from tests.conftest import ask_loaded as ask
 from tests.conftest import rows, run_cli, statuses
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(600)]

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from retire.errors import EXIT_PROMETHEUS, ServerError
-from retire.sources.loaded import Loaded, ask
+from retire.sources.loaded import Loaded
 from retire.sources.prometheus.client import Connection
+from tests.conftest import ask_loaded as ask
 from tests.fake_servers import Route, serve_routes
 
 

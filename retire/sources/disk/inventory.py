@@ -27,14 +27,34 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from retire.errors import InventoryError
-from retire.servers import DEFAULT_PRESET, Server, server
 from retire.sources.columns import Columns
-from retire.sources.disk.server_configs import VersionPolicy
+from retire.sources.disk.server_configs import ModelEntry, VersionPolicy
+
+
+class Layout(Protocol):
+    """What a scan needs of the server whose rules it applies (a `retire.servers.Server`). A
+    protocol, so the disk source does not import the servers above it (tests/test_layers.py)."""
+
+    @property
+    def preset(self) -> str: ...
+    @property
+    def version_of(self) -> Callable[[str], int | None]: ...
+    @property
+    def not_a_version(self) -> str: ...
+    @property
+    def store(self) -> Callable[[Path], Inventory] | None: ...
+    @property
+    def policy_file(self) -> str | None: ...
+    @property
+    def read_policy(self) -> Callable[[Path], VersionPolicy] | None: ...
+    @property
+    def read_model_config(self) -> Callable[[Path], list[ModelEntry]] | None: ...
 
 
 @dataclass(frozen=True)
@@ -91,11 +111,6 @@ class Inventory:
             {**self.pins, **other.pins},
             {**self.policies, **other.policies},
         )
-
-
-def parse_version(name: str) -> int | None:
-    """The version number TF Serving would read from a directory name, or None."""
-    return server(DEFAULT_PRESET).version_of(name)
 
 
 def unsafe_component(name: str) -> str | None:
@@ -215,11 +230,8 @@ def _list_dir(path: Path, what: str) -> list[os.DirEntry[str]]:
         raise InventoryError(f"cannot read {what} {path}: {e.strerror}") from None
 
 
-def scan_model(
-    base_path: Path, model: str, srv: Server | None = None
-) -> tuple[list[DiskVersion], list[Ignored]]:
+def scan_model(base_path: Path, model: str, srv: Layout) -> tuple[list[DiskVersion], list[Ignored]]:
     """The versions of one model under its base path, as `srv` reads them."""
-    srv = srv or server(DEFAULT_PRESET)
     versions: dict[int, DiskVersion] = {}
     ignored: list[Ignored] = []
     for entry in _list_dir(base_path, f"base path of model {model!r}"):
@@ -251,9 +263,8 @@ def scan_model(
     return list(versions.values()), ignored
 
 
-def scan_model_dir(root: Path, srv: Server | None = None) -> Inventory:
+def scan_model_dir(root: Path, srv: Layout) -> Inventory:
     """Every model under a root: each subdirectory is a model's base path."""
-    srv = srv or server(DEFAULT_PRESET)
     if srv.store is not None:
         return srv.store(root)
     versions: list[DiskVersion] = []
@@ -283,7 +294,7 @@ def scan_model_dir(root: Path, srv: Server | None = None) -> Inventory:
 def _model_policy(
     path: Path,
     model: str,
-    srv: Server,
+    srv: Layout,
     keep: dict[str, int],
     pins: dict[tuple[str, str], str],
     policies: dict[str, tuple[VersionPolicy, str]],
@@ -312,9 +323,8 @@ def _apply_policy(
         keep[model] = policy.num_versions
 
 
-def scan_base_path(base_path: Path, model: str, srv: Server | None = None) -> Inventory:
+def scan_base_path(base_path: Path, model: str, srv: Layout) -> Inventory:
     """One model's versions (`--model-base-path`), with its own policy file if the server has one."""
-    srv = srv or server(DEFAULT_PRESET)
     if srv.store is not None:
         raise InventoryError(
             f"--model-base-path names one model's version directories; {srv.preset} keeps models "
@@ -328,9 +338,8 @@ def scan_base_path(base_path: Path, model: str, srv: Server | None = None) -> In
     return one_row_per_version(Inventory((base_path,), tuple(found), tuple(skipped), keep, pins, policies))
 
 
-def scan_model_config(path: Path, srv: Server | None = None) -> Inventory:
+def scan_model_config(path: Path, srv: Layout) -> Inventory:
     """The models a TF Serving --model_config_file lists, each at its base path."""
-    srv = srv or server(DEFAULT_PRESET)
     if srv.read_model_config is None:
         raise InventoryError(
             f"--model-config is TF Serving's --model_config_file; {srv.preset} does not read it: "

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from retire.errors import InventoryError
-from retire.sources.disk.inventory import parse_version, scan_model_dir, tree_size
+from retire.servers import DEFAULT_PRESET, server
+from retire.servers.tfserving import version_of as parse_version
+from retire.sources.disk.inventory import scan_model_dir, tree_size
 
 
 @pytest.mark.parametrize(
@@ -42,7 +44,7 @@ def test_scan(tmp_path: Path) -> None:
     (tmp_path / "a" / "notes").mkdir()
     (tmp_path / "a" / "5").write_text("a file named like a version")
     os.symlink(tmp_path / "a" / "1" / "saved_model.pb", tmp_path / "a" / "1" / "link")  # not counted
-    inv = scan_model_dir(tmp_path)
+    inv = scan_model_dir(tmp_path, server(DEFAULT_PRESET))
     got = {(v.model, v.version): (v.size_bytes, Path(v.path).name) for v in inv.versions}
     assert got == {("a", "1"): (15, "1"), ("a", "7"): (4, "7"), ("b", "2"): (1, "2")}
     reasons = {p.name: r for p, r in ((i.path, i.reason) for i in inv.ignored)}
@@ -67,4 +69,4 @@ def test_tree_size_matches_du(tmp_path: Path) -> None:
 
 def test_missing_root(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="does not exist"):
-        scan_model_dir(tmp_path / "nope")
+        scan_model_dir(tmp_path / "nope", server(DEFAULT_PRESET))
