@@ -12,28 +12,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retire.advisor.changes import History, compare
+
 if TYPE_CHECKING:
     from retire.advisor import Report
-
-
-@dataclass(frozen=True)
-class Change:
-    model: str
-    version: str
-    before: str | None  # status in the previous report, None if it was not there
-    after: str | None  # status now, None if it is gone
-    kind: str  # "became safe", "used again", "disappeared"
-
-
-@dataclass(frozen=True)
-class History:
-    previous_at: str | None  # evaluated_at of the previous report
-    changes: tuple[Change, ...]
-    problem: str | None = None  # why the previous report could not be read
 
 
 def load(path: Path) -> tuple[str | None, dict[tuple[str, str], str] | None, str | None]:
@@ -116,35 +101,3 @@ def since(path: Path, report: Report) -> History:
     """What changed between the report saved at `path` (if any) and this one."""
     previous_at, previous, problem = load(path)
     return History(previous_at, compare(previous, report), problem)
-
-
-def compare(previous: dict[tuple[str, str], str] | None, report: Report) -> tuple[Change, ...]:
-    if previous is None:
-        return ()
-    now = {(r.model, r.version): r.status.value for r in report.rows()}
-    changes = []
-    for key, status in now.items():
-        before = previous.get(key)
-        if status == "safe" and before != "safe":
-            changes.append(Change(*key, before, status, "became safe"))
-        elif status == "in-use" and before is not None and before != "in-use":
-            changes.append(Change(*key, before, status, "used again"))
-    for key, before in previous.items():
-        if key not in now:
-            changes.append(Change(*key, before, None, "disappeared"))
-    return tuple(sorted(changes, key=lambda c: (c.kind, c.model, c.version)))
-
-
-def lines(history: History) -> list[str]:
-    """Plain-text lines for the report, mail and Markdown."""
-    if history.problem:
-        return [f"since last report: {history.problem}"]
-    if history.previous_at is None:
-        return ["since last report: no previous report (first run)"]
-    if not history.changes:
-        return [f"since last report ({history.previous_at}): no changes"]
-    out = [f"since last report ({history.previous_at}):"]
-    for c in history.changes:
-        was = f" (was {c.before})" if c.before else " (new)"
-        out.append(f"  {c.kind}: {c.model} {c.version}{was}")
-    return out

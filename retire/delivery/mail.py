@@ -30,7 +30,7 @@ from retire.errors import MailError
 
 if TYPE_CHECKING:
     from retire.advisor import Report
-    from retire.delivery.history import History
+    from retire.advisor.changes import History
     from retire.errors import RetireError
 
 
@@ -64,8 +64,8 @@ def send_report(
     """Mail the report as --mail-* say (text, HTML, attachments); returns what was done, in one
     line for stderr. With --mail-when actionable, nothing is sent when nothing is safe, unknown
     or changed since the last report. The conversation ends by the run's `deadline`."""
-    from retire.delivery.history import lines
     from retire.formats import ReportFormat, html, render_report, structured
+    from retire.formats.words import since_last
 
     s = report.summary
     if mailing.when == "actionable" and not (s.safe or s.unknown or (history and history.changes)):
@@ -80,7 +80,7 @@ def send_report(
         recipients=mailing.recipients,
         subject_line=subject(report),
         text=render_report(report, ReportFormat.TABLE, history=history),
-        html=html.render(report, lines(history) if history is not None else []),
+        html=html.render(report, since_last(history) if history is not None else []),
         attachments=attachments,
     )
     send(message, mailing.sender, mailing.recipients, mailing.smtp, deadline)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, assert_never
 
 if TYPE_CHECKING:
     from retire.advisor import Report
-    from retire.delivery.history import History
+    from retire.advisor.changes import History
 
 
 class ReportFormat(StrEnum):
@@ -38,10 +38,10 @@ def render_report(
     """`history` (--since-last) adds a "since last report" section to the human formats and a
     `changes` list to JSON; CSV stays one row per version. `width` fits the table to a terminal
     (None: plain text, every reason in full, for pipes, files and mail)."""
-    from retire.delivery.history import lines
     from retire.formats import markdown, structured, table
+    from retire.formats.words import since_last
 
-    extra = lines(history) if history is not None else []
+    extra = since_last(history) if history is not None else []
     if fmt is ReportFormat.TABLE:
         return table.render(report, color=color, width=width, extra=extra, verbose=verbose)
     if fmt is ReportFormat.JSON:

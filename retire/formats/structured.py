@@ -14,7 +14,7 @@ from retire.escape import has_unsafe, printable
 
 if TYPE_CHECKING:
     from retire.advisor import Report
-    from retire.delivery.history import History
+    from retire.advisor.changes import History
 
 REPORT_COLUMNS = (
     "model",

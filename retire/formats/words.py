@@ -9,6 +9,7 @@ from retire.durations import format_duration
 
 if TYPE_CHECKING:
     from retire.advisor import Report
+    from retire.advisor.changes import History
 
 
 BLOCKS = "▂▃▄▅▆▇█"
@@ -77,4 +78,19 @@ def notes(report: Report) -> list[str]:
     out = [h.coverage, *h.notes]
     out += [f"warning: {w}" for w in h.warnings]
     out += [f"info: {i}" for i in h.infos]
+    return out
+
+
+def since_last(history: History) -> list[str]:
+    """Plain-text lines for the report, mail and Markdown."""
+    if history.problem:
+        return [f"since last report: {history.problem}"]
+    if history.previous_at is None:
+        return ["since last report: no previous report (first run)"]
+    if not history.changes:
+        return [f"since last report ({history.previous_at}): no changes"]
+    out = [f"since last report ({history.previous_at}):"]
+    for c in history.changes:
+        was = f" (was {c.before})" if c.before else " (new)"
+        out.append(f"  {c.kind}: {c.model} {c.version}{was}")
     return out

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from retire.advisor import Status
-from retire.delivery.history import Change, History, compare, lines, load
+from retire.advisor.changes import Change, History, compare
+from retire.delivery.history import load
 from retire.formats import ReportFormat, render_report
+from retire.formats.words import since_last as lines
 from tests.builders import END, every_status, report, row
 
 ODD = "x\x1b[2J\n<b>|\t"  # a name from a label: kept exactly in the state, escaped where shown

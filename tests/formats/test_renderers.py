@@ -18,7 +18,7 @@ import pytest
 from rich.cells import cell_len
 
 from retire.advisor import Report, Status
-from retire.delivery.history import Change, History
+from retire.advisor.changes import Change, History
 from retire.escape import has_unsafe, printable
 from retire.formats import ListFormat, ReportFormat, html, render_report, render_safe_list
 from retire.formats.structured import FORMULA_START, tsv_refused
