@@ -13,6 +13,7 @@ EXIT_USAGE = 2  # bad flags, config file, model directory
 EXIT_PROMETHEUS = 3  # the metrics backend or the model server (--server) failed or answered garbage
 EXIT_INCOMPLETE = 4  # report built, but at least one version is `unknown`
 EXIT_MAIL = 5  # the report was made but could not be mailed; nothing was sent
+EXIT_REFUSED = 6  # offload, resume or restore refused to act, or could not (the journal says what)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
@@ -59,6 +60,12 @@ class MailError(RetireError):
     """The SMTP server refused or failed; the message was not sent to anyone."""
 
     exit_code = EXIT_MAIL
+
+
+class OffloadError(RetireError):
+    """retire refused to act, or could not; the journal says what, if anything, was done."""
+
+    exit_code = EXIT_REFUSED
 
 
 def kind_of(value: object) -> str:

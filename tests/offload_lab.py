@@ -94,14 +94,20 @@ def snapshot(root: Path) -> dict[str, object]:
 
 
 def cli(
-    *argv: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    *argv: str, env: dict[str, str] | None = None, cwd: Path | None = None, crash_after: int | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The real console entry point in a subprocess (crash tests need a process to kill)."""
+    """The real console entry point in a subprocess (crash tests need a process to kill);
+    `crash_after`: killed right after that many journal writes (tests/crash.py)."""
     path = os.pathsep.join(
         p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p
     )
     return subprocess.run(
-        [sys.executable, "-m", "retire", *argv],
+        [
+            sys.executable,
+            "-m",
+            *(("retire",) if crash_after is None else ("tests.crash", str(crash_after))),
+            *argv,
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -41,28 +41,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from retire.deadline import NO_DEADLINE, Deadline
-from retire.errors import RetireError
+from retire.errors import OffloadError
 from retire.servers import canonical_version
 from retire.sources.disk.inventory import unsafe_component
 
 if TYPE_CHECKING:
     from retire.advisor import Report, Row
 
-EXIT_REFUSED = 6
 JOURNAL = "journal.jsonl"
 MODELS = "models"  # <archive>/models/<model>/<version>
 PARTIAL = ".partial"
 OPS = ("offload", "restore")
 PHASES = ("begin", "verified", "done", "failed")
-
-
-class OffloadError(RetireError):
-    """retire refused to act, or could not; the journal says what, if anything, was done."""
-
-    exit_code = EXIT_REFUSED
 
 
 @dataclass(frozen=True)
@@ -392,6 +385,10 @@ def plan_text(plan: Plan, model_config: bool, advice: tuple[str, ...] = ()) -> s
 class Journal:
     """Append-only JSON lines, fsynced after each record; read as untrusted input."""
 
+    # Called after each record is on disk. The crash tests set it (tests/crash.py) to kill the
+    # process there, as a power cut would; nothing in retire sets it, nor reads the environment.
+    after_write: ClassVar[Callable[[], None] | None] = None
+
     def __init__(self, archive: Path) -> None:
         self.archive = real_archive(archive)
         self.path = self.archive / JOURNAL
@@ -440,7 +437,8 @@ class Journal:
                 os.fsync(fd)
         except OSError as e:
             raise OffloadError(f"cannot write the journal {self.path}: {_problem(e)}") from None
-        _crash_point()
+        if Journal.after_write is not None:
+            Journal.after_write()
 
     def unfinished(self) -> list[dict[str, Any]]:
         """Steps begun (or verified) and never marked done or failed: `--resume` completes them."""
@@ -500,19 +498,6 @@ def _record_problem(doc: object, archive: Path) -> str | None:
     ):
         return f"root {root!r} is not an absolute path above src"
     return None
-
-
-def _crash_point() -> None:
-    """For the crash tests: `RETIRE_CRASH_AFTER_JOURNAL_WRITES=N` kills this process (SIGKILL,
-    no cleanup, like a power cut) right after its N-th journal write."""
-    limit = os.environ.get("RETIRE_CRASH_AFTER_JOURNAL_WRITES")
-    if limit is None:
-        return
-    _crash_point.count = getattr(_crash_point, "count", 0) + 1  # type: ignore[attr-defined]
-    if _crash_point.count >= int(limit):  # type: ignore[attr-defined]
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextlib.contextmanager

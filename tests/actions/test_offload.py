@@ -22,7 +22,7 @@ from retire.lab.servers import Prometheus, free_port
 from tests import scenarios as sc
 from tests.conftest import Lab, run_cli
 from tests.offload_lab import args as present_args
-from tests.offload_lab import present_lab_server
+from tests.offload_lab import cli, present_lab_server
 
 pytestmark = pytest.mark.prometheus
 SAFE_BASIC = {("alpha", "2"), ("alpha", "3"), ("beta", "2")}
@@ -56,17 +56,6 @@ def tree(present_lab: Lab, tmp_path: Path) -> Path:
 
 def args(lab: Lab, tree: Path, archive: Path, *extra: str) -> list[str]:
     return present_args(lab, tree, archive, *extra)
-
-
-def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real console entry point in a subprocess (crash tests need a process to kill)."""
-    return subprocess.run(
-        [sys.executable, "-m", "retire", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_plan_lists_only_safe_versions_and_changes_nothing(
@@ -146,7 +135,7 @@ def test_crash_then_resume_then_restore(
     crashed = cli(
         "offload",
         *args(present_lab, tree, archive, "--apply"),
-        env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)},
+        crash_after=crash_after,
     )
     assert crashed.returncode == -9  # SIGKILL: no cleanup ran
     mid_step = crash_after % 2 == 1  # killed after a step's "begin", before its "done"
@@ -173,7 +162,7 @@ def test_archive_on_another_filesystem_with_a_crash_mid_copy(present_lab: Lab, t
         crashed = cli(
             "offload",
             *args(present_lab, tree, archive, "--apply"),
-            env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": "1"},
+            crash_after=1,
         )
         assert crashed.returncode == -9
         assert cli("offload", "--archive-dir", str(archive), "--resume").returncode == 0

@@ -457,11 +457,10 @@ def test_crash_at_each_journal_write_across_filesystems(
     before = snapshot(tree)
     with tmpfs(tmp_path, "64m") as other:
         archive = other / "archive"
-        env = {"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)}
         crashed = cli(
             "offload",
             *args(present_lab, tree, archive, "--only", "alpha:2", "--only", "beta:2", "--apply"),
-            env=env,
+            crash_after=crash_after,
         )
         assert crashed.returncode == -9  # writes: begin, verified, done; begin, verified, done
         last = journal(archive)[-1]
@@ -496,7 +495,7 @@ def test_crash_at_each_journal_write_of_a_restore_across_filesystems(
             "restore",
             "--archive-dir",
             str(archive),
-            env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": str(crash_after)},
+            crash_after=crash_after,
         )
         assert crashed.returncode == -9  # writes: begin, verified, done
         resumed = cli("offload", "--archive-dir", str(archive), "--resume")
@@ -545,7 +544,7 @@ def test_resume_removes_or_reuses_a_partial_copy(
         crashed = cli(
             "offload",
             *args(present_lab, tree, archive, "--only", "alpha:2", "--apply"),
-            env={"RETIRE_CRASH_AFTER_JOURNAL_WRITES": "1"},
+            crash_after=1,
         )
         assert crashed.returncode == -9
         copy = archive / "models" / "alpha" / "2.partial"  # what a kill during the copy leaves
