@@ -136,52 +136,21 @@ def one_row_per_version(inv: Inventory) -> Inventory:
     symlink is protected too, and so is one whose model, version or directory name is not a plain
     path component (`..`, `a/b`, control characters).
     """
-    roots = {str(r) for r in inv.roots}
-    links: dict[str, bool] = {}
-    reals: dict[str, str] = {}
-
-    def via_link(path: str) -> bool:
-        parent = os.path.dirname(path)
-        if parent not in links:
-            links[parent] = parent not in roots and os.path.islink(parent)
-        return links[parent] or os.path.islink(path)
-
-    def identity(path: str) -> str:
-        if via_link(path):
-            return os.path.realpath(path)
-        parent = os.path.dirname(path)
-        if parent not in reals:
-            reals[parent] = os.path.realpath(parent)
-        return os.path.join(reals[parent], os.path.basename(path))
-
+    paths = _Paths({str(r) for r in inv.roots})
     records = list(inv.versions)
     groups: dict[str, list[DiskVersion]] = {}
     for v in records:
-        groups.setdefault(identity(v.path), []).append(v)
+        groups.setdefault(paths.identity(v.path), []).append(v)
     pins, ignored, kept = dict(inv.pins), list(inv.ignored), []
     for same in groups.values():
-        direct = [v for v in same if not via_link(v.path)]
+        direct = [v for v in same if not paths.via_link(v.path)]
         row = (direct or same)[0]
         kept.append(row)
         aliases = [v for v in same if v is not row]
         for a in aliases:
             note = f"alias of {row.model} {row.version} ({row.path}): the same files under another name"
             ignored.append(Ignored(Path(a.path), f"{note}, listed once and never moved"))
-        names = ", ".join(f"{a.model} {a.version}" for a in aliases)
-        why: str | None = None
-        if aliases:
-            why = f"also served as {names} (the same files): calls under that name are not counted here"
-        elif not direct:
-            target = os.path.realpath(row.path)
-            why = f"reached through a symlink ({row.path} -> {target}); retire never moves through one"
-        for label, text in (
-            ("model name", row.model),
-            ("version", row.version),
-            ("directory name", os.path.basename(row.path)),
-        ):
-            problem = unsafe_component(text)
-            if problem and why is None:
-                why = f"its {label} {text!r} is not a safe path component ({problem}); retire never moves it"
+        why = _never_moved(row, aliases, bool(direct))
         if why is not None:
             pins.setdefault((row.model, row.version), why)
     if len(kept) == len(records) and pins == inv.pins:
@@ -191,6 +160,49 @@ def one_row_per_version(inv: Inventory) -> Inventory:
     return Inventory(
         inv.roots, Columns.of(DiskVersion, kept, CODED), tuple(ignored), inv.keep_latest, pins, inv.policies
     )
+
+
+class _Paths:
+    """Symlink tests and real paths of version directories, each parent looked up once (a fleet
+    has thousands of versions under a few hundred model directories)."""
+
+    def __init__(self, roots: set[str]) -> None:
+        self.roots = roots
+        self.links: dict[str, bool] = {}
+        self.reals: dict[str, str] = {}
+
+    def via_link(self, path: str) -> bool:
+        parent = os.path.dirname(path)
+        if parent not in self.links:
+            self.links[parent] = parent not in self.roots and os.path.islink(parent)
+        return self.links[parent] or os.path.islink(path)
+
+    def identity(self, path: str) -> str:
+        if self.via_link(path):
+            return os.path.realpath(path)
+        parent = os.path.dirname(path)
+        if parent not in self.reals:
+            self.reals[parent] = os.path.realpath(parent)
+        return os.path.join(self.reals[parent], os.path.basename(path))
+
+
+def _never_moved(row: DiskVersion, aliases: list[DiskVersion], direct: bool) -> str | None:
+    """Why retire must never move this version (its protection's words), or None."""
+    if aliases:
+        names = ", ".join(f"{a.model} {a.version}" for a in aliases)
+        return f"also served as {names} (the same files): calls under that name are not counted here"
+    if not direct:
+        target = os.path.realpath(row.path)
+        return f"reached through a symlink ({row.path} -> {target}); retire never moves through one"
+    for label, text in (
+        ("model name", row.model),
+        ("version", row.version),
+        ("directory name", os.path.basename(row.path)),
+    ):
+        problem = unsafe_component(text)
+        if problem:
+            return f"its {label} {text!r} is not a safe path component ({problem}); retire never moves it"
+    return None
 
 
 def tree_size(path: Path | str) -> int:
