@@ -1,8 +1,8 @@
 """Value parsers: each takes a raw value (a flag, the text of a `RETIRE_*` variable or a TOML
 value) and the name to blame, and returns the typed value or raises a one-line ConfigError.
 
-A parser's return annotation is the type of its Settings field. Secrets are registered for
-redaction here, where they are read.
+A parser's return annotation is the type of its Settings field (tests/test_config.py checks
+them against each other). Secrets are registered for redaction here, where they are read.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Settings: what a run needs, already validated, typed field by field for the type checker.
 
-One field per entry of the option table, named by its key, its default the table's
-(tests/test_config.py checks both).
+One field per entry of the option table, named by its key; its default is the table's and its
+type is its parser's return type (`| None` where the default is None): tests/test_config.py
+checks both, so the table stays the one place an option is declared.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from retire.config.options import _DEFAULTS
 @dataclass(frozen=True)
 class Settings:
     """Everything a run needs, already validated. Durations are seconds. One field per entry of
-    OPTIONS, its default the table's (tests/test_config.py checks both); secrets stay out of repr."""
+    OPTIONS, its default and type the table's (tests/test_config.py checks them); secrets stay
+    out of repr."""
 
     prometheus: str | None = _DEFAULTS["prometheus"]
     model_dir: tuple[Path, ...] = _DEFAULTS["model_dir"]
