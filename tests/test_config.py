@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from retire.config import parse_duration, parse_instant, resolve
+from retire.config import OPTIONS, Option, Settings, parse_duration, parse_instant, resolve
 from retire.errors import ConfigError
 
 
@@ -121,3 +124,40 @@ def test_settings_fields_are_the_option_table() -> None:
     for f in fields(Settings):
         assert f.default is not MISSING and f.default == OPTION[f.name].default, f.name
         assert f.repr is not OPTION[f.name].secret, f.name
+
+
+def _conforms(value: object, tp: Any) -> bool:
+    """isinstance for the types Settings uses: classes, `X | None`, `tuple[X, ...]`, `tuple[X, Y]`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_conforms(v, a) for v, a in zip(value, args, strict=True))
+    if tp in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, tp)
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.key)
+def test_settings_types_are_the_parsers(option: Option) -> None:
+    """Settings is typed by hand so that mypy sees each field; this keeps it from drifting from
+    the table, type by type: a field's type is its parser's return type (mypy checks the parser
+    returns it), `| None` where the table's default is None, and the default and the parsed
+    example are values of that type."""
+    field_type = typing.get_type_hints(Settings)[option.key]
+    returned = typing.get_type_hints(option.parse)["return"]
+    assert field_type == (returned if option.default is not None else returned | None), option.key
+    assert _conforms(option.default, field_type), option.key
+    assert _conforms(option.parse(option.example, option.key), field_type), option.key
+
+
+def test_the_type_check_sees_a_wrong_type() -> None:
+    """The check above fails on the slips it is there for (a list where a tuple is typed, an
+    int where a float is, a missing None)."""
+    assert not _conforms([Path("a")], tuple[Path, ...])
+    assert not _conforms(True, float) and not _conforms(None, str)
+    assert _conforms(None, str | None) and _conforms((("m", "1"),), tuple[tuple[str, str], ...])

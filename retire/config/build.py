@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 
 from retire import redact
-from retire.config import Settings
+from retire.config.settings import Settings
 from retire.delivery.mail import Mailing, SmtpSettings
 from retire.errors import ConfigError
 from retire.servers import server
