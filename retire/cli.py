@@ -569,7 +569,8 @@ def plan_command(
       retire plan --prometheus http://prom:9090 --model-dir /models --archive-dir /archive
       retire plan ... --archive-dir /archive --format json -o plan.json
     """
-    from retire.actions.offload import PlanFormat, plan_for, render_plan
+    from retire.actions.plan import plan_for
+    from retire.formats.plan import PlanFormat, render_plan
 
     with _user_errors():
         settings = _settings({**flags, "output": output}, config)
@@ -614,18 +615,19 @@ def offload(
       retire offload --archive-dir /archive --resume
     """
     from retire.actions import offload as ops
+    from retire.actions.plan import plan_for
+    from retire.formats.plan import plan_text
 
     with _user_errors():
         if resume_run:
-            with ops.locked(archive_dir):
-                n = ops.resume(archive_dir, _say)
+            n = ops.resume(archive_dir, _say)
             _say(f"resumed: {n} unfinished step(s) completed" if n else "nothing to resume")
             return
         settings = _settings(flags, config)
         deadline = _deadline(settings)  # one for the plan, the re-check and the moves
         report = _build_report(settings, deadline)
-        plan = ops.plan_for(report, archive_dir, plan_file, _only(only), _say)
-        typer.echo(ops.plan_text(plan, settings.model_config is not None, report.summary.advice), nl=False)
+        plan = plan_for(report, archive_dir, plan_file, _only(only), _say)
+        typer.echo(plan_text(plan, settings.model_config is not None, report.summary.advice), nl=False)
         if not plan.moves:
             return
         if not apply:
@@ -670,8 +672,7 @@ def restore(
             raise ConfigError(
                 "--version needs --model: version numbers are per model (--model NAME --version N)"
             )
-        with ops.locked(archive_dir):
-            n = ops.restore(archive_dir, model, canonical_version(version) if version else None, _say)
+        n = ops.restore(archive_dir, model, canonical_version(version) if version else None, _say)
         _say(f"restored {n} version(s)")
 
 

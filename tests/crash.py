@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from retire.actions.offload import Journal
+from retire.actions.journal import Journal
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Hostile selections for offload (issue #15's attacks on offload.plan_for)."""
+"""Hostile selections for offload (issue #15's attacks on actions.plan.plan_for)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from retire.actions.offload import OffloadError, make_plan, recheck
+from retire.actions.offload import recheck
+from retire.actions.plan import make_plan
 from retire.advisor import Status
 from retire.cli import _only
+from retire.errors import OffloadError
 from tests import builders as b
 
 

@@ -1,4 +1,4 @@
-"""`offload.make_plan` straight from hand-made reports over real directories: what may be moved,
+"""`actions.plan.make_plan` straight from hand-made reports over real directories: what may be moved,
 where to, and every refusal, without a Prometheus (tests/actions/test_offload.py runs the whole
 path through the CLI; the plan is made before anything moves, so it must refuse on its own)."""
 
@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
-from retire.actions.offload import OffloadError, Plan, check_archive, make_plan
+from retire.actions.paths import check_archive
+from retire.actions.plan import make_plan
 from retire.advisor import Report, Status
+from retire.advisor.plan import Plan
+from retire.errors import OffloadError
 from retire.escape import has_unsafe
 from tests.builders import END, every_status, report, row
 

@@ -18,9 +18,13 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 
-from retire.actions import offload as ops
+from retire.actions.journal import Journal
+from retire.actions.locks import locked, locked_roots
+from retire.actions.offload import apply
+from retire.actions.plan import Checked, checked_moves, make_plan
 from retire.config import resolve
 from retire.deadline import Deadline
+from retire.errors import OffloadError
 from retire.lab.servers import free_port
 from retire.run import build_report
 from tests import fake_servers as fs
@@ -252,7 +256,7 @@ def test_offload_releases_its_locks_when_the_recheck_passes_the_deadline(
     _failed(run, 3, "did not answer before the run's --deadline (3s) passed")
     assert took < 3 + MARGIN, took
     assert _tree(models) == before and not (archive / "journal.jsonl").exists()
-    with ops.locked(archive), ops.locked_roots([str(models)]):
+    with locked(archive), locked_roots([str(models)]):
         pass  # free at once: nothing still holds them
     with fs.serve(fs.full_answer) as url:
         again = run_cli(*_offload_args(url, models, archive))
@@ -261,39 +265,39 @@ def test_offload_releases_its_locks_when_the_recheck_passes_the_deadline(
 
 
 @pytest.fixture
-def checked(models: Path, tmp_path: Path) -> Iterator[tuple[Path, list[ops.Checked]]]:
+def checked(models: Path, tmp_path: Path) -> Iterator[tuple[Path, list[Checked]]]:
     """Two safe moves, checked against a report from a healthy server."""
     archive = tmp_path / "archive"
     with fs.serve(fs.full_answer) as url:
         flags = {"prometheus": url, "model_dir": [str(models)], "keep_latest": 0, "min_age": 0}
         report = build_report(resolve(flags, env={}), now=time.time())
-    plan = ops.make_plan(report, archive)
+    plan = make_plan(report, archive)
     archive.mkdir()
-    yield archive, ops.checked_moves(plan, report, archive, "the plan", print)
+    yield archive, checked_moves(plan, report, archive, "the plan", print)
 
 
-def test_no_move_starts_after_the_deadline(models: Path, checked: tuple[Path, list[ops.Checked]]) -> None:
+def test_no_move_starts_after_the_deadline(models: Path, checked: tuple[Path, list[Checked]]) -> None:
     archive, moves = checked
     before = _tree(models)
-    with pytest.raises(ops.OffloadError) as e:
-        ops.apply(archive, moves, print, Deadline(0))
+    with pytest.raises(OffloadError) as e:
+        apply(archive, moves, print, Deadline(0))
     assert e.value.exit_code == 6 and "--deadline (0s) passed" in e.value.message
     assert "0 version(s) were moved, the other 2 were not started" in e.value.message
     assert _tree(models) == before and not (archive / "journal.jsonl").exists()
 
 
 def test_the_move_under_way_is_finished_and_none_after_it(
-    models: Path, checked: tuple[Path, list[ops.Checked]]
+    models: Path, checked: tuple[Path, list[Checked]]
 ) -> None:
     """The deadline passes while the first move is reported: it stays done, whole and journaled;
     the second never begins, and nothing is left for --resume."""
     archive, moves = checked
     deadline = Deadline(0.5)
-    with pytest.raises(ops.OffloadError, match=r"1 version\(s\) were moved, the other 1 were not started"):
-        ops.apply(archive, moves, lambda _: time.sleep(max(deadline.left(), 0) + 0.05), deadline)
+    with pytest.raises(OffloadError, match=r"1 version\(s\) were moved, the other 1 were not started"):
+        apply(archive, moves, lambda _: time.sleep(max(deadline.left(), 0) + 0.05), deadline)
     records = [json.loads(line) for line in (archive / "journal.jsonl").read_text().splitlines()]
     assert [(r["step"], r["phase"]) for r in records] == [(1, "begin"), (1, "done")]
-    assert ops.Journal(archive).unfinished() == []
+    assert Journal(archive).unfinished() == []
     first = moves[0].move
     assert Path(first.dst).is_dir() and not Path(first.src).exists()
     assert Path(moves[1].move.src).is_dir()
