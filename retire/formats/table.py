@@ -19,6 +19,9 @@ from retire.escape import printable
 from retire.formats.words import notes, sparkline, summary_line, window_line
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from retire.advisor import Report, Row
 
 COLUMNS = ("MODEL", "VERSION", "STATUS", "LOADED", "TRAFFIC", "BUSIEST QPS", "CALLS", "SIZE", "REASON")
@@ -221,7 +224,6 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
 
     from rich.cells import cell_len
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     names = columns(report)
@@ -249,6 +251,28 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
     for e in extra:
         console.print(Text(f"  {printable(e)}"))
     console.print()
+    table, shortened = _table(layout, natural, report_rows, rows)
+    if report_rows:
+        console.print(table)
+    else:
+        console.print(Text("(no model versions on disk or in Prometheus)"))
+    _fit_notes(console, width, layout, natural, rows, shortened, verbose)
+    console.print()
+    for line in _freed_lines(report):
+        console.print(Text(line))
+    style = "bold yellow" if report.summary.unknown else "bold"
+    console.print(Text(printable(summary_line(report)), style=style))
+    # rich pads every table line to its full width; trailing blanks only make copies messy
+    return "\n".join(TRAILING.sub(r"\1", line) for line in buf.getvalue().split("\n"))
+
+
+def _table(
+    layout: Layout, natural: dict[str, int], report_rows: list[Row], rows: list[dict[str, str]]
+) -> tuple[Table, list[dict[str, str]]]:
+    """The rows in the layout's columns, and the rows whose reason did not fit (as cells() spells them)."""
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
 
     table = Table(
         box=None, pad_edge=False, padding=(0, GAP // 2), show_edge=False, expand=False, header_style="bold"
@@ -261,7 +285,7 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
             no_wrap=w >= natural[name] or name not in ("MODEL", "VERSION", "STATUS"),
             overflow="fold",
         )
-    shortened: list[dict[str, str]] = []  # rows whose reason did not fit, as cells() spells them
+    shortened: list[dict[str, str]] = []
     for r, row in zip(report_rows, rows, strict=True):
         out: list[Text] = []
         for name, w in layout.widths.items():
@@ -274,10 +298,21 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
                     shortened.append(row)
             out.append(Text(text, style=STYLES[r.status] if name == "STATUS" else ""))
         table.add_row(*out)
-    if report_rows:
-        console.print(table)
-    else:
-        console.print(Text("(no model versions on disk or in Prometheus)"))
+    return table, shortened
+
+
+def _fit_notes(
+    console: Console,
+    width: int,
+    layout: Layout,
+    natural: dict[str, int],
+    rows: list[dict[str, str]],
+    shortened: list[dict[str, str]],
+    verbose: bool,
+) -> None:
+    """Under the table: what was left out or shortened to fit, and with --verbose the full reasons."""
+    from rich.text import Text
+
     said = []
     if layout.left_out:
         said.append(f"{', '.join(layout.left_out)} left out")
@@ -292,10 +327,3 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
         console.print()
         for row in rows if "REASON" in layout.left_out else shortened:
             console.print(Text(f"{row['MODEL']} {row['VERSION']}: {row['REASON']}"))
-    console.print()
-    for line in _freed_lines(report):
-        console.print(Text(line))
-    style = "bold yellow" if report.summary.unknown else "bold"
-    console.print(Text(printable(summary_line(report)), style=style))
-    # rich pads every table line to its full width; trailing blanks only make copies messy
-    return "\n".join(TRAILING.sub(r"\1", line) for line in buf.getvalue().split("\n"))
