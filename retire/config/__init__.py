@@ -27,7 +27,7 @@ from retire import redact
 from retire.durations import format_duration, parse_duration
 from retire.errors import ConfigError, kind_of
 from retire.escape import has_unsafe, quoted
-from retire.formats import ListFormat, ReportFormat
+from retire.formats import ATTACHABLE, NAMES
 from retire.servers import DEFAULT_PRESET, PRESETS, SERVERS, canonical_version
 from retire.sources.prometheus.client import check_url
 
@@ -277,7 +277,7 @@ def _addresses(value: object, name: str) -> tuple[str, ...]:
 
 def _attachments(value: object, name: str) -> tuple[str, ...]:
     items = value if isinstance(value, (list, tuple)) else _str(value, name).split(",")
-    return tuple(_choice("json", "csv")(_str(i, name).strip(), name) for i in items if _str(i, name).strip())
+    return tuple(_choice(*ATTACHABLE)(_str(i, name).strip(), name) for i in items if _str(i, name).strip())
 
 
 def _choice(*allowed: str) -> Parser:
@@ -351,7 +351,6 @@ class Option:
 
 
 _DEFAULT = SERVERS[DEFAULT_PRESET]
-_FORMATS = tuple(dict.fromkeys(f.value for enum in (ReportFormat, ListFormat) for f in enum))
 
 OPTIONS: tuple[Option, ...] = (
     # Where the evidence comes from.
@@ -662,12 +661,12 @@ OPTIONS: tuple[Option, ...] = (
     # Output: each command attaches these itself, with its own formats.
     Option(
         "format",
-        _choice(*_FORMATS),
+        _choice(*NAMES),  # every command's --format choices, from the formats' registry
         "Output format.",
         "json",
         group=OUTPUT,
         aliases=("-f",),
-        choices=_FORMATS,
+        choices=NAMES,
     ),
     Option(
         "output",
@@ -709,8 +708,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "mail_attach",
         _attachments,
-        "Attach the report as json, csv or json,csv.",
-        "json,csv",
+        f"Attach the report as {', '.join(ATTACHABLE)} or {','.join(ATTACHABLE)}.",
+        ",".join(ATTACHABLE),
         default=(),
         group=MAIL,
     ),

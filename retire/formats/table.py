@@ -1,4 +1,4 @@
-"""The human report: a table fitted to the terminal, the same columns as plain aligned text otherwise.
+"""The table, for people: fitted to the terminal, the same columns as plain aligned text otherwise.
 
 Plain text is what cron mails and `| less` show, so it carries no escape codes, no box drawing and
 every reason in full. On a terminal the table must be scannable in one screen: each version is one
@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retire.advisor import Status, fmt_calls, fmt_qps, human_bytes
 from retire.escape import printable
-from retire.formats.words import notes, sparkline, summary_line, window_line
+from retire.formats import PEOPLE, REPORT, Format, MailPart, View
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,14 +23,13 @@ if TYPE_CHECKING:
 
     from retire.advisor import Report, Row
 
-COLUMNS = ("MODEL", "VERSION", "STATUS", "LOADED", "TRAFFIC", "BUSIEST QPS", "CALLS", "SIZE", "REASON")
-NUMERIC = ("BUSIEST QPS", "CALLS", "SIZE")
+# By status (its text: the advisor is imported only when a table is drawn).
 STYLES = {
-    Status.SAFE: "bold green",
-    Status.IN_USE: "cyan",
-    Status.PROTECTED: "blue",
-    Status.UNKNOWN: "bold yellow",
-    Status.NOT_ON_DISK: "magenta",
+    "safe": "bold green",
+    "in-use": "cyan",
+    "protected": "blue",
+    "unknown": "bold yellow",
+    "not-on-disk": "magenta",
 }
 TRAILING = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$")
 GAP = 2  # spaces between columns
@@ -43,62 +41,21 @@ REASON_MIN = 30
 TRAFFIC_MIN = 8
 
 
-def columns(report: Report) -> tuple[str, ...]:
-    """The TRAFFIC sparkline column only when the hourly series were fetched; LOADED only when
-    some version's loaded state is known (asked of the server, or from its version policy)."""
-    rows = list(report.rows())
-    drop = set()
-    if not any(r.hourly is not None for r in rows):
-        drop.add("TRAFFIC")
-    if not any(r.loaded_from for r in rows):
-        drop.add("LOADED")
-    return tuple(c for c in COLUMNS if c not in drop)
+def render(report: Report, view: View) -> str:
+    """Plain text with every reason in full when `view.width` is None (pipes, files, mail);
+    otherwise the table fitted to a terminal that many cells wide, in colour if `view.color`."""
+    from retire.formats.words import since_last
 
-
-def loaded_cell(r: Row) -> str:
-    """`yes`/`no` as the server said; `yes*`/`no*` inferred from the version policy; blank unknown."""
-    if r.loaded is None:
-        return ""
-    return ("yes" if r.loaded else "no") + ("*" if r.loaded_from == "policy" else "")
-
-
-def cells(r: Row, with_traffic: bool = True, with_loaded: bool = False) -> tuple[str, ...]:
-    """A row's cells as text; names and reasons come from labels and directories, so every cell
-    goes through `printable` (no escape sequence or line break reaches the reader)."""
-    traffic = (sparkline(r.hourly),) if with_traffic else ()
-    loaded = (loaded_cell(r),) if with_loaded else ()
-    return tuple(
-        printable(c)
-        for c in (
-            r.model,
-            r.version,
-            r.status.value,
-            *loaded,
-            *traffic,
-            "" if r.max_hourly_qps is None else fmt_qps(r.max_hourly_qps),
-            "" if r.calls is None else fmt_calls(r.calls),
-            human_bytes(r.size_bytes),
-            r.reason,
-        )
-    )
-
-
-def render(
-    report: Report,
-    *,
-    color: bool = False,
-    width: int | None = None,
-    extra: list[str] | None = None,
-    verbose: bool = False,
-) -> str:
-    """Plain text with every reason in full when `width` is None (pipes, files, mail); otherwise
-    the table fitted to a terminal `width` cells wide, in colour if `color`."""
-    if width is None:
-        return _plain(report, extra or [])
-    return _fitted(report, max(width, 8), color, extra or [], verbose)
+    extra = since_last(view.history)
+    if view.width is None:
+        return _plain(report, extra)
+    return _fitted(report, max(view.width, 8), view.color, extra, view.verbose)
 
 
 def _plain(report: Report, extra: list[str]) -> str:
+    from retire.formats.cells import cells, columns
+    from retire.formats.words import notes, summary_line, window_line
+
     names = columns(report)
     rows = [cells(r, "TRAFFIC" in names, "LOADED" in names) for r in report.rows()]
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(names[:-1])]
@@ -117,6 +74,8 @@ def _plain(report: Report, extra: list[str]) -> str:
 
 
 def _freed_lines(report: Report) -> list[str]:
+    from retire.advisor import human_bytes
+
     by_model = report.summary.safe_bytes_by_model
     lines = [f"frees {human_bytes(b)} in {m}" for m, b in sorted(by_model.items())]
     return [printable(x) for x in lines + [f"to free memory: {a}" for a in report.summary.advice]]
@@ -226,6 +185,9 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
     from rich.console import Console
     from rich.text import Text
 
+    from retire.formats.cells import cells, columns
+    from retire.formats.words import notes, summary_line, window_line
+
     names = columns(report)
     report_rows = list(report.rows())
     with_traffic, with_loaded = "TRAFFIC" in names, "LOADED" in names
@@ -273,6 +235,9 @@ def _table(
     from rich.cells import cell_len
     from rich.table import Table
     from rich.text import Text
+
+    from retire.formats.cells import NUMERIC
+    from retire.formats.words import sparkline
 
     table = Table(
         box=None, pad_edge=False, padding=(0, GAP // 2), show_edge=False, expand=False, header_style="bold"
@@ -327,3 +292,15 @@ def _fit_notes(
         console.print()
         for row in rows if "REASON" in layout.left_out else shortened:
             console.print(Text(f"{row['MODEL']} {row['VERSION']}: {row['REASON']}"))
+
+
+FORMAT = Format(
+    name="table",
+    audience=PEOPLE,
+    sparklines=True,
+    changes=True,
+    terminal=True,
+    commands=(REPORT,),
+    mail=MailPart("text/plain"),
+    report=render,
+)

@@ -21,7 +21,8 @@ from retire.advisor import Report, Status
 from retire.advisor.changes import Change, History
 from retire.escape import has_unsafe, printable
 from retire.formats import ListFormat, ReportFormat, html, render_report, render_safe_list
-from retire.formats.structured import FORMULA_START, tsv_refused
+from retire.formats.csv import FORMULA_START
+from retire.formats.tsv import tsv_refused
 from tests.builders import every_status, report, row
 from tests.readback import HtmlTable
 
