@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -25,12 +24,14 @@ from typer.core import TyperGroup
 from retire import __version__
 from retire.config import CONFIG_ENV, CONNECTION, DEFAULT_CONFIG_FILE, EVIDENCE, MAIL, OPTION, OPTIONS, QUERY
 from retire.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, RetireError
-from retire.formats import ListFormat, ReportFormat
+from retire.formats import REPORT, SAFE_LIST, serving
+from retire.formats import Command as FormatCommand
 
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.config import Settings
     from retire.deadline import Deadline
+    from retire.formats import Format
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -145,20 +146,16 @@ def _options(*groups: str) -> list[tuple[str, Any]]:
 _TEXT: dict[Any, Any] = {Path: str, list[Path]: list[str]}
 
 
-def _choices(enum: type[StrEnum]) -> tuple[str, ...]:
-    return tuple(f.value for f in enum)
+def _format_flag(command: FormatCommand) -> Any:
+    """--format with the command's own choices and default, from the formats' registry."""
+    default, *_ = formats = serving(command)
+    shown = f"{default.name} ({default.shape})" if default.shape else default.name
+    return _flag("format", choices=tuple(f.name for f in formats), default=shown)
 
 
 Output = Annotated[str | None, _flag("output")]
-ReportFormatOpt = Annotated[
-    str | None, _flag("format", choices=_choices(ReportFormat), default=ReportFormat.TABLE.value)
-]
-ListFormatOpt = Annotated[
-    str | None,
-    _flag(
-        "format", choices=_choices(ListFormat), default=f"{ListFormat.TSV.value} (model<TAB>version<TAB>path)"
-    ),
-]
+ReportFormatOpt = Annotated[str | None, _format_flag(REPORT)]
+ListFormatOpt = Annotated[str | None, _format_flag(SAFE_LIST)]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -368,22 +365,19 @@ def report(
     """
     from retire.config import build
     from retire.delivery import history, mail
-    from retire.formats import ReportFormat, render_report
+    from retire.formats import mail_parts, render_report
     from retire.formats.words import summary_line
 
     with _user_errors():
         settings = _settings({**flags, "format": format, "output": output}, config)
         deadline = _deadline(settings)
-        fmt = _format(settings.format, ReportFormat, ReportFormat.TABLE)
+        fmt = _chosen(settings.format, REPORT)
         mailing = build.mailing(settings) if settings.mail_to else None  # bad secret files: exit 2, first
         if settings.since_last is not None:
             history.check(settings.since_last)  # never replace a file that is not a report
         try:
-            result = _build_report(
-                settings,
-                deadline,
-                sparklines=mailing is not None or fmt in (ReportFormat.TABLE, ReportFormat.MARKDOWN),
-            )
+            shown = [fmt, *(mail_parts(mailing.attach) if mailing is not None else ())]
+            result = _build_report(settings, deadline, sparklines=any(f.sparklines for f in shown))
         except RetireError as e:
             if mailing is not None:
                 try:  # its own --smtp-timeout, even past the deadline: the team must hear of it
@@ -394,12 +388,14 @@ def report(
             raise
         last = settings.since_last
         changes = history.since(last, result) if last is not None else None
-        on_terminal = fmt is ReportFormat.TABLE and settings.output is None and sys.stdout.isatty()
+        on_terminal = fmt.terminal and settings.output is None and sys.stdout.isatty()
         width = shutil.get_terminal_size().columns if on_terminal else None
         color = on_terminal and _use_color()
-        text = render_report(result, fmt, color=color, width=width, verbose=settings.verbose, history=changes)
+        text = render_report(
+            result, fmt.name, color=color, width=width, verbose=settings.verbose, history=changes
+        )
         _emit(text, settings.output)
-        if fmt is not ReportFormat.TABLE or settings.output is not None:
+        if not fmt.terminal or settings.output is not None:  # stdout's table ends with it already
             _say(summary_line(result))
         if mailing is not None:
             _say(mail.send_report(mailing, result, changes, deadline))
@@ -428,17 +424,15 @@ def safe_list(
       retire safe-list --prometheus http://prom:9090 --model-dir /models --format json
       retire safe-list ... | while IFS=$'\\t' read -r model version path; do echo "$path"; done
     """
-    from retire.formats import ListFormat, render_safe_list
+    from retire.formats import render_safe_list
+    from retire.formats.words import summary_line
 
     with _user_errors():
         settings = _settings({**flags, "format": format, "output": output}, config)
-        fmt = _format(settings.format, ListFormat, ListFormat.TSV)
+        fmt = _chosen(settings.format, SAFE_LIST)
         result = _build_report(settings, _deadline(settings))
-        _emit(render_safe_list(result, fmt), settings.output)
-        from retire.formats.structured import tsv_refused
-        from retire.formats.words import summary_line
-
-        for why in tsv_refused(result) if fmt is ListFormat.TSV else []:
+        _emit(render_safe_list(result, fmt.name), settings.output)
+        for why in fmt.left_out(result) if fmt.left_out else []:
             typer.echo(f"retire: {why}", err=True)
         _say(summary_line(result))
     raise typer.Exit(_exit_code(result))
@@ -676,14 +670,26 @@ def restore(
         _say(f"restored {n} version(s)")
 
 
+def _chosen(value: str | None, command: FormatCommand) -> Format:
+    """The command's --format, from the formats' registry."""
+    from retire.formats import FORMATS
+
+    return FORMATS[_pick(value, tuple(f.name for f in serving(command)))]
+
+
 def _format(value: str | None, enum: Any, default: Any) -> Any:
+    """A --format from an enum of the command's own (plan's)."""
+    return default if value is None else enum(_pick(value, tuple(f.value for f in enum)))
+
+
+def _pick(value: str | None, names: tuple[str, ...]) -> str:
+    """--format as given, or the command's default (its first choice); a usage error when the
+    command has no such format (the option's parser took any command's)."""
     if value is None:
-        return default
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(f.value for f in enum)
-        raise ConfigError(f"--format {value!r} is not available here; use one of: {allowed}") from None
+        return names[0]
+    if value not in names:
+        raise ConfigError(f"--format {value!r} is not available here; use one of: {', '.join(names)}")
+    return value
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from retire.config.parsers import (
     _secret,
 )
 from retire.durations import parse_duration
+from retire.formats import ATTACHABLE
 
 MAIL_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -50,8 +51,8 @@ MAIL_OPTIONS: tuple[Option, ...] = (
     Option(
         "mail_attach",
         _attachments,
-        "Attach the report as json, csv or json,csv.",
-        "json,csv",
+        f"Attach the report as {', '.join(ATTACHABLE)} or {','.join(ATTACHABLE)}.",
+        ",".join(ATTACHABLE),
         default=(),
         group=MAIL,
     ),

@@ -26,11 +26,10 @@ from retire.config.parsers import (
     parse_instant,
 )
 from retire.durations import parse_duration
-from retire.formats import ListFormat, ReportFormat
+from retire.formats import NAMES
 from retire.servers import DEFAULT_PRESET, SERVERS
 
 _DEFAULT = SERVERS[DEFAULT_PRESET]
-_FORMATS = tuple(dict.fromkeys(f.value for enum in (ReportFormat, ListFormat) for f in enum))
 
 OPTIONS: tuple[Option, ...] = (
     # Where the evidence comes from.
@@ -341,12 +340,12 @@ OPTIONS: tuple[Option, ...] = (
     # Output: each command attaches these itself, with its own formats.
     Option(
         "format",
-        _choice(*_FORMATS),
+        _choice(*NAMES),  # every command's --format choices, from the formats' registry
         "Output format.",
         "json",
         group=OUTPUT,
         aliases=("-f",),
-        choices=_FORMATS,
+        choices=NAMES,
     ),
     Option(
         "output",

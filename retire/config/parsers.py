@@ -18,6 +18,7 @@ from typing import Any
 from retire import redact
 from retire.errors import ConfigError, kind_of
 from retire.escape import has_unsafe, quoted
+from retire.formats import ATTACHABLE
 from retire.servers import canonical_version
 from retire.sources.prometheus.client import check_url
 
@@ -266,7 +267,7 @@ def _addresses(value: object, name: str) -> tuple[str, ...]:
 
 def _attachments(value: object, name: str) -> tuple[str, ...]:
     items = value if isinstance(value, (list, tuple)) else _str(value, name).split(",")
-    return tuple(_choice("json", "csv")(_str(i, name).strip(), name) for i in items if _str(i, name).strip())
+    return tuple(_choice(*ATTACHABLE)(_str(i, name).strip(), name) for i in items if _str(i, name).strip())
 
 
 def _choice(*allowed: str) -> Parser:

@@ -47,7 +47,7 @@ def save(path: Path, report: Report) -> None:
     """Keep this report for the next run's comparison (atomically: never a torn state file)."""
     from retire.delivery.output import write_atomic
     from retire.errors import OutputError
-    from retire.formats.structured import report_json
+    from retire.formats.json import report_json
 
     if _fifo(path):  # a state file is retire's own: nobody reads it from a FIFO
         raise OutputError(f"cannot write --since-last {path}: it is a FIFO; name a file")

@@ -54,7 +54,7 @@ class Mailing:
     recipients: tuple[str, ...]
     smtp: SmtpSettings
     when: str = "always"  # or "actionable": only when something is safe, unknown or changed
-    attach: tuple[str, ...] = ()  # "json", "csv"
+    attach: tuple[str, ...] = ()  # the formats to attach (retire.formats.ATTACHABLE)
     source: str | None = None  # the Prometheus URL, named (without its password) in a failure mail
 
 
@@ -64,23 +64,25 @@ def send_report(
     """Mail the report as --mail-* say (text, HTML, attachments); returns what was done, in one
     line for stderr. With --mail-when actionable, nothing is sent when nothing is safe, unknown
     or changed since the last report. The conversation ends by the run's `deadline`."""
-    from retire.formats import ReportFormat, html, render_report, structured
-    from retire.formats.words import since_last
+    from retire.formats import View, mail_parts
 
     s = report.summary
     if mailing.when == "actionable" and not (s.safe or s.unknown or (history and history.changes)):
         return "nothing to act on; no mail sent (--mail-when actionable)"
+    body: dict[str, str] = {}  # MIME type -> text, for each alternative of the body
     attachments = {}
-    if "json" in mailing.attach:
-        attachments["retire-report.json"] = (structured.report_json(report), "json")
-    if "csv" in mailing.attach:
-        attachments["retire-report.csv"] = (structured.report_csv(report), "csv")
+    for fmt in mail_parts(mailing.attach):
+        assert fmt.mail is not None and fmt.report is not None  # tests/formats/test_registry.py
+        if fmt.mail.filename is None:
+            body[fmt.mail.mime] = fmt.report(report, View(history=history))
+        else:  # a file for scripts: the report alone, as `--format NAME` prints it without --since-last
+            attachments[fmt.mail.filename] = (fmt.report(report, View()), fmt.mail.mime)
     message = build(
         sender=mailing.sender,
         recipients=mailing.recipients,
         subject_line=subject(report),
-        text=render_report(report, ReportFormat.TABLE, history=history),
-        html=html.render(report, since_last(history) if history is not None else []),
+        text=body["text/plain"],
+        html=body["text/html"],
         attachments=attachments,
     )
     send(message, mailing.sender, mailing.recipients, mailing.smtp, deadline)
@@ -130,7 +132,7 @@ def build(
     html: str,
     attachments: dict[str, tuple[str, str]] | None = None,
 ) -> EmailMessage:
-    """attachments: file name -> (content, MIME subtype), e.g. {"report.json": (doc, "json")}."""
+    """attachments: file name -> (content, MIME type), e.g. {"report.json": (doc, "application/json")}."""
     msg = EmailMessage()
     msg["Subject"] = subject_line
     msg["From"] = sender
@@ -141,8 +143,8 @@ def build(
     # one-line HTML rows) and survives 7-bit relays; the text stays readable in raw form.
     msg.set_content(text, cte="quoted-printable")
     msg.add_alternative(html, subtype="html", cte="quoted-printable")
-    for name, (content, subtype) in (attachments or {}).items():
-        main, sub = ("application", "json") if subtype == "json" else ("text", subtype)
+    for name, (content, mime) in (attachments or {}).items():
+        main, _, sub = mime.partition("/")
         if main == "text":
             msg.add_attachment(content, subtype=sub, filename=name)
         else:

@@ -1,65 +1,168 @@
-"""Output formats: one renderer per format, each a pure function of the Report returning text.
+"""Output formats: a family, as `retire/servers/` is. Each format is one module holding one
+`Format`: its name, the commands that take it as --format, whether it is for people or scripts,
+whether it shows sparklines and what changed since the last report, how it travels in the mail,
+and its renderers (pure functions of the Report returning text). `_MODULES` is the only list of
+formats: the --format choices of each command, the --mail-attach choices and the mail's parts
+all come from it, so adding a format is one module plus one line here; tests/formats/
+test_registry.py checks that each format has the renderers of what it serves.
 
-Writing the text (stdout, or a file atomically) is the CLI's job, not the renderers'.
+Writing the text (stdout, or a file atomically) is the CLI's job, not the renderers'. Format
+modules import what rendering needs inside their renderers: the CLI reads this registry at
+start-up, before it knows whether anything will be rendered.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Literal, cast
 
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.advisor.changes import History
 
+# The registry: one line per format module in retire/formats/ (the module is named as the format).
+# Each command lists the formats it takes in this order, and the first is its default.
+_MODULES = (
+    "table",
+    "tsv",
+    "json",
+    "csv",
+    "markdown",
+    "html",
+)
 
-class ReportFormat(StrEnum):
-    TABLE = "table"
-    JSON = "json"
-    CSV = "csv"
-    MARKDOWN = "markdown"
+# The commands that take --format (the names they have on the command line).
+Command = Literal["report", "safe-list"]
+REPORT: Command = "report"
+SAFE_LIST: Command = "safe-list"
+COMMANDS: tuple[Command, ...] = (REPORT, SAFE_LIST)
+
+# Who reads it: people get names shown safely (control characters escaped, markup defused) and
+# numbers in words; scripts get every value exactly as it is, or the version left out (TSV).
+Audience = Literal["people", "scripts"]
+PEOPLE: Audience = "people"
+SCRIPTS: Audience = "scripts"
 
 
-class ListFormat(StrEnum):
-    TSV = "tsv"
-    JSON = "json"
-    CSV = "csv"
+@dataclass(frozen=True)
+class View:
+    """How a report is shown: only the terminal table uses width, colour and verbose."""
+
+    color: bool = False
+    width: int | None = None  # a terminal's width to fit; None: plain text, every reason in full
+    verbose: bool = False  # full reasons under a fitted table
+    history: History | None = None  # --since-last: what changed since the previous report
+
+
+@dataclass(frozen=True)
+class MailPart:
+    """How a format travels in the report's mail."""
+
+    mime: str  # its MIME type: "text/plain", "application/json"
+    filename: str | None = None  # as an attachment (--mail-attach NAME); None: an alternative of the body
+
+
+@dataclass(frozen=True)
+class Format:
+    """One output format: everything the commands, the mail and the help need to know of it."""
+
+    name: str  # the --format value, and the name of its module
+    audience: Audience
+    # What it shows.
+    sparklines: bool = False  # traffic per step: the report asks Prometheus for it
+    changes: bool = False  # what changed since the last report (--since-last)
+    # Fitted to the terminal it is printed on (width, colour); printed to stdout it ends with the
+    # summary line, which is then not repeated on stderr.
+    terminal: bool = False
+    # Where it goes.
+    commands: tuple[Command, ...] = ()  # the commands that take it as --format
+    shape: str = ""  # what its lines hold, said after its name where it is a command's default
+    mail: MailPart | None = None  # how it goes into the report's mail; None: it does not
+    # How it is drawn: the whole report (for `report --format NAME` and the mail); only the safe
+    # versions (for `safe-list --format NAME`), and why any safe version had to be left out of
+    # that list, one sentence each for stderr.
+    report: Callable[[Report, View], str] | None = None
+    safe_list: Callable[[Report], str] | None = None
+    left_out: Callable[[Report], list[str]] | None = None
+
+
+def with_changes(render: Callable[[Report, list[str]], str]) -> Callable[[Report, View], str]:
+    """A renderer of the report with the since-last lines given as text (Markdown, HTML) as the
+    report renderer of its `Format`."""
+
+    def report(rep: Report, view: View) -> str:
+        from retire.formats.words import since_last
+
+        return render(rep, since_last(view.history))
+
+    return report
+
+
+def _registry() -> dict[str, Format]:
+    formats = [importlib.import_module(f"retire.formats.{m}").FORMAT for m in _MODULES]
+    return {f.name: f for f in formats}
+
+
+FORMATS: dict[str, Format] = _registry()
+
+
+def serving(command: Command) -> tuple[Format, ...]:
+    """The formats `command --format` takes, its default first."""
+    return tuple(f for f in FORMATS.values() if command in f.commands)
+
+
+def _choices(name: str, command: Command) -> type[StrEnum]:
+    members = [(f.name.upper(), f.name) for f in serving(command)]
+    return cast("type[StrEnum]", StrEnum(name, members))  # typeshed types the functional API as a member
+
+
+# Each command's formats as an enum (the default first), derived from the registry.
+ReportFormat = _choices("ReportFormat", REPORT)
+ListFormat = _choices("ListFormat", SAFE_LIST)
+# Every --format value any command takes (the option is declared once, in retire.config).
+NAMES = tuple(dict.fromkeys(f.name for command in COMMANDS for f in serving(command)))
+# The formats --mail-attach takes.
+ATTACHABLE = tuple(f.name for f in FORMATS.values() if f.mail is not None and f.mail.filename)
+
+
+def _chosen(name: str, command: Command) -> Format:
+    """The format `name` of `command`. Callers pass only the command's choices (the option's
+    parser and the CLI refuse others), so anything else is a bug: AssertionError."""
+    fmt = FORMATS.get(name)
+    if fmt is None or command not in fmt.commands:
+        raise AssertionError(f"{name!r} is no --format of {command}")
+    return fmt
 
 
 def render_report(
     report: Report,
-    fmt: ReportFormat,
+    fmt: str,
     *,
     color: bool = False,
     width: int | None = None,
     verbose: bool = False,
     history: History | None = None,
 ) -> str:
-    """`history` (--since-last) adds a "since last report" section to the human formats and a
-    `changes` list to JSON; CSV stays one row per version. `width` fits the table to a terminal
-    (None: plain text, every reason in full, for pipes, files and mail)."""
-    from retire.formats import markdown, structured, table
-    from retire.formats.words import since_last
-
-    extra = since_last(history) if history is not None else []
-    if fmt is ReportFormat.TABLE:
-        return table.render(report, color=color, width=width, extra=extra, verbose=verbose)
-    if fmt is ReportFormat.JSON:
-        return structured.report_json(report, history)
-    if fmt is ReportFormat.CSV:
-        return structured.report_csv(report)
-    if fmt is ReportFormat.MARKDOWN:
-        return markdown.render(report, extra)
-    assert_never(fmt)  # mypy fails here when a ReportFormat member has no branch above
+    """`history` (--since-last) adds a "since last report" section to the formats that show
+    changes (JSON: a `changes` list). `width` fits the table to a terminal (None: plain text,
+    every reason in full, for pipes, files and mail)."""
+    render = _chosen(fmt, REPORT).report
+    assert render is not None, fmt  # tests/formats/test_registry.py: what a format serves, it renders
+    return render(report, View(color=color, width=width, verbose=verbose, history=history))
 
 
-def render_safe_list(report: Report, fmt: ListFormat) -> str:
-    from retire.formats import structured
+def render_safe_list(report: Report, fmt: str) -> str:
+    render = _chosen(fmt, SAFE_LIST).safe_list
+    assert render is not None, fmt
+    return render(report)
 
-    if fmt is ListFormat.TSV:
-        return structured.safe_tsv(report)
-    if fmt is ListFormat.JSON:
-        return structured.safe_json(report)
-    if fmt is ListFormat.CSV:
-        return structured.safe_csv(report)
-    assert_never(fmt)  # likewise for ListFormat
+
+def mail_parts(attach: tuple[str, ...] = ()) -> tuple[Format, ...]:
+    """What the report's mail is made of: the alternatives of its body, then the formats named
+    in `attach` (--mail-attach), in the registry's order."""
+    body = [f for f in FORMATS.values() if f.mail is not None and f.mail.filename is None]
+    files = [f for f in FORMATS.values() if f.name in attach and f.name in ATTACHABLE]
+    return (*body, *files)

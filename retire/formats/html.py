@@ -5,23 +5,21 @@ is escaped: a model named `<script>` stays text. Inline styles only: mail client
 
 from __future__ import annotations
 
-from html import escape as _html_escape
 from typing import TYPE_CHECKING
 
-from retire.advisor import Status, fmt_calls, fmt_qps, human_bytes
 from retire.escape import printable
-from retire.formats.table import loaded_cell
-from retire.formats.words import notes, sparkline, summary_line, window_line
+from retire.formats import PEOPLE, Format, MailPart, with_changes
 
 if TYPE_CHECKING:
     from retire.advisor import Report
 
+# By status (its text: the advisor is imported only when a report is drawn).
 COLOURS = {
-    Status.SAFE: ("#1b5e20", "#e8f5e9"),
-    Status.IN_USE: ("#0d47a1", "#e3f2fd"),
-    Status.PROTECTED: ("#37474f", "#eceff1"),
-    Status.UNKNOWN: ("#8a4b00", "#fff3e0"),
-    Status.NOT_ON_DISK: ("#6a1b9a", "#f3e5f5"),
+    "safe": ("#1b5e20", "#e8f5e9"),
+    "in-use": ("#0d47a1", "#e3f2fd"),
+    "protected": ("#37474f", "#eceff1"),
+    "unknown": ("#8a4b00", "#fff3e0"),
+    "not-on-disk": ("#6a1b9a", "#f3e5f5"),
 }
 CELL = "padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top"
 SPARK = "font-family:monospace;letter-spacing:-1px;white-space:pre"
@@ -31,7 +29,9 @@ PAGE = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:
 def escape(text: str) -> str:
     """HTML-escaped, with control characters shown as escapes (mail clients and the text
     alternative would otherwise carry them raw)."""
-    return _html_escape(printable(text))
+    from html import escape as html_escape  # only when mail is sent: the CLI reads this module at start-up
+
+    return html_escape(printable(text))
 
 
 def _p(text: str, style: str = "") -> str:
@@ -39,6 +39,9 @@ def _p(text: str, style: str = "") -> str:
 
 
 def render(report: Report, extra_lines: list[str] | None = None) -> str:
+    from retire.advisor import human_bytes
+    from retire.formats.words import notes, summary_line, window_line
+
     h = report.header
     out = [f'<html><body style="{PAGE}">', '<h2 style="margin:0 0 8px">retire report</h2>']
     unknown = report.summary.unknown > 0
@@ -46,7 +49,23 @@ def render(report: Report, extra_lines: list[str] | None = None) -> str:
     out.append(_p(window_line(report), "color:#555"))
     out += [_p(n, "color:#555") for n in notes(report)]
     out += [_p(line, "color:#333;white-space:pre") for line in extra_lines or []]
-    out.append('<table style="border-collapse:collapse;margin:12px 0">')
+    out += _table(report)
+    for model, size in sorted(report.summary.safe_bytes_by_model.items()):
+        out.append(_p(f"frees {human_bytes(size)} in {model}"))
+    out.append(_p(f"Prometheus: {h.source}", "color:#555"))
+    out.append('<p style="margin:8px 0 2px;color:#555">PromQL (busiest hour):</p>')
+    promql = escape(h.queries.get("max_hourly_qps", ""))
+    out.append(f'<pre style="background:#f6f8fa;padding:8px;white-space:pre-wrap">{promql}</pre>')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _table(report: Report) -> list[str]:
+    from retire.advisor import fmt_calls, fmt_qps, human_bytes
+    from retire.formats.cells import loaded_cell
+    from retire.formats.words import sparkline
+
+    out = ['<table style="border-collapse:collapse;margin:12px 0">']
     with_loaded = any(r.loaded_from for r in report.rows())  # shown only when someone said
     heads = [
         "Model",
@@ -87,14 +106,7 @@ def render(report: Report, extra_lines: list[str] | None = None) -> str:
             + "</tr>"
         )
     out.append("</table>")
-    for model, size in sorted(report.summary.safe_bytes_by_model.items()):
-        out.append(_p(f"frees {human_bytes(size)} in {model}"))
-    out.append(_p(f"Prometheus: {h.source}", "color:#555"))
-    out.append('<p style="margin:8px 0 2px;color:#555">PromQL (busiest hour):</p>')
-    promql = escape(h.queries.get("max_hourly_qps", ""))
-    out.append(f'<pre style="background:#f6f8fa;padding:8px;white-space:pre-wrap">{promql}</pre>')
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def render_failure(error: str, source: str | None) -> str:
@@ -109,3 +121,13 @@ def render_failure(error: str, source: str | None) -> str:
         out.append(_p(f"Prometheus: {source}", "color:#555"))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+FORMAT = Format(
+    name="html",
+    audience=PEOPLE,
+    sparklines=True,
+    changes=True,
+    mail=MailPart("text/html"),  # the HTML alternative of the mailed report; no command prints it
+    report=with_changes(render),
+)

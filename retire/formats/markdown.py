@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from retire.escape import printable
-from retire.formats.table import cells, columns
-from retire.formats.words import notes, summary_line, window_line
+from retire.formats import PEOPLE, REPORT, Format, with_changes
 
 if TYPE_CHECKING:
     from retire.advisor import Report
@@ -22,6 +21,9 @@ def _escape(text: str) -> str:
 
 
 def render(report: Report, extra: list[str] | None = None) -> str:
+    from retire.formats.cells import NUMERIC, cells, columns
+    from retire.formats.words import notes, summary_line, window_line
+
     lines = ["# retire report", "", _escape(window_line(report)), ""]
     lines += [f"- {_escape(n)}" for n in notes(report)]
     if extra:
@@ -29,9 +31,7 @@ def render(report: Report, extra: list[str] | None = None) -> str:
     lines += ["", f"**{_escape(summary_line(report))}**", ""]
     names = columns(report)
     lines.append("| " + " | ".join(names) + " |")
-    lines.append(
-        "|" + "|".join("---:" if c in ("BUSIEST QPS", "CALLS", "SIZE") else "---" for c in names) + "|"
-    )
+    lines.append("|" + "|".join("---:" if c in NUMERIC else "---" for c in names) + "|")
     for r in report.rows():
         row = cells(r, "TRAFFIC" in names, "LOADED" in names)
         lines.append("| " + " | ".join(_escape(c) for c in row) + " |")
@@ -45,3 +45,13 @@ def render(report: Report, extra: list[str] | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+FORMAT = Format(
+    name="markdown",
+    audience=PEOPLE,
+    sparklines=True,
+    changes=True,
+    commands=(REPORT,),
+    report=with_changes(render),
+)

@@ -1,4 +1,4 @@
-"""The human report: a table fitted to the terminal, the same columns as plain aligned text otherwise.
+"""The table, for people: fitted to the terminal, the same columns as plain aligned text otherwise.
 
 Plain text is what cron mails and `| less` show, so it carries no escape codes, no box drawing and
 every reason in full. On a terminal the table must be scannable in one screen: each version is one
@@ -9,93 +9,45 @@ columns a narrow terminal has no room for are left out in a fixed order, the tab
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retire.advisor import Status, fmt_calls, fmt_qps, human_bytes
 from retire.escape import printable
-from retire.formats.words import notes, sparkline, summary_line, window_line
+from retire.formats import PEOPLE, REPORT, Format, MailPart, View
 
 if TYPE_CHECKING:
-    from retire.advisor import Report, Row
+    from rich.console import Console
+    from rich.table import Table
 
-COLUMNS = ("MODEL", "VERSION", "STATUS", "LOADED", "TRAFFIC", "BUSIEST QPS", "CALLS", "SIZE", "REASON")
-NUMERIC = ("BUSIEST QPS", "CALLS", "SIZE")
+    from retire.advisor import Report, Row
+    from retire.formats.fitting import Layout
+
+# By status (its text: the advisor is imported only when a table is drawn).
 STYLES = {
-    Status.SAFE: "bold green",
-    Status.IN_USE: "cyan",
-    Status.PROTECTED: "blue",
-    Status.UNKNOWN: "bold yellow",
-    Status.NOT_ON_DISK: "magenta",
+    "safe": "bold green",
+    "in-use": "cyan",
+    "protected": "blue",
+    "unknown": "bold yellow",
+    "not-on-disk": "magenta",
 }
 TRAILING = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$")
-GAP = 2  # spaces between columns
-# On a terminal: MODEL, VERSION and STATUS always; then as many of these as fit, in this order,
-# each at its full width (TRAFFIC may be shortened down to TRAFFIC_MIN points), with the reason
-# keeping at least REASON_MIN cells. QPS and calls are also in the reason's words.
-OPTIONAL = ("SIZE", "TRAFFIC", "BUSIEST QPS", "CALLS")
-REASON_MIN = 30
-TRAFFIC_MIN = 8
 
 
-def columns(report: Report) -> tuple[str, ...]:
-    """The TRAFFIC sparkline column only when the hourly series were fetched; LOADED only when
-    some version's loaded state is known (asked of the server, or from its version policy)."""
-    rows = list(report.rows())
-    drop = set()
-    if not any(r.hourly is not None for r in rows):
-        drop.add("TRAFFIC")
-    if not any(r.loaded_from for r in rows):
-        drop.add("LOADED")
-    return tuple(c for c in COLUMNS if c not in drop)
+def render(report: Report, view: View) -> str:
+    """Plain text with every reason in full when `view.width` is None (pipes, files, mail);
+    otherwise the table fitted to a terminal that many cells wide, in colour if `view.color`."""
+    from retire.formats.words import since_last
 
-
-def loaded_cell(r: Row) -> str:
-    """`yes`/`no` as the server said; `yes*`/`no*` inferred from the version policy; blank unknown."""
-    if r.loaded is None:
-        return ""
-    return ("yes" if r.loaded else "no") + ("*" if r.loaded_from == "policy" else "")
-
-
-def cells(r: Row, with_traffic: bool = True, with_loaded: bool = False) -> tuple[str, ...]:
-    """A row's cells as text; names and reasons come from labels and directories, so every cell
-    goes through `printable` (no escape sequence or line break reaches the reader)."""
-    traffic = (sparkline(r.hourly),) if with_traffic else ()
-    loaded = (loaded_cell(r),) if with_loaded else ()
-    return tuple(
-        printable(c)
-        for c in (
-            r.model,
-            r.version,
-            r.status.value,
-            *loaded,
-            *traffic,
-            "" if r.max_hourly_qps is None else fmt_qps(r.max_hourly_qps),
-            "" if r.calls is None else fmt_calls(r.calls),
-            human_bytes(r.size_bytes),
-            r.reason,
-        )
-    )
-
-
-def render(
-    report: Report,
-    *,
-    color: bool = False,
-    width: int | None = None,
-    extra: list[str] | None = None,
-    verbose: bool = False,
-) -> str:
-    """Plain text with every reason in full when `width` is None (pipes, files, mail); otherwise
-    the table fitted to a terminal `width` cells wide, in colour if `color`."""
-    if width is None:
-        return _plain(report, extra or [])
-    return _fitted(report, max(width, 8), color, extra or [], verbose)
+    extra = since_last(view.history)
+    if view.width is None:
+        return _plain(report, extra)
+    return _fitted(report, max(view.width, 8), view.color, extra, view.verbose)
 
 
 def _plain(report: Report, extra: list[str]) -> str:
+    from retire.formats.cells import cells, columns
+    from retire.formats.words import notes, summary_line, window_line
+
     names = columns(report)
     rows = [cells(r, "TRAFFIC" in names, "LOADED" in names) for r in report.rows()]
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(names[:-1])]
@@ -114,106 +66,11 @@ def _plain(report: Report, extra: list[str]) -> str:
 
 
 def _freed_lines(report: Report) -> list[str]:
+    from retire.advisor import human_bytes
+
     by_model = report.summary.safe_bytes_by_model
     lines = [f"frees {human_bytes(b)} in {m}" for m, b in sorted(by_model.items())]
     return [printable(x) for x in lines + [f"to free memory: {a}" for a in report.summary.advice]]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Which columns a terminal shows and how wide each is, in display cells."""
-
-    widths: dict[str, int]  # in display order; REASON last when shown
-    traffic_points: int  # characters of sparkline (0 when TRAFFIC is left out)
-    left_out: tuple[str, ...]
-    fold: bool  # MODEL/VERSION/STATUS together are wider than the terminal: longest names fold
-
-    @property
-    def total(self) -> int:
-        return sum(self.widths.values()) + GAP * (len(self.widths) - 1)
-
-
-def fit(natural: dict[str, int], width: int) -> Layout:
-    """Choose columns and widths for a terminal `width` cells wide from each column's natural
-    width (its widest cell or header). Never wider than `width`.
-
-    MODEL, VERSION and STATUS keep their natural width whenever the three fit side by side; only
-    names longer than the terminal allows are folded (`Layout.fold`), and then the names are
-    capped so that SIZE and a readable reason still fit beside them."""
-    essential = {n: natural[n] for n in ("MODEL", "VERSION", "STATUS")}
-    reason_natural = natural.get("REASON", 0)
-    reason_min = min(reason_natural, REASON_MIN)
-    room = width - GAP * 2
-    fold = sum(essential.values()) > room
-    if fold:
-        rest = (reason_min + GAP if reason_natural else 0) + natural.get("SIZE", -GAP) + GAP
-        budget = max(room // 3, room - rest)
-        widths = {n: min(w, max(1, budget // 3)) for n, w in essential.items()}
-        spare = budget - sum(widths.values())
-        for n in ("STATUS", "VERSION", "MODEL"):  # statuses are short words: whole first
-            grow = max(0, min(spare, essential[n] - widths[n]))
-            widths[n] += grow
-            spare -= grow
-        essential = widths
-    used = sum(essential.values()) + GAP * 2
-    chosen = dict(essential)
-    traffic_points = 0
-    # a column added to COLUMNS later is shown when it fits, after the known ones
-    extra = [n for n in natural if n not in (*OPTIONAL, *essential, "REASON")]
-    for name in [*OPTIONAL, *extra]:
-        if name not in natural:
-            continue
-        free = width - used - GAP - (reason_min + GAP if reason_natural else 0)
-        want = natural[name]
-        if name == "TRAFFIC":
-            got = min(want, free) if free >= min(want, TRAFFIC_MIN) else 0
-            traffic_points = got
-        else:
-            got = want if free >= want else 0
-        if got:
-            chosen[name] = got
-            used += GAP + got
-    if reason_natural and width - used - GAP >= min(reason_min, 8):
-        chosen["REASON"] = min(reason_natural, width - used - GAP)
-    widths = {n: chosen[n] for n in natural if n in chosen}  # in display order
-    left_out = tuple(n for n in natural if n not in widths)
-    return Layout(widths, traffic_points, left_out, fold=fold)
-
-
-def shrink(points: tuple[float | None, ...], n: int) -> tuple[float | None, ...]:
-    """`points` in `n` buckets, each its busiest point, so a shortened sparkline never hides a
-    call: a bucket with any traffic shows traffic, `+Inf` and NaN are kept (they are doubts)."""
-    if n >= len(points) or n <= 0:
-        return points
-    out: list[float | None] = []
-    for i in range(n):
-        bucket = points[i * len(points) // n : (i + 1) * len(points) // n]
-        finite = [p for p in bucket if p is not None and math.isfinite(p)]
-        odd = [p for p in bucket if p is not None and not math.isfinite(p)]
-        if any(p == math.inf for p in odd):
-            out.append(math.inf)
-        elif finite:
-            out.append(max(finite))
-        elif odd:
-            out.append(odd[0])
-        else:
-            out.append(None)
-    return tuple(out)
-
-
-def shorten(text: str, width: int) -> str:
-    """`text` in at most `width` display cells, cut at a word boundary with `…` when it must be."""
-    from rich.cells import cell_len, set_cell_size
-
-    if cell_len(text) <= width:
-        return text
-    if width <= 1:
-        return "…"[:width]
-    head = set_cell_size(text, width - 1).rstrip()
-    cut = head.rfind(" ")
-    if cut >= width // 2:  # a word boundary that keeps most of the room
-        head = head[:cut]
-    return head.rstrip(" ;,(<>=≤≥") + "…"
 
 
 def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: bool) -> str:
@@ -221,8 +78,11 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
 
     from rich.cells import cell_len
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
+
+    from retire.formats.cells import cells, columns
+    from retire.formats.fitting import fit
+    from retire.formats.words import notes, summary_line, window_line
 
     names = columns(report)
     report_rows = list(report.rows())
@@ -249,6 +109,32 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
     for e in extra:
         console.print(Text(f"  {printable(e)}"))
     console.print()
+    table, shortened = _table(layout, natural, report_rows, rows)
+    if report_rows:
+        console.print(table)
+    else:
+        console.print(Text("(no model versions on disk or in Prometheus)"))
+    _fit_notes(console, width, layout, natural, rows, shortened, verbose)
+    console.print()
+    for line in _freed_lines(report):
+        console.print(Text(line))
+    style = "bold yellow" if report.summary.unknown else "bold"
+    console.print(Text(printable(summary_line(report)), style=style))
+    # rich pads every table line to its full width; trailing blanks only make copies messy
+    return "\n".join(TRAILING.sub(r"\1", line) for line in buf.getvalue().split("\n"))
+
+
+def _table(
+    layout: Layout, natural: dict[str, int], report_rows: list[Row], rows: list[dict[str, str]]
+) -> tuple[Table, list[dict[str, str]]]:
+    """The rows in the layout's columns, and the rows whose reason did not fit (as cells() spells them)."""
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    from retire.formats.cells import NUMERIC
+    from retire.formats.fitting import GAP, shorten, shrink
+    from retire.formats.words import sparkline
 
     table = Table(
         box=None, pad_edge=False, padding=(0, GAP // 2), show_edge=False, expand=False, header_style="bold"
@@ -261,7 +147,7 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
             no_wrap=w >= natural[name] or name not in ("MODEL", "VERSION", "STATUS"),
             overflow="fold",
         )
-    shortened: list[dict[str, str]] = []  # rows whose reason did not fit, as cells() spells them
+    shortened: list[dict[str, str]] = []
     for r, row in zip(report_rows, rows, strict=True):
         out: list[Text] = []
         for name, w in layout.widths.items():
@@ -274,10 +160,21 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
                     shortened.append(row)
             out.append(Text(text, style=STYLES[r.status] if name == "STATUS" else ""))
         table.add_row(*out)
-    if report_rows:
-        console.print(table)
-    else:
-        console.print(Text("(no model versions on disk or in Prometheus)"))
+    return table, shortened
+
+
+def _fit_notes(
+    console: Console,
+    width: int,
+    layout: Layout,
+    natural: dict[str, int],
+    rows: list[dict[str, str]],
+    shortened: list[dict[str, str]],
+    verbose: bool,
+) -> None:
+    """Under the table: what was left out or shortened to fit, and with --verbose the full reasons."""
+    from rich.text import Text
+
     said = []
     if layout.left_out:
         said.append(f"{', '.join(layout.left_out)} left out")
@@ -292,10 +189,15 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
         console.print()
         for row in rows if "REASON" in layout.left_out else shortened:
             console.print(Text(f"{row['MODEL']} {row['VERSION']}: {row['REASON']}"))
-    console.print()
-    for line in _freed_lines(report):
-        console.print(Text(line))
-    style = "bold yellow" if report.summary.unknown else "bold"
-    console.print(Text(printable(summary_line(report)), style=style))
-    # rich pads every table line to its full width; trailing blanks only make copies messy
-    return "\n".join(TRAILING.sub(r"\1", line) for line in buf.getvalue().split("\n"))
+
+
+FORMAT = Format(
+    name="table",
+    audience=PEOPLE,
+    sparklines=True,
+    changes=True,
+    terminal=True,
+    commands=(REPORT,),
+    mail=MailPart("text/plain"),
+    report=render,
+)

@@ -81,8 +81,10 @@ def notes(report: Report) -> list[str]:
     return out
 
 
-def since_last(history: History) -> list[str]:
-    """Plain-text lines for the report, mail and Markdown."""
+def since_last(history: History | None) -> list[str]:
+    """Plain-text lines for the report, mail and Markdown; none without --since-last."""
+    if history is None:
+        return []
     if history.problem:
         return [f"since last report: {history.problem}"]
     if history.previous_at is None:

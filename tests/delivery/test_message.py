@@ -15,7 +15,8 @@ from retire.advisor import Report, Status
 from retire.delivery import mail
 from retire.escape import printable
 from retire.formats import ReportFormat, html, render_report
-from retire.formats.structured import report_csv, report_json
+from retire.formats.csv import report_csv
+from retire.formats.json import report_json
 from tests.builders import every_status, report, row
 
 SENDER = "retire@example.com"
@@ -26,8 +27,8 @@ HOSTILE = ("esc\x1b[31mred", "line\nbreak", "<script>alert(1)</script>", "modèl
 def _message(rep: Report, attach: bool = True) -> EmailMessage:
     """The message as the report command builds it: table text, HTML, JSON and CSV attached."""
     attachments = {
-        "retire-report.json": (report_json(rep), "json"),
-        "retire-report.csv": (report_csv(rep), "csv"),
+        "retire-report.json": (report_json(rep), "application/json"),
+        "retire-report.csv": (report_csv(rep), "text/csv"),
     }
     return mail.build(
         sender=SENDER,

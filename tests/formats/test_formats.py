@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from retire.formats.structured import _csv_cell, count, rate
+from retire.formats.csv import _csv_cell
+from retire.formats.records import count, rate
 from tests import scenarios
 from tests.conftest import Lab, run_cli
 

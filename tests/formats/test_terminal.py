@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
-from retire.formats.table import COLUMNS, fit, shorten, shrink
+from retire.formats.cells import COLUMNS
+from retire.formats.fitting import fit, shorten, shrink
 from retire.lab.synth import make_model_tree
 from retire.lab.terminal import run_in_terminal
 from tests import scenarios
