@@ -7,7 +7,6 @@ stdout (or -o FILE, written atomically); summaries, notes and errors go to stder
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import sys
@@ -364,43 +363,25 @@ def report(
           --since-last /var/lib/retire/last.json
     """
     from retire.config import build
-    from retire.delivery import history, mail
-    from retire.formats import mail_parts, render_report
+    from retire.formats import render_report
     from retire.formats.words import summary_line
 
     with _user_errors():
         settings = _settings({**flags, "format": format, "output": output}, config)
         deadline = _deadline(settings)
         fmt = _chosen(settings.format, REPORT)
-        mailing = build.mailing(settings) if settings.mail_to else None  # bad secret files: exit 2, first
-        if settings.since_last is not None:
-            history.check(settings.since_last)  # never replace a file that is not a report
-        try:
-            shown = [fmt, *(mail_parts(mailing.attach) if mailing is not None else ())]
-            result = _build_report(settings, deadline, sparklines=any(f.sparklines for f in shown))
-        except RetireError as e:
-            if mailing is not None:
-                try:  # its own --smtp-timeout, even past the deadline: the team must hear of it
-                    _say(mail.send_failure(mailing, e))
-                except RetireError:
-                    _err(e.message)  # the cause first, then why nobody was told (exit 5)
-                    raise
-            raise
-        last = settings.since_last
-        changes = history.since(last, result) if last is not None else None
-        on_terminal = fmt.terminal and settings.output is None and sys.stdout.isatty()
-        width = shutil.get_terminal_size().columns if on_terminal else None
-        color = on_terminal and _use_color()
-        text = render_report(
-            result, fmt.name, color=color, width=width, verbose=settings.verbose, history=changes
-        )
+        delivery = build.delivery(settings, deadline)  # bad secret or state files: exit 2, first
+        sparklines = delivery.sparklines(fmt)
+        result = delivery.made(lambda: _build_report(settings, deadline, sparklines), _say, _err)
+        changes = delivery.changes(result)
+        terminal = fmt.terminal and settings.output is None and sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if terminal else None
+        color, verbose = terminal and _use_color(), settings.verbose
+        text = render_report(result, fmt.name, color=color, width=width, verbose=verbose, history=changes)
         _emit(text, settings.output)
         if not fmt.terminal or settings.output is not None:  # stdout's table ends with it already
             _say(summary_line(result))
-        if mailing is not None:
-            _say(mail.send_report(mailing, result, changes, deadline))
-        if last is not None:
-            history.save(last, result)
+        delivery.deliver(result, changes, _say)
     raise typer.Exit(_exit_code(result))
 
 
@@ -611,6 +592,7 @@ def offload(
     from retire.actions import offload as ops
     from retire.actions.plan import plan_for
     from retire.formats.plan import plan_text
+    from retire.run import carry_out
 
     with _user_errors():
         if resume_run:
@@ -622,25 +604,20 @@ def offload(
         report = _build_report(settings, deadline)
         plan = plan_for(report, archive_dir, plan_file, _only(only), _say)
         typer.echo(plan_text(plan, settings.model_config is not None, report.summary.advice), nl=False)
-        if not plan.moves:
-            return
-        if not apply:
+        if plan.moves and not apply:
             _say("dry run: nothing was moved; add --apply to act")
-            return
-        if settings.at is not None:
-            _say("--at applies to the plan only: the re-check before moving is made at the present")
-        # Right before acting, at the present whatever --at says: calls since the plan count.
-        present = dataclasses.replace(settings, at=None)
-        roots = report.header.model_roots
-        where = str(plan_file or "the plan")
-        done = ops.recheck(
-            plan, lambda: _build_report(present, deadline), archive_dir, roots, where, _say, deadline
-        )
-        if done:
-            undo = f"retire restore --archive-dir {archive_dir}"
-            _say(f"offloaded {len(done)} version(s) to {archive_dir}; undo with `{undo}`")
-        else:
-            _say("nothing was moved")
+        elif plan.moves:
+            where = str(plan_file or "the plan")
+            carry_out(
+                plan,
+                settings,
+                report,
+                archive_dir,
+                where,
+                lambda s: _build_report(s, deadline),
+                _say,
+                deadline,
+            )
 
 
 @app.command(epilog=exit_codes(0, 2, 6))

@@ -12,6 +12,7 @@ of --timeout and the time left, and none starts once it has passed.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import threading
@@ -25,6 +26,7 @@ from retire.errors import ConfigError, RetireError
 
 if TYPE_CHECKING:
     from retire.advisor import Report
+    from retire.advisor.plan import Plan
     from retire.config import Settings
     from retire.deadline import Deadline
     from retire.servers import Server
@@ -268,3 +270,30 @@ def _note_other_models(settings: Settings, report: Report) -> Report:
         f"'{label}={quote(settings.model_name or '')}' to leave them out"
     )
     return replace(report, header=replace(report.header, notes=(*report.header.notes, note)))
+
+
+def carry_out(
+    plan: Plan,
+    settings: Settings,
+    report: Report,
+    archive_dir: Path,
+    where: str,
+    build: Callable[[Settings], Report],
+    say: Callable[[str], None],
+    deadline: Deadline,
+) -> None:
+    """`offload --apply`: re-check every move at the present (whatever --at says: calls since the
+    plan count), then move what is still safe. `build(settings)` makes a report (with the command's
+    progress bar); `deadline` is the command's, for the plan, the re-check and the moves alike."""
+    from retire.actions import offload as ops
+
+    if settings.at is not None:
+        say("--at applies to the plan only: the re-check before moving is made at the present")
+    present = dataclasses.replace(settings, at=None)
+    roots = report.header.model_roots
+    done = ops.recheck(plan, lambda: build(present), archive_dir, roots, where, say, deadline)
+    if done:
+        undo = f"retire restore --archive-dir {archive_dir}"
+        say(f"offloaded {len(done)} version(s) to {archive_dir}; undo with `{undo}`")
+    else:
+        say("nothing was moved")

@@ -12,6 +12,8 @@ import ssl
 
 from retire import redact
 from retire.config.settings import Settings
+from retire.deadline import Deadline
+from retire.delivery.deliver import Delivery
 from retire.delivery.mail import Mailing, SmtpSettings
 from retire.errors import ConfigError
 from retire.servers import server
@@ -159,3 +161,11 @@ def mailing(settings: Settings) -> Mailing:
         settings.mail_attach,
         settings.prometheus,
     )
+
+
+def delivery(settings: Settings, deadline: Deadline) -> Delivery:
+    """Where `retire report` sends its report besides stdout, checked now: a bad SMTP password
+    or CA file, or a --since-last file that is not a report, is a usage error before any query."""
+    out = Delivery(mailing(settings) if settings.mail_to else None, settings.since_last, deadline)
+    out.check()
+    return out
