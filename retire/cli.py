@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from retire import __version__
 from retire.config import CONFIG_ENV, CONNECTION, DEFAULT_CONFIG_FILE, EVIDENCE, MAIL, OPTION, OPTIONS, QUERY
 from retire.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, RetireError
-from retire.formats import REPORT, SAFE_LIST, serving
+from retire.formats import PLAN, REPORT, SAFE_LIST, serving
 from retire.formats import Command as FormatCommand
 
 if TYPE_CHECKING:
@@ -545,15 +545,15 @@ def plan_command(
       retire plan ... --archive-dir /archive --format json -o plan.json
     """
     from retire.actions.plan import plan_for
-    from retire.formats.plan import PlanFormat, render_plan
+    from retire.formats import render_plan
 
     with _user_errors():
         settings = _settings({**flags, "output": output}, config)
-        fmt = _format(format, PlanFormat, PlanFormat.TEXT)
+        fmt = _chosen(format, PLAN)
         report = _build_report(settings, _deadline(settings))
         plan = plan_for(report, archive_dir, None, _only(only), _say)
         has_config = settings.model_config is not None
-        _emit(render_plan(plan, fmt, has_config, report.summary.advice), settings.output)
+        _emit(render_plan(plan, fmt.name, has_config, report.summary.advice), settings.output)
 
 
 @app.command(epilog=exit_codes(0, 2, 3, 6))
@@ -591,7 +591,7 @@ def offload(
     """
     from retire.actions import offload as ops
     from retire.actions.plan import plan_for
-    from retire.formats.plan import plan_text
+    from retire.formats.text import plan_text
     from retire.run import carry_out
 
     with _user_errors():
@@ -652,11 +652,6 @@ def _chosen(value: str | None, command: FormatCommand) -> Format:
     from retire.formats import FORMATS
 
     return FORMATS[_pick(value, tuple(f.name for f in serving(command)))]
-
-
-def _format(value: str | None, enum: Any, default: Any) -> Any:
-    """A --format from an enum of the command's own (plan's)."""
-    return default if value is None else enum(_pick(value, tuple(f.value for f in enum)))
 
 
 def _pick(value: str | None, names: tuple[str, ...]) -> str:

@@ -28,5 +28,5 @@ Safety properties, each tested for real (tests/actions/test_offload.py, tests/ac
 - the archive must not be inside a model root (TF Serving would serve it), nor a root inside it.
 
 The plan itself (Move, Plan and its JSON) is pure data in advisor/plan.py, printed by
-formats/plan.py; here it is made against the disk and carried out.
+formats (text.py, json.py); here it is made against the disk and carried out.
 """

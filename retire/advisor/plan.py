@@ -1,9 +1,9 @@
 """A plan: the moves the advice leads to, and its JSON (what `retire plan --format json` writes and
 `retire offload --plan` reads back).
 
-Pure data, like the report it comes from, so that formats can render it (formats/plan.py) and
-actions carry it out without formats importing actions. Making one (retire/actions/plan.py) checks
-the filesystem; here nothing does.
+Pure data, like the report it comes from, so that formats can render it (formats/text.py and
+formats/json.py) and actions carry it out without formats importing actions. Making one
+(retire/actions/plan.py) checks the filesystem; here nothing does.
 """
 
 from __future__ import annotations

@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Literal, cast
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.advisor.changes import History
+    from retire.advisor.plan import Plan
 
 # The registry: one line per format module in retire/formats/ (the module is named as the format).
 # Each command lists the formats it takes in this order, and the first is its default.
 _MODULES = (
     "table",
+    "text",
     "tsv",
     "json",
     "csv",
@@ -34,11 +36,15 @@ _MODULES = (
     "html",
 )
 
-# The commands that take --format (the names they have on the command line).
-Command = Literal["report", "safe-list"]
+# The commands that take --format (the names they have on the command line). `plan` has a
+# --format of its own (a plan's, not a report's): the option table's (config, RETIRE_FORMAT, the
+# config file) is that of the report commands.
+Command = Literal["report", "safe-list", "plan"]
 REPORT: Command = "report"
 SAFE_LIST: Command = "safe-list"
-COMMANDS: tuple[Command, ...] = (REPORT, SAFE_LIST)
+PLAN: Command = "plan"
+COMMANDS: tuple[Command, ...] = (REPORT, SAFE_LIST, PLAN)
+REPORT_COMMANDS: tuple[Command, ...] = (REPORT, SAFE_LIST)
 
 # Who reads it: people get names shown safely (control characters escaped, markup defused) and
 # numbers in words; scripts get every value exactly as it is, or the version left out (TSV).
@@ -87,6 +93,9 @@ class Format:
     report: Callable[[Report, View], str] | None = None
     safe_list: Callable[[Report], str] | None = None
     left_out: Callable[[Report], list[str]] | None = None
+    # An offload plan (`retire plan --format NAME`): (plan, whether a model config file is read,
+    # the server-config advice) -> text.
+    plan: Callable[[Plan, bool, tuple[str, ...]], str] | None = None
 
 
 def with_changes(render: Callable[[Report, list[str]], str]) -> Callable[[Report, View], str]:
@@ -122,8 +131,8 @@ def _choices(name: str, command: Command) -> type[StrEnum]:
 # Each command's formats as an enum (the default first), derived from the registry.
 ReportFormat = _choices("ReportFormat", REPORT)
 ListFormat = _choices("ListFormat", SAFE_LIST)
-# Every --format value any command takes (the option is declared once, in retire.config).
-NAMES = tuple(dict.fromkeys(f.name for command in COMMANDS for f in serving(command)))
+# Every --format value the report commands take (the option is declared once, in retire.config).
+NAMES = tuple(dict.fromkeys(f.name for command in REPORT_COMMANDS for f in serving(command)))
 # The formats --mail-attach takes.
 ATTACHABLE = tuple(f.name for f in FORMATS.values() if f.mail is not None and f.mail.filename)
 
@@ -158,6 +167,12 @@ def render_safe_list(report: Report, fmt: str) -> str:
     render = _chosen(fmt, SAFE_LIST).safe_list
     assert render is not None, fmt
     return render(report)
+
+
+def render_plan(plan: Plan, fmt: str, model_config: bool, advice: tuple[str, ...] = ()) -> str:
+    render = _chosen(fmt, PLAN).plan
+    assert render is not None, fmt
+    return render(plan, model_config, advice)
 
 
 def mail_parts(attach: tuple[str, ...] = ()) -> tuple[Format, ...]:

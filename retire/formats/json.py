@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from retire.formats import REPORT, SAFE_LIST, SCRIPTS, Format, MailPart, View
+from retire.formats import PLAN, REPORT, SAFE_LIST, SCRIPTS, Format, MailPart, View
 
 if TYPE_CHECKING:
     from retire.advisor import Report
     from retire.advisor.changes import History
+    from retire.advisor.plan import Plan
 
 
 def report_json(report: Report, history: History | None = None) -> str:
@@ -56,12 +57,18 @@ def _report(report: Report, view: View) -> str:
     return report_json(report, view.history)
 
 
+def _plan(plan: Plan, model_config: bool, advice: tuple[str, ...]) -> str:
+    """The plan as `offload --plan` reads it back (the plan model's own JSON)."""
+    return plan.to_json()
+
+
 FORMAT = Format(
     name="json",
     audience=SCRIPTS,
     changes=True,
-    commands=(REPORT, SAFE_LIST),
+    commands=(REPORT, SAFE_LIST, PLAN),
     mail=MailPart("application/json", "retire-report.json"),
     report=_report,
     safe_list=safe_json,
+    plan=_plan,
 )

@@ -14,6 +14,7 @@ import pytest
 import retire.formats
 from retire.advisor import Status
 from retire.advisor.changes import Change, History
+from retire.advisor.plan import Move, Plan
 from retire.config import OPTION
 from retire.errors import ConfigError
 from retire.formats import (
@@ -23,7 +24,9 @@ from retire.formats import (
     FORMATS,
     NAMES,
     PEOPLE,
+    PLAN,
     REPORT,
+    REPORT_COMMANDS,
     SAFE_LIST,
     SCRIPTS,
     Format,
@@ -64,8 +67,12 @@ def problems(fmt: Format) -> list[str]:
     if not uses:
         out.append(f"{fmt.name}: serves no command and not the mail")
     for use in uses:
-        if use != SAFE_LIST and fmt.report is None:
+        if use not in (SAFE_LIST, PLAN) and fmt.report is None:
             out.append(f"{fmt.name}: serves {use} but has no report renderer")
+    if PLAN in fmt.commands and fmt.plan is None:
+        out.append(f"{fmt.name}: serves {PLAN} but has no plan renderer")
+    if fmt.plan is not None and PLAN not in fmt.commands:
+        out.append(f"{fmt.name}: has a plan renderer that nothing calls")
     if SAFE_LIST in fmt.commands and fmt.safe_list is None:
         out.append(f"{fmt.name}: serves {SAFE_LIST} but has no safe_list renderer")
     if fmt.report is not None and not (REPORT in fmt.commands or fmt.mail is not None):
@@ -101,6 +108,10 @@ def test_every_format_renders_what_it_serves(name: str) -> None:
         assert "/models/alpha/1" in text and "/models/alpha/2" not in text, name
     if fmt.left_out is not None:
         assert fmt.left_out(rep) == []  # nothing odd in these names: nothing left out
+    if fmt.plan is not None:
+        move = Move("alpha", "1", "/models/alpha/1", "/archive/models/alpha/1", 10)
+        text = fmt.plan(Plan("/archive", (move,), 1_700_000_000.0), False, ())
+        assert "/models/alpha/1" in text and "/archive/models/alpha/1" in text, name
 
 
 @pytest.mark.parametrize("name", [f.name for f in FORMATS.values() if f.report is not None])
@@ -129,7 +140,7 @@ def test_each_command_takes_formats_in_the_registry_order_its_default_first() ->
 def test_every_list_of_formats_comes_from_the_registry() -> None:
     assert [f.value for f in ReportFormat] == [f.name for f in serving(REPORT)]
     assert [f.value for f in ListFormat] == [f.name for f in serving(SAFE_LIST)]
-    assert tuple(dict.fromkeys(f.name for c in COMMANDS for f in serving(c))) == NAMES
+    assert tuple(dict.fromkeys(f.name for c in REPORT_COMMANDS for f in serving(c))) == NAMES
     assert OPTION["format"].choices == NAMES
     assert tuple(f.name for f in FORMATS.values() if f.mail is not None and f.mail.filename) == ATTACHABLE
     attach = OPTION["mail_attach"]
@@ -169,3 +180,5 @@ def test_the_check_finds_a_format_without_its_renderer() -> None:
         "ndjson: its shape is said where it is a default, and it is none",
         "ndjson: fitted to a terminal that no command prints it on",
     ]
+    draft = Format("draft", PEOPLE, commands=(PLAN,))
+    assert problems(draft) == ["draft: serves plan but has no plan renderer"]

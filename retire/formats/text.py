@@ -1,28 +1,13 @@
-"""How `retire plan` (and `retire offload` before it acts) prints a plan: for people, or as the
-JSON that `offload --plan` reads back (the plan model's own, advisor/plan.py)."""
+"""Text for people: how `retire plan` (and `retire offload` before it acts) prints a plan."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING
+
+from retire.formats import PEOPLE, PLAN, Format
 
 if TYPE_CHECKING:
     from retire.advisor.plan import Plan
-
-
-class PlanFormat(StrEnum):
-    """How `retire plan` prints a plan: for people, or for `offload --plan`."""
-
-    TEXT = "text"
-    JSON = "json"
-
-
-def render_plan(plan: Plan, fmt: PlanFormat, model_config: bool, advice: tuple[str, ...] = ()) -> str:
-    if fmt is PlanFormat.JSON:
-        return plan.to_json()
-    if fmt is PlanFormat.TEXT:
-        return plan_text(plan, model_config, advice)
-    assert_never(fmt)  # mypy fails here when a PlanFormat member has no branch above
 
 
 def plan_text(plan: Plan, model_config: bool, advice: tuple[str, ...] = ()) -> str:
@@ -47,3 +32,6 @@ def plan_text(plan: Plan, model_config: bool, advice: tuple[str, ...] = ()) -> s
     if advice:
         lines += tail
     return "\n".join(map(printable, lines)) + "\n"
+
+
+FORMAT = Format("text", PEOPLE, commands=(PLAN,), plan=plan_text)
