@@ -9,7 +9,7 @@ import pytest
 from retire.actions.offload import recheck
 from retire.actions.plan import make_plan
 from retire.advisor import Status
-from retire.cli import _only
+from retire.cli.steps import only_pins as _only
 from retire.errors import OffloadError
 from tests import builders as b
 

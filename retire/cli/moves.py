@@ -1,0 +1,230 @@
+"""The commands that move versions: `plan` (what would move), `offload` and `restore`.
+
+Each is resolve settings -> one library call -> print. Their evidence options are listed in
+their signatures with the aliases of retire.cli.options, built from the option table;
+`given(locals())` hands them to config.resolve.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retire.cli import options as opt
+from retire.cli.group import app, exit_codes
+from retire.cli.options import given
+from retire.cli.steps import (
+    Config,
+    chosen,
+    deadline_of,
+    emit,
+    made_report,
+    only_pins,
+    resolved,
+    say,
+    user_errors,
+)
+from retire.errors import ConfigError
+from retire.formats import PLAN
+
+ArchiveDir = Annotated[
+    Path,
+    typer.Option(
+        "--archive-dir", help="Where offloaded versions go (outside every model root); holds the journal."
+    ),
+]
+
+
+@app.command("plan", epilog=exit_codes(0, 2, 3, 6))
+def plan_command(
+    archive_dir: ArchiveDir,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Plan exactly these MODEL:VERSION.", metavar="MODEL:VERSION"),
+    ] = None,
+    # not the table's --format: a plan's own formats, and no RETIRE_FORMAT
+    plan_format: Annotated[
+        str | None, typer.Option("--format", "-f", help="text (default) or json (for offload --plan).")
+    ] = None,
+    output: opt.Output = None,
+    config: Config = None,
+    prometheus: opt.Prometheus = None,
+    model_dir: opt.ModelDir = None,
+    model_config: opt.ModelConfig = None,
+    preset: opt.Preset = None,
+    model_base_path: opt.ModelBasePath = None,
+    model_name: opt.ModelName = None,
+    threshold: opt.Threshold = None,
+    selector: opt.Selector = None,
+    window: opt.Window = None,
+    step: opt.Step = None,
+    metric: opt.Metric = None,
+    model_label: opt.ModelLabel = None,
+    version_label: opt.VersionLabel = None,
+    at: opt.At = None,
+    timeout: opt.Timeout = None,
+    deadline: opt.Deadline = None,
+    coverage: opt.Coverage = None,
+    max_gap: opt.MaxGap = None,
+    keep_latest: opt.KeepLatest = None,
+    min_age: opt.MinAge = None,
+    age_source: opt.AgeSource = None,
+    pin: opt.Pin = None,
+    header: opt.Header = None,
+    tenant: opt.Tenant = None,
+    bearer_token_file: opt.BearerTokenFile = None,
+    basic_auth_user: opt.BasicAuthUser = None,
+    basic_auth_password_file: opt.BasicAuthPasswordFile = None,
+    ca_file: opt.CaFile = None,
+    client_cert: opt.ClientCert = None,
+    client_key: opt.ClientKey = None,
+    insecure: opt.Insecure = None,
+    partial_response: opt.PartialResponse = None,
+    split_by_model: opt.SplitByModel = None,
+    server: opt.Server = None,
+    use_recording_rules: opt.UseRecordingRules = None,
+    rule_interval: opt.RuleInterval = None,
+    rollup_interval: opt.RollupInterval = None,
+    verbose: opt.Verbose = None,
+) -> None:
+    """Show what `retire offload` would move, from the current verdicts. Changes nothing.
+
+    Only `safe` versions are ever in a plan; `in-use`, `unknown`, `protected` and `not-on-disk`
+    never are. With unknown versions, planning is refused unless --only names the versions.
+
+    \b
+    Examples:
+      retire plan --prometheus http://prom:9090 --model-dir /models --archive-dir /archive
+      retire plan ... --archive-dir /archive --format json -o plan.json
+    """
+    from retire.actions.plan import plan_for
+    from retire.formats import render_plan
+
+    with user_errors():
+        settings = resolved(given(locals()), config)
+        fmt = chosen(plan_format, PLAN)
+        report = made_report(settings, deadline_of(settings))
+        plan = plan_for(report, archive_dir, None, only_pins(only), say)
+        has_config = settings.model_config is not None
+        emit(render_plan(plan, fmt.name, has_config, report.summary.advice), settings.output)
+
+
+@app.command(epilog=exit_codes(0, 2, 3, 6))
+def offload(
+    archive_dir: ArchiveDir,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Act. Without it, a dry run that changes nothing.")
+    ] = False,
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="A plan from `retire plan --format json` to carry out.")
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Move exactly these MODEL:VERSION.", metavar="MODEL:VERSION"),
+    ] = None,
+    resume_run: Annotated[
+        bool, typer.Option("--resume", help="Complete the steps of an interrupted run.")
+    ] = False,
+    config: Config = None,
+    prometheus: opt.Prometheus = None,
+    model_dir: opt.ModelDir = None,
+    model_config: opt.ModelConfig = None,
+    preset: opt.Preset = None,
+    model_base_path: opt.ModelBasePath = None,
+    model_name: opt.ModelName = None,
+    threshold: opt.Threshold = None,
+    selector: opt.Selector = None,
+    window: opt.Window = None,
+    step: opt.Step = None,
+    metric: opt.Metric = None,
+    model_label: opt.ModelLabel = None,
+    version_label: opt.VersionLabel = None,
+    at: opt.At = None,
+    timeout: opt.Timeout = None,
+    deadline: opt.Deadline = None,
+    coverage: opt.Coverage = None,
+    max_gap: opt.MaxGap = None,
+    keep_latest: opt.KeepLatest = None,
+    min_age: opt.MinAge = None,
+    age_source: opt.AgeSource = None,
+    pin: opt.Pin = None,
+    header: opt.Header = None,
+    tenant: opt.Tenant = None,
+    bearer_token_file: opt.BearerTokenFile = None,
+    basic_auth_user: opt.BasicAuthUser = None,
+    basic_auth_password_file: opt.BasicAuthPasswordFile = None,
+    ca_file: opt.CaFile = None,
+    client_cert: opt.ClientCert = None,
+    client_key: opt.ClientKey = None,
+    insecure: opt.Insecure = None,
+    partial_response: opt.PartialResponse = None,
+    split_by_model: opt.SplitByModel = None,
+    server: opt.Server = None,
+    use_recording_rules: opt.UseRecordingRules = None,
+    rule_interval: opt.RuleInterval = None,
+    rollup_interval: opt.RollupInterval = None,
+    verbose: opt.Verbose = None,
+) -> None:
+    """Move safe versions out of the served tree into --archive-dir (dry run unless --apply).
+
+    Immediately before moving, the evidence is gathered again: a version called since the plan
+    was made is skipped and reported. Every step is journaled first; nothing is ever deleted.
+
+    \b
+    Examples:
+      retire offload --prometheus http://prom:9090 --model-dir /models --archive-dir /archive
+      retire offload --prometheus http://prom:9090 --model-dir /models --archive-dir /archive --apply
+      retire offload ... --archive-dir /archive --plan plan.json --apply
+      retire offload --archive-dir /archive --resume
+    """
+    from retire.actions import offload as ops
+    from retire.actions.plan import plan_for
+    from retire.formats.text import plan_text
+    from retire.run import carry_out
+
+    with user_errors():
+        if resume_run:
+            n = ops.resume(archive_dir, say)
+            say(f"resumed: {n} unfinished step(s) completed" if n else "nothing to resume")
+            return
+        settings = resolved(given(locals()), config)
+        run_deadline = deadline_of(settings)  # one for the plan, the re-check and the moves
+        report = made_report(settings, run_deadline)
+        plan = plan_for(report, archive_dir, plan_file, only_pins(only), say)
+        typer.echo(plan_text(plan, settings.model_config is not None, report.summary.advice), nl=False)
+        if plan.moves and not apply:
+            say("dry run: nothing was moved; add --apply to act")
+        elif plan.moves:
+            recheck = partial(made_report, deadline=run_deadline)
+            where = str(plan_file or "the plan")
+            carry_out(plan, settings, report, archive_dir, where, recheck, say, run_deadline)
+
+
+@app.command(epilog=exit_codes(0, 2, 6))
+def restore(
+    archive_dir: ArchiveDir,
+    model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Only this version (with --model).")
+    ] = None,
+) -> None:
+    """Move offloaded versions back where they were served from (all, or one).
+
+    \b
+    Examples:
+      retire restore --archive-dir /archive
+      retire restore --archive-dir /archive --model half_plus_two --version 3
+    """
+    from retire.actions import offload as ops
+    from retire.servers import canonical_version
+
+    with user_errors():
+        if version is not None and model is None:
+            raise ConfigError(
+                "--version needs --model: version numbers are per model (--model NAME --version N)"
+            )
+        n = ops.restore(archive_dir, model, canonical_version(version) if version else None, say)
+        say(f"restored {n} version(s)")
