@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from retire.sources.prometheus.client import Series, SeriesKey, series_key
+from retire.sources.prometheus.answers import Series, SeriesKey, series_key
 
 LabelSet = SeriesKey
 

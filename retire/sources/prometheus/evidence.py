@@ -17,15 +17,9 @@ from typing import TYPE_CHECKING, Any
 from retire.durations import format_duration, iso, promql_duration
 from retire.errors import PrometheusError
 from retire.sources.columns import Columns, categorical, columns_of, factorize, pairs
+from retire.sources.prometheus.answers import QueryResult, Series, SeriesKey, series_key
 from retire.sources.prometheus.buckets import StepBounds, StepGrid, on_grid, per_version_bounds
-from retire.sources.prometheus.client import (
-    PrometheusClient,
-    QueryResult,
-    QueryTooBig,
-    Series,
-    SeriesKey,
-    series_key,
-)
+from retire.sources.prometheus.client import PrometheusClient, QueryTooBig
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
 from retire.sources.prometheus.instrument import Instrument, learn
 from retire.sources.prometheus.queries import (

@@ -32,8 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from retire.durations import promql_duration
+from retire.sources.prometheus.answers import QueryResult, Series, SeriesKey, series_key
 from retire.sources.prometheus.buckets import StepGrid, on_grid
-from retire.sources.prometheus.client import PrometheusClient, QueryResult, Series, SeriesKey, series_key
+from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.queries import Matcher, QueryParams, render
 
 # Raw `up` samples read back from the instant, to learn each target's scrape interval (it must

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from retire.sources.prometheus.client import Series
+from retire.sources.prometheus.answers import Series
 from retire.sources.prometheus.gaps import global_gaps, target_gaps
 
 
@@ -41,7 +41,7 @@ def test_up_values_other_than_one_are_down_and_non_finite_counts_are_no_data() -
 
 
 def test_coverage_cannot_be_related_to_a_metric_without_instance_labels() -> None:
-    from retire.sources.prometheus.client import QueryResult
+    from retire.sources.prometheus.answers import QueryResult
     from retire.sources.prometheus.evidence import _coverage
     from retire.sources.prometheus.queries import Matcher, QueryParams, Selector
 
