@@ -22,10 +22,10 @@ from retire.sources.prometheus.buckets import StepBounds, StepGrid, on_grid, per
 from retire.sources.prometheus.client import PrometheusClient, QueryTooBig
 from retire.sources.prometheus.gaps import Gap, global_gaps, target_gaps
 from retire.sources.prometheus.instrument import Instrument, learn
+from retire.sources.prometheus.promql import Matcher
 from retire.sources.prometheus.queries import (
     LOOKBACK_LABEL,
     VERSION_ASPECTS,
-    Matcher,
     PlannedQuery,
     QueryParams,
     recorded_selector,

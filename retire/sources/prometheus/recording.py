@@ -31,12 +31,11 @@ from retire import __version__
 from retire.durations import format_duration, promql_duration, short_duration
 from retire.errors import ConfigError
 from retire.sources.prometheus.instrument import RecordingRule
+from retire.sources.prometheus.promql import quote, unquote
 from retire.sources.prometheus.queries import (
     LOOKBACK_LABEL,
     RULE_LABEL,
     QueryParams,
-    _unquote,
-    quote,
     recorded_name,
     recorded_selector,
     render,
@@ -142,7 +141,7 @@ def normalized(expr: str) -> str:
             continue
         if kind == "string":
             with contextlib.suppress(ConfigError, ValueError):  # an escape it does not know: kept
-                text = quote(_unquote(text, "rule"))
+                text = quote(unquote(text, "rule"))
         elif kind == "duration":
             seconds = sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text))
             text = promql_duration(seconds)

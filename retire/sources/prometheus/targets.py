@@ -35,7 +35,8 @@ from retire.durations import promql_duration
 from retire.sources.prometheus.answers import QueryResult, Series, SeriesKey, series_key
 from retire.sources.prometheus.buckets import StepGrid, on_grid
 from retire.sources.prometheus.client import PrometheusClient
-from retire.sources.prometheus.queries import Matcher, QueryParams, render
+from retire.sources.prometheus.promql import Matcher
+from retire.sources.prometheus.queries import QueryParams, render
 
 # Raw `up` samples read back from the instant, to learn each target's scrape interval (it must
 # hold two scrapes: intervals up to half of it are learned).

@@ -43,7 +43,8 @@ def test_up_values_other_than_one_are_down_and_non_finite_counts_are_no_data() -
 def test_coverage_cannot_be_related_to_a_metric_without_instance_labels() -> None:
     from retire.sources.prometheus.answers import QueryResult
     from retire.sources.prometheus.evidence import _coverage
-    from retire.sources.prometheus.queries import Matcher, QueryParams, Selector
+    from retire.sources.prometheus.promql import Matcher, Selector
+    from retire.sources.prometheus.queries import QueryParams
 
     params = QueryParams(
         "m",
