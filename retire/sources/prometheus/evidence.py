@@ -32,7 +32,8 @@ from retire.sources.prometheus.queries import (
     report_queries,
     tolerated_gap,
 )
-from retire.sources.prometheus.targets import Targets, gather_targets, grace, scraped_after
+from retire.sources.prometheus.targets import Targets, grace
+from retire.sources.prometheus.up import gather_targets, scraped_after
 
 if TYPE_CHECKING:
     import pandas as pd
