@@ -59,7 +59,7 @@ def build_report(
     from retire.deadline import Deadline
     from retire.servers import server
     from retire.sources.prometheus.client import PrometheusClient
-    from retire.sources.prometheus.evidence import gather
+    from retire.sources.prometheus.gather import gather
 
     if not settings.prometheus:
         raise ConfigError(

@@ -248,6 +248,11 @@ PURPOSES = {
     "recorded_hourly": "recorded rate per step over the window, for sparklines (no verdict uses it)",
 }
 
+# Run once, not once per model, when the queries are split by model: coverage is about targets, not
+# models, and unlabelled_series reads only series lacking a label, which a matcher on the model
+# label would hide (it is cheap).
+UNSPLIT = ("coverage", "unlabelled_series")
+
 RAW_NAMES = (
     "max_hourly_qps",
     "last_step_qps",
