@@ -10,7 +10,7 @@ rules, are `raw_source.py` and `rules_source.py` behind `gather.gather`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Coverage",
     "Evidence",
+    "Progress",
+    "Request",
     "Scope",
     "SeriesFacts",
     "Unlabelled",
@@ -40,6 +42,22 @@ __all__ = [
     "VersionValue",
     "holes_longer",
 ]
+
+
+Progress = Callable[[int, int], None]  # (models done, models in all)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a report asks of the evidence: the instant every query is evaluated at, the longest
+    hole in the data it tolerates, and how the queries are run."""
+
+    at: float
+    max_gap: float
+    split: bool = False  # once per model from the start (--split-by-model), not only when too big
+    models_hint: Callable[[], Iterable[str]] = tuple  # the models on disk: asked only when splitting
+    progress: Progress | None = None  # called as each model's queries finish
+    sparklines: bool = False  # also the traffic per step (only some formats show it)
 
 
 @dataclass(frozen=True)

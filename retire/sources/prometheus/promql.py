@@ -16,11 +16,12 @@ from retire.errors import ConfigError
 
 METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_OPS = ("=~", "!~", "!=", "=")
 
 
 @dataclass(frozen=True)
 class Matcher:
+    """One label matcher: the label, its operator (`=`, `!=`, `=~`, `!~`) and the value."""
+
     name: str
     op: str
     value: str

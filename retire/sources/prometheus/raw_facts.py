@@ -154,19 +154,7 @@ def _optional(column: Any) -> tuple[Any, Any]:
 
 def per_version(series: Sequence[SeriesFacts], max_gap: float) -> SourcePart:
     """The raw series' part of the per-version table."""
-    names = (
-        "model",
-        "version",
-        "start",
-        "last",
-        "counted",
-        "blind",
-        "resets",
-        "gone",
-        "blind_missed",
-        "recreated",
-    )
-    scols = columns_of(series, names)
+    scols = columns_of(series, SERIES_FIELDS)
     return SourcePart(scols["model"], scols["version"], lambda sk: _per_version(scols, sk, max_gap))
 
 

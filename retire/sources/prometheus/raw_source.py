@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -29,38 +29,21 @@ from retire.sources.prometheus.common import (
     version_values,
 )
 from retire.sources.prometheus.coverage import Target, metric_holes, target_coverage
-from retire.sources.prometheus.evidence import Coverage, Evidence
+from retire.sources.prometheus.evidence import Coverage, Evidence, Request
 from retire.sources.prometheus.instrument import Instrument
 from retire.sources.prometheus.promql import Matcher
 from retire.sources.prometheus.queries import QueryParams, report_queries
 from retire.sources.prometheus.raw_facts import SERIES_FIELDS, SeriesFacts, recreated, series_facts, went_down
-from retire.sources.prometheus.runner import Answers, Progress, run_plan
+from retire.sources.prometheus.runner import Answers, run_plan
 from retire.sources.prometheus.targets import Targets, grace
 from retire.sources.prometheus.up import gather_targets, scraped_after
 
 
-def gather(
-    client: PrometheusClient,
-    params: QueryParams,
-    at: float,
-    max_gap: float,
-    *,
-    split: bool = False,
-    models_hint: Callable[[], Iterable[str]] = tuple,
-    progress: Progress | None = None,
-    sparklines: bool = False,
-) -> Evidence:
+def gather(client: PrometheusClient, params: QueryParams, request: Request) -> Evidence:
     """Run the raw queries concurrently and read their answers (`gather.gather` says more)."""
+    at, max_gap = request.at, request.max_gap
     start = begin(client, params, at)
-    answers = run_plan(
-        client,
-        params,
-        at,
-        lambda p: report_queries(p, sparklines),
-        split=split,
-        models_hint=models_hint,
-        progress=progress,
-    )
+    answers = run_plan(client, params, request, lambda p: report_queries(p, request.sparklines))
     grid = StepGrid.ending(at, params.window, params.step)
     targets = _targets(client, params, at, answers, grid, start.instrument())
     series = series_facts(
@@ -83,7 +66,7 @@ def gather(
         checks=checks,
         series=recount.facts,
         steps=_step_bounds(answers, params, grid, targets, recount) if params.per_step else None,
-        hourly=hourly(answers["hourly_qps"], params, at) if sparklines else None,
+        hourly=hourly(answers["hourly_qps"], params, at) if request.sparklines else None,
         warnings=recount.warnings,
         partial=recount.partial,
     )

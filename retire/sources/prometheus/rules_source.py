@@ -10,7 +10,6 @@ judged as from raw series.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from retire.durations import format_duration
@@ -18,7 +17,7 @@ from retire.sources.prometheus.answers import QueryResult, Series
 from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.common import Reading, begin, configured, finish, hourly
 from retire.sources.prometheus.coverage import Target, target_coverage
-from retire.sources.prometheus.evidence import Coverage, Evidence, holes_longer
+from retire.sources.prometheus.evidence import Coverage, Evidence, Request, holes_longer
 from retire.sources.prometheus.gaps import global_gaps
 from retire.sources.prometheus.instrument import Instrument
 from retire.sources.prometheus.queries import (
@@ -30,34 +29,22 @@ from retire.sources.prometheus.queries import (
 )
 from retire.sources.prometheus.recording import check_loaded, parse_lookback
 from retire.sources.prometheus.rules_facts import recorded_aspects, recorded_facts
-from retire.sources.prometheus.runner import Progress, run_plan
+from retire.sources.prometheus.runner import run_plan
 from retire.sources.prometheus.up import gather_targets
 
 
-def gather(
-    client: PrometheusClient,
-    params: QueryParams,
-    at: float,
-    max_gap: float,
-    *,
-    split: bool = False,
-    models_hint: Callable[[], Iterable[str]] = tuple,
-    progress: Progress | None = None,
-    sparklines: bool = False,
-) -> Evidence:
+def gather(client: PrometheusClient, params: QueryParams, request: Request) -> Evidence:
     """Run the queries on the recorded series concurrently and read their answers (`gather.gather`
     says more). A query too big for the server is not split by model: it fails."""
     assert params.rules is not None
+    at, max_gap = request.at, request.max_gap
     start = begin(client, params, at)
     answers = run_plan(
         client,
         params,
-        at,
-        lambda p: report_queries(p, sparklines),
-        split=split,
-        models_hint=models_hint,
-        progress=progress,
-        too_big="a query on the recorded series is too big",
+        request,
+        lambda p: report_queries(p, request.sparklines),
+        "a query on the recorded series is too big",
     )
     instrument = start.instrument()
     targets = gather_targets(
@@ -85,7 +72,7 @@ def gather(
         targets=targets,
         checks=checks,
         recorded=recorded,
-        hourly=hourly(answers["recorded_hourly"], params, at) if sparklines else None,
+        hourly=hourly(answers["recorded_hourly"], params, at) if request.sparklines else None,
         rule_problems=problems,
         notes=tuple(notes),
     )

@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from retire.errors import PrometheusError
 from retire.sources.prometheus.answers import QueryResult, SeriesKey, series_key
 from retire.sources.prometheus.client import PrometheusClient, QueryTooBig
+from retire.sources.prometheus.evidence import Progress, Request
 from retire.sources.prometheus.promql import Matcher
 from retire.sources.prometheus.queries import UNSPLIT, PlannedQuery, QueryParams
 
-Progress = Callable[[int, int], None]  # (models done, models in all)
 Plan = Callable[[QueryParams], list[PlannedQuery]]  # the queries for these parameters
 
 
@@ -54,25 +54,18 @@ class Answers:
 
 
 def run_plan(
-    client: PrometheusClient,
-    params: QueryParams,
-    at: float,
-    plan: Plan,
-    *,
-    split: bool = False,
-    models_hint: Callable[[], Iterable[str]] = tuple,
-    progress: Progress | None = None,
-    too_big: str | None = None,
+    client: PrometheusClient, params: QueryParams, request: Request, plan: Plan, too_big: str | None = None
 ) -> Answers:
-    """Run the plan concurrently. A query the server refuses as too big makes the whole plan run
-    once per model (as `split` asks from the start), unless `too_big` says why that cannot help:
-    then it fails with that and the server's message."""
+    """Run the plan concurrently at the request's instant. A query the server refuses as too big
+    makes the whole plan run once per model (as `request.split` asks from the start), unless
+    `too_big` says why that cannot help: then it fails with that and the server's message."""
+    at = request.at
     planned = plan(params)
     notes: list[str] = []
     split_models = 0
     with ThreadPoolExecutor(max_workers=len(planned)) as pool:
         results: dict[str, QueryResult] | None = None
-        if not split:
+        if not request.split:
             try:
                 results = _run(client, planned, params, at, pool)
             except QueryTooBig as e:
@@ -80,7 +73,9 @@ def run_plan(
                     raise PrometheusError(f"{too_big}: {e.message}") from e
                 notes.append(f"split by model after: {e.message}")
         if results is None:
-            results, split_models = _run_split(client, params, at, plan, models_hint, pool, progress)
+            results, split_models = _run_split(
+                client, params, at, plan, request.models_hint, pool, request.progress
+            )
             notes.append(f"queries were run per model ({split_models} models)")
     return Answers(tuple(planned), results, split_models, tuple(notes))
 
