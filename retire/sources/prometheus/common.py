@@ -9,7 +9,7 @@ run; the series index), its queries through the runner, its own reading of their
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -169,17 +169,6 @@ def hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[Version
             VersionSeries(model, params.canonical(s.labels.get(params.version_label, "")), tuple(points))
         )
     return tuple(out)
-
-
-def configured(instrument: Instrument) -> Callable[[str, str], float | None]:
-    """A target's scrape interval as the server's configuration names it for that target or its
-    job; not the global default, which a server with no such job (remote-written data) names too."""
-
-    def interval(job: str, instance: str) -> float | None:
-        found = instrument.target_intervals.get((job, instance))
-        return found if found is not None else instrument.job_intervals.get(job)
-
-    return interval
 
 
 def gone_notes(targets: Targets) -> list[str]:

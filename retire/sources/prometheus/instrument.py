@@ -74,6 +74,13 @@ class Instrument:
             return self.job_intervals[job]
         return self.default_interval
 
+    def configured(self, job: str, instance: str) -> float | None:
+        """A target's scrape interval as the server's configuration names it for that target or
+        its job; not the global default, which a server with no such job (remote-written data)
+        names too."""
+        found = self.target_intervals.get((job, instance))
+        return found if found is not None else self.job_intervals.get(job)
+
     def longest_of(self, targets: Iterable[tuple[str, str]]) -> float | None:
         """The longest scrape interval among these (job, instance) targets; with none, or one
         the server says nothing of, the longest it names anywhere (never a shorter guess)."""

@@ -23,7 +23,6 @@ from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.common import (
     Reading,
     begin,
-    configured,
     finish,
     hourly,
     version_values,
@@ -83,17 +82,9 @@ def _targets(
 ) -> Targets:
     """The targets of the metric's series in the window, judged at the instant (`up.py`)."""
     newest = {series_key(s.labels): s.value for s in answers["series_now"].series if s.value is not None}
+    in_window = [s.labels for s in answers["series_last"].series]
     return gather_targets(
-        client,
-        params,
-        at,
-        [s.labels for s in answers["series_last"].series],
-        newest,
-        grid if params.per_step else None,
-        configured(instrument),
-        instrument.lookback,
-        instrument.scraped,
-        instrument.own_jobs,
+        client, params, at, instrument, in_window, newest, grid if params.per_step else None
     )
 
 

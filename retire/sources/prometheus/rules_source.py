@@ -15,7 +15,7 @@ from dataclasses import replace
 from retire.durations import format_duration
 from retire.sources.prometheus.answers import QueryResult, Series
 from retire.sources.prometheus.client import PrometheusClient
-from retire.sources.prometheus.common import Reading, begin, configured, finish, hourly
+from retire.sources.prometheus.common import Reading, begin, finish, hourly
 from retire.sources.prometheus.coverage import Target, target_coverage
 from retire.sources.prometheus.evidence import Coverage, Evidence, Request, holes_longer
 from retire.sources.prometheus.gaps import global_gaps
@@ -47,15 +47,7 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
         "a query on the recorded series is too big",
     )
     instrument = start.instrument()
-    targets = gather_targets(
-        client,
-        params,
-        at,
-        configured=configured(instrument),
-        lookback=instrument.lookback,
-        scraped=instrument.scraped,
-        own_jobs=instrument.own_jobs,
-    )
+    targets = gather_targets(client, params, at, instrument)  # the metric's series asked there
     aspects = recorded_aspects(
         (answers["recorded_window"], answers["recorded_recent"], answers["rule_tail"]), params
     )

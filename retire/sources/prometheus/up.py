@@ -9,7 +9,7 @@ right after it, or by Prometheus's own staleness marker (`_confirm_gone`), one s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -17,6 +17,7 @@ from retire.durations import promql_duration
 from retire.sources.prometheus.answers import QueryResult, Series, series_key
 from retire.sources.prometheus.buckets import StepGrid, on_grid
 from retire.sources.prometheus.client import PrometheusClient
+from retire.sources.prometheus.instrument import NOTHING, Instrument
 from retire.sources.prometheus.promql import Matcher
 from retire.sources.prometheus.queries import QueryParams, render
 from retire.sources.prometheus.targets import (
@@ -59,22 +60,18 @@ def gather_targets(
     client: PrometheusClient,
     params: QueryParams,
     at: float,
+    instrument: Instrument = NOTHING,
     metric_series: Sequence[dict[str, str]] | None = None,
     newest: dict[LabelSet, float] | None = None,
     steps: StepGrid | None = None,
-    configured: Callable[[str, str], float | None] = lambda job, instance: None,
-    lookback: float | None = None,
-    scraped: Sequence[Mapping[str, str]] | None = None,
-    own_jobs: frozenset[str] | None = None,
 ) -> Targets:
     """Ask Prometheus for the `up` series of the metric's targets and judge each at the instant.
     `metric_series`: the label sets of the metric's series in the window; `newest`: each one's
     newest sample at or before the instant (the `series_now` query). Asked for here when not given
     (with recording rules, which read no raw series: the index and one instant lookup).
-    `configured`: a target's scrape interval as the server's configuration names it (job and
-    instance), used where its `up` samples do not show it. `lookback`: the server's query lookback,
-    `scraped`: the labels of the targets it scrapes itself, and `own_jobs`: its job_names without
-    honor_labels, if known, so that staleness markers can be read (`_confirm_gone`)."""
+    `instrument`: what the server says of its targets: the scrape interval its configuration names
+    for each (used where the `up` samples do not show one), and its query lookback, the targets it
+    scrapes itself and its own jobs, so that staleness markers can be read (`_confirm_gone`)."""
     if metric_series is None:
         metric_series = client.series(params.series_selector, at - params.window, at).series
     if newest is None:
@@ -87,16 +84,14 @@ def gather_targets(
         return Targets(False, "", at)
     selector = up_selector(params, metric_series)
     if not selector:
-        states, owner = judge(at, metric_series, newest, (), (), (), lambda _: False, configured)
+        states, owner = judge(at, metric_series, newest, (), (), (), lambda _: False, instrument.configured)
         return Targets(True, "", at, states, owner=owner)
     up = _ask(client, params, selector, at, steps)
     series = (up.recent.series, up.times.series, up.values.series)
-    states, owner = judge(at, metric_series, newest, *series, _declared(params), configured)
+    states, owner = judge(at, metric_series, newest, *series, _declared(params), instrument.configured)
     ended = [t for t in states if t.state == GONE]
     fleet_targets = {t.labels for t in states}
-    confirmed = _confirm_gone(
-        client, selector, ended[:MAX_ENDED], fleet_targets, at, lookback, (scraped, own_jobs)
-    )
+    confirmed = _confirm_gone(client, selector, ended[:MAX_ENDED], fleet_targets, at, instrument)
     states = tuple(t if t.state != GONE or t.labels in confirmed else replace(t, state=STALE) for t in states)
     up_steps, step_counts, step_successes = _per_step(up, steps)
     return Targets(
@@ -234,8 +229,7 @@ def _confirm_gone(
     ended: Sequence[TargetState],
     fleet: set[LabelSet],
     at: float,
-    lookback: float | None,
-    own: tuple[Sequence[Mapping[str, str]] | None, frozenset[str] | None] = (None, None),
+    instrument: Instrument,
 ) -> set[LabelSet]:
     """The targets among `ended` after whose last `up` sample another target of the fleet was
     scraped within one interval plus grace: the scraping went on, so service discovery dropped
@@ -245,11 +239,11 @@ def _confirm_gone(
     target, Prometheus ends each of its series with a staleness marker at its next scrape time
     (not when it shuts down, nor for data lost on the way), so an instant query just after that
     finds no `up` although its last sample is within the query lookback (`marked`). Only for a
-    target this server scrapes itself (`own`: its job label is a job_name of the server's without
+    target this server scrapes itself (its job label is one of the instrument's `own_jobs`, without
     honor_labels, or an active target of the same pipeline has it): a series it only receives
     (federated with honor_labels, remote-written) is marked stale whenever the scrape or write
     that carries it fails, while the pod behind it may serve on."""
-    scraped, own_jobs = own
+    lookback, scraped, own_jobs = instrument.lookback, instrument.scraped, instrument.own_jobs
     if not ended:
         return set()
 
