@@ -28,7 +28,8 @@ from retire.sources.prometheus.targets import Targets
 if TYPE_CHECKING:
     import pandas as pd
 
-# Where the records come from, for those that build evidence by hand (tests, benchmarks).
+# The contract's names, with the records defined beside their sources' facts (tests and benchmarks
+# build evidence by hand from them).
 __all__ = [
     "Coverage",
     "Evidence",
