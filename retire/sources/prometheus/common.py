@@ -50,7 +50,7 @@ def begin(client: PrometheusClient, params: QueryParams, at: float) -> Start:
     side = ThreadPoolExecutor(max_workers=1)
     learning = side.submit(learn, client, at)
     side.shutdown(wait=False)  # its one task ends within the timeout; an error here does not wait
-    exporters, scope, index_warnings, index_partial = index(client, params, at)
+    exporters, scope, index_warnings, index_partial = _index(client, params, at)
     return Start(learning, exporters, scope, tuple(index_warnings), index_partial)
 
 
@@ -90,7 +90,7 @@ def finish(
         *reading.warnings,
         *(f"targets' up series: {w}" for w in targets.warnings),
     ]
-    notes = [*answers.notes, *instrument.notes, *reading.notes, *gone_notes(targets)]
+    notes = [*answers.notes, *instrument.notes, *reading.notes, *_gone_notes(targets)]
     return Evidence(
         source=client.display_url,
         evaluated_at=at,
@@ -112,7 +112,7 @@ def finish(
         checks=reading.checks,
         scope=start.scope,
         selector=params.series_selector,
-        unlabelled=unlabelled(answers["unlabelled_series"], params),
+        unlabelled=_unlabelled(answers["unlabelled_series"], params),
         targets=targets,
         steps=reading.steps,
         instrument=instrument,
@@ -121,7 +121,8 @@ def finish(
 
 
 def version_values(result: QueryResult, params: QueryParams) -> Columns[VersionValue]:
-    """Straight into columns: one list per field, no record per series."""
+    """One value per version (a `sum by` answer: the busiest step's rate, the last step's),
+    straight into columns: one list per field, no record per series."""
     models, versions, values = [], [], []
     for s in result.series:
         models.append(s.labels.get(params.model_label, ""))
@@ -132,7 +133,7 @@ def version_values(result: QueryResult, params: QueryParams) -> Columns[VersionV
     )
 
 
-def unlabelled(result: QueryResult, params: QueryParams) -> Unlabelled:
+def _unlabelled(result: QueryResult, params: QueryParams) -> Unlabelled:
     """The unlabelled_series answer: a count per model, the series with no model label under none."""
     no_version: dict[str, int] = {}
     no_model = 0
@@ -155,6 +156,7 @@ def unlabelled(result: QueryResult, params: QueryParams) -> Unlabelled:
 
 
 def hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[VersionSeries, ...]:
+    """Each version's rate at each step of the window, for sparklines (None: no point then)."""
     n = round(params.window / params.step)
     start = at - params.window + params.step
     out = []
@@ -171,7 +173,7 @@ def hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[Version
     return tuple(out)
 
 
-def gone_notes(targets: Targets) -> list[str]:
+def _gone_notes(targets: Targets) -> list[str]:
     """Targets taken as replaced: said in the header, since their calls stop counting there."""
     gone = targets.where("gone")
     if not gone:
@@ -185,7 +187,7 @@ def gone_notes(targets: Targets) -> list[str]:
     ]
 
 
-def index(
+def _index(
     client: PrometheusClient, params: QueryParams, at: float
 ) -> tuple[dict[Target | None, str], Scope, list[str], bool]:
     """What the index says (no samples read): which targets export the metric, for --coverage,

@@ -47,7 +47,7 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
         "a query on the recorded series is too big",
     )
     instrument = start.instrument()
-    targets = gather_targets(client, params, at, instrument)  # the metric's series asked there
+    targets = gather_targets(client, params, at, instrument)  # no raw series read: it asks the index
     aspects = recorded_aspects(
         (answers["recorded_window"], answers["recorded_recent"], answers["rule_tail"]), params
     )
