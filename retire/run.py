@@ -61,7 +61,8 @@ def build_report(
     from retire.deadline import Deadline
     from retire.servers import server
     from retire.sources.prometheus.client import PrometheusClient
-    from retire.sources.prometheus.evidence import gather
+    from retire.sources.prometheus.evidence import Request
+    from retire.sources.prometheus.gather import gather
 
     if not settings.prometheus:
         raise ConfigError(
@@ -91,9 +92,7 @@ def build_report(
     ):
         scan = disk.submit(inventory, settings)
         try:
-            evidence = gather(
-                client,
-                params,
+            request = Request(
                 at,
                 settings.max_gap,
                 split=settings.split_by_model,
@@ -101,6 +100,7 @@ def build_report(
                 progress=progress,
                 sparklines=sparklines,
             )
+            evidence = gather(client, params, request)
         except RetireError:
             scan.result()  # a bad model directory is the first thing to fix: report it first
             raise

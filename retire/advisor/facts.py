@@ -1,7 +1,8 @@
 """What the evidence says of each joined row, computed once for the masks and the wording.
 
-The joined frame has one row per (model, version); `Facts` holds its columns as arrays and the
-evidence masks every rule reads (positive evidence of calls, bad values, resets), so that doubts,
+The joined frame has one row per (model, version); `Facts` holds its columns as arrays (the
+evidence's read through their declarations in `sources/prometheus/table.py`) and the evidence
+masks every rule reads (positive evidence of calls, bad values, resets), so that doubts,
 protections and wording read names, not positions. What only some rules need is computed on
 first use.
 """
@@ -15,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from retire.advisor.report import Policy
+from retire.sources.prometheus import table as pv
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,16 +38,16 @@ class Facts:
         self.n = len(f)
         thr = policy.threshold
         self.on_disk: Any = f["on_disk"].to_numpy(dtype=bool)
-        self.max_qps: Any = f["max_qps"].to_numpy(dtype=float, na_value=np.nan)
-        self.last_qps: Any = f["last_qps"].to_numpy(dtype=float, na_value=np.nan)
-        self.calls: Any = f["calls"].to_numpy(dtype=float, na_value=np.nan)
-        self.series: Any = f["series"].to_numpy()
-        max_seen = f["max_qps_seen"].to_numpy()
-        last_seen = f["last_qps_seen"].to_numpy()
+        self.max_qps: Any = pv.MAX_QPS.of(f)
+        self.last_qps: Any = pv.LAST_QPS.of(f)
+        self.calls: Any = pv.CALLS.of(f)
+        self.series: Any = pv.SERIES.of(f)
+        max_seen = pv.MAX_QPS_SEEN.of(f)
+        last_seen = pv.LAST_QPS_SEEN.of(f)
         # The busiest step counted from counter differences (with a threshold above 0): at least
         # `step_low`, at most `step_high` (NaN: not counted).
-        self.step_low: Any = f["step_low"].to_numpy(dtype=float, na_value=np.nan)
-        self.step_high: Any = f["step_high"].to_numpy(dtype=float, na_value=np.nan)
+        self.step_low: Any = pv.STEP_LOW.of(f)
+        self.step_high: Any = pv.STEP_HIGH.of(f)
         with np.errstate(invalid="ignore"):
             busy = (self.max_qps > thr) | (self.last_qps > thr) | ((thr > 0) & (self.step_low > thr))
             called = (thr == 0) & (self.calls > 0)
@@ -70,11 +72,11 @@ class Facts:
         hourly_bad = np.zeros(self.n, dtype=bool)
         if evidence.hourly is not None:
             hourly_bad = np.array([_non_finite(h) for h in self.hourly], dtype=bool)
-        self.bad_value: Any = max_bad | last_bad | (f["nan_series"].to_numpy() > 0) | hourly_bad
-        self.reset_doubt: Any = f["resets"].to_numpy() > 0  # resets that may hide calls
-        self.reset_seen: Any = f["resets_seen"].to_numpy() > 0
-        self.blind: Any = f["blind"].to_numpy(dtype=float)
-        self.blind_over: Any = f["blind_over"].to_numpy(dtype=float)
+        self.bad_value: Any = max_bad | last_bad | (pv.NAN_SERIES.of(f) > 0) | hourly_bad
+        self.reset_doubt: Any = pv.RESETS.of(f) > 0  # resets that may hide calls
+        self.reset_seen: Any = pv.RESETS_SEEN.of(f) > 0
+        self.blind: Any = pv.BLIND.of(f)
+        self.blind_over: Any = pv.BLIND_OVER.of(f)
         self.reached: Any = self.qps_seen | (self.series > 0)  # the queries saw this version
         self.number: Any = f["number"].to_numpy(dtype=float, na_value=np.nan)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from retire.sources.columns import columns_of, factorize, pairs
+from retire.sources.prometheus import table as pv
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,11 +24,9 @@ DISK_COLUMNS = ("number", "path", "size_bytes", "mtime", "ctime")
 def join(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
     """One row per (model, version) seen on disk or in any query, with every piece of evidence:
     `on_disk`, the disk's columns (NaN where not on disk) and the evidence's per-version columns
-    (`Evidence.per_version`, with their no-evidence defaults)."""
+    (`Evidence.per_version`, declared in `table.py`, with their no-evidence defaults)."""
     import numpy as np
     import pandas as pd
-
-    from retire.sources.prometheus.evidence import PER_VERSION_FILL
 
     dcols = columns_of(inventory.versions, ("model", "version", *DISK_COLUMNS))
     e = evidence.per_version()
@@ -59,19 +58,16 @@ def join(inventory: Inventory, evidence: Evidence) -> pd.DataFrame:
             column = np.full(n, np.nan)
         column[dk] = values
         out[c] = column
-    for c in e.columns.drop(["model", "version"]):  # every pair the evidence named is in `e` once
-        fill, dtype = PER_VERSION_FILL.get(c, (np.nan, "float64"))
-        column = np.full(n, fill, dtype=dtype)
-        column[ek] = e[c].to_numpy(dtype=dtype)
-        out[c] = column
+    for col in pv.VALUES:  # every pair the evidence named is in `e` once
+        column = np.full(n, col.fill, dtype=col.dtype)
+        column[ek] = e[col.name].to_numpy(dtype=col.dtype)
+        out[col.name] = column
     return pd.DataFrame(out, copy=False)  # fresh arrays: no copy into blocks
 
 
 def _merged(out: dict[str, Any], dk: Any, dcols: dict[str, Any], e: pd.DataFrame, ek: Any) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
-
-    from retire.sources.prometheus.evidence import PER_VERSION_FILL
 
     joined = pd.DataFrame({"k": np.arange(len(out["model"])), **out})
     disk = pd.DataFrame({"k": dk, **{c: dcols[c] for c in DISK_COLUMNS}})
@@ -81,6 +77,7 @@ def _merged(out: dict[str, Any], dk: Any, dcols: dict[str, Any], e: pd.DataFrame
     for part in (disk, found):
         joined = joined.merge(part, on="k", how="left", sort=False)
     joined["on_disk"] = joined["on_disk"].fillna(False).astype(bool)
-    for col, (fill, dtype) in PER_VERSION_FILL.items():  # no evidence for a version: its defaults
-        joined[col] = joined[col].fillna(fill).astype(dtype)
+    for col in pv.VALUES:  # no evidence for a version: its defaults
+        dtype: Any = col.dtype
+        joined[col.name] = joined[col.name].fillna(col.fill).astype(dtype)
     return joined.drop(columns="k")

@@ -132,7 +132,7 @@ def _table(
             # None: no answer for this version; NaN/Inf are kept, they are evidence of a problem.
             "max_hourly_qps": cells(x.shown_peak, x.qps_seen),
             "calls": cells(x.calls, ~np.isnan(x.calls)),
-            "series": f["series"].to_numpy()[order].astype(int),
+            "series": x.series[order].astype(int),
             "status": text(status),
             "reason": text(reasons),
             "hourly": cells(x.hourly),

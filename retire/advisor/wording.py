@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from retire.advisor import doubts, protections
 from retire.advisor.report import Status, fmt_calls, fmt_qps
 from retire.durations import format_duration
+from retire.sources.prometheus import table as pv
 
 if TYPE_CHECKING:
     from retire.advisor.facts import Facts
@@ -53,7 +54,7 @@ def traffic_column(x: Facts) -> Any:
     import numpy as np
     import pandas as pd
 
-    born, gone = x.f["born"].to_numpy(), x.f["gone"].to_numpy()
+    born, gone = pv.BORN.of(x.f), pv.GONE.of(x.f)
     busiest = np.fmax(x.max_qps, x.step_low)  # the counted busiest step, where counted
     columns = (busiest, x.last_qps, x.calls, x.series, born, x.reset_seen, x.blind, gone)
     key = np.zeros(x.n, dtype=np.int64)

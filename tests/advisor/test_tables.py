@@ -19,8 +19,8 @@ from retire.sources.prometheus.evidence import (
     SeriesFacts,
     VersionFacts,
     VersionValue,
-    went_down,
 )
+from retire.sources.prometheus.raw_facts import went_down
 
 AT = 1_800_000_000.0
 OLD = AT - 30 * 86400

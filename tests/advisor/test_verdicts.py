@@ -370,7 +370,7 @@ def scoped_cases(draw: st.DrawFn) -> tuple[list[DiskVersion], Evidence]:
     """Evidence with random scope failures: selector matchers, series only outside the selector,
     models in Prometheus without a directory, a window not longer than --max-gap."""
     from retire.sources.prometheus.evidence import Scope
-    from retire.sources.prometheus.queries import Matcher
+    from retire.sources.prometheus.promql import Matcher
 
     inv = [disk(m, v) for m in ("a", "b") for v in (1, 2, 3) if draw(st.booleans())]
     series = [

@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from retire.sources.prometheus.client import Series, SeriesKey, series_key
+from retire.sources.prometheus.answers import Series, SeriesKey, series_key
 
 LabelSet = SeriesKey
 
@@ -232,18 +232,7 @@ def per_version_bounds(
     anew between two boundaries that show it is found too (`went_away`), born in the window or not."""
 
     series_times = {series_key(s.labels): on_grid(s.points, grid) for s in times}
-    # A target's newest stored scrape at each boundary: any of its series' samples, or `up` = 1.
-    scraped: dict[LabelSet, list[float | None]] = {
-        t: list(p) + [None] * (grid.n + 1 - len(p)) for t, p in up_scraped.items()
-    }
-    owner: dict[LabelSet, LabelSet] = {}
-    for s in values:
-        k = series_key(s.labels)
-        target = owner[k] = target_of(k)
-        row = scraped.setdefault(target, [None] * (grid.n + 1))
-        for i, t in enumerate(series_times.get(k, [])):
-            if t is not None and (row[i] is None or t > row[i]):  # type: ignore[operator]
-                row[i] = t
+    scraped, owner = _scraped_at_boundaries(values, series_times, grid, target_of, up_scraped)
     counts = up_counts or {}
     exact = {t: exact_at(grid, interval_of(t), row, counts.get(t)) for t, row in scraped.items()}
     spans: dict[tuple[str, str], list[Span]] = {}
@@ -267,3 +256,26 @@ def per_version_bounds(
             found = [*found, (1, grid.n, last[-1] if last else math.inf)]
         spans.setdefault(version_of(s.labels), []).extend(found)
     return {v: version_bounds(sp, grid) for v, sp in spans.items()}
+
+
+def _scraped_at_boundaries(
+    values: Sequence[Series],
+    series_times: Mapping[LabelSet, Sequence[float | None]],
+    grid: StepGrid,
+    target_of: Callable[[LabelSet], LabelSet],
+    up_scraped: Mapping[LabelSet, Sequence[float | None]],
+) -> tuple[dict[LabelSet, list[float | None]], dict[LabelSet, LabelSet]]:
+    """A target's newest stored scrape at each boundary: any of its series' samples, or `up` = 1;
+    and each series' target."""
+    scraped: dict[LabelSet, list[float | None]] = {
+        t: list(p) + [None] * (grid.n + 1 - len(p)) for t, p in up_scraped.items()
+    }
+    owner: dict[LabelSet, LabelSet] = {}
+    for s in values:
+        k = series_key(s.labels)
+        target = owner[k] = target_of(k)
+        row = scraped.setdefault(target, [None] * (grid.n + 1))
+        for i, t in enumerate(series_times.get(k, [])):
+            if t is not None and (row[i] is None or t > row[i]):  # type: ignore[operator]
+                row[i] = t
+    return scraped, owner

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from retire.sources.prometheus.client import Series
+from retire.sources.prometheus.answers import Series
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ the same reason), and a report read from recording rules must know which rules t
 runs. `learn` asks the status APIs once:
 
 - `/api/v1/targets?state=active`: each active target's (job, instance) and `scrapeInterval`;
-- `/api/v1/status/config`: the global `scrape_interval` and each job's (a small YAML reader below:
-  the server writes this YAML itself, in one regular block style, so no YAML library is needed);
+- `/api/v1/status/config`: the global `scrape_interval` and each job's (`scrape_config.py` reads
+  the YAML the server writes itself, in one regular block style, so no YAML library is needed);
 - `/api/v1/rules?type=record`: the recording rules, their groups' intervals, health, last run;
 - `/api/v1/status/tsdb`: the head block's start; `/api/v1/status/runtimeinfo`: the retention.
 
@@ -18,7 +18,6 @@ server that cannot be reached at all fails, as every query to it would.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -27,10 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from retire.durations import parse_duration
-from retire.errors import ConfigError, PrometheusError
+from retire.errors import PrometheusError
 from retire.escape import printable
 from retire.sources.prometheus.client import PrometheusClient, unreachable
+from retire.sources.prometheus.scrape_config import read_config, server_duration
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,13 @@ class Instrument:
         if job is not None and job in self.job_intervals:
             return self.job_intervals[job]
         return self.default_interval
+
+    def configured(self, job: str, instance: str) -> float | None:
+        """A target's scrape interval as the server's configuration names it for that target or
+        its job; not the global default, which a server with no such job (remote-written data)
+        names too."""
+        found = self.target_intervals.get((job, instance))
+        return found if found is not None else self.job_intervals.get(job)
 
     def longest_of(self, targets: Iterable[tuple[str, str]]) -> float | None:
         """The longest scrape interval among these (job, instance) targets; with none, or one
@@ -133,7 +139,6 @@ def learn(client: PrometheusClient, at: float) -> Instrument:
 def read_answers(answers: Mapping[str, Any]) -> Instrument:
     """The Instrument from each endpoint's `data` (or an `_Unlearned`): pure, so each server's
     shape of answer can be tested directly too."""
-    notes: list[str] = []
 
     def part(path: str, reader: Callable[[Any], Any], empty: Any) -> Any:
         data = answers.get(path)
@@ -161,14 +166,33 @@ def read_answers(answers: Mapping[str, Any]) -> Instrument:
     for key, pool in pools.items():
         if key not in targets and pool in config_jobs:
             targets[key] = config_jobs[pool]
+    intervals_known = bool(targets or jobs or default is not None)
+    return Instrument(
+        target_intervals=targets,
+        job_intervals=jobs,
+        default_interval=default,
+        rules=rules,
+        oldest=None,  # no API of Prometheus says it (the head's start is not the oldest block's)
+        retention=retention,
+        notes=_notes(failures, intervals_known, rules is not None),
+        head_start=head_start,
+        lookback=lookback,
+        scraped=scraped,
+        own_jobs=mine,
+    )
+
+
+def _notes(failures: Mapping[str, str], intervals_known: bool, rules_known: bool) -> tuple[str, ...]:
+    """One short sentence per thing that could not be learned, with the endpoints' failures."""
+    notes: list[str] = []
 
     def why(*paths: str) -> str:
         return "; ".join(f"{p}: {failures[p]}" for p in paths if p in failures)
 
-    if not targets and not jobs and default is None:
+    if not intervals_known:
         reason = why("/api/v1/targets", "/api/v1/status/config") or "the server names none"
         notes.append(f"scrape intervals not learned ({reason})")
-    if rules is None:
+    if not rules_known:
         notes.append(f"recording rules not learned ({why('/api/v1/rules')})")
     if "/api/v1/status/runtimeinfo" in failures:
         notes.append(f"retention not learned ({why('/api/v1/status/runtimeinfo')})")
@@ -179,19 +203,7 @@ def read_answers(answers: Mapping[str, Any]) -> Instrument:
             f"query lookback not learned ({why('/api/v1/status/flags')}): a target that stopped is "
             "taken as replaced only if another was scraped right after it"
         )
-    return Instrument(
-        target_intervals=targets,
-        job_intervals=jobs,
-        default_interval=default,
-        rules=rules,
-        oldest=None,  # no API of Prometheus says it (the head's start is not the oldest block's)
-        retention=retention,
-        notes=tuple(notes),
-        head_start=head_start,
-        lookback=lookback,
-        scraped=scraped,
-        own_jobs=mine,
-    )
+    return tuple(notes)
 
 
 def _short(message: str) -> str:
@@ -209,19 +221,6 @@ def _object(data: Any, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{what} is not a JSON object")
     return data
-
-
-def _duration(text: Any) -> float:
-    """A Prometheus duration as the server writes it (`1m`, `1m30s`, `500ms`, `15d`)."""
-    if not isinstance(text, str) or not text:
-        raise ValueError("a duration is not text")
-    try:
-        seconds = parse_duration(text, "duration")
-    except ConfigError:
-        raise ValueError(f"{text[:40]!r} is not a duration") from None
-    if seconds <= 0:
-        raise ValueError(f"{text[:40]!r} is not a positive duration")
-    return seconds
 
 
 def _targets(
@@ -255,7 +254,7 @@ def _targets(
         if not text and isinstance(discovered, dict):
             text = discovered.get("__scrape_interval__")
         try:
-            interval = _duration(text)
+            interval = server_duration(text)
         except ValueError:
             if isinstance(target.get("scrapePool"), str):
                 pools[(job, instance)] = target["scrapePool"]
@@ -277,8 +276,7 @@ def _config_text(data: Any) -> str:
 
 def _config(data: Any) -> tuple[float | None, dict[str, float], frozenset[str]]:
     """The configuration's scrape intervals and its own jobs (`own_jobs`), from one reading."""
-    default, items = _scrape_items(_config_text(data))
-    return (*_intervals(default, items), _own(items))
+    return read_config(_config_text(data))
 
 
 def _rules(data: Any) -> tuple[RecordingRule, ...]:
@@ -344,7 +342,7 @@ def _head_start(data: Any) -> float | None:
 
 def _lookback(data: Any) -> float:
     """`query.lookback-delta` among the server's flags (all given as text)."""
-    return _duration(_object(data, "the flags answer")["query.lookback-delta"])
+    return server_duration(_object(data, "the flags answer")["query.lookback-delta"])
 
 
 def _retention(data: Any) -> float | None:
@@ -355,103 +353,7 @@ def _retention(data: Any) -> float | None:
         raise ValueError("'storageRetention' is not text")
     for part in text.split(" or "):
         try:
-            return _duration(part.strip())
+            return server_duration(part.strip())
         except ValueError:
             continue
     return None
-
-
-# --------------------------------------------------------------------------------------------
-# The configuration's YAML, as Prometheus writes it back (`/api/v1/status/config`): block style,
-# one key per line, lists as `- key: value` lines. Only the scrape intervals are read.
-
-_KEY = re.compile(r"""(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?:\s+(?P<value>.*))?$""")
-
-
-def _scalar(text: str) -> str:
-    """A YAML scalar: plain, 'single' ('' is a quote) or "double" (JSON escapes), comments off."""
-    text = text.strip()
-    if text.startswith("'"):
-        end = re.match(r"'((?:[^']|'')*)'", text)
-        return end.group(1).replace("''", "'") if end else text
-    if text.startswith('"'):
-        end = re.match(r'"((?:[^"\\]|\\.)*)"', text)
-        if end:
-            try:
-                value = json.loads('"' + end.group(1) + '"')
-                return value if isinstance(value, str) else text
-            except ValueError:
-                return end.group(1)
-        return text
-    return re.split(r"\s+#", text, maxsplit=1)[0].strip()
-
-
-_ITEM_KEYS = ("job_name", "scrape_interval", "honor_labels")
-
-
-def _scrape_items(text: str) -> tuple[float | None, list[dict[str, str]]]:
-    """The global scrape_interval and each `scrape_configs:` item's own keys that retire reads."""
-    lines = [
-        (len(raw) - len(raw.lstrip(" ")), raw.strip())
-        for raw in text.splitlines()
-        if raw.strip() and not raw.strip().startswith("#")
-    ]
-    default: float | None = None
-    jobs: list[dict[str, str]] = []
-    section, item_indent, key_indent = "", -1, -1
-    child_indent = -1
-    for indent, content in lines:
-        if indent == 0 and not content.startswith("- "):
-            m = _KEY.match(content)
-            section = m.group("key") if m else ""
-            child_indent, item_indent, key_indent = -1, -1, -1
-            continue
-        if section == "global":
-            if child_indent < 0:
-                child_indent = indent
-            m = _KEY.match(content)
-            if indent == child_indent and m and m.group("key") == "scrape_interval" and m.group("value"):
-                default = _duration(_scalar(m.group("value")))
-        elif section == "scrape_configs":
-            if content.startswith("- ") and (item_indent < 0 or indent == item_indent):
-                item_indent, key_indent = indent, indent + 2
-                jobs.append({})
-                content, indent = content[2:].lstrip(), key_indent
-            if jobs and indent == key_indent:
-                m = _KEY.match(content)
-                if m and m.group("key") in _ITEM_KEYS and m.group("value"):
-                    jobs[-1][m.group("key")] = _scalar(m.group("value"))
-    return default, jobs
-
-
-def own_jobs(text: str) -> frozenset[str]:
-    """The job_names of a configuration whose targets' `job` label is the server's own (not
-    `honor_labels`, with which a scraped series keeps the job label it came with: federation)."""
-    return _own(_scrape_items(text)[1])
-
-
-def _own(jobs: list[dict[str, str]]) -> frozenset[str]:
-    return frozenset(
-        j["job_name"] for j in jobs if "job_name" in j and j.get("honor_labels", "false").lower() != "true"
-    )
-
-
-def config_intervals(text: str) -> tuple[float | None, dict[str, float]]:
-    """(global scrape_interval, job_name -> scrape_interval) from a Prometheus configuration.
-
-    Reads `global:`'s own `scrape_interval` and, in each `scrape_configs:` item, the item's own
-    `job_name` and `scrape_interval` (keys at the item's indentation, never nested ones such as a
-    relabel rule's). A job without its own interval takes the global one, as Prometheus does."""
-    return _intervals(*_scrape_items(text))
-
-
-def _intervals(default: float | None, jobs: list[dict[str, str]]) -> tuple[float | None, dict[str, float]]:
-    out: dict[str, float] = {}
-    for job in jobs:
-        name = job.get("job_name")
-        if name is None:
-            continue
-        interval = _duration(job["scrape_interval"]) if "scrape_interval" in job else default
-        if interval is not None:
-            out[name] = interval
-    return default, out

@@ -31,12 +31,12 @@ from retire import __version__
 from retire.durations import format_duration, promql_duration, short_duration
 from retire.errors import ConfigError
 from retire.sources.prometheus.instrument import RecordingRule
+from retire.sources.prometheus.promql import quote, unquote
 from retire.sources.prometheus.queries import (
     LOOKBACK_LABEL,
     RULE_LABEL,
     QueryParams,
-    _unquote,
-    quote,
+    RuleSpec,
     recorded_name,
     recorded_selector,
     render,
@@ -142,7 +142,7 @@ def normalized(expr: str) -> str:
             continue
         if kind == "string":
             with contextlib.suppress(ConfigError, ValueError):  # an escape it does not know: kept
-                text = quote(_unquote(text, "rule"))
+                text = quote(unquote(text, "rule"))
         elif kind == "duration":
             seconds = sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text))
             text = promql_duration(seconds)
@@ -196,12 +196,10 @@ def check_loaded(params: QueryParams, rules: Sequence[RecordingRule] | None, at:
                 "relying on the heartbeats",
             )
         )
-    spec = params.rules
     problems: list[str] = []
     found = False
     for rollup in (False, True):
         name = recorded_name(params, rollup)
-        interval = spec.rollup if rollup else spec.interval
         for rule in rules:
             if rule.record != name:
                 continue
@@ -210,29 +208,7 @@ def check_loaded(params: QueryParams, rules: Sequence[RecordingRule] | None, at:
             if not mine and not (rollup and RULE_LABEL not in rule.labels and _same(rule.expr, expected)):
                 continue  # another selector's rules (same metric and step)
             found = True
-            where = f"the server's rule {name} (group {rule.group!r})"
-            fix = "load the rules `retire rules` prints for these options"
-            if expected is None:
-                problems.append(
-                    f"{where} has no {LOOKBACK_LABEL} label (made by an older retire or by hand): {fix}"
-                )
-            elif not _same(rule.expr, expected):
-                problems.append(f"{where} is not the rule `retire rules` prints for these options: {fix}")
-            if abs(rule.interval - interval) > 1e-6:
-                flag = "--rollup-interval" if rollup else "--rule-interval"
-                problems.append(
-                    f"{where} runs every {format_duration(rule.interval)}, not every "
-                    f"{format_duration(interval)}: pass {flag} {format_duration(rule.interval)} or {fix}"
-                )
-            if rule.health == "err":
-                error = rule.last_error[:200] or "no error text"
-                problems.append(f"{where} failed its last evaluation ({error}): fix the rule or the server")
-            late = at - 2 * rule.interval - CLOCK_SLACK
-            if rule.last_evaluation is not None and rule.last_evaluation < late:
-                problems.append(
-                    f"{where} last ran {format_duration(round(at - rule.last_evaluation))} before the "
-                    "report's instant: its group is not running; check the server's rule evaluation"
-                )
+            problems += _rule_problems(params.rules, rollup, rule, expected, at)
     if not found:
         return LoadedCheck(
             notes=(
@@ -242,6 +218,37 @@ def check_loaded(params: QueryParams, rules: Sequence[RecordingRule] | None, at:
             )
         )
     return LoadedCheck(problems=tuple(dict.fromkeys(problems)), found=True)
+
+
+def _rule_problems(
+    spec: RuleSpec, rollup: bool, rule: RecordingRule, expected: str | None, at: float
+) -> list[str]:
+    """What is wrong with one of this report's rules as the server runs it (`expected`: the
+    expression `retire rules` prints for it; None: the rule has no readable lookback label)."""
+    problems = []
+    where = f"the server's rule {rule.record} (group {rule.group!r})"
+    fix = "load the rules `retire rules` prints for these options"
+    if expected is None:
+        problems.append(f"{where} has no {LOOKBACK_LABEL} label (made by an older retire or by hand): {fix}")
+    elif not _same(rule.expr, expected):
+        problems.append(f"{where} is not the rule `retire rules` prints for these options: {fix}")
+    interval = spec.rollup if rollup else spec.interval
+    if abs(rule.interval - interval) > 1e-6:
+        flag = "--rollup-interval" if rollup else "--rule-interval"
+        problems.append(
+            f"{where} runs every {format_duration(rule.interval)}, not every "
+            f"{format_duration(interval)}: pass {flag} {format_duration(rule.interval)} or {fix}"
+        )
+    if rule.health == "err":
+        error = rule.last_error[:200] or "no error text"
+        problems.append(f"{where} failed its last evaluation ({error}): fix the rule or the server")
+    late = at - 2 * rule.interval - CLOCK_SLACK
+    if rule.last_evaluation is not None and rule.last_evaluation < late:
+        problems.append(
+            f"{where} last ran {format_duration(round(at - rule.last_evaluation))} before the "
+            "report's instant: its group is not running; check the server's rule evaluation"
+        )
+    return problems
 
 
 def _expected(params: QueryParams, rollup: bool, rule: RecordingRule) -> str | None:

@@ -20,29 +20,21 @@ What a target is, and its interval, come from the `up` series Prometheus writes 
   call it could still count. A target that ends any other way (`up` = 0 at the end, no `up` at
   all, everything stopping together) makes would-be-safe versions unknown.
 
-Pure functions over query answers, plus `gather_targets`, which asks for them.
+Pure functions over query answers; `up.py` asks for them (`gather_targets`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from retire.durations import promql_duration
-from retire.sources.prometheus.buckets import StepGrid, on_grid
-from retire.sources.prometheus.client import PrometheusClient, QueryResult, Series, SeriesKey, series_key
-from retire.sources.prometheus.queries import Matcher, QueryParams, render
+from retire.sources.prometheus.answers import Series, SeriesKey, series_key
 
 # Raw `up` samples read back from the instant, to learn each target's scrape interval (it must
 # hold two scrapes: intervals up to half of it are learned).
 RECENT = 600.0
-# Targets whose end is checked sample by sample (one small query each); past this many, the rest
-# cannot be shown gone.
-MAX_ENDED = 50
-
 FRESH, GONE, DOWN, STALE, BLIND = "fresh", "gone", "down", "stale", "blind"
 
 
@@ -129,155 +121,7 @@ class Targets:
         return max(lasts) if lasts else None
 
 
-def _re2_literal(text: str) -> str:
-    """A regex (RE2) matching exactly `text`."""
-    return "".join("\\" + ch if ch in r"\.+*?()|[]{}^$" else ch for ch in text)
-
-
-def up_selector(params: QueryParams, metric_series: Iterable[dict[str, str]]) -> str:
-    """The `up` series to read: --coverage's selector when given, else `up` of the jobs (or, with no
-    job label, the instances) the metric's series name. "" when they name neither."""
-    if params.coverage is not None:
-        return params.coverage.render()
-    for label in ("job", "instance"):
-        values = sorted({s[label] for s in metric_series if s.get(label)})
-        if values:
-            regex = "|".join(_re2_literal(v) for v in values)
-            return f"up{{{Matcher(label, '=~', regex).render()}}}"
-    return ""
-
-
-def gather_targets(
-    client: PrometheusClient,
-    params: QueryParams,
-    at: float,
-    metric_series: Sequence[dict[str, str]] | None = None,
-    newest: dict[LabelSet, float] | None = None,
-    steps: StepGrid | None = None,
-    configured: Callable[[str, str], float | None] = lambda job, instance: None,
-    lookback: float | None = None,
-    scraped: Sequence[Mapping[str, str]] | None = None,
-    own_jobs: frozenset[str] | None = None,
-) -> Targets:
-    """Ask Prometheus for the `up` series of the metric's targets and judge each at the instant.
-    `metric_series`: the label sets of the metric's series in the window; `newest`: each one's
-    newest sample at or before the instant (the `series_now` query). Asked for here when not given
-    (with recording rules, which read no raw series: the index and one instant lookup).
-    `configured`: a target's scrape interval as the server's configuration names it (job and
-    instance), used where its `up` samples do not show it. `lookback`: the server's query lookback,
-    `scraped`: the labels of the targets it scrapes itself, and `own_jobs`: its job_names without
-    honor_labels, if known, so that staleness markers can be read (`_confirm_gone`)."""
-    if metric_series is None:
-        metric_series = client.series(params.series_selector, at - params.window, at).series
-    if newest is None:
-        now = client.query(render("series_now", params), at)
-        newest = {series_key(s.labels): s.value for s in now.series if s.value is not None}
-    # A sample's time is at or before the instant: any other answer (NaN, +Inf, the future) is
-    # no proof of a scrape.
-    newest = {k: t for k, t in newest.items() if _plausible(t, at)}
-    resolution = params.resolution
-    if not metric_series and params.coverage is None:
-        return Targets(False, "", at)
-    selector = up_selector(params, metric_series)
-    if not selector:
-        states, owner = _judge(at, metric_series, newest, (), (), (), lambda _: False, configured)
-        return Targets(True, "", at, states, owner=owner)
-    start = at - params.window
-    # The boundaries of the steps are points of the grid when the step is a multiple of it.
-    own_grid = steps is not None and bool(steps.step % resolution or steps.start != start)
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        recent_f = pool.submit(client.samples, f"{selector}[{promql_duration(RECENT)}]", at)
-        times_f = pool.submit(client.query_range, f"timestamp({selector})", start, at, resolution)
-        values_f = pool.submit(client.query_range, selector, start, at, resolution)
-        scrapes_f = pool.submit(
-            client.query, f"sum_over_time({selector}[{promql_duration(params.window)}])", at
-        )
-        if steps is not None and own_grid:
-            step_times_f = pool.submit(
-                client.query_range, f"timestamp({selector})", steps.start, at, steps.step
-            )
-            step_values_f = pool.submit(client.query_range, selector, steps.start, at, steps.step)
-        if steps is not None:
-            per_step = f"({selector}[{promql_duration(steps.step)}])"
-            grid = (steps.start, at, steps.step)
-            counts_f = pool.submit(client.query_range, "count_over_time" + per_step, *grid)
-            sums_f = pool.submit(client.query_range, "sum_over_time" + per_step, *grid)
-        recent, times, values, scrapes = (
-            recent_f.result(),
-            times_f.result(),
-            values_f.result(),
-            scrapes_f.result(),
-        )
-        step_times, step_values = (
-            (step_times_f.result(), step_values_f.result()) if own_grid else (times, values)
-        )
-    answers: tuple[QueryResult, ...] = (recent, times, values, step_times, step_values, scrapes)
-    up_steps = {} if steps is None else _up_at_steps(step_times.series, step_values.series, steps)
-    step_counts, step_successes = {}, {}
-    if steps is not None:
-        counts, sums = counts_f.result(), sums_f.result()
-        answers = (*answers, counts, sums)
-        step_counts = {series_key(s.labels): tuple(on_grid(s.points, steps)) for s in counts.series}
-        step_successes = {series_key(s.labels): tuple(on_grid(s.points, steps)) for s in sums.series}
-    # --coverage's series are all targets of the fleet; `up` of the metric's jobs are those that
-    # exported it, and the others that pass the --selector's matchers on labels they carry (a
-    # pod that took no call yet; not another service sharing the job).
-    fleet = params.fleet
-
-    def declared(target: LabelSet) -> bool:
-        if params.coverage is not None:
-            return True
-        labels = dict(target)
-        # Another service sharing the job name carries none of the selector's labels: not ours.
-        return all(m.name in labels and m.matches(labels[m.name]) for m in fleet)
-
-    states, owner = _judge(
-        at, metric_series, newest, recent.series, times.series, values.series, declared, configured
-    )
-    ended = [t for t in states if t.state == GONE]
-    fleet_targets = {t.labels for t in states}
-    confirmed = _confirm_gone(
-        client, selector, ended[:MAX_ENDED], fleet_targets, at, lookback, (scraped, own_jobs)
-    )
-    states = tuple(t if t.state != GONE or t.labels in confirmed else replace(t, state=STALE) for t in states)
-    return Targets(
-        True,
-        selector,
-        at,
-        states,
-        tuple(dict.fromkeys(w for a in answers for w in a.warnings)),
-        any(a.partial for a in answers),
-        owner,
-        up_steps,
-        {series_key(s.labels): s.value for s in scrapes.series if s.value is not None},
-        step_counts=step_counts,
-        step_successes=step_successes,
-    )
-
-
-def _up_at_steps(
-    times: Sequence[Series], values: Sequence[Series], steps: StepGrid
-) -> dict[LabelSet, tuple[float | None, ...]]:
-    """Per `up` target, its newest scrape at or before each boundary if that scrape succeeded."""
-    value_at = {series_key(s.labels): on_grid(s.points, steps) for s in values}
-    out = {}
-    for s in times:
-        key = series_key(s.labels)
-        when, ok = on_grid(s.points, steps), value_at.get(key, [])
-        out[key] = tuple(
-            t
-            if t is not None
-            and _plausible(t, steps.boundary(k))
-            and k < len(ok)
-            and ok[k] is not None
-            and ok[k] >= 1  # type: ignore[operator]
-            else None
-            for k, t in enumerate(when)
-        )
-    return out
-
-
-def _plausible(t: float, at: float) -> bool:
+def plausible(t: float, at: float) -> bool:
     return math.isfinite(t) and 0 < t <= at + 1e-3
 
 
@@ -289,7 +133,7 @@ def _interval(points: Sequence[tuple[float, float]]) -> float | None:
     return round(min(gaps), 3) if gaps else None
 
 
-def _judge(
+def judge(
     at: float,
     metric_series: Sequence[dict[str, str]],
     newest: dict[LabelSet, float],
@@ -307,9 +151,35 @@ def _judge(
         return {series_key(s.labels): s for s in items}
 
     recent_by, times_by, values_by = series(recent), series(times), series(values)
-    ups = set(recent_by) | set(times_by)
-    # Each metric series to the `up` series whose labels it carries (its target), else a target
-    # of its own named by its job and instance.
+    by_target, orphans, owner = _owners(metric_series, set(recent_by) | set(times_by), newest, declared)
+    intervals: dict[LabelSet, float] = {}
+    for u, s in recent_by.items():
+        interval = _interval(s.points)
+        if interval is not None:
+            intervals[u] = interval
+    fallback = _fallback_intervals(intervals)
+    out = []
+    for target, metric_times in by_target.items():
+        d = dict(target)
+        interval = (
+            intervals.get(target) or configured(d.get("job", ""), d.get("instance", "")) or fallback(target)
+        )
+        up_points = recent_by[target].points if target in recent_by else ()
+        ok = [t for t, v in up_points if v >= 1 and t <= at] + [t for t in metric_times if t <= at]
+        ended = _ended(times_by.get(target), values_by.get(target))
+        out.append(_state(at, target, interval, up_points, ok, ended, has_up=target not in orphans))
+    return tuple(sorted(out, key=lambda t: t.labels)), owner
+
+
+def _owners(
+    metric_series: Sequence[dict[str, str]],
+    ups: set[LabelSet],
+    newest: dict[LabelSet, float],
+    declared: Callable[[LabelSet], bool],
+) -> tuple[dict[LabelSet, list[float]], set[LabelSet], dict[LabelSet, LabelSet]]:
+    """Each metric series to the `up` series whose labels it carries (its target), else a target
+    of its own named by its job and instance (an orphan): every target with the newest samples of
+    its series, the orphans, and each series' target."""
     by_target: dict[LabelSet, list[float]] = {u: [] for u in ups if declared(u)}
     orphans: set[LabelSet] = set()
     by_job_instance: dict[tuple[str, str], list[LabelSet]] = {}
@@ -334,40 +204,34 @@ def _judge(
         by_target.setdefault(target, [])
         if key in newest:
             by_target[target].append(newest[key])
-    intervals: dict[LabelSet, float] = {}
-    for u, s in recent_by.items():
-        interval = _interval(s.points)
-        if interval is not None:
-            intervals[u] = interval
-    fallback = _fallback_intervals(intervals)
-    out = []
-    for target, metric_times in by_target.items():
-        has_up = target not in orphans
-        d = dict(target)
-        interval = (
-            intervals.get(target) or configured(d.get("job", ""), d.get("instance", "")) or fallback(target)
-        )
-        up_points = recent_by[target].points if target in recent_by else ()
-        ok = [t for t, v in up_points if v >= 1 and t <= at] + [t for t in metric_times if t <= at]
-        last = max(ok) if ok else None
-        if interval is not None:
-            if last is not None and at - last < interval + grace(interval) - _jitter(interval):
-                out.append(TargetState(target, FRESH, interval, last, has_up=has_up))
-                continue
-        elif last is not None and at - last < RECENT / 2:
-            # Scraped in the last minutes, at an interval not learned: no telling if on time.
-            out.append(TargetState(target, BLIND, None, last, has_up=has_up))
-            continue
-        newest_up = max(up_points, default=None)
-        if newest_up is not None and newest_up[1] < 1 and (last is None or newest_up[0] > last):
-            out.append(TargetState(target, DOWN, interval, last, has_up=has_up))
-            continue
-        ended, ended_up = _ended(times_by.get(target), values_by.get(target))
-        if has_up and ended is not None and ended_up:
-            out.append(TargetState(target, GONE, interval, last, ended=ended, has_up=has_up))
-        else:
-            out.append(TargetState(target, STALE, interval, last, ended=ended, has_up=has_up))
-    return tuple(sorted(out, key=lambda t: t.labels)), owner
+    return by_target, orphans, owner
+
+
+def _state(
+    at: float,
+    target: LabelSet,
+    interval: float | None,
+    up_points: Sequence[tuple[float, float]],
+    ok: list[float],
+    ended: tuple[float | None, bool],
+    has_up: bool,
+) -> TargetState:
+    """One target at the instant: `ok`, its stored scrapes (`up` = 1 or a sample of the metric);
+    `ended`, its last `up` sample in the window and whether that scrape succeeded."""
+    last = max(ok) if ok else None
+    if interval is not None:
+        if last is not None and at - last < interval + grace(interval) - _jitter(interval):
+            return TargetState(target, FRESH, interval, last, has_up=has_up)
+    elif last is not None and at - last < RECENT / 2:
+        # Scraped in the last minutes, at an interval not learned: no telling if on time.
+        return TargetState(target, BLIND, None, last, has_up=has_up)
+    newest_up = max(up_points, default=None)
+    if newest_up is not None and newest_up[1] < 1 and (last is None or newest_up[0] > last):
+        return TargetState(target, DOWN, interval, last, has_up=has_up)
+    end, ended_up = ended
+    if has_up and end is not None and ended_up:
+        return TargetState(target, GONE, interval, last, ended=end, has_up=has_up)
+    return TargetState(target, STALE, interval, last, ended=end, has_up=has_up)
 
 
 def _ended(times: Series | None, values: Series | None) -> tuple[float | None, bool]:
@@ -375,7 +239,7 @@ def _ended(times: Series | None, values: Series | None) -> tuple[float | None, b
     range queries of `timestamp(up)` and `up` (each point: the newest sample at or before it)."""
     if times is None:
         return None, False
-    points = [(t, v) for t, v in times.points if _plausible(v, t)]
+    points = [(t, v) for t, v in times.points if plausible(v, t)]
     if not points:
         return None, False
     t_end = max(v for _, v in points)
@@ -419,86 +283,3 @@ def same_pipeline(a: dict[str, str], b: dict[str, str]) -> bool:
     """Whether two targets' data may be taken to travel the same way: the same value (or none)
     of every label but those naming a pod (and the metric name, which answers may carry)."""
     return all(a.get(k, "") == b.get(k, "") for k in (a.keys() | b.keys()) - POD_LABELS - {"__name__"})
-
-
-def _confirm_gone(
-    client: PrometheusClient,
-    selector: str,
-    ended: Sequence[TargetState],
-    fleet: set[LabelSet],
-    at: float,
-    lookback: float | None,
-    own: tuple[Sequence[Mapping[str, str]] | None, frozenset[str] | None] = (None, None),
-) -> set[LabelSet]:
-    """The targets among `ended` after whose last `up` sample another target of the fleet was
-    scraped within one interval plus grace: the scraping went on, so service discovery dropped
-    them. Only the fleet's own targets whose labels say their data travels the same way count
-    (`same_pipeline`): another cluster's data arriving on time says nothing of this one's (each
-    remote-writes on its own). Or Prometheus said so itself: when service discovery drops a
-    target, Prometheus ends each of its series with a staleness marker at its next scrape time
-    (not when it shuts down, nor for data lost on the way), so an instant query just after that
-    finds no `up` although its last sample is within the query lookback (`marked`). Only for a
-    target this server scrapes itself (`own`: its job label is a job_name of the server's without
-    honor_labels, or an active target of the same pipeline has it): a series it only receives
-    (federated with honor_labels, remote-written) is marked stale whenever the scrape or write
-    that carries it fails, while the pod behind it may serve on."""
-    scraped, own_jobs = own
-    if not ended:
-        return set()
-
-    def marked(t: TargetState, end: float, span: float) -> bool:
-        if lookback is None or span > lookback / 2 or end + span > at or not t.has_up:
-            return False
-        labels = dict(t.labels)
-        mine = own_jobs is not None and labels.get("job") in own_jobs
-        if not mine and not any(same_pipeline(labels, dict(x)) for x in scraped or ()):
-            return False
-        answer = client.query(_up_of(t.labels), end + span)
-        return not (answer.partial or answer.warnings) and all(
-            series_key(s.labels) != t.labels for s in answer.series
-        )
-
-    def confirmed(t: TargetState) -> bool:
-        if t.ended is None or t.interval is None:
-            return False
-        # Its last scrape: `ended` is read on the range queries' grid, `last` from raw samples.
-        end = max(t.ended, t.last or t.ended)
-        span = t.interval + grace(t.interval)
-        if marked(t, end, span):
-            return True
-        answer: QueryResult = client.samples(f"{selector}[{promql_duration(span)}]", end + span)
-        if answer.partial or answer.warnings:
-            return False
-        return any(
-            series_key(s.labels) != t.labels
-            and series_key(s.labels) in fleet
-            and same_pipeline(dict(t.labels), s.labels)
-            and any(end < when <= end + span for when, _ in s.points)
-            for s in answer.series
-        )
-
-    with ThreadPoolExecutor(max_workers=min(8, len(ended))) as pool:
-        return {t.labels for t, ok in zip(ended, pool.map(confirmed, ended), strict=True) if ok}
-
-
-def _up_of(target: LabelSet) -> str:
-    """The selector of one target's own `up` series."""
-    return "up{" + ",".join(Matcher(k, "=", v).render() for k, v in target) + "}"
-
-
-def scraped_after(
-    client: PrometheusClient, targets: Targets, series: LabelSet, t: float, span: float
-) -> bool:
-    """Whether the target of a metric series (its label set) had a successful scrape in
-    (t, t + span]: its `up` series' raw samples. False when the series has no `up` of its own."""
-    target = targets.owner.get(series)
-    if not target or target not in targets.up_targets:
-        return False
-    selector = _up_of(target)
-    answer = client.samples(f"{selector}[{promql_duration(span)}]", t + span)
-    if answer.partial or answer.warnings:
-        return False
-    return any(
-        series_key(s.labels) == target and any(t < when <= t + span and v >= 1 for when, v in s.points)
-        for s in answer.series
-    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from retire.sources.prometheus.answers import Series, series_key
 from retire.sources.prometheus.buckets import StepGrid, exact_at, per_version_bounds, went_away
-from retire.sources.prometheus.client import Series, series_key
 
 HOUR = 3600.0
 T = 1_000_000 * 60.0  # a boundary of the 15 s scrapes below

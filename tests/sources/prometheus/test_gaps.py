@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from retire.sources.prometheus.client import Series
+from retire.sources.prometheus.answers import Series
 from retire.sources.prometheus.gaps import global_gaps, target_gaps
 
 
@@ -41,9 +41,10 @@ def test_up_values_other_than_one_are_down_and_non_finite_counts_are_no_data() -
 
 
 def test_coverage_cannot_be_related_to_a_metric_without_instance_labels() -> None:
-    from retire.sources.prometheus.client import QueryResult
-    from retire.sources.prometheus.evidence import _coverage
-    from retire.sources.prometheus.queries import Matcher, QueryParams, Selector
+    from retire.sources.prometheus.answers import QueryResult
+    from retire.sources.prometheus.coverage import target_coverage
+    from retire.sources.prometheus.promql import Matcher, Selector
+    from retire.sources.prometheus.queries import QueryParams
 
     params = QueryParams(
         "m",
@@ -57,9 +58,9 @@ def test_coverage_cannot_be_related_to_a_metric_without_instance_labels() -> Non
     )
     up = QueryResult("matrix", (series({"job": "other", "instance": "n1"}, list(range(0, 1441))),))
     at = 1440 * 60.0
-    ok = _coverage(up, params, at, 900, {("other", "n1"): "{}"})
+    ok = target_coverage(up, params, at, 900, {("other", "n1"): "{}"})
     assert ok.problem is None
-    vacuous = _coverage(up, params, at, 900, {None: "{model_name='a'}"})
+    vacuous = target_coverage(up, params, at, 900, {None: "{model_name='a'}"})
     assert vacuous.problem is not None and "without an instance label" in vacuous.problem
-    other_job = _coverage(up, params, at, 900, {("tfs", "n1"): "{}"})
+    other_job = target_coverage(up, params, at, 900, {("tfs", "n1"): "{}"})
     assert other_job.problem is not None and 'job="tfs",instance="n1"' in other_job.problem

@@ -23,8 +23,9 @@ from retire.config.build import params_from
 from retire.errors import PrometheusError
 from retire.lab.servers import Prometheus, VictoriaMetrics, free_port, scrape_job
 from retire.sources.prometheus.client import PrometheusClient
-from retire.sources.prometheus.instrument import Instrument, _Unlearned, config_intervals, learn, read_answers
+from retire.sources.prometheus.instrument import Instrument, _Unlearned, learn, read_answers
 from retire.sources.prometheus.recording import check_loaded
+from retire.sources.prometheus.scrape_config import config_intervals
 from tests import hostile_servers as hs
 from tests.conftest import run_cli
 
@@ -141,7 +142,7 @@ def test_own_jobs_are_those_without_honor_labels() -> None:
     """A job with honor_labels keeps the job labels of what it scrapes (federation): the `up`
     series it carries are not this server's own targets, so their staleness markers say nothing
     of service discovery."""
-    from retire.sources.prometheus.instrument import own_jobs
+    from retire.sources.prometheus.scrape_config import own_jobs
 
     text = (
         "global:\n  scrape_interval: 1m\nscrape_configs:\n"

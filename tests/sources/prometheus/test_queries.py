@@ -5,7 +5,8 @@ import pytest
 from retire.config import resolve
 from retire.config.build import params_from
 from retire.errors import ConfigError
-from retire.sources.prometheus.queries import parse_matchers, quote, render, report_queries
+from retire.sources.prometheus.promql import parse_matchers, quote
+from retire.sources.prometheus.queries import render, report_queries
 
 
 def params(**flags: object):  # type: ignore[no-untyped-def]

@@ -1,0 +1,238 @@
+"""Evidence from the raw series: every planned query's answer read per series at one instant.
+
+Per series (a pod or replica serving a version): its value at the window's start and its last
+value, resets, whether it reaches the window's end, its samples (`raw_facts.py`); counters that
+went down are re-read sample by sample and counted across the reset (`_recount_resets`); with a
+--threshold above 0, each version's busiest step from counter differences at the step boundaries
+(`buckets.py`); the metric's own holes, and with --coverage the targets' (`coverage.py`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from retire.durations import promql_duration
+from retire.sources.columns import Columns, columns_of
+from retire.sources.prometheus.answers import QueryResult, SeriesKey, series_key
+from retire.sources.prometheus.buckets import StepBounds, StepGrid, on_grid, per_version_bounds
+from retire.sources.prometheus.client import PrometheusClient
+from retire.sources.prometheus.common import (
+    Reading,
+    begin,
+    finish,
+    hourly,
+    version_values,
+)
+from retire.sources.prometheus.coverage import Target, metric_holes, target_coverage
+from retire.sources.prometheus.evidence import Coverage, Evidence, Request
+from retire.sources.prometheus.instrument import Instrument
+from retire.sources.prometheus.promql import Matcher
+from retire.sources.prometheus.queries import QueryParams, report_queries
+from retire.sources.prometheus.raw_facts import SERIES_FIELDS, SeriesFacts, recreated, series_facts, went_down
+from retire.sources.prometheus.runner import Answers, run_plan
+from retire.sources.prometheus.targets import Targets, grace
+from retire.sources.prometheus.up import gather_targets, scraped_after
+
+
+def gather(client: PrometheusClient, params: QueryParams, request: Request) -> Evidence:
+    """Run the raw queries concurrently and read their answers (`gather.gather` says more)."""
+    at, max_gap = request.at, request.max_gap
+    start = begin(client, params, at)
+    answers = run_plan(client, params, request, lambda p: report_queries(p, request.sparklines))
+    grid = StepGrid.ending(at, params.window, params.step)
+    targets = _targets(client, params, at, answers, grid, start.instrument())
+    series = series_facts(
+        answers["series_last"],
+        answers["series_start"],
+        answers["series_resets"],
+        answers["series_now"],
+        answers["series_count"],
+        params,
+        targets,
+    )
+    recount = _recount_resets(
+        client, params, at, series, lambda key, t, span: scraped_after(client, targets, key, t, span)
+    )
+    coverage, checks = _coverage(answers, params, at, max_gap, start.exporters)
+    reading = Reading(
+        max_qps=version_values(answers["max_hourly_qps"], params),
+        coverage=coverage,
+        targets=targets,
+        checks=checks,
+        series=recount.facts,
+        steps=_step_bounds(answers, params, grid, targets, recount) if params.per_step else None,
+        hourly=hourly(answers["hourly_qps"], params, at) if request.sparklines else None,
+        warnings=recount.warnings,
+        partial=recount.partial,
+    )
+    return finish(client, params, at, start, answers, reading)
+
+
+def _targets(
+    client: PrometheusClient,
+    params: QueryParams,
+    at: float,
+    answers: Answers,
+    grid: StepGrid,
+    instrument: Instrument,
+) -> Targets:
+    """The targets of the metric's series in the window, judged at the instant (`up.py`)."""
+    newest = {series_key(s.labels): s.value for s in answers["series_now"].series if s.value is not None}
+    in_window = [s.labels for s in answers["series_last"].series]
+    return gather_targets(
+        client, params, at, instrument, in_window, newest, grid if params.per_step else None
+    )
+
+
+def _coverage(
+    answers: Answers, params: QueryParams, at: float, max_gap: float, exporters: dict[Target | None, str]
+) -> tuple[Coverage, tuple[Coverage, ...]]:
+    """The metric's own holes; with --coverage, the targets' first, the metric's still checked."""
+    holes = metric_holes(answers["metric_presence"], params, at, max_gap)
+    if params.coverage is None:
+        return holes, ()
+    return target_coverage(answers["coverage"], params, at, max_gap, exporters), (holes,)
+
+
+# Counters that went down are re-read sample by sample, one small query each (8 at a time); past
+# this many the rest keep the lower bound (calls since the reset) and their doubt.
+MAX_RECOUNT = 1000
+
+
+@dataclass(frozen=True)
+class Recount:
+    facts: Sequence[SeriesFacts]
+    warnings: tuple[str, ...] = ()
+    partial: bool = False
+    # The raw samples of each series counted across its reset (and its value at the window's
+    # start), for the per-step counts.
+    points: dict[SeriesKey, tuple[tuple[tuple[float, float], ...], float | None]] = field(
+        default_factory=dict
+    )
+
+
+def _recount_resets(
+    client: PrometheusClient,
+    params: QueryParams,
+    at: float,
+    facts: Sequence[SeriesFacts],
+    scraped: Callable[[SeriesKey, float, float], bool] | None = None,
+) -> Recount:
+    """Count the calls of series whose counter reset, as Prometheus's increase() counts across a
+    reset (a drop counts the new value) but without its extrapolation, from the raw samples. A
+    re-read that is partial, has warnings, lacks the series or ends elsewhere than the series'
+    last value counts nothing: the reset stays a doubt."""
+    import numpy as np
+
+    cols = columns_of(facts, SERIES_FIELDS)
+    chosen: list[int] = np.flatnonzero(went_down(cols))[:MAX_RECOUNT].tolist()
+    if not chosen:
+        return Recount(facts)
+    counted, blinds, intervals = list(cols["counted"]), list(cols["blind"]), list(cols["interval"])
+    missed = list(cols["blind_missed"])
+    warnings: list[str] = []
+    partial = False
+    raw: dict[SeriesKey, tuple[tuple[tuple[float, float], ...], float | None]] = {}
+
+    def recount(i: int) -> tuple[SeriesFacts, QueryResult]:
+        return _recount(client, params, at, facts[i], scraped)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+        for i, (fact, result) in zip(chosen, pool.map(recount, chosen), strict=True):
+            counted[i], blinds[i], intervals[i] = fact.counted, fact.blind, fact.interval
+            missed[i] = fact.blind_missed
+            if fact.counted is not None:
+                points = next(s.points for s in result.series if series_key(s.labels) == fact.series)
+                raw[fact.series] = (points, fact.start)
+            warnings += [f"re-read of a reset counter: {w}" for w in result.warnings]
+            partial = partial or result.partial
+    out = Columns(
+        SeriesFacts,
+        {**cols, "counted": counted, "blind": blinds, "interval": intervals, "blind_missed": missed},
+    )
+    return Recount(out, tuple(dict.fromkeys(warnings)), partial, raw)
+
+
+def _recount(
+    client: PrometheusClient,
+    params: QueryParams,
+    at: float,
+    f: SeriesFacts,
+    scraped: Callable[[SeriesKey, float, float], bool] | None,
+) -> tuple[SeriesFacts, QueryResult]:
+    """One series re-read and counted across its resets (unchanged where it cannot be)."""
+    selector = f"{params.metric}{{{','.join(Matcher(k, '=', v).render() for k, v in f.series)}}}"
+    result = client.samples(f"{selector}[{promql_duration(params.window)}]", at)
+    matching = [s for s in result.series if series_key(s.labels) == f.series]
+    if result.warnings or result.partial or len(matching) != 1:
+        return f, result
+    points = sorted(matching[0].points)
+    if not points or points[-1][1] != f.last:
+        return f, result
+    # Born in the window: TF Serving creates the counter on the first call (at 1), so it
+    # counts from 0; Triton creates it at 0 on load, where this adds nothing.
+    across = _across_resets(points, (at - params.window, 0.0 if f.start is None else f.start))
+    if across is None:
+        return f, result  # the advisor reads the bad value from `last` or refuses it
+    calls, blind, drops = across
+    spacing = [b[0] - a[0] for a, b in itertools.pairwise(points) if b[0] > a[0]]
+    interval = min(spacing) if spacing else math.nan
+    missed = math.nan
+    if scraped is not None and math.isfinite(interval):
+        # A span of one scrape (plus grace) is what no query could see; a longer one is blind
+        # only where the target's own scrapes were missed right after the last sample.
+        one = interval + grace(interval)
+        missed = max(
+            (b - a for a, b in drops if b - a > one and not scraped(f.series, a, one)),
+            default=0.0,
+        )
+    return replace(f, counted=calls, blind=blind, interval=interval, blind_missed=missed), result
+
+
+def _across_resets(
+    points: Sequence[tuple[float, float]], previous: tuple[float, float]
+) -> tuple[float, float, list[tuple[float, float]]] | None:
+    """Calls counted across resets from the raw samples after `previous` (time, value), the
+    longest span with no sample before a reset, and each reset's span; None at a value that is
+    no counter (NaN, Inf, negative)."""
+    calls, blind = 0.0, 0.0
+    drops = []
+    for t, v in points:
+        if not (math.isfinite(v) and v >= 0):
+            return None
+        if v >= previous[1]:
+            calls += v - previous[1]
+        else:
+            calls += v
+            blind = max(blind, t - previous[0])
+            drops.append((previous[0], t))
+        previous = (t, v)
+    return calls, blind, drops
+
+
+def _step_bounds(
+    answers: Answers, params: QueryParams, grid: StepGrid, targets: Targets, recount: Recount
+) -> Mapping[tuple[str, str], StepBounds]:
+    """With --threshold above 0: each version's busiest step, counted from counter differences at
+    the step boundaries (README "How verdicts are made")."""
+    return per_version_bounds(
+        answers["step_values"].series,
+        answers["step_times"].series,
+        grid,
+        lambda labels: (
+            labels.get(params.model_label, ""),
+            params.canonical(labels.get(params.version_label, "")),
+        ),
+        lambda key: targets.owner.get(key, ()),
+        targets.interval,
+        targets.up_steps,
+        recount.points,
+        recreated(recount.facts),
+        targets.step_counts,
+        {series_key(s.labels): on_grid(s.points, grid) for s in answers["step_counts"].series},
+        targets.step_successes,
+    )
