@@ -254,7 +254,7 @@ def _note_other_models(settings: Settings, report: Report) -> Report:
     them out."""
     from dataclasses import replace
 
-    from retire.sources.prometheus.queries import quote
+    from retire.sources.prometheus.promql import quote
 
     if settings.model_base_path is None or settings.model_dir or settings.model_config is not None:
         return report

@@ -17,15 +17,12 @@ from retire.delivery.deliver import Delivery
 from retire.delivery.mail import Mailing, SmtpSettings
 from retire.errors import ConfigError
 from retire.servers import server
-from retire.sources.prometheus.client import _TOKEN_CHARS, Connection, read_secret
+from retire.sources.prometheus.connection import _TOKEN_CHARS, Connection, read_secret
+from retire.sources.prometheus.promql import LABEL_NAME_RE, METRIC_NAME_RE, parse_matchers, parse_selector
 from retire.sources.prometheus.queries import (
-    LABEL_NAME_RE,
-    METRIC_NAME_RE,
     QueryParams,
     RuleSpec,
     assumed_scrape,
-    parse_matchers,
-    parse_selector,
     resolution_for,
     rule_lookback,
     tolerated_gap,

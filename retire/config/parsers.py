@@ -20,7 +20,7 @@ from retire.errors import ConfigError, kind_of
 from retire.escape import has_unsafe, quoted
 from retire.formats import ATTACHABLE
 from retire.servers import canonical_version
-from retire.sources.prometheus.client import check_url
+from retire.sources.prometheus.connection import check_url
 
 # A parser takes a raw value (flag, env text or TOML value) and the name to blame in errors.
 Parser = Callable[[object, str], Any]

@@ -94,7 +94,7 @@ def send_failure(mailing: Mailing, error: RetireError) -> str:
     done, in one line for stderr."""
     from retire.escape import printable
     from retire.formats import html
-    from retire.sources.prometheus.client import redact_url
+    from retire.sources.prometheus.connection import redact_url
 
     source = redact_url(mailing.source) if mailing.source else None
     reason = printable(redact.scrub(error.message))  # one line: it goes into the Subject header too

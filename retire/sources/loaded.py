@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from retire import redact
 from retire.deadline import NO_DEADLINE, Deadline, Watchdog
 from retire.errors import ServerError
-from retire.sources.prometheus.client import Connection, redact_url
+from retire.sources.prometheus.connection import Connection, redact_url
 
 if TYPE_CHECKING:
     import httpx

@@ -329,7 +329,7 @@ def test_a_window_of_whole_steps_counts_the_last_step(lab21: Lab) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="a reset's blind span is tolerated wherever the target was scraped after the last "
-    "sample (targets.scraped_after), on the premise that a series absent at a good scrape was "
+    "sample (up.scraped_after), on the premise that a series absent at a good scrape was "
     "already wiped; a counter dropped by a relabel rule while its target is up (README's known "
     "limit, at the window's end) took 200 calls in those 32 minutes, lost with the reset: before "
     "this change the span, longer than --max-gap, was a doubt; now v/1 is safe at --threshold 0.03",

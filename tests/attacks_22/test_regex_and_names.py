@@ -19,7 +19,7 @@ import pytest
 from retire.advisor import advise
 from retire.sources.disk.inventory import Inventory
 from retire.sources.prometheus.evidence import Scope, SeriesFacts
-from retire.sources.prometheus.queries import python_regex
+from retire.sources.prometheus.promql import python_regex
 from tests.advisor.test_verdicts import AT, NO_PROTECTION, disk, evidence
 from tests.conftest import run_cli
 

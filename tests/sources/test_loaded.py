@@ -13,7 +13,7 @@ import pytest
 
 from retire.errors import EXIT_PROMETHEUS, ServerError
 from retire.sources.loaded import Loaded
-from retire.sources.prometheus.client import Connection
+from retire.sources.prometheus.connection import Connection
 from tests.conftest import ask_loaded as ask
 from tests.fake_servers import Route, serve_routes
 

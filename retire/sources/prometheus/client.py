@@ -3,8 +3,7 @@
 Every failure becomes a `PrometheusError` whose one-line message says what happened and what to
 try; callers never see an httpx exception. What an answer may hold is read in `answers.py`
 (nothing in it is trusted), how the server is reached (credentials, TLS, the URL) in
-`connection.py` (its names that config, delivery and the model-server client use are re-exported
-here, `X as X`). Credentials go only to the origin the user named: a redirect elsewhere is refused.
+`connection.py`. Credentials go only to the origin the user named: a redirect elsewhere is refused.
 
 Queries go as POST form data: the evidence queries are long and a GET URL can hit proxy limits.
 
@@ -34,12 +33,7 @@ from retire.sources.prometheus.answers import (
     server_text,
     strings,
 )
-from retire.sources.prometheus.connection import _TOKEN_CHARS as _TOKEN_CHARS
-from retire.sources.prometheus.connection import Connection as Connection
-from retire.sources.prometheus.connection import check_url as check_url
-from retire.sources.prometheus.connection import origin, ssl_context
-from retire.sources.prometheus.connection import read_secret as read_secret
-from retire.sources.prometheus.connection import redact_url as redact_url
+from retire.sources.prometheus.connection import Connection, check_url, origin, redact_url, ssl_context
 
 if TYPE_CHECKING:
     import httpx

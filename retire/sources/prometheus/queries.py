@@ -20,15 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from retire.durations import promql_duration, short_duration
-
-# Re-exported (`X as X`): config and the commands read these here, beside the query parameters.
-from retire.sources.prometheus.promql import LABEL_NAME_RE as LABEL_NAME_RE
-from retire.sources.prometheus.promql import METRIC_NAME_RE as METRIC_NAME_RE
-from retire.sources.prometheus.promql import Matcher, Selector
-from retire.sources.prometheus.promql import parse_matchers as parse_matchers
-from retire.sources.prometheus.promql import parse_selector as parse_selector
-from retire.sources.prometheus.promql import python_regex as python_regex
-from retire.sources.prometheus.promql import quote as quote
+from retire.sources.prometheus.promql import Matcher, Selector, quote
 
 # Prometheus refuses range queries with more points than this per series.
 MAX_RANGE_POINTS = 11000
