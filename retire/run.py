@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from retire.deadline import Deadline
     from retire.servers import Server
     from retire.sources.disk.inventory import Inventory
+    from retire.sources.prometheus.evidence import Evidence
 
 Progress = Callable[[int, int], None]
 
@@ -55,14 +56,30 @@ def build_report(
     deadline: the run's (a command that builds two reports, as `offload` does, passes one for both);
     by default --deadline from now.
     """
-    from retire.advisor import Policy, advise
-    from retire.config import check
-    from retire.config.build import connection_from, params_from
+    from retire.advisor import advise
+    from retire.config.build import policy_from
     from retire.deadline import Deadline
-    from retire.servers import server
-    from retire.sources.prometheus.client import PrometheusClient
-    from retire.sources.prometheus.evidence import Request
-    from retire.sources.prometheus.gather import gather
+
+    _check_sources(settings)
+    if deadline is None:
+        deadline = Deadline(settings.deadline)
+    if settings.insecure:
+        say("WARNING: --insecure: the server's TLS certificate is NOT verified")
+    at = settings.at.timestamp() if settings.at else now
+    started = time.monotonic()
+    evidence, found = _evidence_and_disk(settings, at, deadline, progress, sparklines)
+    if settings.verbose:
+        say(f"{len(evidence.queries)} queries in {time.monotonic() - started:.2f}s")
+        for ignored in found.ignored:
+            say(f"ignored {ignored.path}: {ignored.reason}")
+    served_now = served(settings, found, deadline)
+    report = advise(found, evidence, policy_from(settings), generated_at=now, served=served_now)
+    return _note_other_models(settings, report)
+
+
+def _check_sources(settings: Settings) -> None:
+    """A report needs a Prometheus and a model directory, and settings that agree (exit 2)."""
+    from retire.config import check
 
     if not settings.prometheus:
         raise ConfigError(
@@ -74,20 +91,26 @@ def build_report(
             "or --model-base-path with --model-name"
         )
     check(settings)
-    if deadline is None:
-        deadline = Deadline(settings.deadline)
+
+
+def _evidence_and_disk(
+    settings: Settings, at: float, deadline: Deadline, progress: Progress | None, sparklines: bool
+) -> tuple[Evidence, Inventory]:
+    """The evidence at `at` and what is on disk. While Prometheus evaluates (seconds, on a large
+    fleet) the disk is scanned and pandas loaded; a bad model directory is reported first, being
+    the first thing to fix."""
+    from retire.config.build import connection_from, params_from
+    from retire.sources.prometheus.client import PrometheusClient
+    from retire.sources.prometheus.evidence import Request
+    from retire.sources.prometheus.gather import gather
+
     params = params_from(settings)
     connection = connection_from(settings)
-    if settings.insecure:
-        say("WARNING: --insecure: the server's TLS certificate is NOT verified")
-    at = settings.at.timestamp() if settings.at else now
-    started = time.monotonic()
-    # While Prometheus evaluates (seconds, on a large fleet), scan the disk and load pandas.
     threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
     with (
         ThreadPoolExecutor(max_workers=1) as disk,
         PrometheusClient(
-            settings.prometheus, timeout=settings.timeout, connection=connection, deadline=deadline
+            settings.prometheus or "", timeout=settings.timeout, connection=connection, deadline=deadline
         ) as client,
     ):
         scan = disk.submit(inventory, settings)
@@ -104,23 +127,7 @@ def build_report(
         except RetireError:
             scan.result()  # a bad model directory is the first thing to fix: report it first
             raise
-        found = scan.result()
-    if settings.verbose:
-        say(f"{len(evidence.queries)} queries in {time.monotonic() - started:.2f}s")
-        for ignored in found.ignored:
-            say(f"ignored {ignored.path}: {ignored.reason}")
-    srv = server(settings.preset)
-    policy = Policy(
-        threshold=settings.threshold,
-        keep_latest=settings.keep_latest,
-        min_age=settings.effective_min_age,
-        age_source=settings.age_source,
-        pins=settings.pin,
-        unattributed=srv.unattributed,
-        label_is_version=srv.label_is_version,
-    )
-    report = advise(found, evidence, policy, generated_at=now, served=served(settings, found, deadline))
-    return _note_other_models(settings, report)
+        return evidence, scan.result()
 
 
 def rules_file(settings: Settings, now: float, command: str, groups: tuple[str, ...]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ssl
 
 from retire import redact
+from retire.advisor.report import Policy
 from retire.config.settings import Settings
 from retire.deadline import Deadline
 from retire.delivery.deliver import Delivery
@@ -166,3 +167,18 @@ def delivery(settings: Settings, deadline: Deadline) -> Delivery:
     out = Delivery(mailing(settings) if settings.mail_to else None, settings.since_last, deadline)
     out.check()
     return out
+
+
+def policy_from(settings: Settings) -> Policy:
+    """The advisor's policy: the threshold, what is kept or pinned, and the preset's rules for
+    version labels (which name no version, which could name one)."""
+    srv = server(settings.preset)
+    return Policy(
+        threshold=settings.threshold,
+        keep_latest=settings.keep_latest,
+        min_age=settings.effective_min_age,
+        age_source=settings.age_source,
+        pins=settings.pin,
+        unattributed=srv.unattributed,
+        label_is_version=srv.label_is_version,
+    )
