@@ -19,7 +19,6 @@ The package, one module a part: `parsers` (a raw value -> a typed one, or one li
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,6 +63,8 @@ CONFIG_ENV = "RETIRE_CONFIG"
 
 
 def _load_file(path: Path) -> dict[str, object]:
+    import tomllib  # only when there is a file: start-up stays light
+
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)

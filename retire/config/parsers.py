@@ -20,7 +20,6 @@ from retire.errors import ConfigError, kind_of
 from retire.escape import has_unsafe, quoted
 from retire.formats import ATTACHABLE
 from retire.servers import canonical_version
-from retire.sources.prometheus.connection import check_url
 
 # A parser takes a raw value (flag, env text or TOML value) and the name to blame in errors.
 Parser = Callable[[object, str], Any]
@@ -105,6 +104,8 @@ def _line(value: object, name: str) -> str:
 def _url(value: object, name: str) -> str:
     text = _str(value, name).strip()
     redact.register_url(text)
+    from retire.sources.prometheus.connection import check_url  # at parse time: start-up stays light
+
     check_url(text, name)
     return text
 

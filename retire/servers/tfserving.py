@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from retire.servers import Server
-from retire.sources.disk.server_configs import read_tfserving_config
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from retire.sources.disk.server_configs import ModelEntry
     from retire.sources.loaded import Asker, Loaded, Status
 
 INT64_MAX = 2**63 - 1
@@ -38,6 +40,13 @@ def canonical(label: str) -> str:
 
 def label_is_version(label: str) -> bool:
     return version_of(label) is not None
+
+
+def read_model_config(path: Path) -> list[ModelEntry]:
+    """TF Serving's --model_config_file (the reader is imported only when one is read: start-up)."""
+    from retire.sources.disk.server_configs import read_tfserving_config
+
+    return read_tfserving_config(path)
 
 
 def ask_loaded(asker: Asker, models: Iterable[str]) -> Loaded:
@@ -76,7 +85,7 @@ SERVER = Server(
     not_a_version="not a version directory (name is not a non-negative integer)",
     status_api="TF Serving REST API (port 8501 by default)",
     ask_loaded=ask_loaded,
-    read_model_config=read_tfserving_config,
+    read_model_config=read_model_config,
     canonical=canonical,
     label_is_version=label_is_version,
 )

@@ -16,9 +16,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from retire.servers import Server
-from retire.sources.disk.server_configs import read_triton_policy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from retire.sources.disk.server_configs import VersionPolicy
     from retire.sources.loaded import Asker, Key, Loaded
 
 _CANONICAL = re.compile(r"0|[1-9][0-9]*")
@@ -34,6 +36,13 @@ def version_of(name: str) -> int | None:
 
 def label_is_version(label: str) -> bool:
     return version_of(label) is not None
+
+
+def read_policy(path: Path) -> VersionPolicy:
+    """A model's config.pbtxt version policy (the reader is imported only when one is read)."""
+    from retire.sources.disk.server_configs import read_triton_policy
+
+    return read_triton_policy(path)
 
 
 def ask_loaded(asker: Asker, models: Iterable[str]) -> Loaded:
@@ -75,7 +84,7 @@ SERVER = Server(
     status_api="Triton HTTP API (port 8000 by default)",
     ask_loaded=ask_loaded,
     policy_file="config.pbtxt",
-    read_policy=read_triton_policy,
+    read_policy=read_policy,
     canonical=str,  # Triton labels a version with its directory's exact name
     label_is_version=label_is_version,
 )
