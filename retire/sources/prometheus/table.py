@@ -49,7 +49,12 @@ class Column:
         """This column of a frame (the joined one too) as a numpy array of its type, NaN where a
         number is missing."""
         if self.dtype == "float64":
-            return frame[self.name].to_numpy(dtype=float, na_value=math.nan)
+            column = frame[self.name]
+            if column.dtype == "float64":  # NaN already marks what is missing: a view, no copy
+                view = column.to_numpy()
+                view.flags.writeable = False  # a reader that wrote to it would change the frame
+                return view
+            return column.to_numpy(dtype=float, na_value=math.nan)
         if self.dtype == "category":
             return frame[self.name].to_numpy(dtype=object)
         return frame[self.name].to_numpy(dtype=self.dtype)
