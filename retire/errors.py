@@ -68,17 +68,22 @@ class OffloadError(RetireError):
     exit_code = EXIT_REFUSED
 
 
-def kind_of(value: object) -> str:
+# A value's type in the words of where it came from: a TOML file or flag (config), or a JSON answer.
+_TOML_WORDS = {"str": "text", "dict": "a table"}
+_JSON_WORDS = {"str": "a string", "dict": "an object", "NoneType": "null"}
+
+
+def kind_of(value: object, *, json: bool = False) -> str:
     """A value's type in words: type errors name the key and the type, never the value (which may
-    be a secret put under the wrong key)."""
+    be a secret put under the wrong key). `json`: in JSON's words, for answers from a server."""
+    words = _JSON_WORDS if json else _TOML_WORDS
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
-    if isinstance(value, str):
-        return "text"
     if isinstance(value, (list, tuple)):
         return "a list"
-    if isinstance(value, dict):
-        return "a table"
+    for kind in (str, dict, type(None)):
+        if isinstance(value, kind) and kind.__name__ in words:
+            return words[kind.__name__]
     return f"a {type(value).__name__}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retire import redact
-from retire.errors import PrometheusError
+from retire.errors import PrometheusError, kind_of
 from retire.escape import printable, quoted
 
 
@@ -77,19 +77,7 @@ def parse_value(text: object) -> float:
 
 def _kind(value: object) -> str:
     """A JSON value's type in words, for messages that must not repeat the value itself."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
+    return kind_of(value, json=True)
 
 
 def _timestamp(value: object) -> float:
