@@ -47,6 +47,8 @@ class Lab:
             out += ["--coverage", f'up{{scenario="{scenario.name}"}}']
         if scenario.name in ("triton", "torchserve", "triton0", "torchserve0"):
             out += ["--preset", scenario.name.rstrip("0")]
+        if scenario.name.startswith("tfstock"):
+            out += ["--preset", "tfserving"]
         return [*out, *extra]
 
 
@@ -56,7 +58,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     om = root / "history.om"
     write_openmetrics(
         om,
-        scenarios.ALL + scenarios.ABSENCE + scenarios.REACH,
+        scenarios.ALL + scenarios.ABSENCE + scenarios.REACH + scenarios.STOCK_ALL,
         end=scenarios.END,
         history=scenarios.HISTORY,
         interval=60,

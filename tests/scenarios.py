@@ -472,3 +472,61 @@ RECREATE = _scenario(
 )
 
 REACH = (LAG, END_DOWN, CHURN, BURST, RECREATE)
+
+
+# --- Stock TF Serving (tests/e2e/test_stock_tfserving.py): request_count{model_name, status},
+# no version label; the evidence is per model.
+
+STOCK_METRIC = ":tensorflow:serving:request_count"
+_OK = (("status", "OK"),)
+STOCK = _scenario(
+    "tfstock",
+    metric=STOCK_METRIC,
+    traffic=(
+        Traffic("busy", "", qps=0.5, labels=_OK),
+        Traffic("busy", "", "tfs-1", calls=(-3 * HOUR,), labels=(("status", "INVALID_ARGUMENT"),)),
+        Traffic("quiet", "", calls=(-40 * HOUR,), labels=_OK),  # flat all window
+        Traffic("broken", "", qps=0.1, labels=(("status", "NOT_FOUND"),)),  # only errors
+        Traffic("late", "", calls=(-2 * MIN,), labels=_OK),  # one call in the window's last minutes
+    ),
+    disk=(
+        *(VersionDir("busy", str(v), age=10 * DAY) for v in (1, 2, 3)),
+        *(VersionDir("quiet", str(v), age=10 * DAY) for v in (1, 2, 3)),
+        *(VersionDir("unused", str(v), age=10 * DAY) for v in (1, 2)),  # no series at all
+        *(VersionDir("broken", str(v), age=10 * DAY) for v in (1, 2)),
+        *(VersionDir("late", str(v), age=10 * DAY) for v in (1, 2)),
+    ),
+)
+STOCK_EXPECTED = {
+    **{("busy", v): "in-use" for v in "123"},
+    ("quiet", "1"): "safe",
+    ("quiet", "2"): "safe",
+    ("quiet", "3"): "protected",
+    ("unused", "1"): "safe",
+    ("unused", "2"): "protected",
+    ("broken", "1"): "in-use",
+    ("broken", "2"): "in-use",
+    ("late", "1"): "in-use",
+    ("late", "2"): "in-use",
+}
+# A model served under another name than its directory's: every silent model may be it.
+STOCK_RENAMED = _scenario(
+    "tfstock_renamed",
+    metric=STOCK_METRIC,
+    traffic=(
+        Traffic("ranker_v2", "", qps=0.3, labels=_OK),
+        Traffic("still", "", calls=(-40 * HOUR,), labels=_OK),
+    ),
+    disk=(
+        *(VersionDir("ranker", str(v), age=10 * DAY) for v in (1, 2)),
+        *(VersionDir("still", str(v), age=10 * DAY) for v in (1, 2)),
+    ),
+)
+STOCK_RENAMED_EXPECTED = {
+    ("ranker", "1"): "unknown",  # its calls may be under ranker_v2
+    ("ranker", "2"): "protected",
+    ("ranker_v2", ""): "not-on-disk",
+    ("still", "1"): "safe",  # it has series: not silent
+    ("still", "2"): "protected",
+}
+STOCK_ALL = (STOCK, STOCK_RENAMED)

@@ -38,6 +38,9 @@ class Policy:
     unattributed: tuple[str, ...] = ()
     # Whether a version label could name a version directory (the server's rule); None: any could.
     label_is_version: Callable[[str], bool] | None = None
+    # The counter has no version label (stock TF Serving): each model's evidence stands for all
+    # its versions (advisor/per_model.py).
+    per_model: bool = False
 
     def __post_init__(self) -> None:
         """The advisor decides "safe" by comparing with these: a NaN threshold compares false

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from retire.advisor import doubts, protections, wording
+from retire.advisor import doubts, per_model, protections, wording
 from retire.advisor.facts import Facts
 from retire.advisor.join import join
 from retire.advisor.report import Header, Policy, Report, Status, Summary
@@ -66,6 +66,8 @@ def _advise(
 ) -> Report:
     import numpy as np
 
+    if policy.per_model:
+        evidence = per_model.spread(evidence, inventory)
     x = Facts(join(inventory, evidence), inventory, evidence, policy)
     doubt_masks = doubts.row_doubts(x)
     causes = doubts.report_doubts(x)

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from retire.sources.prometheus.evidence import Evidence
 
 
+# Before each row's traffic words when the counter counts per model (advisor/per_model.py).
+PER_MODEL = "whole model: "
+
+
 def reasons(
     x: Facts,
     rows: dict[Status, Any],
@@ -34,6 +38,8 @@ def reasons(
     import numpy as np
 
     traffic = traffic_column(x)
+    if x.policy.per_model:  # the model's calls, not the version's: said on every row
+        traffic = PER_MODEL + traffic.astype(object)
     out = traffic.copy()
     for i in np.flatnonzero(rows[Status.NOT_ON_DISK]).tolist():
         out[i] = f"seen in Prometheus ({traffic[i]}) but no version directory on disk"

@@ -174,6 +174,11 @@ def _check(s: Settings) -> None:
             f"({format_duration(s.step)}): each rule's rate window (the step) must hold a rule interval "
             "plus two scrapes, or calls between windows go unseen; lower --rule-interval or raise --step"
         )
+    if s.use_recording_rules and not s.version_label:
+        raise ConfigError(
+            "--use-recording-rules needs a per-version counter, and this one has no version label "
+            f"(--preset {s.preset} counts per model): report from the raw series (drop the option)"
+        )
     if s.use_recording_rules and s.split_by_model:
         raise ConfigError(
             "--split-by-model and --use-recording-rules exclude each other: recorded series are "

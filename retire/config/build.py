@@ -102,6 +102,8 @@ def params_from(settings: Settings, scrape: float | None = None) -> QueryParams:
     if not METRIC_NAME_RE.fullmatch(settings.metric):
         raise ConfigError(f"--metric: {settings.metric!r} is not a valid Prometheus metric name")
     for flag, label in (("--model-label", settings.model_label), ("--version-label", settings.version_label)):
+        if flag == "--version-label" and label == "":
+            continue  # none: a counter per model (stock TF Serving), its evidence spread per model
         if not LABEL_NAME_RE.fullmatch(label):
             raise ConfigError(f"{flag}: {label!r} is not a valid Prometheus label name")
     coverage = parse_selector(settings.coverage, "--coverage") if settings.coverage else None
@@ -181,4 +183,5 @@ def policy_from(settings: Settings) -> Policy:
         pins=settings.pin,
         unattributed=srv.unattributed,
         label_is_version=srv.label_is_version,
+        per_model=not settings.version_label,
     )

@@ -126,7 +126,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "version_label",
         _line,
-        "Label naming the version.",
+        "Label naming the version; '' for a counter per model (stock TF Serving's).",
         "version",
         default=_DEFAULT.version_label,
         group=QUERY,

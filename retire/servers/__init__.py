@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # The registry: one line per server module in retire/servers/. The first is the default preset.
 _MODULES = (
     "tfserving",
+    "tfserving_stock",
     "triton",
     "torchserve",
 )
@@ -38,7 +39,7 @@ class Server:
     name: str  # the server's own short name (Loaded.server; also accepted by status_server)
     metric: str
     model_label: str
-    version_label: str
+    version_label: str  # "": the server counts calls per model only (its evidence is per model)
     # A version directory's name -> the version number the server reads from it, or None when
     # the server would not load that directory as a version.
     version_of: Callable[[str], int | None]
@@ -63,6 +64,10 @@ class Server:
     canonical: Callable[[str], str] = str
     # Whether a version label value could name a version directory at all (None: any text could).
     label_is_version: Callable[[str], bool] | None = None
+
+    @property
+    def per_model(self) -> bool:
+        return not self.version_label
 
     @property
     def defaults(self) -> dict[str, str]:
@@ -100,5 +105,6 @@ def status_server(name: str) -> Server:
 
 
 def find(name: str) -> Server | None:
-    """A server by --preset name or by its own short name (`tfserving` for `tfserving-patched`)."""
+    """A server by --preset name or by its own short name (`tfserving` for `tfserving-patched`).
+    Presets of one server (stock and patched TF Serving) share its name and its status API."""
     return SERVERS.get(name) or next((s for s in SERVERS.values() if s.name == name), None)

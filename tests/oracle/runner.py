@@ -101,6 +101,20 @@ MODES: tuple[Mode, ...] = (
     Mode("rules", _rules_only({}), rules=True),
     Mode("rules-threshold", _with_threshold(_rules_only({})), threshold=lambda w: w.threshold, rules=True),
     Mode("rules-step-1m", _rules_only({"--step": "1m"}), step=lambda w: MIN, rules=True),
+    # The counter read per model (stock TF Serving's way: `--version-label ''`): each model's
+    # evidence stands for all its versions, so a version is safe only when its whole model was idle.
+    Mode("per-model", lambda w: {"--version-label": ""}),
+    Mode("per-model-raw", lambda w: {"--version-label": ""}, coverage=False),
+    Mode(
+        "per-model-threshold",
+        _with_threshold(lambda w: {"--version-label": ""}),
+        threshold=lambda w: w.threshold,
+    ),
+    Mode("per-model-split", lambda w: {"--version-label": "", "--split-by-model": None}),
+    Mode(
+        "per-model-window-2h", lambda w: {"--version-label": "", "--window": "2h"}, window=lambda w: 2 * HOUR
+    ),
+    Mode("per-model-sel-job", lambda w: None if (e := _sel_job(w)) is None else {**e, "--version-label": ""}),
 )
 MODE = {m.name: m for m in MODES}
 

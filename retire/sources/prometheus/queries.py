@@ -99,7 +99,7 @@ class QueryParams:
 
     metric: str
     model_label: str
-    version_label: str
+    version_label: str  # "": the counter has none, the evidence is per model (stock TF Serving)
     selector: tuple[Matcher, ...]
     window: float
     step: float
@@ -108,6 +108,17 @@ class QueryParams:
     rules: RuleSpec | None = None  # read the series recorded by `retire rules` instead of raw ones
     canonical: Callable[[str], str] = str  # version label -> join key (the server's rule)
     per_step: bool = False  # also count each step's calls (a threshold above 0 compares with them)
+
+    @property
+    def per_model(self) -> bool:
+        """The counter counts per model only: every query groups by the model label, and each
+        model's evidence stands for all its versions (the advisor spreads it, `per_model.py`)."""
+        return not self.version_label
+
+    @property
+    def group(self) -> str:
+        """The labels every `sum by` keeps: the model's and the version's, or the model's alone."""
+        return self.model_label if self.per_model else f"{self.model_label}, {self.version_label}"
 
     @property
     def series_selector(self) -> str:
@@ -134,6 +145,8 @@ class QueryParams:
 
     @property
     def _base(self) -> tuple[Matcher, ...]:
+        if self.per_model:
+            return (Matcher(self.model_label, "!=", ""),)
         return (Matcher(self.model_label, "!=", ""), Matcher(self.version_label, "!=", ""))
 
 
@@ -186,6 +199,7 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
         "metric": params.metric,
         "model_label": params.model_label,
         "version_label": params.version_label,
+        "group": params.group,
         "matchers": params.matchers,
         # The --selector's fleet matchers (not those on the model or version label), each after a
         # comma: for the query that drops the two `!=""` filters to find the series lacking a label.
@@ -201,6 +215,8 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
         values.setdefault("interval", promql_duration(params.rules.interval))
         values.setdefault("lookback", promql_duration(params.rules.lookback))
         values.setdefault("rollup_range", promql_duration(params.rules.rollup_range))
+    if name == "unlabelled_series" and params.per_model:
+        name = "unlabelled_models"  # no version label to lack: only series lacking the model's
     return string.Template(template(name)).substitute(values)
 
 

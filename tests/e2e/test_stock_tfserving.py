@@ -1,0 +1,69 @@
+"""Stock TF Serving (`--preset tfserving`): a request counter per model and status, no version
+label, end to end against real Prometheus. Each model's evidence stands for all its versions."""
+
+from __future__ import annotations
+
+import pytest
+
+from retire.lab.synth import Scenario
+from tests import scenarios as sc
+from tests.conftest import Lab, rows, run_cli, statuses
+
+pytestmark = pytest.mark.prometheus
+
+
+def _report(lab: Lab, *extra: str, scenario: Scenario = sc.STOCK) -> tuple[int, dict]:
+    run = run_cli("report", "--format", "json", *lab.args(scenario), *extra)
+    assert run.exit_code in (0, 4), run.stderr
+    return run.exit_code, run.json()  # type: ignore[return-value]
+
+
+def test_stock_verdicts_per_model(lab: Lab) -> None:
+    code, doc = _report(lab)
+    assert statuses(doc) == sc.STOCK_EXPECTED
+    assert "sum by (model_name) (" in doc["header"]["promql"]
+    assert "model_version" not in doc["header"]["promql"]
+    r = rows(doc)
+    assert r[("busy", "1")]["reason"].startswith("whole model: ")
+    assert r[("quiet", "1")]["reason"].startswith("whole model: ")
+    assert "no series in window" in r[("unused", "1")]["reason"]
+    assert code == 0
+
+
+def test_a_model_served_under_another_name_is_unknown(lab: Lab) -> None:
+    code, doc = _report(lab, scenario=sc.STOCK_RENAMED)
+    assert statuses(doc) == sc.STOCK_RENAMED_EXPECTED
+    assert "'ranker_v2'" in rows(doc)[("ranker", "1")]["reason"]
+    assert code == 4
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--threshold", "0.05"),
+        ("--step", "30m"),
+        ("--window", "6h"),
+        ("--split-by-model",),
+    ],
+    ids=lambda e: " ".join(e),
+)
+def test_no_version_of_a_called_model_is_safe_in_any_mode(lab: Lab, extra: tuple[str, ...]) -> None:
+    _, doc = _report(lab, *extra)
+    got = statuses(doc)
+    # One call is under a --threshold above 0 (what the threshold is for); the others are above it.
+    for model in ("busy", "broken") if "--threshold" in extra else ("busy", "broken", "late"):
+        assert all(s != "safe" for (m, _), s in got.items() if m == model), (model, got)
+    _, renamed = _report(lab, *extra, scenario=sc.STOCK_RENAMED)
+    assert statuses(renamed)[("ranker", "1")] != "safe"
+
+
+def test_a_selector_on_a_version_label_the_counter_lacks_matches_nothing(lab: Lab) -> None:
+    run = run_cli("report", "--format", "json", *lab.args(sc.STOCK), "--selector", 'model_version="1"')
+    got = statuses(run.json())  # type: ignore[arg-type]
+    assert "safe" not in got.values(), got
+
+
+def test_recording_rules_are_refused_without_a_version_label(lab: Lab) -> None:
+    run = run_cli("report", *lab.args(sc.STOCK), "--use-recording-rules")
+    assert run.exit_code == 2
+    assert "needs a per-version counter" in run.stderr and "Traceback" not in run.stderr
