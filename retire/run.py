@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from retire.deadline import Deadline
     from retire.servers import Server
     from retire.sources.disk.inventory import Inventory
+    from retire.sources.prometheus.doctor import Fit
     from retire.sources.prometheus.evidence import Evidence
 
 Progress = Callable[[int, int], None]
@@ -190,6 +191,21 @@ def learned_scrape(settings: Settings, now: float) -> tuple[float | None, str]:
         else "the longest it names: no target exported the metric in the window"
     )
     return interval, f"learned from {client.display_url} ({what})"
+
+
+def doctor(settings: Settings, now: float) -> list[Fit]:
+    """Every preset (and the metric and labels set, if no preset's), judged by what the index
+    holds of its metric over the window before now (`retire doctor`)."""
+    from retire.config.build import connection_from, params_from
+    from retire.sources.prometheus import doctor as checks
+    from retire.sources.prometheus.client import PrometheusClient
+
+    params = params_from(settings)
+    given = checks.Candidate("your settings", params.metric, params.model_label, params.version_label)
+    with PrometheusClient(
+        settings.prometheus or "", timeout=settings.timeout, connection=connection_from(settings)
+    ) as client:
+        return checks.judge(client, now - settings.window, now, checks.candidates(given), params.fleet)
 
 
 def inventory(settings: Settings) -> Inventory:

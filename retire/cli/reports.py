@@ -31,6 +31,7 @@ from retire.cli.steps import (
 )
 from retire.errors import ConfigError
 from retire.formats import REPORT, SAFE_LIST
+from retire.servers import PRESETS
 
 
 @app.command(epilog=exit_codes(0, 2, 3, 4, 5))
@@ -306,3 +307,68 @@ def rules(
         command = printable(" ".join(argv))
         text = rules_file(settings, time.time(), command, (group,) if group else GROUPS)
         emit(text, settings.output)
+
+
+@app.command(
+    epilog="\b\nExit codes:\n  0  a preset fits\n  2  usage or config file error\n"
+    "  3  Prometheus unreachable, too slow or its answer unusable\n"
+    "  4  no preset's metric was found with its labels in the window"
+)
+def doctor(
+    config: Config = None,
+    prometheus: opt.Prometheus = None,
+    preset: opt.Preset = None,
+    selector: opt.Selector = None,
+    window: opt.Window = None,
+    step: opt.Step = None,
+    metric: opt.Metric = None,
+    model_label: opt.ModelLabel = None,
+    version_label: opt.VersionLabel = None,
+    timeout: opt.Timeout = None,
+    deadline: opt.Deadline = None,
+    coverage: opt.Coverage = None,
+    max_gap: opt.MaxGap = None,
+    header: opt.Header = None,
+    tenant: opt.Tenant = None,
+    bearer_token_file: opt.BearerTokenFile = None,
+    basic_auth_user: opt.BasicAuthUser = None,
+    basic_auth_password_file: opt.BasicAuthPasswordFile = None,
+    ca_file: opt.CaFile = None,
+    client_cert: opt.ClientCert = None,
+    client_key: opt.ClientKey = None,
+    insecure: opt.Insecure = None,
+    use_recording_rules: opt.UseRecordingRules = None,
+    rule_interval: opt.RuleInterval = None,
+    rollup_interval: opt.RollupInterval = None,
+) -> None:
+    """Say which --preset fits: which presets' metrics Prometheus holds, with which labels.
+
+    Reads only the index over the --window before now (no samples). Stock TF Serving exports
+    request_count per model (--preset tfserving); the patched server a per-version counter
+    (the default preset, docs/tfserving-patch.md). The --metric and label options, when they are
+    no preset's, are checked too ("your settings"); the query options are the report's.
+
+    \b
+    Examples:
+      retire doctor --prometheus http://prom:9090
+      retire doctor --prometheus http://prom:9090 --selector 'job="tfs"' --window 7d
+      retire doctor --prometheus http://prom:9090 --metric my_calls_total --version-label v
+    """
+    from retire.escape import printable
+    from retire.run import doctor as check
+
+    with user_errors():
+        settings = resolved(given(locals()), config)
+        fits = check(settings, time.time())
+        width = max(len(f.name) for f in fits)
+        for f in fits:
+            mark = "fits" if f.fits else "no"
+            typer.echo(printable(f"{f.name:<{width}}  {mark:<4}  {f.metric}: {f.words}"))
+        good = [f.name if f.name in PRESETS else "... --metric ... (your settings)" for f in fits if f.fits]
+        if not good:
+            error(
+                "no preset's metric has series with its labels in the window: check --prometheus, "
+                "--selector and --window, or set --metric and the label options by hand"
+            )
+            raise typer.Exit(4)
+        typer.echo(f"use: --preset {good[0]}" + (f" (also fits: {', '.join(good[1:])})" if good[1:] else ""))

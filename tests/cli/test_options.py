@@ -32,8 +32,9 @@ PARTNERS = {
 }
 # Which commands carry each group's flags (OUTPUT: each command attaches its own).
 GROUP_COMMANDS = {
-    QUERY: {"query", "rules", "report", "safe-list", "plan", "offload"},
-    CONNECTION: {"rules", "report", "safe-list", "plan", "offload"},  # rules: to learn the scrape interval
+    QUERY: {"query", "rules", "doctor", "report", "safe-list", "plan", "offload"},
+    # rules: to learn the scrape interval; doctor: to look for the presets' metrics
+    CONNECTION: {"rules", "doctor", "report", "safe-list", "plan", "offload"},
     EVIDENCE: {"report", "safe-list", "plan", "offload"},
     MAIL: {"report"},
 }

@@ -67,3 +67,50 @@ def test_recording_rules_are_refused_without_a_version_label(lab: Lab) -> None:
     run = run_cli("report", *lab.args(sc.STOCK), "--use-recording-rules")
     assert run.exit_code == 2
     assert "needs a per-version counter" in run.stderr and "Traceback" not in run.stderr
+
+
+def _doctor(lab: Lab, scenario: str) -> tuple[int, str, str]:
+    run = run_cli(
+        "doctor", "--prometheus", lab.url, "--selector", f'scenario="{scenario}"', "--window", "1d",
+    )  # fmt: skip
+    return run.exit_code, run.stdout, run.stderr
+
+
+def test_doctor_tells_stock_from_patched(lab: Lab) -> None:
+    code, out, _ = _doctor(lab, "tfstock")
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert code == 0 and out.splitlines()[-1] == "use: --preset tfserving"
+    assert lines["tfserving"].split()[1] == "fits" and "calls per model" in lines["tfserving"]
+    assert (
+        lines["tfserving-patched"].split()[1] == "no"
+        and "no series in the window" in lines["tfserving-patched"]
+    )
+    code, out, _ = _doctor(lab, "basic")
+    assert code == 0 and out.splitlines()[-1] == "use: --preset tfserving-patched"
+    code, out, _ = _doctor(lab, "torchserve")
+    assert code == 0 and out.splitlines()[-1] == "use: --preset torchserve"
+
+
+def test_doctor_with_nothing_found_says_so(lab: Lab) -> None:
+    code, out, err = _doctor(lab, "no-such-scenario")
+    assert code == 4 and "no preset's metric" in err and "Traceback" not in err
+    assert all(line.split()[1] == "no" for line in out.splitlines())
+
+
+def test_doctor_checks_the_metric_and_labels_set_by_hand(lab: Lab) -> None:
+    run = run_cli(
+        "doctor", "--prometheus", lab.url, "--selector", 'scenario="tfstock"', "--window", "1d",
+        "--metric", sc.STOCK_METRIC, "--version-label", "status",
+    )  # fmt: skip
+    mine = next(line for line in run.stdout.splitlines() if line.startswith("your settings"))
+    assert run.exit_code == 0 and "fits" in mine and "status value(s)" in mine
+
+
+def test_doctor_against_a_server_that_answers_garbage() -> None:
+    from tests.fake_servers import serve_routes
+
+    with serve_routes(
+        {("GET", "/api/v1/label/__name__/values"): (200, "text/html", b"<html>login</html>")}
+    ) as url:
+        run = run_cli("doctor", "--prometheus", url, "--timeout", "5")
+    assert run.exit_code == 3 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
