@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from retire.advisor import fmt_calls, fmt_qps, human_bytes
@@ -9,10 +10,48 @@ from retire.escape import printable
 from retire.formats.words import sparkline
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from retire.advisor import Report, Row
+
+SHOWN_VERSIONS = 4  # a merged row names this many versions, then counts the rest
 
 COLUMNS = ("MODEL", "VERSION", "STATUS", "LOADED", "TRAFFIC", "BUSIEST QPS", "CALLS", "SIZE", "REASON")
 NUMERIC = ("BUSIEST QPS", "CALLS", "SIZE")
+
+
+def people_rows(report: Report) -> Iterator[Row]:
+    """The rows people read. With evidence per model (stock TF Serving), a model's versions that
+    share their verdict, reason and loaded state are one row (VERSION lists them, SIZE adds them
+    up): a called model is one line, not one identical line per version. Otherwise every row."""
+    rows = report.rows()
+    if not report.header.policy.per_model:
+        yield from rows
+        return
+    run: list[Row] = []
+    for r in rows:
+        if run and (r.model, r.status, r.reason, r.loaded, r.loaded_from) != _same(run[0]):
+            yield _merged(run)
+            run = []
+        run.append(r)
+    if run:
+        yield _merged(run)
+
+
+def _same(r: Row) -> tuple[object, ...]:
+    return (r.model, r.status, r.reason, r.loaded, r.loaded_from)
+
+
+def _merged(run: list[Row]) -> Row:
+    if len(run) == 1:
+        return run[0]
+    names = [r.version for r in run]
+    shown = ", ".join(names[:SHOWN_VERSIONS]) + (
+        f" +{len(names) - SHOWN_VERSIONS}" if len(names) > SHOWN_VERSIONS else ""
+    )
+    sizes = [r.size_bytes for r in run]
+    size = None if any(b is None for b in sizes) else sum(b for b in sizes if b is not None)
+    return replace(run[0], version=shown, path=None, size_bytes=size)
 
 
 def columns(report: Report) -> tuple[str, ...]:

@@ -62,7 +62,7 @@ def render(report: Report, extra_lines: list[str] | None = None) -> str:
 
 def _table(report: Report) -> list[str]:
     from retire.advisor import fmt_calls, fmt_qps, human_bytes
-    from retire.formats.cells import loaded_cell
+    from retire.formats.cells import loaded_cell, people_rows
     from retire.formats.words import sparkline
 
     out = ['<table style="border-collapse:collapse;margin:12px 0">']
@@ -83,7 +83,7 @@ def _table(report: Report) -> list[str]:
         + "".join(f'<th style="{CELL};text-align:left;background:#fafafa">{x}</th>' for x in heads)
         + "</tr>"
     )
-    for r in report.rows():
+    for r in people_rows(report):
         fg, bg = COLOURS[r.status]
         badge = f"color:{fg};background:{bg};padding:1px 6px;border-radius:3px"
         status = f'<span style="{badge}">{escape(r.status.value)}</span>'

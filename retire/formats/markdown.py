@@ -21,7 +21,7 @@ def _escape(text: str) -> str:
 
 
 def render(report: Report, extra: list[str] | None = None) -> str:
-    from retire.formats.cells import NUMERIC, cells, columns
+    from retire.formats.cells import NUMERIC, cells, columns, people_rows
     from retire.formats.words import notes, summary_line, window_line
 
     lines = ["# retire report", "", _escape(window_line(report)), ""]
@@ -32,7 +32,7 @@ def render(report: Report, extra: list[str] | None = None) -> str:
     names = columns(report)
     lines.append("| " + " | ".join(names) + " |")
     lines.append("|" + "|".join("---:" if c in NUMERIC else "---" for c in names) + "|")
-    for r in report.rows():
+    for r in people_rows(report):
         row = cells(r, "TRAFFIC" in names, "LOADED" in names)
         lines.append("| " + " | ".join(_escape(c) for c in row) + " |")
     lines += [

@@ -45,11 +45,11 @@ def render(report: Report, view: View) -> str:
 
 
 def _plain(report: Report, extra: list[str]) -> str:
-    from retire.formats.cells import cells, columns
+    from retire.formats.cells import cells, columns, people_rows
     from retire.formats.words import notes, summary_line, window_line
 
     names = columns(report)
-    rows = [cells(r, "TRAFFIC" in names, "LOADED" in names) for r in report.rows()]
+    rows = [cells(r, "TRAFFIC" in names, "LOADED" in names) for r in people_rows(report)]
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(names[:-1])]
     lines = [f"retire report: {printable(window_line(report))}"]
     lines += [f"  {printable(n)}" for n in notes(report)]
@@ -80,12 +80,12 @@ def _fitted(report: Report, width: int, color: bool, extra: list[str], verbose: 
     from rich.console import Console
     from rich.text import Text
 
-    from retire.formats.cells import cells, columns
+    from retire.formats.cells import cells, columns, people_rows
     from retire.formats.fitting import fit
     from retire.formats.words import notes, summary_line, window_line
 
     names = columns(report)
-    report_rows = list(report.rows())
+    report_rows = list(people_rows(report))
     with_traffic, with_loaded = "TRAFFIC" in names, "LOADED" in names
     rows = [dict(zip(names, cells(r, with_traffic, with_loaded), strict=True)) for r in report_rows]
     natural = {n: max([cell_len(n), *(cell_len(row[n]) for row in rows)]) for n in names}

@@ -114,3 +114,21 @@ def test_doctor_against_a_server_that_answers_garbage() -> None:
     ) as url:
         run = run_cli("doctor", "--prometheus", url, "--timeout", "5")
     assert run.exit_code == 3 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+def test_the_table_says_per_model_what_is_known(lab: Lab) -> None:
+    """A called model is one line, not one identical line per version; machines still get each."""
+    run = run_cli("report", *lab.args(sc.STOCK))  # piped: plain text, reasons in full
+    lines = [line.split() for line in run.stdout.splitlines()]
+    busy = [w for w in lines if w and w[0] == "busy"]
+    assert len(busy) == 1 and busy[0][1:5] == ["1,", "2,", "3", "in-use"], busy
+    quiet = [w for w in lines if w and w[0] == "quiet"]
+    assert [w[1:3] for w in quiet] == [["1,", "2"], ["3", "protected"]] and quiet[0][3] == "safe"
+    run = run_cli("report", "--format", "markdown", *lab.args(sc.STOCK))
+    assert sum(line.startswith("| busy |") for line in run.stdout.splitlines()) == 1
+    run = run_cli("safe-list", *lab.args(sc.STOCK))
+    assert [line.split("\t")[:2] for line in run.stdout.splitlines()] == [
+        ["quiet", "1"],
+        ["quiet", "2"],
+        ["unused", "1"],
+    ]
