@@ -197,13 +197,17 @@ def doctor(settings: Settings, now: float) -> list[Fit]:
     """Every preset (and the metric and labels set, if no preset's), judged by what the index
     holds of its metric over the window before now (`retire doctor`)."""
     from retire.config.build import connection_from, params_from
+    from retire.deadline import Deadline
     from retire.sources.prometheus import doctor as checks
     from retire.sources.prometheus.client import PrometheusClient
 
     params = params_from(settings)
     given = checks.Candidate("your settings", params.metric, params.model_label, params.version_label)
     with PrometheusClient(
-        settings.prometheus or "", timeout=settings.timeout, connection=connection_from(settings)
+        settings.prometheus or "",
+        timeout=settings.timeout,
+        connection=connection_from(settings),
+        deadline=Deadline(settings.deadline),
     ) as client:
         return checks.judge(client, now - settings.window, now, checks.candidates(given), params.fleet)
 

@@ -137,9 +137,25 @@ class PrometheusClient:
 
     def label_values(self, label: str, match: str, start: float, end: float) -> list[str]:
         """Values of one label among the series matching a selector in [start, end] (index only: cheap)."""
+        return self.label_answer(label, match, start, end)[0]
+
+    def label_answer(
+        self, label: str, match: str, start: float, end: float
+    ) -> tuple[list[str], tuple[str, ...], bool]:
+        """The label values with the answer's warnings and whether it said it was partial: an
+        empty list from a partial index is no proof that nothing is there."""
         form = {"match[]": match, "start": _fmt_time(start), "end": _fmt_time(end)}
-        result = self._send(f"/api/v1/label/{label}/values", form, method="GET", raw=True)
-        return parse_label_values({"status": "success", "data": result}, f"Prometheus at {self.display_url}")
+        payload = self._send(f"/api/v1/label/{label}/values", form, method="GET", raw=True, whole=True)
+        where = f"Prometheus at {self.display_url}"
+        values = parse_label_values({"status": "success", "data": payload.get("data")}, where)
+        try:
+            warnings = strings(payload.get("warnings"), "warnings")  # scrubbed of secrets
+        except ValueError as e:
+            raise PrometheusError(
+                f"{where} sent a malformed label values answer ({e}); check the URL points at a "
+                "Prometheus-compatible API"
+            ) from None
+        return values, warnings, "isPartial" in payload and payload["isPartial"] is not False
 
     def series(self, match: str, start: float, end: float) -> IndexAnswer:
         """Label sets of the series matching a selector in [start, end] (index only: no samples

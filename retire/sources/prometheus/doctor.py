@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from retire.errors import PrometheusError
 from retire.servers import SERVERS
 
 if TYPE_CHECKING:
@@ -59,20 +60,33 @@ def judge(
     """Each candidate, judged by the series of its metric in [start, end] (with the fleet matchers)."""
     tail = "".join(f",{m.render()}" for m in fleet)
     names = "|".join(sorted({c.metric for c in wanted}))  # metric names hold no regex syntax
-    found = set(client.label_values("__name__", f'{{__name__=~"{names}"{tail}}}', start, end))
+    found = set(_values(client, "__name__", f'{{__name__=~"{names}"{tail}}}', start, end))
     return [_judge(client, start, end, c, tail) if c.metric in found else
             Fit(c.name, c.metric, False, "no series in the window") for c in wanted]  # fmt: skip
 
 
+def _values(client: PrometheusClient, label: str, match: str, start: float, end: float) -> list[str]:
+    """Label values from a whole answer: a partial one (or one with warnings) is refused, since
+    "not found" from part of the index would send the user to the wrong preset."""
+    values, warnings, partial = client.label_answer(label, match, start, end)
+    if warnings or partial:
+        said = "; ".join(warnings) or "the answer is partial"
+        raise PrometheusError(
+            f"Prometheus at {client.display_url} answered only in part ({said}): retry when every "
+            "store answers, or ask the Prometheus that scrapes the servers directly"
+        )
+    return values
+
+
 def _judge(client: PrometheusClient, start: float, end: float, c: Candidate, tail: str) -> Fit:
-    models = client.label_values(c.model_label, f'{c.metric}{{{c.model_label}!=""{tail}}}', start, end)
+    models = _values(client, c.model_label, f'{c.metric}{{{c.model_label}!=""{tail}}}', start, end)
     if not models:
         return Fit(c.name, c.metric, False, f"series, but none with a {c.model_label} label")
     counted = f"{len(models)} model(s)"
     if not c.version_label:
         return Fit(c.name, c.metric, True, f"{counted}; calls per model (no version label)")
     labelled = f'{c.metric}{{{c.model_label}!="",{c.version_label}!=""{tail}}}'
-    versions = client.label_values(c.version_label, labelled, start, end)
+    versions = _values(client, c.version_label, labelled, start, end)
     if not versions:
         return Fit(c.name, c.metric, False, f"{counted}, but no series with a {c.version_label} label")
     return Fit(c.name, c.metric, True, f"{counted}, {len(versions)} {c.version_label} value(s)")
