@@ -170,10 +170,6 @@ def _schema() -> _Schema:
     )
 
 
-class _Refused(Exception):
-    """An unknown field where retire reads meaning; carries the protobuf-style location."""
-
-
 @cache
 def _parser_class() -> type[Any]:
     """protobuf's text-format parser, refusing unknown fields outside the _LENIENT messages."""
@@ -260,15 +256,14 @@ def _schemaless(tokenizer: Any, end: str | None, depth: int) -> Message:
     while not (tokenizer.TryConsume(end) if end else tokenizer.AtEnd()):
         if tokenizer.AtEnd():
             raise tokenizer.ParseErrorPreviousToken(f'Expected "{end}".')
-        name = tokenizer.ConsumeIdentifierOrNumber()
-        scalar = tokenizer.TryConsume(":") and not (tokenizer.LookingAt("{") or tokenizer.LookingAt("<"))
-        values = out.setdefault(name, [])
-        if scalar and tokenizer.TryConsume("["):
+        values = out.setdefault(tokenizer.ConsumeIdentifierOrNumber(), [])
+        colon = tokenizer.TryConsume(":")
+        if tokenizer.TryConsume("["):  # `f: [1, 2]`, and `f [ {...} ]` for messages
             while not tokenizer.TryConsume("]"):
                 values.append(_schemaless_value(tokenizer, depth))
                 if not tokenizer.LookingAt("]"):
                     tokenizer.Consume(",")
-        elif scalar:
+        elif colon and not (tokenizer.LookingAt("{") or tokenizer.LookingAt("<")):
             values.append(_schemaless_value(tokenizer, depth))
         else:
             values.append(_schemaless_message(tokenizer, depth))
