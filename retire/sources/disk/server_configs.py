@@ -194,8 +194,8 @@ def _parser_class() -> type[Any]:
 
 def _unknown(field_name: str, message_type: str) -> str:
     short = message_type.rsplit(".", 1)[-1]
-    server = "Triton" if message_type.startswith(f"{_TRITON}.") else "TF Serving"
-    return f"unknown field {field_name!r} in {short} ({server} refuses a file with a field it does not know)"
+    who = "Triton refuses" if message_type.startswith(f"{_TRITON}.") else "TF Serving refuses"
+    return f"unknown field {field_name!r} in {short} ({who} a file with a field it does not know)"
 
 
 def _near(known: str, name: str) -> bool:
