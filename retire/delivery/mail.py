@@ -273,4 +273,10 @@ def _failure(e: Exception, where: str, smtp: SmtpSettings) -> MailError:
     if isinstance(e, ssl.SSLError):
         return MailError(f"TLS with {where} failed ({e.reason}); pass its CA with --smtp-ca-file")
     reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    if isinstance(e, ConnectionRefusedError):
+        return MailError(
+            f"cannot send mail through {where}: {reason}; nothing listens at {smtp.host} port "
+            f"{smtp.port}: check --smtp-host and --smtp-port (465 with --smtp-ssl, 587 with "
+            "--smtp-starttls, 25 otherwise), and that the mail server is up"
+        )
     return MailError(f"cannot send mail through {where}: {reason}")

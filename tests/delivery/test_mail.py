@@ -245,3 +245,15 @@ def test_the_cron_line_runs_plain(lab: Lab, tmp_path: Path) -> None:
         assert "\x1b" not in output
     assert "3 safe to offload" in report and len(inbox.messages) == 1
     assert shlex.split(command)[0] == "retire"
+
+
+@pytest.mark.prometheus
+def test_nothing_listening_names_the_host_and_port_to_check(lab: Lab) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = run_cli("report", *lab.args(sc.BASIC), *mail_args(port))
+    assert run.exit_code == 5 and run.stderr.count("\n") == 1, run.stderr
+    assert f"nothing listens at 127.0.0.1 port {port}" in run.stderr and "--smtp-port" in run.stderr

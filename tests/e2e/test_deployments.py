@@ -110,6 +110,14 @@ def test_tls_needs_the_ca(models: Path, tls_server: tuple[str, Path]) -> None:
     assert code == 0, err
 
 
+def test_https_to_a_plain_http_server_suggests_http(models: Path) -> None:
+    """Not the client-certificate hint: the one thing to change is the scheme (#26)."""
+    with fs.serve(fs.full_answer) as url:
+        code, _, err = _report(url.replace("http://", "https://"), models)
+    assert code == 3 and err.count("\n") == 1
+    assert "plain HTTP" in err and f"try --prometheus {url}" in err and "--client-cert" not in err
+
+
 def test_insecure_warns_loudly(models: Path, tls_server: tuple[str, Path]) -> None:
     url, _ = tls_server
     code, _, err = _report(url, models, "--insecure")

@@ -273,6 +273,13 @@ class PrometheusClient:
                     f"TLS certificate of {where} not trusted ({reason}); pass its CA with --ca-file "
                     "(or, not recommended, --insecure)"
                 ) from None
+            plain = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure", "http request")
+            if self.base_url.startswith("https://") and any(p in reason for p in plain):
+                # What OpenSSL says when the other end answers TLS with plain HTTP.
+                raise PrometheusError(
+                    f"TLS handshake with {where} failed ({reason}): the server seems to speak plain "
+                    f"HTTP; try --prometheus {printable(redact_url('http://' + self.base_url[8:]))}"
+                ) from None
             if "SSL" in reason or "TLS" in reason:
                 raise PrometheusError(
                     f"TLS handshake with {where} failed ({reason}); check --client-cert/--client-key "
