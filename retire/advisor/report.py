@@ -88,6 +88,9 @@ class Summary:
     safe_bytes_loaded_unknown: int = 0
     # Per model under a server's latest N: what frees its idle loaded versions' memory.
     advice: tuple[str, ...] = ()
+    # Protected rows per protection (pinned, newest, young; a row may have several): why nothing
+    # is safe, when a plan has nothing to move.
+    protected_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def unknown(self) -> int:

@@ -19,6 +19,7 @@ A row is `safe` only by reaching rule 5; every other outcome is the default.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from retire.advisor import doubts, per_model, protections, wording
@@ -98,6 +99,8 @@ def _advise(
     if rows[Status.UNKNOWN].any():
         unknown_causes = (*causes, *doubts.summary_words(x, doubt_masks, rows[Status.UNKNOWN]))
     summary = _summary(x, rows, loaded, unknown_causes, advice)
+    protected_by = {k: int((m & rows[Status.PROTECTED]).sum()) for k, m in protection_masks.items()}
+    summary = replace(summary, protected_by=protected_by)
     ignored = tuple((str(i.path), i.reason) for i in inventory.ignored)
     return Report(_header(inventory, evidence, policy, generated_at), table, summary, ignored)
 

@@ -102,6 +102,7 @@ def plan_command(
     """
     from retire.actions.plan import plan_for
     from retire.formats import render_plan
+    from retire.formats.words import nothing_safe
 
     with user_errors():
         settings = resolved(given(locals()), config)
@@ -109,7 +110,8 @@ def plan_command(
         report = made_report(settings, deadline_of(settings))
         plan = plan_for(report, archive_dir, None, only_pins(only), say)
         has_config = settings.model_config is not None
-        emit(render_plan(plan, fmt.name, has_config, report.summary.advice), settings.output)
+        why = nothing_safe(report) if not plan.moves else ""
+        emit(render_plan(plan, fmt.name, has_config, report.summary.advice, why), settings.output)
 
 
 @app.command(epilog=exit_codes(0, 2, 3, 6))
@@ -183,6 +185,7 @@ def offload(
     from retire.actions import offload as ops
     from retire.actions.plan import plan_for
     from retire.formats.text import plan_text
+    from retire.formats.words import nothing_safe
     from retire.run import carry_out
 
     with user_errors():
@@ -194,7 +197,8 @@ def offload(
         run_deadline = deadline_of(settings)  # one for the plan, the re-check and the moves
         report = made_report(settings, run_deadline)
         plan = plan_for(report, archive_dir, plan_file, only_pins(only), say)
-        typer.echo(plan_text(plan, settings.model_config is not None, report.summary.advice), nl=False)
+        why = nothing_safe(report) if not plan.moves else ""
+        typer.echo(plan_text(plan, settings.model_config is not None, report.summary.advice, why), nl=False)
         if plan.moves and not apply:
             say("dry run: nothing was moved; add --apply to act")
         elif plan.moves:

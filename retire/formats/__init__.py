@@ -95,7 +95,7 @@ class Format:
     left_out: Callable[[Report], list[str]] | None = None
     # An offload plan (`retire plan --format NAME`): (plan, whether a model config file is read,
     # the server-config advice) -> text.
-    plan: Callable[[Plan, bool, tuple[str, ...]], str] | None = None
+    plan: Callable[[Plan, bool, tuple[str, ...], str], str] | None = None  # (.., advice, why)
 
 
 def with_changes(render: Callable[[Report, list[str]], str]) -> Callable[[Report, View], str]:
@@ -169,10 +169,11 @@ def render_safe_list(report: Report, fmt: str) -> str:
     return render(report)
 
 
-def render_plan(plan: Plan, fmt: str, model_config: bool, advice: tuple[str, ...] = ()) -> str:
+def render_plan(plan: Plan, fmt: str, model_config: bool, advice: tuple[str, ...] = (), why: str = "") -> str:
+    """The plan in a plan format; `why`: why nothing moves, when nothing does (words.nothing_safe)."""
     render = _chosen(fmt, PLAN).plan
     assert render is not None, fmt
-    return render(plan, model_config, advice)
+    return render(plan, model_config, advice, why)
 
 
 def mail_parts(attach: tuple[str, ...] = ()) -> tuple[Format, ...]:

@@ -57,7 +57,7 @@ def _report(report: Report, view: View) -> str:
     return report_json(report, view.history)
 
 
-def _plan(plan: Plan, model_config: bool, advice: tuple[str, ...]) -> str:
+def _plan(plan: Plan, model_config: bool, advice: tuple[str, ...], why: str = "") -> str:
     """The plan as `offload --plan` reads it back (the plan model's own JSON)."""
     return plan.to_json()
 

@@ -96,3 +96,25 @@ def since_last(history: History | None) -> list[str]:
         was = f" (was {c.before})" if c.before else " (new)"
         out.append(f"  {c.kind}: {c.model} {c.version}{was}")
     return out
+
+
+_PROTECTED_WORDS = {"young": "younger than --min-age", "newest": "among the newest kept", "pinned": "pinned"}
+
+
+def nothing_safe(report: Report) -> str:
+    """Why no version is safe, in counts: each verdict, and for the protected ones each protection,
+    so `plan` on a fresh model directory says that everything is younger than --min-age."""
+    counts = report.summary.counts
+    total = sum(counts.values())
+    if not total:
+        return "no model versions on disk or in Prometheus"
+    parts = []
+    for status, n in counts.items():
+        if n and status != "safe":
+            parts.append(f"{n} {status}")
+            if status == "protected":
+                by = [
+                    f"{k} {_PROTECTED_WORDS.get(p, p)}" for p, k in report.summary.protected_by.items() if k
+                ]
+                parts[-1] += f" ({', '.join(by)})" if by else ""
+    return f"no version is safe to offload; of {total}: " + ", ".join(parts)

@@ -48,7 +48,9 @@ def test_offload_that_moves_nothing_offers_no_undo(lab: Lab, tmp_path: Path) -> 
         assert "restore" not in run.stdout + run.stderr
         assert "add --apply" not in run.stderr
     plan = run_cli("plan", *args, *pins, "--archive-dir", str(tmp_path / "archive"))
-    assert plan.stdout == "plan: nothing to move (no version is safe to offload)\n"
+    # Why, in counts (#26): the pinned versions are the ones that could have moved.
+    assert plan.stdout.startswith("plan: nothing to move (no version is safe to offload; of ")
+    assert "pinned" in plan.stdout and plan.stdout.count("\n") == 1
 
 
 @pytest.mark.prometheus
@@ -146,3 +148,17 @@ def test_offload_whose_every_move_is_skipped_offers_no_undo(lab: Lab, tmp_path: 
     assert "skipped alpha 5: now in-use" in run.stderr
     assert "nothing was moved" in run.stderr and "restore" not in run.stderr
     assert (tree / "alpha" / "5").exists()
+
+
+@pytest.mark.prometheus
+def test_plan_on_a_fresh_copy_says_everything_is_younger_than_min_age(lab: Lab, tmp_path: Path) -> None:
+    """A fresh copy of a model directory: every directory is minutes old (#26)."""
+    tree, args = _tree(lab, tmp_path)
+    import os
+
+    for d in tree.rglob("*"):  # as `cp -r` leaves them: modified now
+        os.utime(d)
+    plan = run_cli("plan", *args, "--archive-dir", str(tmp_path / "archive"))
+    assert plan.exit_code == 0, plan.stderr
+    assert "plan: nothing to move (no version is safe to offload; of " in plan.stdout
+    assert "younger than --min-age" in plan.stdout, plan.stdout
