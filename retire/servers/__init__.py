@@ -27,6 +27,7 @@ _MODULES = (
     "tfserving",
     "triton",
     "torchserve",
+    "mlserver",
 )
 
 
