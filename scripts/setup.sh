@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a Debian machine, from nothing:
-# Prometheus (with promtool), VictoriaMetrics, retire with its test extras in ./.venv, and a real
-# Triton Inference Server (PyPI nvidia-pytriton bundles the tritonserver binary) in ./.venv/triton.
+# Prometheus (with promtool), VictoriaMetrics, retire with its test extras in ./.venv, a real
+# Triton Inference Server (PyPI nvidia-pytriton bundles the tritonserver binary) in ./.venv/triton
+# and a real Seldon MLServer in ./.venv/mlserver.
 # Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,4 +61,16 @@ if ! compgen -G ".venv/triton/lib/python3*/site-packages/nvidia_pytriton-0.7.0.d
     echo "setup: installing $triton_pin (Triton Inference Server for the tests) into .venv/triton" >&2
     [ -x .venv/triton/bin/python ] || .venv/bin/python -m venv .venv/triton
     .venv/triton/bin/python -m pip install -q "$triton_pin"
+fi
+
+# The real-MLServer test tier (tests/e2e/test_mlserver.py) runs PyPI's mlserver from a venv of its
+# own (about 330 MB; its fastapi, pydantic and grpc pins are not retire's). uvloop is pinned:
+# with uvloop 0.23 MLServer's inference worker dies at start ("There is no current event loop").
+# retire.lab.mlserver finds it at <sys.prefix>/mlserver.
+mlserver_pins=("mlserver==1.7.1" "uvloop==0.21.0")
+if ! compgen -G ".venv/mlserver/lib/python3*/site-packages/mlserver-1.7.1.dist-info" >/dev/null \
+    || ! compgen -G ".venv/mlserver/lib/python3*/site-packages/uvloop-0.21.0.dist-info" >/dev/null; then
+    echo "setup: installing ${mlserver_pins[*]} (MLServer for the tests) into .venv/mlserver" >&2
+    [ -x .venv/mlserver/bin/python ] || .venv/bin/python -m venv .venv/mlserver
+    .venv/mlserver/bin/python -m pip install -q "${mlserver_pins[@]}"
 fi

@@ -44,7 +44,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "model_dir",
         _paths,
-        "Model root: <root>/<model>/<version>/ (a model store for torchserve). Repeatable "
+        "Model root: <root>/<model>/<version>/ (a model store for torchserve, the repository of "
+        "model-settings.json files for mlserver). Repeatable "
         "(`:`-separated in the environment).",
         "/models",
         default=(),

@@ -195,6 +195,10 @@ class _Server:
         """The server's environment; None: ours."""
         return None
 
+    def popen_cwd(self) -> Path | None:
+        """The server's working directory (servers that write beside it); None: ours."""
+        return None
+
     def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.workdir / f"{self.name}.log"
@@ -207,6 +211,7 @@ class _Server:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     env=self.popen_env(),
+                    cwd=self.popen_cwd(),
                 )
             try:
                 wait_ready(self.url + self.ready_path, self.process, log, self.ready_timeout, self.summarize)

@@ -28,6 +28,7 @@ _MODULES = (
     "tfserving_stock",
     "triton",
     "torchserve",
+    "mlserver",
 )
 
 

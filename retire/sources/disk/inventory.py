@@ -339,8 +339,9 @@ def scan_base_path(base_path: Path, model: str, srv: Layout) -> Inventory:
     """One model's versions (`--model-base-path`), with its own policy file if the server has one."""
     if srv.store is not None:
         raise InventoryError(
-            f"--model-base-path names one model's version directories; {srv.preset} keeps models "
-            "in a model store: pass the store with --model-dir"
+            f"--model-base-path names one model's version directories; {srv.preset} reads each "
+            "version's model and version from its own files: pass the model store or repository "
+            "with --model-dir"
         )
     found, skipped = scan_model(base_path, model, srv)
     keep: dict[str, int] = {}
