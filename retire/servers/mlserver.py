@@ -4,13 +4,14 @@ Versions are declared in each model's `model-settings.json` (`name`, `implementa
 `parameters.version`), found anywhere under the repository root (retire.sources.disk.model_settings
 says how, and what MLServer would not load). Versions are strings, joined as written.
 
-The metrics port (8082 by default, `/metrics`) exports `model_infer_request_success_total` and
-`model_infer_request_failure_total`, labelled `model` and `version` as the request named them; a
-request that names no version is counted under `version="None"` (gRPC: an empty version, which
-Prometheus stores as no label), whichever version served it. Both series are created on a
-version's first request, not at load. The preset counts successful calls: a version whose every
-call fails (a client still calling a broken model) has none, and looks idle. To count failed
-calls too, record their sum and give it with `--metric` (README "Presets").
+The metrics port (8082 by default, `/metrics`) exports, labelled `model` and `version` as the
+request named them, `model_infer_request_success_total`, `model_infer_request_failure_total` and
+the summary `model_infer_request_duration` (handlers/dataplane.py). The preset reads the summary's
+`_count`: MLServer times every request, failed or not, so it counts every call; the success
+counter alone would make a version whose every call fails (a client still calling a broken model)
+look idle. A request that names no version is counted under `version="None"` (gRPC: an empty
+version, which Prometheus stores as no label), whichever version served it. The series are created
+on a version's first request, not at load.
 
 `--server` asks the repository index (`POST /v2/repository/index`), which lists every
 model-settings.json it finds with a state. That state is the state of the model's default version,
@@ -94,7 +95,7 @@ def _ready(asker: Asker, model: str, version: str | None) -> str:
 SERVER = Server(
     preset="mlserver",
     name="mlserver",
-    metric="model_infer_request_success_total",
+    metric="model_infer_request_duration_count",
     model_label="model",
     version_label="version",
     version_of=version_of,

@@ -116,7 +116,8 @@ def counters(server: MLServer) -> dict[str, float]:
     return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in server.metrics().splitlines()
-        if line.startswith("model_infer_request_") and not line.startswith("model_infer_request_duration")
+        if (line.startswith("model_infer_request_") and not line.startswith("model_infer_request_duration_"))
+        or line.startswith("model_infer_request_duration_count")
     }
 
 
@@ -203,6 +204,9 @@ def test_what_mlserver_exports(mlab: MLServerLab) -> None:
     assert c['model_infer_request_failure_total{model="flaky",version="1"}'] == n
     assert c['model_infer_request_failure_total{model="ranker",version="1"}'] == 0
     assert not [k for k in c if 'model="flaky"' in k and k.startswith("model_infer_request_success")]
+    # The preset's counter: every request, failed ones too.
+    assert c['model_infer_request_duration_count{model="flaky",version="1"}'] == n
+    assert c['model_infer_request_duration_count{model="ranker",version="1"}'] == n + 1
     assert not [k for k in c if 'version="2"' in k or 'version="b"' in k]  # created on a request
     assert mlab.facts["answers"]["flaky/1"] == [500] * n  # type: ignore[index]
     # A call that names no version goes to the unversioned entry, else to the newest ("b" > "a").
@@ -224,7 +228,7 @@ def test_verdicts(mlab: MLServerLab) -> None:
         ("idle", "None"): "safe",
         ("mixed", "1"): "unknown",  # "None" calls went to the unversioned entry, which is ignored
         ("mixed", "None"): "not-on-disk",
-        ("flaky", "1"): "safe",  # every call failed: the success counter never saw one (README)
+        ("flaky", "1"): "in-use",  # every call failed, and each is counted (the duration summary)
         ("flaky", "2"): "safe",
     }, table
     assert code == 4  # some versions are unknown
@@ -244,7 +248,8 @@ def test_newest_is_mlservers_newest(mlab: MLServerLab) -> None:
 
 
 def test_failed_calls_counted_through_a_recording_rule(mlab: MLServerLab) -> None:
-    """The README's rule summing success and failure: flaky/1, whose every call failed, is in use."""
+    """A recording rule summing success and failure, as a user might give with --metric, agrees:
+    flaky/1, whose every call failed, is in use."""
     _, report = mlab.report("--keep-latest", "0", "--metric", SUMMED)
     s = statuses(report)
     assert s[("flaky", "1")] == "in-use" and s[("flaky", "2")] == "safe"
