@@ -24,6 +24,7 @@ from retire.cli.steps import (
     error,
     exit_code,
     made_report,
+    quietly,
     resolved,
     say,
     screen,
@@ -90,6 +91,7 @@ def report(
     smtp_ca_file: opt.SmtpCaFile = None,
     smtp_timeout: opt.SmtpTimeout = None,
     since_last: opt.SinceLast = None,
+    quiet: opt.Quiet = None,
 ) -> None:
     """Every model version, on disk or in Prometheus, with its traffic and verdict.
 
@@ -117,7 +119,8 @@ def report(
         fmt = chosen(settings.format, REPORT)
         delivery = build.delivery(settings, run_deadline)  # bad secret or state files: exit 2, first
         sparklines = delivery.sparklines(fmt)
-        result = delivery.made(lambda: made_report(settings, run_deadline, sparklines), say, error)
+        tell = quietly if settings.quiet else say  # errors still go to stderr (error)
+        result = delivery.made(lambda: made_report(settings, run_deadline, sparklines, tell), tell, error)
         changes = delivery.changes(result)
         color, width = screen(fmt, settings.output)
         text = render_report(
@@ -125,8 +128,8 @@ def report(
         )
         emit(text, settings.output)
         if not fmt.terminal or settings.output is not None:  # stdout's table ends with it already
-            say(summary_line(result))
-        delivery.deliver(result, changes, say)
+            tell(summary_line(result))
+        delivery.deliver(result, changes, tell)
     raise typer.Exit(exit_code(result))
 
 

@@ -13,7 +13,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -54,6 +54,10 @@ def error(message: str) -> None:
 
 def say(text: str) -> None:
     typer.echo(f"retire: {_clean(text)}", err=True)
+
+
+def quietly(text: str) -> None:
+    """`say` under --quiet: nothing (only errors reach stderr)."""
 
 
 _interrupted = threading.Event()
@@ -112,7 +116,9 @@ def deadline_of(settings: Settings) -> Deadline:
     return Deadline(settings.deadline)
 
 
-def made_report(settings: Settings, deadline: Deadline, sparklines: bool = False) -> Report:
+def made_report(
+    settings: Settings, deadline: Deadline, sparklines: bool = False, tell: Callable[[str], None] = say
+) -> Report:
     """The one library call, with the clock read here and the progress bar on stderr (notes wait
     until the bar is gone)."""
     from retire.run import build_report
@@ -125,7 +131,7 @@ def made_report(settings: Settings, deadline: Deadline, sparklines: bool = False
             )
     finally:
         for note in notes:
-            say(note)
+            tell(note)
 
 
 @contextmanager

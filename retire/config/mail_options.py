@@ -125,4 +125,15 @@ MAIL_OPTIONS: tuple[Option, ...] = (
         group=MAIL,
         kind=Path,
     ),
+    Option(
+        "quiet",
+        _bool,
+        "Nothing on stderr unless something fails (the report still goes to stdout, -o or mail): "
+        "cron then mails only failures.",
+        "true",
+        default=False,
+        group=MAIL,
+        kind=bool,
+        aliases=("-q",),
+    ),
 )

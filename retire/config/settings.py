@@ -75,6 +75,7 @@ class Settings:
     smtp_ca_file: Path | None = _DEFAULTS["smtp_ca_file"]
     smtp_timeout: float = _DEFAULTS["smtp_timeout"]
     since_last: Path | None = _DEFAULTS["since_last"]
+    quiet: bool = _DEFAULTS["quiet"]
 
     @property
     def effective_min_age(self) -> float:

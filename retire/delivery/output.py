@@ -64,6 +64,14 @@ def _write_in_place(path: Path, text: str) -> None:
 def _replace(path: Path, text: str) -> None:
     directory = path.parent if str(path.parent) else Path()
     try:
+        # A state directory that does not exist yet (`~/.local/state` under a fresh HOME, as cron
+        # runs it): made, private to the user, instead of a failed first run.
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(
+            f"cannot write {path}: cannot create {directory} ({e.strerror}); create it, or name another file"
+        ) from None
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as e:
         raise OutputError(

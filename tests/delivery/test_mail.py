@@ -214,7 +214,7 @@ def test_since_last_shows_what_changed(lab: Lab, tmp_path: Path) -> None:
 def test_the_cron_line_runs_plain(lab: Lab, tmp_path: Path) -> None:
     line = next(x for x in (ROOT / "examples" / "crontab").read_text().splitlines() if x.startswith("0 7 "))
     command = line.split(None, 5)[5]
-    home = tmp_path / "home"
+    home = _fresh_home(tmp_path)
     (home / ".local" / "state").mkdir(parents=True)
     inbox = Inbox()
     with smtp(inbox) as port:
@@ -244,7 +244,65 @@ def test_the_cron_line_runs_plain(lab: Lab, tmp_path: Path) -> None:
     for output in (run.stdout, run.stderr, report):
         assert "\x1b" not in output
     assert "3 safe to offload" in report and len(inbox.messages) == 1
-    assert shlex.split(command)[0] == "retire"
+    assert shlex.split(command)[0] == "$HOME/.local/bin/retire"
+
+
+def _cron_env(home: Path, crontab: str, **override: str) -> dict[str, str]:
+    """What cron gives a job: HOME, LOGNAME, SHELL and PATH=/usr/bin:/bin, plus the crontab's
+    own variable lines (here pointed at the lab), and nothing else."""
+    env = {"HOME": str(home), "LOGNAME": "root", "SHELL": "/bin/sh", "PATH": "/usr/bin:/bin"}
+    for line in crontab.splitlines():
+        name, eq, value = line.partition("=")
+        if eq and name.isidentifier() and not line.startswith("#"):
+            env[name] = value
+    return {**env, **override}
+
+
+def _fresh_home(tmp_path: Path) -> Path:
+    """A HOME with retire where `pipx install` puts it, and nothing else (no ~/.local/state)."""
+    home = tmp_path / "home"
+    (home / ".local" / "bin").mkdir(parents=True)
+    (home / ".local" / "bin" / "retire").symlink_to(Path(sys.executable).parent / "retire")
+    return home
+
+
+@pytest.mark.prometheus
+def test_the_crontab_runs_as_cron_runs_it_and_is_quiet_on_success(lab: Lab, tmp_path: Path) -> None:
+    """#26: the example as it stands, under `env -i` with cron's PATH and a fresh HOME: the mail
+    goes out, the state directory is made, and nothing is printed, so cron mails nobody."""
+    crontab = (ROOT / "examples" / "crontab").read_text()
+    command = next(x for x in crontab.splitlines() if x.startswith("0 7 ")).split(None, 5)[5]
+    home = _fresh_home(tmp_path)
+    inbox = Inbox()
+    with smtp(inbox) as port:
+        env = _cron_env(
+            home,
+            crontab,
+            RETIRE_PROMETHEUS_URL=lab.url,
+            RETIRE_MODEL_DIR=str(lab.models(sc.BASIC)),
+            RETIRE_SELECTOR='scenario="basic"',
+            RETIRE_COVERAGE='up{scenario="basic"}',
+            RETIRE_AT=str(lab.end),
+            RETIRE_SMTP_HOST="127.0.0.1",
+            RETIRE_SMTP_PORT=str(port),
+        )
+        run = subprocess.run(
+            ["env", "-i", *(f"{k}={v}" for k, v in env.items()), "/bin/sh", "-c", command],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+        )  # fmt: skip
+        assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+        assert len(inbox.messages) == 1
+        state = home / ".local" / "state"
+        assert "3 safe to offload" in (state / "retire-report.txt").read_text()
+        assert (state / "retire-last.json").is_file() and state.stat().st_mode & 0o777 == 0o700
+        env["RETIRE_PROMETHEUS_URL"] = "http://127.0.0.1:9"  # down: cron must mail this one line
+        run = subprocess.run(
+            ["env", "-i", *(f"{k}={v}" for k, v in env.items()), "/bin/sh", "-c", command],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+        )  # fmt: skip
+    assert run.returncode == 3 and run.stdout == "" and run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith("retire: error: cannot reach Prometheus")
+    assert len(inbox.messages) == 2  # the team hears of the failure too
 
 
 @pytest.mark.prometheus
