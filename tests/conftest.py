@@ -45,8 +45,8 @@ class Lab:
         ]
         if coverage:
             out += ["--coverage", f'up{{scenario="{scenario.name}"}}']
-        if scenario.name in ("triton", "torchserve", "triton0", "torchserve0"):
-            out += ["--preset", scenario.name.rstrip("0")]
+        if scenario.name in ("triton", "torchserve", "triton0", "torchserve0", "tritonfail"):
+            out += ["--preset", scenario.name.rstrip("0").removesuffix("fail")]
         if scenario.name.startswith("tfstock"):
             out += ["--preset", "tfserving"]
         return [*out, *extra]
@@ -58,7 +58,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     om = root / "history.om"
     write_openmetrics(
         om,
-        scenarios.ALL + scenarios.ABSENCE + scenarios.REACH + scenarios.STOCK_ALL,
+        scenarios.ALL + scenarios.ABSENCE + scenarios.REACH + scenarios.STOCK_ALL + scenarios.FAILURES,
         end=scenarios.END,
         history=scenarios.HISTORY,
         interval=60,

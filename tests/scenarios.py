@@ -530,3 +530,40 @@ STOCK_RENAMED_EXPECTED = {
     ("still", "2"): "protected",
 }
 STOCK_ALL = (STOCK, STOCK_RENAMED)
+
+
+# --- Failed calls counted apart (Triton's nv_inference_request_failure): one scenario label, two
+# metrics (two Scenario records; the failures' one has no disk of its own and its own job, so
+# the two write no duplicate `up` series).
+
+_FAIL = {"model_label": "model", "version_label": "version", "labels": {"scenario": "tritonfail"}}
+TRITON_FAIL = Scenario(
+    name="tritonfail",
+    metric="nv_inference_request_success",
+    traffic=(
+        *(Traffic("scorer", str(v), zero_init=True) for v in (1, 2, 3, 5)),
+        Traffic("scorer", "4", qps=0.5, zero_init=True),
+    ),
+    disk=tuple(VersionDir("scorer", str(v), age=10 * DAY) for v in (1, 2, 3, 4, 5)),
+    **_FAIL,  # type: ignore[arg-type]
+)
+TRITON_FAIL_FAILURES = Scenario(
+    name="tritonfail-failures",
+    metric="nv_inference_request_failure",
+    job="tfs-failures",
+    traffic=(
+        Traffic("scorer", "1", qps=0.01, zero_init=True),  # every call fails
+        Traffic("scorer", "2", zero_init=True),  # created at load, never a failure
+        Traffic("scorer", "3", calls=(-2 * HOUR,)),  # created by its first failure, in the window
+        Traffic("scorer", "5", calls=(-40 * HOUR,)),  # failed before the window only
+    ),
+    **_FAIL,  # type: ignore[arg-type]
+)
+TRITON_FAIL_EXPECTED = {
+    ("scorer", "1"): "unknown",
+    ("scorer", "2"): "safe",
+    ("scorer", "3"): "unknown",
+    ("scorer", "4"): "in-use",
+    ("scorer", "5"): "safe",
+}
+FAILURES = (TRITON_FAIL, TRITON_FAIL_FAILURES)

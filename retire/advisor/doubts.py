@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from retire.advisor.report import fmt_qps, iso
+from retire.advisor.report import fmt_calls, fmt_qps, iso
 from retire.durations import format_duration
 
 if TYPE_CHECKING:
@@ -236,6 +236,16 @@ DOUBTS: tuple[Doubt, ...] = (
         _steps_row,
         _count("whose busiest step cannot be shown at or below --threshold"),
         summary_rank=11,
+    ),
+    Doubt(
+        "failed",  # calls the server counts as failed, apart from the served ones (Triton)
+        lambda x: x.on_disk & (x.failed > 0),
+        lambda x, i: (
+            f"{fmt_calls(x.failed[i])} of its calls failed in the window (the server counts them "
+            "apart from the served ones): a client still asks for it"
+        ),
+        _count("whose calls failed"),
+        summary_rank=12,
     ),
     Doubt(
         "unversioned",  # series with no version label: their calls may have reached any version

@@ -210,6 +210,21 @@ class Facts:
                 odd.setdefault(model, []).append(version)
         return odd
 
+    @cached_property
+    def failed(self) -> Any:
+        """Failed calls counted per row by the server's failure counter (0: none seen)."""
+        import numpy as np
+
+        out = np.zeros(self.n)
+        if not self.evidence.failed:
+            return out
+        row = {k: i for i, k in enumerate(zip(self.models, self.versions, strict=True))}
+        for v in self.evidence.failed:
+            i = row.get((v.model, v.version))
+            if i is not None:  # a NaN or infinite count is still a failure seen
+                out[i] += v.value if math.isfinite(v.value) and v.value > 0 else 1.0
+        return out
+
     @property
     def no_version(self) -> tuple[str, ...]:
         """Version labels that name no version: the server's (TorchServe's "default") and the

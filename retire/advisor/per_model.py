@@ -54,6 +54,7 @@ def spread(evidence: Evidence, inventory: Inventory) -> Evidence:
         evidence,
         max_qps=records(evidence.max_qps),
         last_step_qps=records(evidence.last_step_qps),
+        failed=records(evidence.failed) if evidence.failed is not None else None,
         series=records(evidence.series),
         hourly=tuple(records(evidence.hourly)) if evidence.hourly is not None else None,
         recorded=records(evidence.recorded) if evidence.recorded is not None else None,

@@ -118,6 +118,7 @@ def params_from(settings: Settings, scrape: float | None = None) -> QueryParams:
         coverage=coverage,
         rules=rules,
         canonical=server(settings.preset).canonical,
+        failure_metric=server(settings.preset).failure_metric,
         per_step=settings.threshold > 0,
     )
 

@@ -58,6 +58,9 @@ class Server:
     read_policy: Callable[[Path], VersionPolicy] | None = None
     # The reader of a --model-config file (TF Serving's --model_config_file); None: refused.
     read_model_config: Callable[[Path], list[ModelEntry]] | None = None
+    # The counter of failed calls, where the server counts them apart from `metric` (Triton):
+    # a version with failed calls is never safe (queries/failed_calls.promql).
+    failure_metric: str | None = None
     # Version label values that name no version: calls under them may reach any version.
     unattributed: tuple[str, ...] = ()
     # A version label value -> the join key of the version on disk it names ("007" -> "7" where

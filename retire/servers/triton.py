@@ -76,6 +76,7 @@ SERVER = Server(
     preset="triton",
     name="triton",
     metric="nv_inference_request_success",
+    failure_metric="nv_inference_request_failure",  # failed calls are counted apart
     model_label="model",
     version_label="version",
     version_of=version_of,

@@ -99,6 +99,7 @@ def finish(
         queries=answers.planned,
         max_qps=reading.max_qps,
         last_step_qps=version_values(answers["last_step_qps"], params),
+        failed=version_values(answers["failed_calls"], params) if "failed_calls" in answers.results else None,
         series=reading.series,
         coverage=reading.coverage,
         warnings=tuple(warnings),

@@ -154,6 +154,9 @@ class Evidence:
     # the step boundaries (README "How verdicts are made"); None: not asked.
     steps: Mapping[tuple[str, str], StepBounds] | None = None
     instrument: Instrument | None = None  # what the server says of how its data was made
+    # Versions whose calls failed in the window, from the server's failure counter (None: it has
+    # none, or it was not asked): never safe, whatever the counter of served calls says.
+    failed: Sequence[VersionValue] | None = None
     # Why the recording rules cannot be relied on (each makes every would-be-safe row unknown):
     # the rules the server runs differ from these options', or cannot cover them.
     rule_problems: tuple[str, ...] = ()

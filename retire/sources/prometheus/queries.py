@@ -107,6 +107,7 @@ class QueryParams:
     coverage: Selector | None
     rules: RuleSpec | None = None  # read the series recorded by `retire rules` instead of raw ones
     canonical: Callable[[str], str] = str  # version label -> join key (the server's rule)
+    failure_metric: str | None = None  # the server's counter of failed calls, where it has one
     per_step: bool = False  # also count each step's calls (a threshold above 0 compares with them)
 
     @property
@@ -200,6 +201,7 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
         "model_label": params.model_label,
         "version_label": params.version_label,
         "group": params.group,
+        "failure_metric": params.failure_metric or "",
         "matchers": params.matchers,
         # The --selector's fleet matchers (not those on the model or version label), each after a
         # comma: for the query that drops the two `!=""` filters to find the series lacking a label.
@@ -242,6 +244,7 @@ PURPOSES = {
     "series_now": "per series: its newest sample's time (none: gone before the window's end)",
     "series_count": "per series: samples in the window (fewer than its target's scrapes: recreated)",
     "unlabelled_series": "series with no model or version label, per model (no other query sees them)",
+    "failed_calls": "versions whose calls failed in the window (the server's failure counter)",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
     "hourly_qps": "traffic per step over the window, for sparklines: any call shows (no verdict uses it)",
@@ -278,6 +281,7 @@ def report_queries(params: QueryParams, sparklines: bool = False) -> list[Planne
     if params.rules is not None:
         return _recorded_queries(params, sparklines)
     planned = [PlannedQuery(n, "instant", render(n, params), PURPOSES[n]) for n in RAW_NAMES]
+    planned += _failure_queries(params)
     # Holes in the metric itself are checked even with --coverage: targets can stay up while the
     # metric is gone (a relabel rule drops it, an image without the counter rolls out).
     planned.append(_range("metric_presence", render("metric_presence", params), params.resolution))
@@ -293,6 +297,13 @@ def report_queries(params: QueryParams, sparklines: bool = False) -> list[Planne
     if sparklines:
         planned.append(_range("hourly_qps", render("hourly_qps", params), params.step))
     return planned
+
+
+def _failure_queries(params: QueryParams) -> list[PlannedQuery]:
+    """The failed calls, read raw in both modes (only where the server counts them apart)."""
+    if params.failure_metric is None:
+        return []
+    return [PlannedQuery("failed_calls", "instant", render("failed_calls", params), PURPOSES["failed_calls"])]
 
 
 def _range(name: str, promql: str, step: float) -> PlannedQuery:
@@ -327,6 +338,7 @@ def _recorded_queries(params: QueryParams, sparklines: bool) -> list[PlannedQuer
             "unlabelled_series", "instant", render("unlabelled_series", params), PURPOSES["unlabelled_series"]
         ),
         *_heartbeat_queries(params),
+        *_failure_queries(params),
     ]
     if params.coverage is not None:
         planned.append(_range("coverage", render("coverage", params), params.resolution))
