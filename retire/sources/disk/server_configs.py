@@ -317,10 +317,23 @@ def _policy(msg: Any, unset: VersionPolicy) -> VersionPolicy:
     return unset
 
 
+def parse_tfserving_text(text: str, where: str = "config") -> Any:
+    """The ModelServerConfig message of a --model_config_file's text, parsed exactly as
+    `read_tfserving_config` parses it: for code that writes the file back and must read its own
+    output with the same schema (retire/actions/tfserving_config.py)."""
+    root: Any = _schema().model_server_config()
+    _parse(text, root, where)
+    return root
+
+
+def tfserving_policy(msg: Any) -> VersionPolicy:
+    """A parsed ServableVersionPolicy as TF Serving applies it (none chosen: latest 1)."""
+    return _policy(msg, VersionPolicy())
+
+
 def read_tfserving_config(path: Path) -> list[ModelEntry]:
     """`model_config_list { config { ... } ... }` from a TF Serving --model_config_file."""
-    root: Any = _schema().model_server_config()
-    _parse(_read(path, "--model-config "), root, str(path))
+    root = parse_tfserving_text(_read(path, "--model-config "), str(path))
     if root.WhichOneof("config") != "model_config_list" or not root.model_config_list.config:
         raise InventoryError(f"{path}: no model_config_list {{ config {{ ... }} }} entries found")
     entries = []
@@ -341,7 +354,7 @@ def read_tfserving_config(path: Path) -> list[ModelEntry]:
         # The deprecated model_type TENSORFLOW means platform "tensorflow" (server_core.cc).
         platform = str(c.model_platform) or ("tensorflow" if c.model_type == 1 else None)
         labels = {str(k): int(v) for k, v in c.version_labels.items()}
-        policy = _policy(c.model_version_policy, VersionPolicy())  # unset: latest (as TF Serving)
+        policy = tfserving_policy(c.model_version_policy)  # unset: latest (as TF Serving)
         entries.append(ModelEntry(name, base_path, platform, policy, labels))
     return entries
 
