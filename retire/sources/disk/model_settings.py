@@ -25,7 +25,11 @@ A name and version declared twice are served from whichever folder MLServer load
 lists directories unsorted): the first by path is listed and protected, the others ignored.
 
 Protected, with the reason: a version reached through a symlink, and one whose folder holds
-another model's folder (or is the root itself): moving it would take the others with it.
+another model's folder (or is the root itself): moving it would take the others with it. Also a
+version whose files another entry uses, since MLServer would break or serve it under another name
+once it moved: a folder a `parameters.uri` points into, a folder whose model-settings.json another
+folder links to, and a folder a symlink loop leads back to (MLServer's glob follows loops, about 40
+levels deep, and serves what it finds there under the link's name).
 """
 
 from __future__ import annotations
@@ -60,12 +64,22 @@ class Declared:
     version: str  # the join key: as written, or UNVERSIONED
     folder: Path  # the folder holding the file: the version's files
     via_link: Path | None  # the symlinked directory it was reached through, if any
+    uri: str | None = None  # parameters.uri: where its files are read from, if not its folder
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Files that something other than their own entry uses: a real path, who, and how."""
+
+    path: str  # a real path (symlinks resolved)
+    why: str
+    owner: str | None = None  # the real folder of the entry making the claim (its own files are its own)
 
 
 def scan_model_settings(root: Path) -> Inventory:
     """The versions an MLServer serving `root` loads, and what it would not load, with why."""
     _list_dir(root, "model repository")  # a missing or unreadable root: one line, as for the others
-    files, ignored = _find(root)
+    files, ignored, claims = _find(root)
     declared: list[Declared] = []
     for path, via in files:
         found = _read(path, root, via)
@@ -73,11 +87,12 @@ def scan_model_settings(root: Path) -> Inventory:
             ignored.append(Ignored(path, found))
         else:
             declared.append(found)
+    claims += [c for d in declared if (c := _uri_claim(d)) is not None]
     kept, pins = _one_per_version(declared, ignored)
     for d in kept:
-        why = _never_moved(d, root, declared)
+        why = _never_moved(d, root, declared) or _claimed(d, claims)
         if why is not None:
-            pins[(d.name, d.version)] = why
+            pins.setdefault((d.name, d.version), why)  # the first reason found stays
     versions = []
     for model in sorted({d.name for d in kept}):
         mine = sorted((d for d in kept if d.name == model), key=lambda d: d.version)
@@ -95,11 +110,13 @@ def scan_model_settings(root: Path) -> Inventory:
     return one_row_per_version(inv)
 
 
-def _find(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Ignored]]:
+def _find(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Ignored], list[Claim]]:
     """Every model-settings.json MLServer's recursive glob finds (sorted by path), with the
-    symlinked directory it was reached through; hidden directories and symlink loops, ignored."""
+    symlinked directory it was reached through; hidden directories and symlink loops, ignored;
+    and the folders that links (a loop, a linked settings file) make used by other names."""
     found: list[tuple[Path, Path | None]] = []
     ignored: list[Ignored] = []
+    claims: list[Claim] = []
     # (directory, symlinked directory on the way, real paths of the directories above it)
     stack: list[tuple[Path, Path | None, frozenset[str]]] = [
         (root, None, frozenset({os.path.realpath(root)}))
@@ -117,6 +134,11 @@ def _find(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Ignored]]:
             path = Path(entry.path)
             if entry.name == SETTINGS:
                 found.append((path, via))
+                if entry.is_symlink():
+                    target = os.path.realpath(path)
+                    claims.append(Claim(os.path.dirname(target), f"its model-settings.json is also "
+                        f"the one of {path.parent} (a symlink to it): that model reads it",
+                        os.path.realpath(path.parent)))  # fmt: skip
                 continue
             try:
                 is_dir = entry.is_dir()  # follows symlinks, as MLServer's glob does
@@ -131,16 +153,22 @@ def _find(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Ignored]]:
             real = os.path.realpath(path)
             if real in above:
                 ignored.append(Ignored(path, f"symlink loop (-> {real}): not followed"))
+                claims.append(Claim(real, f"MLServer also reaches it through the symlink loop {path} "
+                    "and serves it under that name"))  # fmt: skip
                 continue
             subdirs.append((path, via or (path if entry.is_symlink() else None), above | {real}))
         stack.extend(reversed(subdirs))
     found.sort(key=lambda f: str(f[0]))
-    return found, ignored
+    return found, ignored, claims
 
 
 def _read(path: Path, root: Path, via: Path | None) -> Declared | str:
     """What the file declares, or why MLServer would skip it."""
+    import stat
+
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO waits for a writer, /dev/zero never ends
+            return "not a regular file: retire does not read it (MLServer would hang or fail on it)"
         text = path.read_text(encoding="utf-8")
     except IsADirectoryError:
         return "not a file: MLServer skips it"
@@ -167,8 +195,11 @@ def _read(path: Path, root: Path, via: Path | None) -> Declared | str:
     version = (parameters or {}).get("version")
     if version is not None and not isinstance(version, str):
         return f"parameters.version is {kind_of(version, json=True)}, not a string: MLServer skips it"
+    uri = (parameters or {}).get("uri")
     folder = path.parent
-    return Declared(name or folder.name, version or UNVERSIONED, folder, via)
+    return Declared(
+        name or folder.name, version or UNVERSIONED, folder, via, uri if isinstance(uri, str) else None
+    )
 
 
 def _one_per_version(
@@ -213,6 +244,27 @@ def _never_moved(d: Declared, root: Path, declared: list[Declared]) -> str | Non
     )
     if inside:
         return f"its folder holds another model's folder ({inside[0]}): moving it would move that one too"
+    return None
+
+
+def _uri_claim(d: Declared) -> Claim | None:
+    """The files a parameters.uri reads (relative to the model's folder, as MLServer resolves
+    it; a URI with a scheme is not on this disk)."""
+    if not d.uri or "://" in d.uri:
+        return None
+    target = os.path.realpath(d.folder / d.uri)
+    return Claim(target, f"model {d.name!r} ({d.folder}) loads its files from it (parameters.uri "
+        f"{d.uri!r})", os.path.realpath(d.folder))  # fmt: skip
+
+
+def _claimed(d: Declared, claims: list[Claim]) -> str | None:
+    """Why another entry, a link or a loop uses this version's files, if one does."""
+    real = os.path.realpath(d.folder)
+    for c in claims:
+        if c.owner == real:
+            continue  # its own files
+        if c.path == real or Path(c.path).is_relative_to(real) or Path(real).is_relative_to(c.path):
+            return c.why
     return None
 
 

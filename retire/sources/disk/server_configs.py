@@ -297,7 +297,12 @@ def _schemaless_value(tokenizer: Any, depth: int) -> Any:
 
 
 def _read(path: Path, what: str) -> str:
+    import os
+    import stat
+
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would wait for a writer forever
+            raise InventoryError(f"cannot read {what}{path}: not a regular file; name the config file")
         return path.read_text(encoding="utf-8")
     except OSError as e:
         raise InventoryError(f"cannot read {what}{path}: {e.strerror}") from None
@@ -337,10 +342,16 @@ def read_tfserving_config(path: Path) -> list[ModelEntry]:
     if root.WhichOneof("config") != "model_config_list" or not root.model_config_list.config:
         raise InventoryError(f"{path}: no model_config_list {{ config {{ ... }} }} entries found")
     entries = []
+    seen: set[str] = set()
     for c in root.model_config_list.config:
         name, base = str(c.name), str(c.base_path)
         if not name or not base:
             raise InventoryError(f"{path}: every config needs a name and a base_path")
+        if name in seen:  # server_core.cc: "Illegal to list model ... multiple times in config list"
+            raise InventoryError(
+                f"{path}: model {name!r} is listed more than once; TF Serving refuses such a file"
+            )
+        seen.add(name)
         if "://" in base:
             raise InventoryError(
                 f"{path}: model {name!r} has base_path {base}; retire reads local directories only "

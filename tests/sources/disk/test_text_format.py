@@ -358,6 +358,7 @@ configs = st.lists(
     ),
     min_size=1,
     max_size=4,
+    unique_by=lambda m: m["name"],  # TF Serving refuses a model listed twice (server_core.cc)
 )
 
 
