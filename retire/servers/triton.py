@@ -158,17 +158,24 @@ def reload(
 
 def state(asker: Asker, model: str) -> dict[str, bool | None]:
     """The repository index, then `GET /v2/models/<m>/versions/<v>/ready` for each version it
-    lists: loaded where both say so, not where neither does."""
+    lists: loaded where both say so, not where neither does; a version still UNLOADING or LOADING
+    (the load answers before the unloaded versions' processes have ended) is neither yet."""
     index = ask_loaded(asker, [model])
     out: dict[str, bool | None] = {}
     for (name, version), listed in sorted(index.versions.items()):
         if name != model:
+            continue
+        if index.states.get((name, version)) in _SETTLING:
+            out[version] = None  # its memory is not given back (or taken) yet
             continue
         path = f"/v2/models/{_model_path(model)}/versions/{quote(version, safe='')}/ready"
         status, _ = asker.request("GET", path)
         ready = status == 200
         out[version] = ready if ready == listed else None
     return out
+
+
+_SETTLING = ("UNLOADING", "LOADING")
 
 
 SERVER = Server(
