@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from retire.errors import ConfigError, RetireError
 
 if TYPE_CHECKING:
+    from retire.actions.unload import Target
     from retire.advisor import Report
     from retire.advisor.plan import Plan
     from retire.config import Settings
@@ -324,3 +325,74 @@ def carry_out(
         say(f"offloaded {len(done)} version(s) to {archive_dir}; undo with `{undo}`")
     else:
         say("nothing was moved")
+
+
+def unload(
+    settings: Settings,
+    archive_dir: Path,
+    only: tuple[tuple[str, str], ...],
+    *,
+    apply: bool,
+    undo: bool,
+    build: Callable[[Settings], Report],
+    say: Callable[[str], None],
+    show: Callable[[str], None],
+    deadline: Deadline,
+) -> int:
+    """`retire unload`: what it would ask the server (dry run), or ask it (`apply`), or load back
+    what it unloaded (`undo`). Returns how many versions were changed. Versions are chosen from
+    `build(settings)` (at --at, if given); the re-check before each model's change is made at the
+    present, whatever --at says."""
+    from retire.actions import unload as ops
+    from retire.servers import server
+
+    if not settings.server:
+        raise ConfigError(
+            "retire unload needs --server URL: the model server to ask (and whose status says what is loaded)"
+        )
+    target = _unload_target(settings, deadline)
+    ops.unloader_of(target.server)  # refuse a server retire cannot unload before any query
+    where = f"--archive-dir {archive_dir} --server {target.display} --preset {server(settings.preset).preset}"
+    if undo:
+        done = ops.undo(target, archive_dir, only, say)
+        say(f"loaded back {len(done)} version(s)")
+        return len(done)
+    report = build(settings)
+    chosen = ops.chosen(report, only)
+    if not chosen:
+        say("nothing to unload: no version is both safe and loaded according to --server")
+        return 0
+    for line in ops.dry_run(chosen, target, explicit=bool(only)):
+        show(line)
+    if not apply:
+        say("dry run: nothing was unloaded; add --apply to act")
+        return 0
+    if settings.at is not None:
+        say("--at applies to the choice only: the re-check before each change is made at the present")
+    present = dataclasses.replace(settings, at=None)
+    roots = report.header.model_roots
+    done = ops.apply(chosen, target, archive_dir, roots, lambda: build(present), say, explicit=bool(only))
+    if done:
+        say(f"unloaded {len(done)} version(s); undo with `retire unload --undo {where}`")
+    else:
+        say("nothing was unloaded")
+    return len(done)
+
+
+def _unload_target(settings: Settings, deadline: Deadline) -> Target:
+    """The model server `retire unload` talks to. Nothing of Prometheus's connection (headers,
+    token, passwords, client certificate) is handed to it: it is another server."""
+    from functools import partial
+    from urllib.parse import urlsplit, urlunsplit
+
+    from retire.actions.unload import Target
+    from retire.servers import server
+    from retire.sources import loaded
+    from retire.sources.prometheus.connection import redact_url
+
+    url = settings.server or ""
+    srv = server(settings.preset)
+    parts = urlsplit(redact_url(url))
+    display = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))  # no query
+    connect = partial(loaded.conversation, srv, url, timeout=settings.timeout, deadline=deadline)
+    return Target(srv, url, display, connect, settings.timeout, deadline)

@@ -32,9 +32,17 @@ class Journal:
     # process there, as a power cut would; nothing in retire sets it, nor reads the environment.
     after_write: ClassVar[Callable[[], None] | None] = None
 
-    def __init__(self, archive: Path) -> None:
+    def __init__(
+        self,
+        archive: Path,
+        name: str = JOURNAL,
+        problem: Callable[[object, Path], str | None] | None = None,
+    ) -> None:
+        """`name` and `problem`: another journal in the same archive, with its own record check
+        (`retire unload` keeps `unload.jsonl`, actions/unload.py)."""
         self.archive = real_archive(archive)
-        self.path = self.archive / JOURNAL
+        self.path = self.archive / name
+        self._problem = problem or _record_problem
 
     def records(self) -> list[dict[str, Any]]:
         try:
@@ -60,7 +68,7 @@ class Journal:
                 if n == len(lines) and not text.endswith("\n"):
                     break
                 raise OffloadError(f"{self.path}:{n} is not valid JSON; the journal is damaged") from None
-            problem = _record_problem(doc, self.archive)
+            problem = self._problem(doc, self.archive)
             if problem:
                 raise OffloadError(
                     f"{self.path}:{n} is not a journal record retire wrote ({problem}); the journal is "

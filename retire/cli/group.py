@@ -19,7 +19,7 @@ EXIT_MEANINGS = {
     3: "Prometheus or the model server unreachable, too slow (--timeout, --deadline), or its answer unusable",
     4: "report made, but at least one version is unknown (evidence incomplete)",
     5: "the report could not be mailed in time or at all (nothing was sent)",
-    6: "offload/restore refused or stopped, --deadline included (the journal says what was done)",
+    6: "offload/restore/unload refused or stopped, --deadline included (the journal says what was done)",
     130: "interrupted (Ctrl-C); no output file written",
 }
 

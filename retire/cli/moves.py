@@ -1,4 +1,5 @@
-"""The commands that move versions: `plan` (what would move), `offload` and `restore`.
+"""The commands that act: `plan` (what would move), `offload`, `unload` (through the model
+server) and `restore`.
 
 Each is resolve settings -> one library call -> print. Their evidence options are listed in
 their signatures with the aliases of retire.cli.options, built from the option table;
@@ -205,6 +206,97 @@ def offload(
             recheck = partial(made_report, deadline=run_deadline)
             where = str(plan_file or "the plan")
             carry_out(plan, settings, report, archive_dir, where, recheck, say, run_deadline)
+
+
+@app.command(epilog=exit_codes(0, 2, 3, 6))
+def unload(
+    archive_dir: ArchiveDir,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Act. Without it, a dry run that changes nothing.")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Unload (or with --undo load back) exactly these MODEL:VERSION.",
+            metavar="MODEL:VERSION",
+        ),
+    ] = None,
+    undo_run: Annotated[
+        bool, typer.Option("--undo", help="Load back what retire unloaded (all, or --only), and confirm.")
+    ] = False,
+    config: Config = None,
+    prometheus: opt.Prometheus = None,
+    model_dir: opt.ModelDir = None,
+    model_config: opt.ModelConfig = None,
+    preset: opt.Preset = None,
+    model_base_path: opt.ModelBasePath = None,
+    model_name: opt.ModelName = None,
+    threshold: opt.Threshold = None,
+    selector: opt.Selector = None,
+    window: opt.Window = None,
+    step: opt.Step = None,
+    metric: opt.Metric = None,
+    model_label: opt.ModelLabel = None,
+    version_label: opt.VersionLabel = None,
+    at: opt.At = None,
+    timeout: opt.Timeout = None,
+    deadline: opt.Deadline = None,
+    coverage: opt.Coverage = None,
+    max_gap: opt.MaxGap = None,
+    keep_latest: opt.KeepLatest = None,
+    min_age: opt.MinAge = None,
+    age_source: opt.AgeSource = None,
+    pin: opt.Pin = None,
+    header: opt.Header = None,
+    tenant: opt.Tenant = None,
+    bearer_token_file: opt.BearerTokenFile = None,
+    basic_auth_user: opt.BasicAuthUser = None,
+    basic_auth_password_file: opt.BasicAuthPasswordFile = None,
+    ca_file: opt.CaFile = None,
+    client_cert: opt.ClientCert = None,
+    client_key: opt.ClientKey = None,
+    insecure: opt.Insecure = None,
+    partial_response: opt.PartialResponse = None,
+    split_by_model: opt.SplitByModel = None,
+    server: opt.Server = None,
+    use_recording_rules: opt.UseRecordingRules = None,
+    rule_interval: opt.RuleInterval = None,
+    rollup_interval: opt.RollupInterval = None,
+    verbose: opt.Verbose = None,
+) -> None:
+    """Ask the model server (--server) to unload safe, loaded versions; the others keep serving.
+
+    Chosen: versions `safe` in a report at the present and loaded according to --server. Before
+    each model's change the evidence and the server's status are read again; after it the server
+    must confirm that the unloaded versions are gone and the others still loaded, else the model
+    is loaded back as it was and the run stops (exit 6). A model always keeps a loaded version.
+    Every change is journaled in --archive-dir/unload.jsonl; --undo loads them back. Triton
+    (explicit model control) and TorchServe; not yet TF Serving or MLServer (exit 2).
+
+    \b
+    Examples:
+      retire unload --prometheus http://prom:9090 --model-dir /models --preset triton \\
+          --server http://triton:8000 --archive-dir /archive
+      retire unload ... --server http://triton:8000 --archive-dir /archive --apply
+      retire unload --undo --preset triton --server http://triton:8000 --archive-dir /archive
+    """
+    from retire.run import unload as run_unload
+
+    with user_errors():
+        settings = resolved(given(locals()), config)
+        run_deadline = deadline_of(settings)  # one for the choice, the re-checks and the changes
+        run_unload(
+            settings,
+            archive_dir,
+            only_pins(only),
+            apply=apply,
+            undo=undo_run,
+            build=partial(made_report, deadline=run_deadline),
+            say=say,
+            show=typer.echo,
+            deadline=run_deadline,
+        )
 
 
 @app.command(epilog=exit_codes(0, 2, 6))

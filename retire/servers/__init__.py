@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from retire.sources.disk.inventory import Inventory
@@ -30,6 +30,31 @@ _MODULES = (
     "torchserve",
     "mlserver",
 )
+
+
+# One request and what the server answered, as the unload journal keeps it (secrets scrubbed).
+Exchange = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Unloader:
+    """How a server unloads some versions of a model while the others keep serving, and loads
+    them back (`retire unload`, retire/actions/unload.py). Each call makes its requests through
+    the status API conversation (`Asker`: bounded, one-line errors, secrets scrubbed) and returns
+    what it asked and what the server answered, for the journal."""
+
+    api: str  # for messages: which API is asked
+    # (asker, model) -> the model's setup now (Triton: the config the server returns), journaled
+    # before the change so that the undo can put it back.
+    setup: Callable[[Asker, str], dict[str, Any]]
+    # (asker, model, versions to keep loaded, versions to unload, setup) -> the exchanges made.
+    unload: Callable[[Asker, str, tuple[str, ...], tuple[str, ...], dict[str, Any]], list[Exchange]]
+    # (asker, model, versions to load back, the setup they had, versions loaded now, whether
+    # every version the setup loaded comes back) -> the exchanges made.
+    reload: Callable[[Asker, str, tuple[str, ...], dict[str, Any], tuple[str, ...], bool], list[Exchange]]
+    # (asker, model) -> per version the server lists: loaded (True), not (False), or its own
+    # answers disagree (None: neither confirms anything).
+    state: Callable[[Asker, str], dict[str, bool | None]]
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,8 @@ class Server:
     canonical: Callable[[str], str] = str
     # Whether a version label value could name a version directory at all (None: any text could).
     label_is_version: Callable[[str], bool] | None = None
+    # How `retire unload` asks it to unload versions (None: not yet; the command refuses).
+    unloader: Unloader | None = None
 
     @property
     def per_model(self) -> bool:

@@ -11,11 +11,14 @@ load (at 0) until unload. The repository index lists every model and the version
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from retire.servers import Server
+from retire.errors import ServerError
+from retire.servers import Exchange, Server, Unloader
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -72,6 +75,109 @@ def ask_loaded(asker: Asker, models: Iterable[str]) -> Loaded:
     return asker.loaded(versions, states, answered)
 
 
+# --- unloading (explicit model control; README "Unload") ---
+
+
+def _model_path(model: str) -> str:
+    return quote(model, safe="")
+
+
+def setup(asker: Asker, model: str) -> dict[str, Any]:
+    """`GET /v2/models/<m>/config`: the config the server runs the model with. Every change starts
+    from it (a minimal hand-written config makes Triton reload every version) and the undo loads
+    it back."""
+    path = f"/v2/models/{_model_path(model)}/config"
+    status, payload = asker.request("GET", path)
+    if status != 200:
+        raise asker.http_error(path, status, payload)
+    if not isinstance(payload, dict) or not isinstance(payload.get("version_policy"), dict):
+        raise asker.unexpected(path, "a config without a version_policy object")
+    return {"config": payload}
+
+
+def _load(asker: Asker, model: str, config: dict[str, Any]) -> Exchange:
+    """`POST /v2/repository/models/<m>/load` with the config as a string parameter: held in the
+    server's memory only (config.pbtxt is untouched; a plain load goes back to it)."""
+    path = f"/v2/repository/models/{_model_path(model)}/load"
+    body = {"parameters": {"config": json.dumps(config, sort_keys=True)}}
+    status, payload = asker.request("POST", path, body)
+    exchange: Exchange = {
+        "request": f"POST {path}",
+        "version_policy": config.get("version_policy"),
+        "status": status,
+        "answer": asker.scrubbed(payload),
+    }
+    if status != 200:
+        raise asker.refused(path, status, payload, exchange)
+    return exchange
+
+
+def _specific(had: dict[str, Any], versions: Iterable[str]) -> dict[str, Any]:
+    """The config it had, with ONLY its version policy changed to exactly `versions`."""
+    config = dict(had["config"])
+    config["version_policy"] = {"specific": {"versions": sorted(int(v) for v in set(versions))}}
+    return config
+
+
+def unload(
+    asker: Asker, model: str, keep: tuple[str, ...], drop: tuple[str, ...], had: dict[str, Any]
+) -> list[Exchange]:
+    """Load the model again with `specific` = the kept versions: Triton unloads the others and
+    leaves the kept ones running (their processes and counters)."""
+    return [_load(asker, model, _specific(had, keep))]
+
+
+def _policy(had: dict[str, Any]) -> dict[str, Any]:
+    """The version policy a journal says the model had, checked (the journal is untrusted)."""
+    policy = had.get("config", {}).get("version_policy") if isinstance(had.get("config"), dict) else None
+    if not isinstance(policy, dict) or len(policy) != 1 or next(iter(policy)) not in _POLICIES:
+        raise ServerError(f"the journal's version_policy {json.dumps(policy)[:100]} is not one Triton has")
+    return policy
+
+
+_POLICIES = ("all", "latest", "specific")
+
+
+def reload(
+    asker: Asker,
+    model: str,
+    versions: tuple[str, ...],
+    had: dict[str, Any],
+    loaded_now: tuple[str, ...],
+    whole: bool,
+) -> list[Exchange]:
+    """Load the model with the version policy it had (every version back), or, for only some of
+    them, `specific` = what is loaded now plus those. The rest of the config is the one the server
+    runs now: of what the journal says, only the version policy is used."""
+    config = dict(setup(asker, model)["config"])
+    if whole:
+        config["version_policy"] = _policy(had)
+        return [_load(asker, model, config)]
+    return [_load(asker, model, _specific({"config": config}, (*loaded_now, *versions)))]
+
+
+def state(asker: Asker, model: str) -> dict[str, bool | None]:
+    """The repository index, then `GET /v2/models/<m>/versions/<v>/ready` for each version it
+    lists: loaded where both say so, not where neither does; a version still UNLOADING or LOADING
+    (the load answers before the unloaded versions' processes have ended) is neither yet."""
+    index = ask_loaded(asker, [model])
+    out: dict[str, bool | None] = {}
+    for (name, version), listed in sorted(index.versions.items()):
+        if name != model:
+            continue
+        if index.states.get((name, version)) in _SETTLING:
+            out[version] = None  # its memory is not given back (or taken) yet
+            continue
+        path = f"/v2/models/{_model_path(model)}/versions/{quote(version, safe='')}/ready"
+        status, _ = asker.request("GET", path)
+        ready = status == 200
+        out[version] = ready if ready == listed else None
+    return out
+
+
+_SETTLING = ("UNLOADING", "LOADING")
+
+
 SERVER = Server(
     preset="triton",
     name="triton",
@@ -88,4 +194,11 @@ SERVER = Server(
     read_policy=read_policy,
     canonical=str,  # Triton labels a version with its directory's exact name
     label_is_version=label_is_version,
+    unloader=Unloader(
+        api="Triton model repository API (explicit model control)",
+        setup=setup,
+        unload=unload,
+        reload=reload,
+        state=state,
+    ),
 )

@@ -18,8 +18,9 @@ says how and why connections are not kept alive).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -81,6 +82,25 @@ def ask(
     """Ask `srv` (`retire.servers.status_server` finds it by name) at `url` which versions of
     `models` it has loaded (Triton answers for all of its models in one request; the others are
     asked model by model)."""
+    with conversation(
+        srv, url, timeout=timeout, connection=connection, transport=transport, deadline=deadline
+    ) as asker:
+        return srv.ask_loaded(asker, models)
+
+
+@contextlib.contextmanager
+def conversation(
+    srv: StatusApi,
+    url: str,
+    *,
+    timeout: float = 10.0,
+    connection: Connection | None = None,
+    transport: httpx.BaseTransport | None = None,
+    deadline: Deadline = NO_DEADLINE,
+) -> Iterator[Asker]:
+    """A conversation with the model server at `url` (`ask`, and `retire unload`'s changes).
+    Without `connection`, nothing but what the URL itself holds is sent: no Prometheus header,
+    token or password ever reaches the model server."""
     import httpx
 
     redact.register_url(url)  # httpx sends its user info as Basic credentials, which servers echo
@@ -103,9 +123,16 @@ def ask(
         follow_redirects=False,
         limits=httpx.Limits(max_keepalive_connections=0),  # see the module's docstring
     )
-    asker = Asker(srv, redact_url(url.rstrip("/")), client, timeout, conn.secrets, deadline)
     with client:
-        return srv.ask_loaded(asker, models)
+        yield Asker(srv, redact_url(url.rstrip("/")), client, timeout, conn.secrets, deadline)
+
+
+class Refused(ServerError):
+    """The model server refused a change (`retire unload`): what was asked and answered is kept."""
+
+    def __init__(self, message: str, exchange: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.exchange = exchange
 
 
 class Asker:
@@ -181,6 +208,26 @@ class Asker:
                 f"is --server the {self.api}?"
             ) from None
         return response.status_code, payload
+
+    def scrubbed(self, payload: object) -> object:
+        """An answer as the journal keeps it: every secret retire knows out (a server may echo the
+        request's credentials), and at most a few kilobytes."""
+        from retire.redact import scrub
+
+        text = json.dumps(payload)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        text = scrub(text)
+        if len(text) > 4000:
+            return text[:4000] + "..."
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text  # scrubbing cut into an escape: keep the text
+
+    def refused(self, path: str, status: int, payload: Any, exchange: dict[str, Any]) -> Refused:
+        """The server answered a change with an error: one line, and the exchange for the journal."""
+        return Refused(self.http_error(path, status, payload).message, exchange)
 
     def unexpected(self, path: str, what: str, entry: object = None) -> ServerError:
         if entry is not None:

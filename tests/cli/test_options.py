@@ -32,10 +32,10 @@ PARTNERS = {
 }
 # Which commands carry each group's flags (OUTPUT: each command attaches its own).
 GROUP_COMMANDS = {
-    QUERY: {"query", "rules", "doctor", "report", "safe-list", "plan", "offload"},
+    QUERY: {"query", "rules", "doctor", "report", "safe-list", "plan", "offload", "unload"},
     # rules: to learn the scrape interval; doctor: to look for the presets' metrics
-    CONNECTION: {"rules", "doctor", "report", "safe-list", "plan", "offload"},
-    EVIDENCE: {"report", "safe-list", "plan", "offload"},
+    CONNECTION: {"rules", "doctor", "report", "safe-list", "plan", "offload", "unload"},
+    EVIDENCE: {"report", "safe-list", "plan", "offload", "unload"},
     MAIL: {"report"},
 }
 
@@ -167,7 +167,7 @@ def _squeezed(text: str) -> str:
     return "".join(text.split())
 
 
-@pytest.mark.parametrize("command", ["report", "safe-list", "query", "rules", "plan", "offload"])
+@pytest.mark.parametrize("command", ["report", "safe-list", "query", "rules", "plan", "offload", "unload"])
 def test_help_shows_each_flag_with_its_variable_and_default(command: str) -> None:
     run = run_cli(command, "--help")
     assert run.exit_code == 0

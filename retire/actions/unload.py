@@ -1,0 +1,500 @@
+"""`retire unload`: ask the model server to unload idle versions while the others keep serving,
+confirm it through the server's own status API, journal it, and load them back on `--undo`.
+
+Safety properties (tests/actions/test_unload.py against local servers that speak each API,
+tests/e2e/test_unload_triton.py against a real Triton):
+- only versions `safe` in a report made at the present AND loaded according to `--server` are
+  chosen; before each model's change a fresh report is made at the present and the server's
+  status read again: a version no longer safe (or no longer loaded) is skipped and said;
+- a model is never left without a loaded version: without --only the newest loaded version is
+  kept (and said); --only naming every loaded version of a model is refused before any change;
+- after each model's change the server must say, in both of its answers (Triton: the repository
+  index and the per-version ready endpoint), that every unloaded version is gone and every other
+  version that was loaded still is; otherwise the model is loaded back as it was and the run stops
+  (exit 6), as it does when the server refuses the change or does not answer in time;
+- every change is journaled (`<archive>/unload.jsonl`, fsynced, beside offload's journal and under
+  the same `<archive>/.lock` and model-root locks) before it is asked and after the server
+  answered: the server (URL without credentials), the model, what it had, what was asked and
+  what was answered (secrets scrubbed). A crash at any point leaves a begun step: `--undo` loads
+  it back, and a re-run first settles it (done if the server confirms it, else loaded back);
+- the journal is read as untrusted input: a record of the wrong shape refuses the run, the undo
+  goes only to the server that was changed, and of what a record says the model had only its
+  version policy (Triton) or its archive names in the model store (TorchServe) are used;
+- nothing of Prometheus's credentials (--header, tokens, passwords) is sent to the model server.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retire.actions.journal import Journal
+from retire.actions.locks import locked, locked_roots
+from retire.deadline import NO_DEADLINE, Deadline
+from retire.errors import ConfigError, OffloadError, ServerError
+from retire.servers import canonical_version
+from retire.sources.disk.inventory import unsafe_component
+from retire.sources.loaded import Refused
+
+if TYPE_CHECKING:
+    from retire.advisor import Report
+    from retire.servers import Exchange, Server, Unloader
+    from retire.sources.loaded import Asker
+
+UNLOAD_JOURNAL = "unload.jsonl"
+OPS = ("unload", "reload")
+PHASES = ("begin", "done", "failed")
+CONFIRM_EVERY = 0.25  # seconds between two status reads while a change settles
+
+Connect = Callable[[], AbstractContextManager["Asker"]]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One model's unload, as it would be asked: what stays loaded, what goes."""
+
+    model: str
+    keep: tuple[str, ...]
+    drop: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the changes go: the server kind, its URL (credentials only as the user gave them in
+    it), and how long each wait may take."""
+
+    server: Server
+    url: str
+    display: str  # the URL without credentials: messages and the journal
+    connect: Connect
+    timeout: float
+    deadline: Deadline = NO_DEADLINE
+
+    @property
+    def unloader(self) -> Unloader:
+        return unloader_of(self.server)
+
+
+def unloader_of(srv: Server) -> Unloader:
+    """The server's unloader, or a one-line refusal (exit 2) for servers retire cannot unload yet."""
+    if srv.unloader is None:
+        # TF Serving (issue #24): this is where the TF Serving path will call
+        # retire.actions.tfserving_config (rewrite --model-config so that idle versions leave the
+        # model's `specific` list, keeping the original beside the journal), then wait through
+        # the REST API for their state to reach END. MLServer likewise, once its preset is merged.
+        raise ConfigError(
+            f"retire unload cannot unload versions from --preset {srv.preset} yet (only Triton and "
+            "TorchServe); use `retire offload` or the server's own config"
+        )
+    return srv.unloader
+
+
+def _order(version: str) -> tuple[tuple[int, object], ...]:
+    """Newest last: numbers as numbers, text in natural order (TorchServe's `10.0` after `2.0`)."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", version) if p)
+
+
+def chosen(report: Report, only: tuple[tuple[str, str], ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Per model, the versions to unload: safe in `report` and loaded according to --server (or
+    exactly `only`, each of which must be both)."""
+    rows = {(r.model, r.version): r for r in report.rows()}
+    picked = []
+    if only:
+        for key in only:
+            row = rows.get(key) or rows.get((key[0], canonical_version(key[1])))
+            if row is None or row.status.value != "safe":
+                status = row.status.value if row else "not found"
+                raise OffloadError(f"--only {key[0]}:{key[1]} is {status}, not safe: nothing was unloaded")
+            if row.loaded is not True or row.loaded_from != "server":
+                raise OffloadError(
+                    f"--only {key[0]}:{key[1]} is not loaded according to --server; nothing to unload "
+                    "(nothing was unloaded)"
+                )
+            picked.append(row)
+    else:
+        if report.summary.unknown:
+            raise OffloadError(
+                f"{report.summary.unknown} version(s) are unknown (evidence incomplete); refusing to act. "
+                "Fix the evidence, or name exactly the versions to unload with --only MODEL:VERSION"
+            )
+        picked = [r for r in report.safe_rows() if r.loaded is True and r.loaded_from == "server"]
+    out: dict[str, list[str]] = {}
+    for r in picked:
+        _name_ok(r.model, r.version)
+        out.setdefault(r.model, []).append(r.version)
+    return {m: tuple(sorted(set(vs), key=_order)) for m, vs in sorted(out.items())}
+
+
+def _name_ok(model: str, version: str) -> None:
+    for what, name in (("model name", model), ("version", version)):
+        if unsafe_component(name):
+            raise OffloadError(f"{what} {name!r} is not a plain name; nothing was unloaded")
+
+
+def _loaded(asker: Asker, unloader: Unloader, model: str) -> tuple[str, ...]:
+    """The versions the server says are loaded, refusing answers that disagree with each other."""
+    state = unloader.state(asker, model)
+    unsure = sorted(v for v, s in state.items() if s is None)
+    if unsure:
+        raise OffloadError(
+            f"{asker.display} gives two answers about {model} {', '.join(unsure)} (listed loaded but not "
+            "ready, or the reverse); nothing was changed for that model: run again once it has settled"
+        )
+    return tuple(sorted((v for v, s in state.items() if s), key=_order))
+
+
+def change_for(model: str, drop: Iterable[str], loaded: tuple[str, ...], explicit: bool) -> Change | None:
+    """What to ask for one model: unload `drop` among what is loaded, keeping at least one loaded
+    version (the newest), or None when nothing of `drop` is loaded."""
+    drop = tuple(v for v in loaded if v in set(drop))
+    if not drop:
+        return None
+    keep = tuple(v for v in loaded if v not in drop)
+    note = ""
+    if not keep:
+        if explicit:
+            raise OffloadError(
+                f"--only names every loaded version of {model} ({', '.join(drop)}); retire never leaves "
+                "a model with no loaded version (unload the whole model with the server's own API if "
+                "that is what you want): nothing was unloaded"
+            )
+        keep, drop = drop[-1:], drop[:-1]
+        note = f"kept {model} {keep[0]} loaded: retire never leaves a model with no loaded version"
+        if not drop:
+            return Change(model, keep, (), note)
+    return Change(model, keep, drop, note)
+
+
+def dry_run(chosen_versions: dict[str, tuple[str, ...]], target: Target, explicit: bool) -> list[str]:
+    """What `--apply` would ask the server, per model (its status is read; nothing is changed)."""
+    unloader = target.unloader
+    lines = [f"would ask {target.display} ({unloader.api}):"]
+    with target.connect() as asker:
+        for model, drop in chosen_versions.items():
+            change = change_for(model, drop, _loaded(asker, unloader, model), explicit)
+            if change is None:
+                lines.append(f"  {model}: nothing of {', '.join(drop)} is loaded any more")
+                continue
+            if change.note:
+                lines.append(f"  ({change.note})")
+            if change.drop:
+                lines.append(f"  {model}: keep {', '.join(change.keep)}; unload {', '.join(change.drop)}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Acting
+
+
+@dataclass
+class _Run:
+    journal: Journal
+    target: Target
+    asker: Asker
+    say: Callable[[str], None]
+    done: list[str] = field(default_factory=list)
+
+    def record(self, record: dict[str, Any]) -> None:
+        self.journal.append(record)
+
+
+def apply(
+    chosen_versions: dict[str, tuple[str, ...]],
+    target: Target,
+    archive: Path,
+    roots: Iterable[str],
+    fresh: Callable[[], Report],
+    say: Callable[[str], None],
+    explicit: bool,
+) -> list[str]:
+    """Unload, model by model, under the locks: a fresh report at the present and the server's
+    status before each change, the journal before and after it, and its confirmation after."""
+    unloader = target.unloader
+    with locked(archive), locked_roots(tuple(roots)), target.connect() as asker:
+        run = _Run(_journal(archive), target, asker, say)
+        _settle(run)
+        for model, wanted in chosen_versions.items():
+            if target.deadline.passed:
+                raise OffloadError(
+                    f"the run's --deadline ({target.deadline.shown}) passed before {model} was changed; "
+                    f"{len(run.done)} version(s) were unloaded, nothing is unfinished: run the command "
+                    "again, or raise --deadline"
+                )
+            report = fresh()
+            rows = {r.version: r for r in report.rows() if r.model == model}
+            still = []
+            for v in wanted:
+                r = rows.get(v)
+                if r is None or r.status.value != "safe":
+                    why = f"now {r.status.value} ({r.reason})" if r else "no longer in the report"
+                    say(f"skipped {model} {v}: {why}")
+                else:
+                    still.append(v)
+            change = change_for(model, still, _loaded(asker, unloader, model), explicit)
+            if change is None or not change.drop:
+                if change is not None and change.note:
+                    say(change.note)
+                elif still:
+                    say(f"skipped {model} {', '.join(still)}: not loaded any more")
+                continue
+            if change.note:
+                say(change.note)
+            _unload_one(run, change)
+        return run.done
+
+
+def _journal(archive: Path) -> Journal:
+    return Journal(archive, UNLOAD_JOURNAL, _record_problem)
+
+
+def _unload_one(run: _Run, change: Change) -> None:
+    target, unloader, asker = run.target, run.target.unloader, run.asker
+    model = change.model
+    had = unloader.setup(asker, model)
+    step = run.journal.next_step()
+    base = {
+        "step": step,
+        "op": "unload",
+        "server": target.display,
+        "kind": target.server.name,
+        "model": model,
+        "loaded": [*change.keep, *change.drop],
+        "keep": list(change.keep),
+        "versions": list(change.drop),
+        "had": had,
+    }
+    run.record({**base, "phase": "begin"})
+    try:
+        asked = unloader.unload(asker, model, change.keep, change.drop, had)
+        problem = _confirm(run, model, gone=change.drop, there=change.keep)
+    except Refused as e:  # answered with an error (after, perhaps, an earlier call was done)
+        asked, problem = [e.exchange], f"the server refused: {e.message}"
+    except ServerError as e:  # no answer: the change may still land
+        asked, problem = [], e.message
+    if problem is None:
+        run.record({**base, "phase": "done", "asked": asked})
+        run.done += [f"{model} {v}" for v in change.drop]
+        run.say(f"unloaded {model} {', '.join(change.drop)} (kept {', '.join(change.keep)} loaded)")
+        return
+    _put_back(run, {**base, "asked": asked}, problem)
+
+
+def _put_back(run: _Run, base: dict[str, Any], problem: str) -> None:
+    """Load the model back as it was (every version that was loaded), asked even when the server
+    says they are: a change it did not answer in time may still land, one it answered wrongly may
+    have left its config changed, and a refusal may come after an earlier call was done (a
+    TorchServe default moved); journal the step as failed, and stop the run (exit 6). When that
+    fails too the step stays begun: `--undo` (or a re-run) finishes it."""
+    model = base["model"]
+    before = f"{len(run.done)} version(s) were unloaded before it; " if run.done else ""
+    try:
+        back = _bring_back(run, model, tuple(base["loaded"]), base["had"], whole=True, force=True)
+    except (ServerError, OffloadError) as e:
+        raise OffloadError(
+            f"unloading {model} failed ({problem}) and loading it back failed too ({e.message}); "
+            f"{before}run `retire unload --undo` once the server answers"
+        ) from None
+    run.record({**base, "phase": "failed", "reason": problem, "undo": back})
+    raise OffloadError(f"unloading {model} failed and was undone ({problem}); {before}stopped")
+
+
+def _bring_back(
+    run: _Run, model: str, versions: tuple[str, ...], had: dict[str, Any], whole: bool, force: bool = False
+) -> list[Exchange]:
+    """Load `versions` of `model` back and confirm they (and every version loaded now) are ready.
+    `force`: ask even when none is missing (the model's setup as it was, whole)."""
+    unloader, asker = run.target.unloader, run.asker
+    state = unloader.state(asker, model)
+    loaded_now = tuple(v for v, s in state.items() if s)
+    missing = tuple(v for v in versions if v not in loaded_now)
+    if not missing and not force:
+        return []
+    exchanges = unloader.reload(asker, model, missing, had, loaded_now, whole)
+    problem = _confirm(run, model, gone=(), there=tuple(dict.fromkeys((*loaded_now, *versions))))
+    if problem is not None:
+        raise OffloadError(problem)
+    return exchanges
+
+
+def _confirm(run: _Run, model: str, gone: tuple[str, ...], there: tuple[str, ...]) -> str | None:
+    """Wait (at most --timeout, and never past the run's --deadline) until the server says that
+    every version in `gone` is unavailable and every one in `there` is loaded; else what is wrong."""
+    unloader, asker, target = run.target.unloader, run.asker, run.target
+    limit, _ = target.deadline.limit(target.timeout)
+    ends = time.monotonic() + max(0.0, limit)
+    while True:
+        state = unloader.state(asker, model)
+        wrong = [f"{v} is still loaded" for v in gone if state.get(v) is True]
+        unsure = [v for v in (*gone, *there) if v in state and state[v] is None]
+        wrong += [f"{v} is unsure (its answers disagree)" for v in unsure]
+        wrong += [f"{v} is not loaded" for v in there if state.get(v) is False or v not in state]
+        if not wrong:
+            return None
+        if time.monotonic() + CONFIRM_EVERY > ends:
+            return f"{target.display} says of {model}: {'; '.join(wrong)}"
+        time.sleep(CONFIRM_EVERY)
+
+
+def _settle(run: _Run) -> None:
+    """Steps a crash left begun: done where the server confirms them, else loaded back."""
+    for r in run.journal.unfinished():
+        _same_server(r, run.target)
+        base = {k: v for k, v in r.items() if k not in ("time", "phase")}
+        if r["op"] == "unload":
+            problem = _confirm(run, r["model"], gone=tuple(r["versions"]), there=tuple(r["keep"]))
+            if problem is None:
+                settled = "confirmed after an interruption"
+                run.record({**base, "phase": "done", "asked": [], "settled": settled})
+                run.say(f"settled the interrupted unload of {r['model']}: the server confirms it")
+                continue
+            back = _bring_back(run, r["model"], tuple(r["loaded"]), r["had"], whole=True, force=True)
+            run.record({**base, "phase": "failed", "reason": f"interrupted; {problem}", "undo": back})
+            run.say(f"loaded {r['model']} back as it was: its unload was interrupted")
+        else:
+            back = _bring_back(run, r["model"], tuple(r["versions"]), r["had"], whole=bool(r["whole"]))
+            run.record({**base, "phase": "done", "asked": back, "settled": "completed after an interruption"})
+            run.say(f"completed the interrupted reload of {r['model']}")
+
+
+def _same_server(record: dict[str, Any], target: Target) -> None:
+    if record["server"] != target.display or record["kind"] != target.server.name:
+        raise OffloadError(
+            f"the journal's step {record['step']} changed {record['model']} on {record['server']} "
+            f"({record['kind']}), not on --server {target.display} ({target.server.name}); run with that "
+            "--server and --preset"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Undo
+
+
+def outstanding(journal: Journal, target: Target) -> dict[str, list[dict[str, Any]]]:
+    """Per model, the unload steps whose versions are not loaded back yet (done, or begun and
+    never finished), oldest first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    back: dict[tuple[str, str], int] = {}
+    last: dict[int, dict[str, Any]] = {}
+    for r in journal.records():
+        last[r["step"]] = r
+    for r in last.values():
+        if r["op"] == "reload" and r["phase"] == "done":
+            for v in r["versions"]:
+                back[(r["model"], v)] = r["step"]
+    for r in sorted(last.values(), key=lambda r: r["step"]):
+        if r["op"] != "unload" or r["phase"] == "failed":
+            continue
+        versions = [v for v in r["versions"] if back.get((r["model"], v), 0) < r["step"]]
+        if versions:
+            out.setdefault(r["model"], []).append({**r, "versions": versions})
+    for steps in out.values():
+        for r in steps:
+            _same_server(r, target)
+    return out
+
+
+def undo(
+    target: Target,
+    archive: Path,
+    only: tuple[tuple[str, str], ...],
+    say: Callable[[str], None],
+) -> list[str]:
+    """Load back what `retire unload` unloaded (all, or exactly `only`), confirm each is ready."""
+    target.unloader  # noqa: B018  (refuses a server retire cannot unload, before any work)
+    with locked(archive), target.connect() as asker:
+        journal = _journal(archive)
+        run = _Run(journal, target, asker, say)
+        for r in journal.unfinished():
+            if r["op"] == "reload":  # an interrupted undo: its versions are among those below
+                base = {k: v for k, v in r.items() if k not in ("time", "phase")}
+                run.record({**base, "phase": "failed", "reason": "interrupted; done again below"})
+        steps = outstanding(journal, target)
+        wanted = {(m, v) for m, v in only}
+        found = {(m, v) for m, rs in steps.items() for r in rs for v in r["versions"]}
+        for key in sorted(wanted - found):
+            raise OffloadError(
+                f"--only {key[0]}:{key[1]} was not unloaded by retire (see {journal.path}); "
+                "nothing was loaded back"
+            )
+        if not found:
+            raise OffloadError(f"nothing unloaded in {journal.path} is left to load back")
+        for model, rs in steps.items():
+            versions = tuple(
+                dict.fromkeys(v for r in rs for v in r["versions"] if not wanted or (model, v) in wanted)
+            )
+            if not versions:
+                continue
+            whole = not wanted or all((model, v) in wanted for r in rs for v in r["versions"])
+            had = rs[0]["had"]  # the oldest: what the model had before retire changed it
+            record = {
+                "step": journal.next_step(),
+                "op": "reload",
+                "server": target.display,
+                "kind": target.server.name,
+                "model": model,
+                "loaded": [],
+                "keep": [],
+                "versions": list(versions),
+                "had": had,
+                "whole": whole,
+            }
+            run.record({**record, "phase": "begin"})
+            try:
+                asked = _bring_back(run, model, versions, had, whole)
+            except Refused as e:
+                run.record({**record, "phase": "failed", "reason": e.message, "asked": [e.exchange]})
+                raise OffloadError(f"loading {model} back failed: {e.message}") from None
+            except (ServerError, OffloadError) as e:
+                run.record({**record, "phase": "failed", "reason": e.message})
+                raise OffloadError(f"loading {model} back failed: {e.message}") from None
+            run.record({**record, "phase": "done", "asked": asked})
+            for r in journal.unfinished():  # an interrupted unload of this model: settled now
+                if r["op"] == "unload" and r["model"] == model:
+                    base = {k: v for k, v in r.items() if k not in ("time", "phase")}
+                    run.record({**base, "phase": "failed", "reason": "interrupted; loaded back by --undo"})
+            run.done += [f"{model} {v}" for v in versions]
+            say(f"loaded back {model} {', '.join(versions)}")
+        return run.done
+
+
+# --------------------------------------------------------------------------------------------
+# The journal's records, read as untrusted input
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and not unsafe_component(v) for v in value)
+
+
+def _record_problem(doc: object, archive: Path) -> str | None:
+    """What is wrong with an unload journal record, or None."""
+    if not isinstance(doc, dict):
+        return "not an object"
+    step = doc.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 1:
+        return "no step number"
+    if doc.get("phase") not in PHASES or doc.get("op") not in OPS:
+        return "unknown phase or op"
+    for key in ("server", "kind", "model"):
+        if not isinstance(doc.get(key), str):
+            return f"no {key}"
+    if unsafe_component(doc["model"]):
+        return f"model {doc['model']!r} is not a safe name"
+    for key in ("loaded", "keep", "versions"):
+        if not _strings(doc.get(key)):
+            return f"{key} is not a list of plain version names"
+    if not isinstance(doc.get("had"), dict):
+        return "no record of what the model had"
+    if doc["op"] == "reload" and not isinstance(doc.get("whole"), bool):
+        return "no whole flag"
+    return None
+
+
+def journal_records(archive: Path) -> Iterator[dict[str, Any]]:
+    """The unload journal's records (tests and `--undo` read them the same way)."""
+    yield from _journal(archive).records()

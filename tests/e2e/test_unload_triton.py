@@ -1,0 +1,155 @@
+"""`retire unload` against a real Triton Inference Server (explicit model control, Python backend)
+scraped every second by a real Prometheus: three versions of one model, traffic on version 2.
+`unload --apply` must leave 2 ready and 1, 3 unavailable, through Triton's own API, and give back
+the memory of their Python backend stub processes; `--undo` must bring them back ready.
+
+Seen here: the memory of the stubs went from about 114 MB (three) to 41 MB (one), and the kept
+version's stub is restarted by the load (a new process), so a call in flight may not survive the
+change. One module-scoped Triton; the window is one minute of real scrapes (about 75 s of waiting).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from retire.lab.servers import Prometheus, scrape_job
+from retire.lab.triton import Triton, write_model
+from tests.conftest import run_cli
+from tests.e2e.test_triton import query, wait_for
+
+pytestmark = [pytest.mark.triton, pytest.mark.timeout(600)]
+
+
+@dataclass
+class Lab:
+    triton: Triton
+    prometheus: str
+    repo: Path
+    root: Path
+
+
+def ready(triton: Triton, version: str) -> bool:
+    return httpx.get(f"{triton.url}/v2/models/ranker/versions/{version}/ready", timeout=10).status_code == 200
+
+
+def index_states(triton: Triton) -> dict[str, str]:
+    return {m["version"]: m["state"] for m in triton.index() if m["name"] == "ranker"}
+
+
+def stub_rss_kb(triton: Triton) -> dict[int, int]:
+    """VmRSS of each Python backend stub process of Triton (its children), from /proc."""
+    assert triton.process is not None
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        if b"triton_python_backend_stub" not in cmdline:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields["PPid"]) == triton.process.pid and "VmRSS" in fields:
+            out[int(pid)] = int(fields["VmRSS"].split()[0])
+    return out
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    root = tmp_path_factory.mktemp("unload")
+    repo = root / "repo"
+    write_model(repo, "ranker", [1, 2, 3], "all")
+    stop = threading.Event()
+    with Triton(repo, root / "triton") as triton:
+        job = scrape_job("triton", triton.metrics_target, "1s")
+        with Prometheus(root / "tsdb", root / "prometheus", scrape=job) as prometheus:
+            wait_for("the first scrape", lambda: bool(query(prometheus.url, 'up{job="triton"} == 1')))
+
+            def busy() -> None:
+                while not stop.wait(3.0):
+                    triton.infer("ranker", 2)
+
+            thread = threading.Thread(target=busy, daemon=True)
+            thread.start()
+            time.sleep(75)  # one full window of scrapes, with calls to version 2 all along
+            try:
+                yield Lab(triton, prometheus.url, repo, root)
+            finally:
+                stop.set()
+                thread.join(10)
+
+
+def args(lab: Lab, *extra: str) -> list[str]:
+    return [
+        "unload",
+        "--prometheus",
+        lab.prometheus,
+        "--model-dir",
+        str(lab.repo),
+        "--preset",
+        "triton",
+        "--window",
+        "1m",
+        "--step",
+        "15s",
+        "--max-gap",
+        "20s",
+        "--min-age",
+        "0",
+        "--keep-latest",
+        "0",
+        "--coverage",
+        'up{job="triton"}',
+        "--server",
+        lab.triton.url,
+        "--archive-dir",
+        str(lab.root / "archive"),
+        "--timeout",
+        "60s",
+        *extra,
+    ]
+
+
+def test_unload_frees_the_idle_versions_and_undo_brings_them_back(lab: Lab) -> None:
+    triton = lab.triton
+    assert index_states(triton) == {"1": "READY", "2": "READY", "3": "READY"}
+    dry = run_cli(*args(lab))
+    assert dry.exit_code == 0, dry.stderr
+    assert "  ranker: keep 2; unload 1, 3\n" in dry.stdout
+    before = stub_rss_kb(triton)
+    run = run_cli(*args(lab, "--apply"))
+    assert run.exit_code == 0, run.stderr
+    assert "unloaded ranker 1, 3 (kept 2 loaded)" in run.stderr
+    assert index_states(triton) == {"1": "UNAVAILABLE", "2": "READY", "3": "UNAVAILABLE"}
+    assert [ready(triton, v) for v in ("1", "2", "3")] == [False, True, False]
+    triton.infer("ranker", 2)  # the busy version still answers
+    after = stub_rss_kb(triton)
+    # One stub process per loaded version. The kept version's stub is a new process: this Triton
+    # (nvidia-pytriton's) reloads a kept version when the model's config changes.
+    assert len(before) == 3 and len(after) == 1
+    assert sum(after.values()) < sum(before.values())
+    (lab.root / "memory.txt").write_text(f"{sum(before.values())} kB -> {sum(after.values())} kB\n")
+
+    back = run_cli(
+        "unload",
+        "--undo",
+        "--preset",
+        "triton",
+        "--server",
+        triton.url,
+        "--archive-dir",
+        str(lab.root / "archive"),
+    )
+    assert back.exit_code == 0, back.stderr
+    assert index_states(triton) == {"1": "READY", "2": "READY", "3": "READY"}
+    assert [ready(triton, v) for v in ("1", "2", "3")] == [True, True, True]
+    for v in (1, 2, 3):
+        triton.infer("ranker", v)

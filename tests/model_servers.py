@@ -1,0 +1,255 @@
+"""Small real HTTP servers on 127.0.0.1 that speak the model servers' unload APIs, with their
+faults: Triton's repository API (explicit model control) and TorchServe's management API.
+
+They are stand-ins, not the servers: the real Triton is tested in tests/e2e/test_unload_triton.py;
+TorchServe cannot run here (its worker imports torch at start, a ~800 MB wheel this machine does
+not have), so its API is played by `FakeTorchServe`, written from TorchServe's management API
+documentation (describe, set-default, unregister, register from the model store). Each fault is a
+real misbehaviour on the wire (an error status, a late answer, a version that goes down), never a
+patched function. Every request is logged with its headers, so a test can check what reached the
+server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fake_servers import Server
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass
+class Model:
+    versions: list[str]  # on disk
+    loaded: set[str]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class _Base:
+    """The HTTP side: one handler method per request; `faults` are set by the test."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.log: list[Seen] = []
+        self.faults: set[str] = set()
+        self.delay = 0.0  # seconds before answering a change (a "slow" fault)
+
+    def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        raise NotImplementedError
+
+    @contextmanager
+    def running(self) -> Iterator[str]:
+        me = self
+
+        class H(BaseHTTPRequestHandler):
+            def _handle(self, method: str) -> None:
+                length = int(self.headers.get("content-length", 0) or 0)
+                raw = self.rfile.read(length).decode(errors="replace") if length else ""
+                parts = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                me.log.append(Seen(method, self.path, dict(self.headers), raw))
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                with me.lock:
+                    status, payload = me.answer(method, parts.path, query, body)
+                data = b"" if payload is None else json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+            def do_PUT(self) -> None:
+                self._handle("PUT")
+
+            def do_DELETE(self) -> None:
+                self._handle("DELETE")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = Server(("127.0.0.1", 0), H)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def slow(self) -> None:
+        """Late, holding the lock: the server finishes one change before it answers anything else
+        (as a server busy loading does)."""
+        if self.delay:
+            time.sleep(self.delay)
+            self.delay = 0.0  # once: the next change is answered at once
+
+
+class FakeTriton(_Base):
+    """Triton's HTTP API as `retire unload` uses it. Faults:
+    - "refuse": a load with a `specific` policy answers 400 and changes nothing;
+    - "slow": the next load answers after `delay` seconds (and is done);
+    - "kept-down": the next load also unloads the first kept version (it goes down mid-way);
+    - "ignore": the load answers 200 but unloads nothing;
+    - "disagree": after a load, the index says every version READY while the dropped ones are
+      not ready."""
+
+    def __init__(self, models: dict[str, list[str]]) -> None:
+        super().__init__()
+        self.models = {
+            name: Model(
+                list(vs),
+                set(vs),
+                {"name": name, "backend": "python", "version_policy": {"all": {}}, "max_batch_size": 0},
+            )
+            for name, vs in models.items()
+        }
+        self.loads: list[dict[str, Any]] = []  # every config loaded, in order
+        self.disagree: set[tuple[str, str]] = set()
+
+    def loaded(self, model: str) -> set[str]:
+        with self.lock:
+            return set(self.models[model].loaded)
+
+    def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if (method, parts) == ("POST", ["v2", "repository", "index"]):
+            out = []
+            for name, m in self.models.items():
+                for v in m.versions:
+                    ready = v in m.loaded or (name, v) in self.disagree
+                    entry = {"name": name, "version": v, "state": "READY" if ready else "UNAVAILABLE"}
+                    if not ready:
+                        entry["reason"] = "unloaded"
+                    out.append(entry)
+            return 200, out
+        if method == "GET" and len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "config":
+            m = self.models.get(parts[2])
+            return (200, m.config) if m else (400, {"error": f"Request for unknown model: '{parts[2]}'"})
+        if method == "GET" and len(parts) == 6 and parts[:2] == ["v2", "models"] and parts[5] == "ready":
+            m = self.models.get(parts[2])
+            return (200, None) if m and parts[4] in m.loaded else (400, {"error": "not ready"})
+        if method == "POST" and len(parts) == 5 and parts[:3] == ["v2", "repository", "models"]:
+            return self._load(parts[3], body)
+        return 404, {"error": "not found"}
+
+    def _load(self, name: str, body: Any) -> tuple[int, Any]:
+        m = self.models.get(name)
+        if m is None:
+            return 400, {"error": f"failed to load '{name}'"}
+        config = json.loads(body["parameters"]["config"]) if body and "parameters" in body else m.config
+        if "refuse" in self.faults and "specific" in config["version_policy"]:
+            return 400, {"error": f"load failed for model '{name}': version 1 is at capacity"}
+        self.loads.append(config)
+        self.slow()
+        if "ignore" in self.faults:
+            return 200, None
+        policy = config["version_policy"]
+        if "specific" in policy:
+            wanted = {str(v) for v in policy["specific"]["versions"]} & set(m.versions)
+        elif "all" in policy:
+            wanted = set(m.versions)
+        else:
+            n = int(policy["latest"]["num_versions"])
+            wanted = set(sorted(m.versions, key=int)[-n:])
+        before = set(m.loaded)
+        m.loaded, m.config = wanted, config
+        if "kept-down" in self.faults:  # once: loading it again brings it back
+            self.faults.discard("kept-down")
+            kept = sorted(before & wanted, key=int)
+            if kept:
+                m.loaded.discard(kept[0])
+        if "disagree" in self.faults:
+            self.disagree = {(name, v) for v in before - wanted}
+        return 200, None
+
+
+class FakeTorchServe(_Base):
+    """TorchServe's management API as `retire unload` uses it: describe (`GET /models/<m>/all`,
+    `GET /models/<m>`), set-default, unregister (403 for the default version), register from the
+    model store (`POST /models?url=<.mar>`). Faults: "refuse" (unregister answers 500)."""
+
+    def __init__(self, models: dict[str, dict[str, str]], default: dict[str, str]) -> None:
+        super().__init__()
+        self.registered = {m: dict(vs) for m, vs in models.items()}  # model -> version -> .mar
+        self.default = dict(default)
+        self.store = {url: (m, v) for m, vs in models.items() for v, url in vs.items()}
+
+    def _describe(self, model: str, version: str) -> dict[str, Any]:
+        return {
+            "modelName": model,
+            "modelVersion": version,
+            "modelUrl": self.registered[model][version],
+            "minWorkers": 1,
+            "maxWorkers": 1,
+            "workers": [{"id": "9000", "status": "READY"}],
+        }
+
+    def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if parts[0] != "models":
+            return 404, {"code": 404, "type": "ResourceNotFoundException", "message": "not found"}
+        if method == "POST" and parts == ["models"]:
+            url = query.get("url", "")
+            if url not in self.store or self.store[url][0] != query.get("model_name"):
+                return 400, {"code": 400, "message": f"Model not found in model store: {url}"}
+            model, version = self.store[url]
+            if version in self.registered.setdefault(model, {}):
+                return 409, {"code": 409, "message": f"Model version {version} is already registered."}
+            self.registered[model][version] = url
+            return 200, {"status": f'Model "{model}" Version: {version} registered with 1 initial workers'}
+        model = parts[1] if len(parts) > 1 else ""
+        if model not in self.registered or not self.registered[model]:
+            return 404, {
+                "code": 404,
+                "type": "ModelNotFoundException",
+                "message": f"Model not found: {model}",
+            }
+        if method == "GET" and parts[2:] == ["all"]:
+            return 200, [self._describe(model, v) for v in self.registered[model]]
+        if method == "GET" and len(parts) == 2:
+            return 200, [self._describe(model, self.default[model])]
+        if method == "PUT" and len(parts) == 4 and parts[3] == "set-default":
+            if parts[2] not in self.registered[model]:
+                return 404, {"code": 404, "message": f"Model version {parts[2]} does not exist"}
+            self.default[model] = parts[2]
+            return 200, {
+                "status": f'Default version successfully updated for model "{model}" to "{parts[2]}"'
+            }
+        if method == "DELETE" and len(parts) == 3:
+            version = parts[2]
+            if "refuse" in self.faults:
+                return 500, {"code": 500, "message": "Internal error while unregistering"}
+            if version not in self.registered[model]:
+                return 404, {"code": 404, "message": f"Model version {version} does not exist"}
+            if self.default[model] == version:
+                return 403, {"code": 403, "message": "Cannot remove default version for model " + model}
+            del self.registered[model][version]
+            return 200, {"status": f'Model "{model}" unregistered'}
+        return 405, {"code": 405, "message": "method not allowed"}
