@@ -350,6 +350,11 @@ def unload(
         raise ConfigError(
             "retire unload needs --server URL: the model server to ask (and whose status says what is loaded)"
         )
+    if undo and server(settings.preset).store is not None and not settings.model_dir:
+        raise ConfigError(
+            f"retire unload --undo --preset {settings.preset} needs --model-dir (the model store): "
+            "only the archive it holds for a version is registered again, never one the journal names"
+        )
     target = _unload_target(settings, deadline)
     ops.unloader_of(target.server)  # refuse a server retire cannot unload before any query
     where = f"--archive-dir {archive_dir} --server {target.display} --preset {server(settings.preset).preset}"
@@ -395,4 +400,5 @@ def _unload_target(settings: Settings, deadline: Deadline) -> Target:
     parts = urlsplit(redact_url(url))
     display = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))  # no query
     connect = partial(loaded.conversation, srv, url, timeout=settings.timeout, deadline=deadline)
-    return Target(srv, url, display, connect, settings.timeout, deadline)
+    on_disk = {(v.model, v.version): Path(v.path).name for v in inventory(settings).versions}
+    return Target(srv, url, display, connect, settings.timeout, deadline, on_disk)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,9 @@ UNLOAD_JOURNAL = "unload.jsonl"
 OPS = ("unload", "reload")
 PHASES = ("begin", "done", "failed")
 CONFIRM_EVERY = 0.25  # seconds between two status reads while a change settles
+# How long the wanted state must hold before it is taken as confirmed: a kept version whose
+# process the reload restarted (Triton does) may go down just after a first good read.
+STEADY = 2.0
 
 Connect = Callable[[], AbstractContextManager["Asker"]]
 
@@ -75,6 +78,10 @@ class Target:
     connect: Connect
     timeout: float
     deadline: Deadline = NO_DEADLINE
+    # (model, version) -> the base name of its file or directory on disk now (a fresh scan): a
+    # reload registers only what disk says is that version (TorchServe's .mar), never what the
+    # untrusted journal names.
+    on_disk: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def unloader(self) -> Unloader:
@@ -315,7 +322,8 @@ def _bring_back(
     missing = tuple(v for v in versions if v not in loaded_now)
     if not missing and not force:
         return []
-    exchanges = unloader.reload(asker, model, missing, had, loaded_now, whole)
+    disk = {v: name for (m, v), name in run.target.on_disk.items() if m == model}
+    exchanges = unloader.reload(asker, model, missing, {**had, "on_disk": disk}, loaded_now, whole)
     problem = _confirm(run, model, gone=(), there=tuple(dict.fromkeys((*loaded_now, *versions))))
     if problem is not None:
         raise OffloadError(problem)
@@ -324,19 +332,24 @@ def _bring_back(
 
 def _confirm(run: _Run, model: str, gone: tuple[str, ...], there: tuple[str, ...]) -> str | None:
     """Wait (at most --timeout, and never past the run's --deadline) until the server says that
-    every version in `gone` is unavailable and every one in `there` is loaded; else what is wrong."""
+    every version in `gone` is unavailable and every one in `there` is loaded, and keeps saying
+    so for STEADY seconds; else what is wrong."""
     unloader, asker, target = run.target.unloader, run.asker, run.target
     limit, _ = target.deadline.limit(target.timeout)
     ends = time.monotonic() + max(0.0, limit)
+    good_since: float | None = None
     while True:
         state = unloader.state(asker, model)
         wrong = [f"{v} is still loaded" for v in gone if state.get(v) is True]
         unsure = [v for v in (*gone, *there) if v in state and state[v] is None]
         wrong += [f"{v} is unsure (its answers disagree)" for v in unsure]
         wrong += [f"{v} is not loaded" for v in there if state.get(v) is False or v not in state]
-        if not wrong:
-            return None
-        if time.monotonic() + CONFIRM_EVERY > ends:
+        now = time.monotonic()
+        good_since = (good_since or now) if not wrong else None
+        last = now + CONFIRM_EVERY > ends
+        if good_since is not None and (now - good_since >= STEADY or last):
+            return None  # held for STEADY seconds (or as long as the time allowed)
+        if last:
             return f"{target.display} says of {model}: {'; '.join(wrong)}"
         time.sleep(CONFIRM_EVERY)
 

@@ -20,6 +20,7 @@ from retire.config.parsers import (
     _paths,
     _pins,
     _secret,
+    _server_url,
     _str,
     _tenant,
     _url,
@@ -296,7 +297,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "server",
-        _str,
+        _server_url,
         "Ask the model server which versions are loaded, through its status API by --preset: "
         + "; ".join(dict.fromkeys(s.status_api for s in SERVERS.values()))
         + ".",

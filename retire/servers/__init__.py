@@ -49,8 +49,9 @@ class Unloader:
     setup: Callable[[Asker, str], dict[str, Any]]
     # (asker, model, versions to keep loaded, versions to unload, setup) -> the exchanges made.
     unload: Callable[[Asker, str, tuple[str, ...], tuple[str, ...], dict[str, Any]], list[Exchange]]
-    # (asker, model, versions to load back, the setup they had, versions loaded now, whether
-    # every version the setup loaded comes back) -> the exchanges made.
+    # (asker, model, versions to load back, the setup they had (with "on_disk": version -> the
+    # base name of its file on disk now, from a fresh scan), versions loaded now, whether every
+    # version the setup loaded comes back) -> the exchanges made.
     reload: Callable[[Asker, str, tuple[str, ...], dict[str, Any], tuple[str, ...], bool], list[Exchange]]
     # (asker, model) -> per version the server lists: loaded (True), not (False), or its own
     # answers disagree (None: neither confirms anything).

@@ -141,7 +141,8 @@ def reload(
 ) -> list[Exchange]:
     """Register each version again from the model store (`POST /models?url=<its .mar>`, waiting
     for its workers), then make the default what it was. Of what the journal says only the archive
-    names (plain `.mar` names in the model store) and worker counts are used."""
+    names (plain `.mar` names in the model store, and only the one a fresh scan of the store says
+    is that model and version: `had["on_disk"]`) and worker counts are used."""
     out = []
     for version in versions:
         known = had.get("versions", {}).get(version)
@@ -151,6 +152,13 @@ def reload(
             raise ServerError(
                 f"the journal names no archive in the model store for {model} {version} (a .mar file "
                 "name); register it by hand"
+            )
+        on_disk = had.get("on_disk", {}).get(version)
+        if url != on_disk:  # whose manifest names this model and version, in a fresh scan
+            held = f"the model store holds {on_disk}" if on_disk else "the model store holds none"
+            raise ServerError(
+                f"the journal says {model} {version} was registered from {url}, but {held} for it "
+                "(by its manifest); register it by hand"
             )
         query = urlencode(
             {

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from retire.errors import ServerError
 from retire.servers import Exchange, Server, Unloader
 
 if TYPE_CHECKING:
@@ -127,17 +126,6 @@ def unload(
     return [_load(asker, model, _specific(had, keep))]
 
 
-def _policy(had: dict[str, Any]) -> dict[str, Any]:
-    """The version policy a journal says the model had, checked (the journal is untrusted)."""
-    policy = had.get("config", {}).get("version_policy") if isinstance(had.get("config"), dict) else None
-    if not isinstance(policy, dict) or len(policy) != 1 or next(iter(policy)) not in _POLICIES:
-        raise ServerError(f"the journal's version_policy {json.dumps(policy)[:100]} is not one Triton has")
-    return policy
-
-
-_POLICIES = ("all", "latest", "specific")
-
-
 def reload(
     asker: Asker,
     model: str,
@@ -146,14 +134,48 @@ def reload(
     loaded_now: tuple[str, ...],
     whole: bool,
 ) -> list[Exchange]:
-    """Load the model with the version policy it had (every version back), or, for only some of
-    them, `specific` = what is loaded now plus those. The rest of the config is the one the server
-    runs now: of what the journal says, only the version policy is used."""
+    """Load `versions` back. A reload only ever adds versions: `whole`, the model gets the version
+    policy it had (the journal's, or the setup read before a failed change) only where that policy,
+    read against the versions on disk now, loads every version loaded now and every one asked
+    for; otherwise (versions added or loaded since, a policy edited in the untrusted journal)
+    `specific` = what is loaded now plus `versions`, and the model's own policy returns at its
+    next plain load (config.pbtxt). The rest of the config is the one the server runs now."""
     config = dict(setup(asker, model)["config"])
-    if whole:
-        config["version_policy"] = _policy(had)
+    wanted = {*loaded_now, *versions}
+    policy = had.get("config", {}).get("version_policy") if isinstance(had.get("config"), dict) else None
+    loads = _would_load(policy, had.get("on_disk", {}))
+    if whole and loads is not None and wanted <= loads:
+        config["version_policy"] = policy
         return [_load(asker, model, config)]
-    return [_load(asker, model, _specific({"config": config}, (*loaded_now, *versions)))]
+    return [_load(asker, model, _specific({"config": config}, wanted))]
+
+
+def _would_load(policy: object, on_disk: dict[str, str]) -> set[str] | None:
+    """The versions a version policy loads from those on disk (None: not a policy read here)."""
+    numbers = sorted(n for v in on_disk if (n := version_of(v)) is not None)
+    if not isinstance(policy, dict) or len(policy) != 1:
+        return None
+    kind, arg = next(iter(policy.items()))
+    if not isinstance(arg, dict):
+        return None
+    if kind == "all" and not arg:
+        return {str(n) for n in numbers}
+    if kind == "latest" and set(arg) <= {"num_versions"}:
+        n = _whole(arg.get("num_versions", 1))
+        return {str(v) for v in numbers[-n:]} if n is not None and n > 0 else None
+    if kind == "specific" and set(arg) <= {"versions"} and isinstance(arg.get("versions", []), list):
+        listed = [_whole(v) for v in arg.get("versions", [])]
+        return None if any(v is None for v in listed) else {str(v) for v in listed}
+    return None
+
+
+def _whole(value: object) -> int | None:
+    """An int64 as Triton's JSON gives it (a number, or a string of digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
 
 
 def state(asker: Asker, model: str) -> dict[str, bool | None]:
@@ -165,6 +187,9 @@ def state(asker: Asker, model: str) -> dict[str, bool | None]:
     for (name, version), listed in sorted(index.versions.items()):
         if name != model:
             continue
+        if version_of(version) is None:
+            what = f"a version {version!r} of {model} that is no Triton version (a number)"
+            raise asker.unexpected("/v2/repository/index", what)
         if index.states.get((name, version)) in _SETTLING:
             out[version] = None  # its memory is not given back (or taken) yet
             continue

@@ -142,7 +142,9 @@ def test_apply_unloads_only_the_safe_loaded_versions_and_undo_loads_them_back(
     again = run_cli("unload", *triton_args(present_lab, tree, url, archive, "--apply"))
     assert again.exit_code == 0 and "nothing to unload" in again.stderr
 
-    back = run_cli(*undo_args(url, archive))
+    # With --model-dir the policy it had is read against the disk: it loads all that is loaded
+    # now, so it is loaded back as it was (without, `specific`: attacks_24).
+    back = run_cli(*undo_args(url, archive, "--model-dir", str(tree)))
     assert back.exit_code == 0, back.stderr
     assert loaded(fake) == {m: set(v) for m, v in ON_DISK.items()}
     assert fake.loads[-1]["version_policy"] == {"all": {}}  # the policy it had
@@ -406,9 +408,10 @@ def test_torchserve_unload_moves_the_default_first_and_undo_registers_it_again(
         ("PUT", "/models/bert/10.0/set-default"),
         ("DELETE", "/models/bert/1.0"),
     ]
-    back = run_cli(
-        "unload", "--undo", "--preset", "torchserve", "--server", url, "--archive-dir", str(archive)
-    )
+    bare = ["unload", "--undo", "--preset", "torchserve", "--server", url, "--archive-dir", str(archive)]
+    blind = run_cli(*bare)  # the archive to register is checked against the store (attacks_24)
+    assert blind.exit_code == 2 and "needs --model-dir" in blind.stderr
+    back = run_cli(*bare, "--model-dir", str(store))
     assert back.exit_code == 0, back.stderr
     assert set(fake.registered["bert"]) == {"1.0", "2.0", "10.0"} and fake.default["bert"] == "1.0"
     posts = [s.path for s in fake.log if s.method == "POST"]

@@ -94,11 +94,6 @@ def operator_loads(url: str, model: str, config: dict[str, Any]) -> None:
 # Attacks that work (strict xfails)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--undo loads the journal's old version policy as is: with `latest {num_versions: 5}` and "
-    "a version 9 loaded since, it unloads alpha 1, a version in use, instead of only loading back",
-)
 def test_undo_never_unloads_a_version_loaded_now(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
     """alpha runs with `latest { num_versions: 5 }` (all five on disk loaded). retire unloads 2
     and 3. Later a new version 9 is added and loaded by the operator (specific 1, 5, 8, 9). `--undo`
@@ -124,11 +119,6 @@ def test_undo_never_unloads_a_version_loaded_now(present_lab: Lab, tree: Path, t
         assert {"1", "5", "8", "9"} <= fake.loaded("alpha"), fake.loaded("alpha")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the journal's version_policy is checked for its kind only: an edited `specific: [8]` "
-    "makes --undo unload alpha 1 and 5 (in use)",
-)
 def test_an_edited_version_policy_cannot_make_undo_unload(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
@@ -156,11 +146,6 @@ class WordyTriton(FakeTriton):
         self.models["alpha"].loaded.add("x")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a non-numeric loaded version in Triton's index reaches int() in triton._specific: "
-    "ValueError traceback after the journal's begin, instead of one line and exit 6",
-)
 def test_a_non_numeric_version_in_the_index_is_refused_in_one_line(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
@@ -174,11 +159,6 @@ def test_a_non_numeric_version_in_the_index_is_refused_in_one_line(
         assert fake.loaded("alpha") == {*ON_DISK["alpha"], "x"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a query string in --server (?api_key=...) is kept in the Asker's display URL and "
-    "printed in the error line (and httpx sends every request to `/` with the path inside the query)",
-)
 def test_a_query_string_in_server_is_never_shown(present_lab: Lab, tree: Path, tmp_path: Path) -> None:
     fake = FakeTriton(ON_DISK)
     with fake.running() as url:
@@ -205,11 +185,6 @@ class StoreTorchServe(FakeTorchServe):
         return super().answer(method, path, query, body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--undo registers any plain .mar of the model store the journal names: an edited journal "
-    "makes bert 1.0 serve resnet's archive (resnet_a.mar, manifest version 1.0)",
-)
 def test_an_edited_journal_cannot_register_another_models_archive(present_lab: Lab, tmp_path: Path) -> None:
     fake = StoreTorchServe(
         {
@@ -264,11 +239,6 @@ class RestartingTriton(FakeTriton):
         return status, payload
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the confirmation ends at the first status read that looks right: a kept version that "
-    "goes down right after (alpha 1, in use) is never seen, the run says unloaded and exits 0",
-)
 def test_a_kept_version_that_goes_down_after_the_first_read_is_caught(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
