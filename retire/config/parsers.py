@@ -111,21 +111,16 @@ def _url(value: object, name: str) -> str:
 
 
 def _server_url(value: object, name: str) -> str:
-    """A model server's URL: refused with a query string or fragment, which could hold a secret
-    and would be merged into every request's path (the message does not repeat it)."""
-    from urllib.parse import urlsplit
-
+    """A model server's URL, checked as --prometheus's is (`_url`), and refused with a query
+    string or fragment, which could hold a secret and would be merged into every request's path
+    (refused first, so that no message repeats it)."""
     text = _str(value, name).strip()
-    redact.register_url(text)
     if "?" in text or "#" in text:
         raise ConfigError(
             f"{name}: give the server's URL without a query string or fragment "
             "(scheme://host:port[/prefix]); what follows ? or # is not shown, it may hold a secret"
         )
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name}: give an http:// or https:// URL, e.g. http://tfs:8501")
-    return text
+    return _url(text, name)
 
 
 def _path(value: object, name: str) -> Path:

@@ -35,6 +35,7 @@ from retire.sources.disk.server_configs import (
     read_tfserving_config,
     tfserving_policy,
 )
+from tests.sources.disk.test_text_format import _set_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -404,20 +405,6 @@ printers = st.fixed_dictionaries(
 )
 
 
-def _set(message: Any, choice: tuple[str, Any] | None) -> None:
-    if choice is None:
-        return
-    kind, arg = choice
-    message.SetInParent()
-    if kind == "latest":
-        message.latest.num_versions = arg
-    elif kind == "all":
-        message.all.SetInParent()
-    elif kind == "specific":
-        message.specific.SetInParent()
-        message.specific.versions.extend(arg)
-
-
 def _expected(choice: tuple[str, Any] | None) -> VersionPolicy:
     """The policy TF Serving applies for a choice drawn below."""
     if choice is None or choice[0] == "none":
@@ -458,7 +445,7 @@ def test_any_printed_config_any_unload(
     for i, m in enumerate(ms):
         c = root.model_config_list.config.add()
         c.name, c.base_path = m["name"], f"/models/{i}"
-        _set(c.model_version_policy, m["policy"])
+        _set_policy(c.model_version_policy, m["policy"])
         for k, v in m["labels"].items():
             c.version_labels[k] = v
     text = text_format.MessageToString(root, **printer)

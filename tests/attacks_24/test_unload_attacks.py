@@ -23,24 +23,12 @@ from retire.actions.unload import journal_records
 from retire.servers import torchserve, triton
 from retire.sources.loaded import conversation
 from tests import scenarios as sc
-from tests.conftest import Lab, Run, run_cli
+from tests.actions.test_unload import AFTER, ON_DISK, one_line_error, triton_args
+from tests.conftest import Lab, run_cli
 from tests.model_servers import FakeTorchServe, FakeTriton
 from tests.offload_lab import cli, evidence, present_lab_server
 
 pytestmark = pytest.mark.prometheus
-
-TRITON_FLAGS = (
-    "--preset",
-    "triton",
-    "--metric",
-    ":tensorflow:serving:model_call_count",
-    "--model-label",
-    "model_name",
-    "--version-label",
-    "model_version",
-)
-ON_DISK = {"alpha": ["1", "2", "3", "5", "8"], "beta": ["1", "2", "3"]}
-AFTER = {"alpha": {"1", "5", "8"}, "beta": {"1", "3"}}  # alpha 1, 5, 8 and beta 1, 3 are in-use or kept
 
 
 @pytest.fixture(scope="module")
@@ -53,27 +41,8 @@ def tree(present_lab: Lab) -> Path:
     return present_lab.models(sc.BASIC)  # read only: unload never touches the model tree
 
 
-def triton_args(lab: Lab, tree: Path, url: str, archive: Path, *extra: str) -> list[str]:
-    return [
-        *evidence(lab, "--model-dir", str(tree), *TRITON_FLAGS),
-        "--server",
-        url,
-        "--archive-dir",
-        str(archive),
-        *extra,
-    ]
-
-
 def undo_args(url: str, archive: Path, *extra: str, preset: str = "triton") -> list[str]:
     return ["unload", "--undo", "--preset", preset, "--server", url, "--archive-dir", str(archive), *extra]
-
-
-def one_line_error(run: Run, code: int, *words: str) -> None:
-    assert run.exit_code == code, (run.exit_code, run.stderr)
-    errors = [line for line in run.stderr.splitlines() if line.startswith("retire: error: ")]
-    assert len(errors) == 1 and "Traceback" not in run.stderr, run.stderr
-    for word in words:
-        assert word in errors[0], run.stderr
 
 
 def rewrite_journal(archive: Path, change: Any) -> None:
