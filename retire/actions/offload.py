@@ -7,6 +7,7 @@ passed no further move starts (one under way is finished: a move is never cut mi
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -63,8 +64,11 @@ def _check_writable(path: Path) -> None:
 
 
 def _archive_dir_for(archive: Path, model: str) -> None:
-    """Make `<archive>/models/<model>/`, one level at a time, never through a symlink."""
-    with opened_dir(archive) as fd:
+    """Make `<archive>/models/<model>/`, one level at a time, never through a symlink. Each
+    descriptor is closed exactly once, by the stack that opened it: closing one twice closes
+    whatever another thread opened under the reused number since (a Prometheus connection)."""
+    with contextlib.ExitStack() as stack:
+        fd = stack.enter_context(opened_dir(archive))
         for part in (MODELS, model):
             try:
                 os.mkdir(part, dir_fd=fd)
@@ -80,7 +84,7 @@ def _archive_dir_for(archive: Path, model: str) -> None:
                     f"{where} is not a directory (a symlink?); retire never follows a link inside the "
                     "archive: remove it. Nothing was moved"
                 ) from None
-            os.close(fd)
+            stack.callback(os.close, nxt)
             fd = nxt
 
 
