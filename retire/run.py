@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -22,12 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retire.errors import ConfigError, RetireError
+from retire.errors import ConfigError, OffloadError, RetireError
 
 if TYPE_CHECKING:
     from retire.actions.unload import Target
     from retire.advisor import Report
     from retire.advisor.plan import Plan
+    from retire.advisor.report import Unloaded
     from retire.config import Settings
     from retire.deadline import Deadline
     from retire.servers import Server
@@ -75,8 +77,33 @@ def build_report(
         for ignored in found.ignored:
             say(f"ignored {ignored.path}: {ignored.reason}")
     served_now = served(settings, found, deadline)
-    report = advise(found, evidence, policy_from(settings), generated_at=now, served=served_now)
+    policy, gone = policy_from(settings), unloaded(settings)
+    report = advise(found, evidence, policy, generated_at=now, served=served_now, unloaded=gone)
     return _note_other_models(settings, report)
+
+
+def unloaded(settings: Settings) -> dict[tuple[str, str], Unloaded]:
+    """The versions `retire unload` unloaded and has not loaded back, from the journal in
+    --archive-dir (none without it, or before the archive exists)."""
+    from retire.actions.unload import unloaded_versions
+    from retire.advisor.report import Unloaded
+    from retire.servers import server
+
+    if settings.archive_dir is None:
+        return {}
+    archive, preset = settings.archive_dir, server(settings.preset).preset
+    try:
+        found = unloaded_versions(archive)
+    except OffloadError as e:  # damaged or edited: what is unloaded cannot be known
+        raise ConfigError(f"{e.message}; a report cannot tell which versions retire unloaded") from None
+    out = {}
+    for (model, version), r in found.items():
+        # Quoted: it is a command to copy, and names (and the untrusted journal's URL) may hold
+        # spaces or a shell's metacharacters.
+        words = ("--only", f"{model}:{version}", "--archive-dir", str(archive), "--server", r["server"])
+        undo = " ".join(("retire unload --undo", *map(shlex.quote, words), "--preset", preset))
+        out[(model, version)] = Unloaded(float(r["time"]), r["server"], undo)
+    return out
 
 
 def _check_sources(settings: Settings) -> None:

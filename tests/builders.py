@@ -34,6 +34,10 @@ REASONS = {
     Status.PROTECTED: "latest version (--keep-latest 1)",
     Status.UNKNOWN: "would be safe (no series in window) but data gap: no samples for 3h",
     Status.NOT_ON_DISK: "called in window, but no directory on disk",
+    Status.UNLOADED: "unloaded by retire at 2026-01-01T00:00:00Z from http://triton:8000; no call "
+    "counted since, which proves nothing (calls to an unloaded version fail uncounted); load it back "
+    "with `retire unload --undo --only alpha:1 --archive-dir /archive --server http://triton:8000 "
+    "--preset triton`",
 }
 
 

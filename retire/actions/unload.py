@@ -25,6 +25,7 @@ tests/e2e/test_unload_triton.py against a real Triton):
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -53,6 +54,9 @@ CONFIRM_EVERY = 0.25  # seconds between two status reads while a change settles
 # How long the wanted state must hold before it is taken as confirmed: a kept version whose
 # process the reload restarted (Triton does) may go down just after a first good read.
 STEADY = 2.0
+# The server as the journal keeps it (a URL without credentials, query or fragment): reports
+# print it in a command to copy, so nothing else is taken from an untrusted journal.
+_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+")
 
 Connect = Callable[[], AbstractContextManager["Asker"]]
 
@@ -115,6 +119,11 @@ def chosen(report: Report, only: tuple[tuple[str, str], ...] = ()) -> dict[str, 
     if only:
         for key in only:
             row = rows.get(key) or rows.get((key[0], canonical_version(key[1])))
+            if row is not None and row.status.value == "unloaded":
+                raise OffloadError(
+                    f"--only {key[0]}:{key[1]} is already unloaded by retire ({row.reason}); nothing to "
+                    "unload (nothing was unloaded)"
+                )
             if row is None or row.status.value != "safe":
                 status = row.status.value if row else "not found"
                 raise OffloadError(f"--only {key[0]}:{key[1]} is {status}, not safe: nothing was unloaded")
@@ -390,7 +399,28 @@ def _same_server(record: dict[str, Any], target: Target) -> None:
 
 def outstanding(journal: Journal, target: Target) -> dict[str, list[dict[str, Any]]]:
     """Per model, the unload steps whose versions are not loaded back yet (done, or begun and
-    never finished), oldest first."""
+    never finished), oldest first; all of them made on `target`."""
+    out = _not_back(journal)
+    for steps in out.values():
+        for r in steps:
+            _same_server(r, target)
+    return out
+
+
+def unloaded_versions(archive: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """(model, version) -> the journal's last unload step of each version retire unloaded and has
+    not loaded back (`retire report` shows them `unloaded`). No journal: none."""
+    if not archive.is_dir():
+        return {}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for model, steps in _not_back(_journal(archive)).items():
+        for r in steps:
+            for v in r["versions"]:
+                out[(model, v)] = r
+    return out
+
+
+def _not_back(journal: Journal) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     back: dict[tuple[str, str], int] = {}
     last: dict[int, dict[str, Any]] = {}
@@ -406,9 +436,6 @@ def outstanding(journal: Journal, target: Target) -> dict[str, list[dict[str, An
         versions = [v for v in r["versions"] if back.get((r["model"], v), 0) < r["step"]]
         if versions:
             out.setdefault(r["model"], []).append({**r, "versions": versions})
-    for steps in out.values():
-        for r in steps:
-            _same_server(r, target)
     return out
 
 
@@ -496,6 +523,8 @@ def _record_problem(doc: object, archive: Path) -> str | None:
     for key in ("server", "kind", "model"):
         if not isinstance(doc.get(key), str):
             return f"no {key}"
+    if not _URL.fullmatch(doc["server"]):
+        return "server is not a plain http(s) URL"
     if unsafe_component(doc["model"]):
         return f"model {doc['model']!r} is not a safe name"
     for key in ("loaded", "keep", "versions"):
@@ -503,6 +532,9 @@ def _record_problem(doc: object, archive: Path) -> str | None:
             return f"{key} is not a list of plain version names"
     if not isinstance(doc.get("had"), dict):
         return "no record of what the model had"
+    when = doc.get("time")
+    if not isinstance(when, int | float) or isinstance(when, bool) or not math.isfinite(when):
+        return "no time"
     if doc["op"] == "reload" and not isinstance(doc.get("whole"), bool):
         return "no whole flag"
     return None

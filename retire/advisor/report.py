@@ -24,6 +24,18 @@ class Status(StrEnum):
     PROTECTED = "protected"
     UNKNOWN = "unknown"
     NOT_ON_DISK = "not-on-disk"
+    # `retire unload` took it out of the server's memory and has not loaded it back: its counter
+    # vanished or froze, so the calls since (they fail) are not evidence either way.
+    UNLOADED = "unloaded"
+
+
+@dataclass(frozen=True)
+class Unloaded:
+    """A version `retire unload` unloaded and has not loaded back (its journal says so)."""
+
+    when: float  # Unix seconds the unload was confirmed (or begun, for one never finished)
+    server: str  # the server's URL, without credentials
+    undo: str  # the command that loads it back
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ No I/O, no clock, no environment: everything arrives as arguments, so every rule
 hand-built inputs. The order of the rules is the safety argument (README "How verdicts are made"):
 
 1. `not-on-disk`: Prometheus knows the version, the model directory does not. Never safe.
+   `unloaded`: `retire unload` took it out of the server's memory (its journal says so) and the
+   server, where asked, does not have it loaded: calls to it fail without being counted, so
+   its flat counter proves nothing. Never safe; calls seen since are "clients still asking".
 2. `in-use`: any positive evidence of calls: a busiest-step or last-step rate above the threshold,
    or (at threshold 0) any call counted from the series' values, including a series born in the
    window. Positive evidence wins over everything: partial data cannot un-call a version.
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from retire.advisor import doubts, per_model, protections, wording
 from retire.advisor.facts import Facts
 from retire.advisor.join import join
-from retire.advisor.report import Header, Policy, Report, Status, Summary
+from retire.advisor.report import Header, Policy, Report, Status, Summary, Unloaded
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,11 +43,13 @@ def advise(
     policy: Policy,
     generated_at: float,
     served: Mapping[tuple[str, str], bool] | None = None,
+    unloaded: Mapping[tuple[str, str], Unloaded] | None = None,
 ) -> Report:
     """Join what is on disk with the traffic evidence and give every version a verdict.
 
     `served`: what the model server said is loaded ((model, version) -> loaded), for the models
-    it answered about; None when it was not asked."""
+    it answered about; None when it was not asked. `unloaded`: the versions `retire unload`
+    unloaded and has not loaded back (its journal), None when no journal was read."""
     import gc
 
     # The cyclic GC would rescan every record alive each time a few hundred thousand objects are
@@ -52,7 +57,7 @@ def advise(
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _advise(inventory, evidence, policy, generated_at, served)
+        return _advise(inventory, evidence, policy, generated_at, served, unloaded or {})
     finally:
         if paused:
             gc.enable()
@@ -64,6 +69,7 @@ def _advise(
     policy: Policy,
     generated_at: float,
     served: Mapping[tuple[str, str], bool] | None,
+    unloaded: Mapping[tuple[str, str], Unloaded],
 ) -> Report:
     import numpy as np
 
@@ -79,8 +85,10 @@ def _advise(
 
     # The one place that decides, in the order of the rules (the module docstring): the first
     # rule a row meets gives its verdict; a row that meets none is safe.
+    gone = _unloaded(x, served, unloaded)
     rules = (
         (Status.NOT_ON_DISK, ~x.on_disk),
+        (Status.UNLOADED, gone),
         (Status.IN_USE, x.positive),
         (Status.PROTECTED, protected),
         (Status.UNKNOWN, doubtful),
@@ -93,6 +101,8 @@ def _advise(
     must_stay = x.positive | doubtful | protection_masks["pinned"] | protection_masks["young"]
     to_free, advice = protections.latest_advice(ranks, status, must_stay)
     reasons = wording.reasons(x, rows, doubt_masks, causes, ranks, protection_masks, to_free)
+    for i in np.flatnonzero(rows[Status.UNLOADED]).tolist():
+        reasons[i] = wording.unloaded_words(x, i, unloaded[(x.models[i], x.versions[i])])
     loaded, loaded_from = protections.loaded(ranks, served)
     table = _table(x, status, reasons, loaded, loaded_from)
     unknown_causes: tuple[str, ...] = ()
@@ -103,6 +113,22 @@ def _advise(
     summary = replace(summary, protected_by=protected_by)
     ignored = tuple((str(i.path), i.reason) for i in inventory.ignored)
     return Report(_header(inventory, evidence, policy, generated_at), table, summary, ignored)
+
+
+def _unloaded(
+    x: Facts, served: Mapping[tuple[str, str], bool] | None, unloaded: Mapping[tuple[str, str], Unloaded]
+) -> Any:
+    """Rows retire unloaded and has not loaded back, unless the server, asked, says it has the
+    version loaded again (someone loaded it back: its counter is evidence again)."""
+    import numpy as np
+
+    out = np.zeros(x.n, dtype=bool)
+    if not unloaded:
+        return out
+    for i, key in enumerate(zip(x.models, x.versions, strict=True)):
+        if key in unloaded and not (served is not None and served.get(key) is True):
+            out[i] = True
+    return out
 
 
 def _table(

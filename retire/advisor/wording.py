@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from retire.advisor import doubts, protections
-from retire.advisor.report import Status, fmt_calls, fmt_qps
+from retire.advisor.report import Status, Unloaded, fmt_calls, fmt_qps, iso
 from retire.durations import format_duration
 from retire.sources.prometheus import table as pv
 
@@ -53,6 +53,34 @@ def reasons(
         found = doubts.row_words(x, doubt_masks, i) + ([cause_text] if cause_text else [])
         out[i] = f"would be safe ({traffic[i]}) but " + "; ".join(found)
     return list(out.tolist())
+
+
+def unloaded_words(x: Facts, i: int, u: Unloaded) -> str:
+    """Why an unloaded row is not safe, the deciding fact first: when retire unloaded it, and
+    whether clients still ask for it (calls or failed calls counted after that)."""
+    ev = x.evidence
+    failed = float(x.failed[i])
+    after_all = u.when <= ev.window_start  # the whole window is after the unload
+    last_after = u.when <= ev.evaluated_at - ev.step
+    head = f"unloaded by retire at {iso(u.when)} from {u.server}"
+    called = bool(x.calls[i] > 0 or x.last_qps[i] > 0 or x.max_qps[i] > 0)  # NaN: not a call
+    seen = []
+    if (after_all and called) or (last_after and x.last_qps[i] > 0):
+        seen.append("calls counted since")
+    if failed > 0 and after_all:
+        seen.append(f"{fmt_calls(failed)} failed call(s) since")
+    if seen:
+        return f"{head}; clients still asking ({', '.join(seen)}): load it back with `{u.undo}`"
+    if called or failed > 0:
+        what = "calls" + (f" and {fmt_calls(failed)} failed call(s)" if failed > 0 else "")
+        return (
+            f"{head}; {what} in the window, before or after it; no count since proves it idle (calls "
+            f"to an unloaded version fail uncounted); load it back with `{u.undo}`"
+        )
+    return (
+        f"{head}; no call counted since, which proves nothing (calls to an unloaded version fail "
+        f"uncounted); load it back with `{u.undo}`"
+    )
 
 
 def traffic_column(x: Facts) -> Any:

@@ -19,6 +19,7 @@ from retire.cli.group import app, exit_codes
 from retire.cli.options import given
 from retire.cli.steps import (
     Config,
+    archive_of,
     chosen,
     deadline_of,
     emit,
@@ -31,17 +32,9 @@ from retire.cli.steps import (
 from retire.errors import ConfigError
 from retire.formats import PLAN
 
-ArchiveDir = Annotated[
-    Path,
-    typer.Option(
-        "--archive-dir", help="Where offloaded versions go (outside every model root); holds the journal."
-    ),
-]
-
 
 @app.command("plan", epilog=exit_codes(0, 2, 3, 6))
 def plan_command(
-    archive_dir: ArchiveDir,
     only: Annotated[
         list[str] | None,
         typer.Option("--only", help="Plan exactly these MODEL:VERSION.", metavar="MODEL:VERSION"),
@@ -86,6 +79,7 @@ def plan_command(
     partial_response: opt.PartialResponse = None,
     split_by_model: opt.SplitByModel = None,
     server: opt.Server = None,
+    archive_dir: opt.ArchiveDir = None,
     use_recording_rules: opt.UseRecordingRules = None,
     rule_interval: opt.RuleInterval = None,
     rollup_interval: opt.RollupInterval = None,
@@ -93,8 +87,8 @@ def plan_command(
 ) -> None:
     """Show what `retire offload` would move, from the current verdicts. Changes nothing.
 
-    Only `safe` versions are ever in a plan; `in-use`, `unknown`, `protected` and `not-on-disk`
-    never are. With unknown versions, planning is refused unless --only names the versions.
+    Only `safe` versions are ever in a plan; `in-use`, `unknown`, `protected`, `not-on-disk` and
+    `unloaded` never are. With unknown versions, planning is refused unless --only names the versions.
 
     \b
     Examples:
@@ -108,8 +102,9 @@ def plan_command(
     with user_errors():
         settings = resolved(given(locals()), config)
         fmt = chosen(plan_format, PLAN)
+        archive = archive_of(settings, "plan")
         report = made_report(settings, deadline_of(settings))
-        plan = plan_for(report, archive_dir, None, only_pins(only), say)
+        plan = plan_for(report, archive, None, only_pins(only), say)
         has_config = settings.model_config is not None
         why = nothing_safe(report) if not plan.moves else ""
         emit(render_plan(plan, fmt.name, has_config, report.summary.advice, why), settings.output)
@@ -117,7 +112,6 @@ def plan_command(
 
 @app.command(epilog=exit_codes(0, 2, 3, 6))
 def offload(
-    archive_dir: ArchiveDir,
     apply: Annotated[
         bool, typer.Option("--apply", help="Act. Without it, a dry run that changes nothing.")
     ] = False,
@@ -166,6 +160,7 @@ def offload(
     partial_response: opt.PartialResponse = None,
     split_by_model: opt.SplitByModel = None,
     server: opt.Server = None,
+    archive_dir: opt.ArchiveDir = None,
     use_recording_rules: opt.UseRecordingRules = None,
     rule_interval: opt.RuleInterval = None,
     rollup_interval: opt.RollupInterval = None,
@@ -191,13 +186,14 @@ def offload(
 
     with user_errors():
         if resume_run:
-            n = ops.resume(archive_dir, say)
+            n = ops.resume(archive_of(resolved(given(locals()), config), "offload --resume"), say)
             say(f"resumed: {n} unfinished step(s) completed" if n else "nothing to resume")
             return
         settings = resolved(given(locals()), config)
         run_deadline = deadline_of(settings)  # one for the plan, the re-check and the moves
+        archive = archive_of(settings, "offload")
         report = made_report(settings, run_deadline)
-        plan = plan_for(report, archive_dir, plan_file, only_pins(only), say)
+        plan = plan_for(report, archive, plan_file, only_pins(only), say)
         why = nothing_safe(report) if not plan.moves else ""
         typer.echo(plan_text(plan, settings.model_config is not None, report.summary.advice, why), nl=False)
         if plan.moves and not apply:
@@ -205,12 +201,11 @@ def offload(
         elif plan.moves:
             recheck = partial(made_report, deadline=run_deadline)
             where = str(plan_file or "the plan")
-            carry_out(plan, settings, report, archive_dir, where, recheck, say, run_deadline)
+            carry_out(plan, settings, report, archive, where, recheck, say, run_deadline)
 
 
 @app.command(epilog=exit_codes(0, 2, 3, 6))
 def unload(
-    archive_dir: ArchiveDir,
     apply: Annotated[
         bool, typer.Option("--apply", help="Act. Without it, a dry run that changes nothing.")
     ] = False,
@@ -260,6 +255,7 @@ def unload(
     partial_response: opt.PartialResponse = None,
     split_by_model: opt.SplitByModel = None,
     server: opt.Server = None,
+    archive_dir: opt.ArchiveDir = None,
     use_recording_rules: opt.UseRecordingRules = None,
     rule_interval: opt.RuleInterval = None,
     rollup_interval: opt.RollupInterval = None,
@@ -288,7 +284,7 @@ def unload(
         run_deadline = deadline_of(settings)  # one for the choice, the re-checks and the changes
         run_unload(
             settings,
-            archive_dir,
+            archive_of(settings, "unload"),
             only_pins(only),
             apply=apply,
             undo=undo_run,
@@ -301,11 +297,12 @@ def unload(
 
 @app.command(epilog=exit_codes(0, 2, 6))
 def restore(
-    archive_dir: ArchiveDir,
     model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
     version: Annotated[
         str | None, typer.Option("--version", help="Only this version (with --model).")
     ] = None,
+    config: Config = None,
+    archive_dir: opt.ArchiveDir = None,
 ) -> None:
     """Move offloaded versions back where they were served from (all, or one).
 
@@ -322,5 +319,6 @@ def restore(
             raise ConfigError(
                 "--version needs --model: version numbers are per model (--model NAME --version N)"
             )
-        n = ops.restore(archive_dir, model, canonical_version(version) if version else None, say)
+        archive = archive_of(resolved(given(locals()), config), "restore")
+        n = ops.restore(archive, model, canonical_version(version) if version else None, say)
         say(f"restored {n} version(s)")

@@ -109,6 +109,16 @@ def resolved(flags: dict[str, Any], config: Path | None) -> Settings:
     return resolve(flags, config=config)
 
 
+def archive_of(settings: Settings, command: str) -> Path:
+    """The archive a command that moves or unloads needs (exit 2 without it)."""
+    if settings.archive_dir is None:
+        raise ConfigError(
+            f"retire {command} needs --archive-dir DIR (or RETIRE_ARCHIVE_DIR, or archive_dir in the "
+            "config file): where versions go and the journal is kept, outside every model root"
+        )
+    return settings.archive_dir
+
+
 def deadline_of(settings: Settings) -> Deadline:
     """The run's --deadline, counted from now: every wait of the command ends by it."""
     from retire.deadline import Deadline

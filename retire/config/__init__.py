@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from retire.config.option import CONNECTION, EVIDENCE, MAIL, OUTPUT, QUERY, Option, flag_name
+from retire.config.option import ARCHIVE, CONNECTION, EVIDENCE, MAIL, OUTPUT, QUERY, Option, flag_name
 from retire.config.options import _PARSERS, ENV_VARS, OPTION, OPTIONS
 from retire.config.parsers import _count, _number, _port, _shown, parse_instant
 from retire.config.parsers import _path as _path
@@ -38,6 +38,7 @@ from retire.servers import DEFAULT_PRESET, PRESETS
 # What callers import from `retire.config`; the parsers imported `as` themselves above are
 # re-exported too, for the callers that already use them (cli: --only's pins; tests).
 __all__ = [
+    "ARCHIVE",
     "CONFIG_ENV",
     "CONNECTION",
     "DEFAULT_CONFIG_FILE",

@@ -12,8 +12,10 @@ from retire.durations import format_duration, parse_duration
 # Which commands carry an option's flag: QUERY shapes the PromQL (`query`, `rules` and every
 # command that gathers evidence), CONNECTION reaches the server (`rules`, to learn the scrape
 # interval, and the evidence commands), EVIDENCE the other options of those commands, MAIL those
-# of `report` only, OUTPUT the per-command --format and -o (declared here, attached by each command).
+# of `report` only, OUTPUT the per-command --format and -o (declared here, attached by each command),
+# ARCHIVE the archive of the commands that move or unload, which `restore` and the reports read too.
 QUERY, CONNECTION, EVIDENCE, MAIL, OUTPUT = "query", "connection", "evidence", "mail", "output"
+ARCHIVE = "archive"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from retire.config.mail_options import MAIL_OPTIONS
-from retire.config.option import CONNECTION, OUTPUT, QUERY, Option
+from retire.config.option import ARCHIVE, CONNECTION, OUTPUT, QUERY, Option
 from retire.config.parsers import (
     Parser,
     _bool,
@@ -303,6 +303,15 @@ OPTIONS: tuple[Option, ...] = (
         + ".",
         "http://tfs:8501",
         metavar="URL",
+    ),
+    Option(
+        "archive_dir",
+        _path,
+        "The archive of `retire offload` and `retire unload` (outside every model root; holds "
+        "their journals). Reports show the versions `retire unload` unloaded as `unloaded`.",
+        "/archive",
+        group=ARCHIVE,
+        metavar="DIR",
     ),
     # Recording rules (README "Recording rules").
     Option(

@@ -58,6 +58,7 @@ class Settings:
     partial_response: str | None = _DEFAULTS["partial_response"]
     split_by_model: bool = _DEFAULTS["split_by_model"]
     server: str | None = _DEFAULTS["server"]  # the model server's status API, asked what is loaded
+    archive_dir: Path | None = _DEFAULTS["archive_dir"]  # offload's and unload's; its unload journal
     use_recording_rules: bool = _DEFAULTS["use_recording_rules"]
     rule_interval: float = _DEFAULTS["rule_interval"]
     rollup_interval: float = _DEFAULTS["rollup_interval"]

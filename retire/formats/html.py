@@ -20,6 +20,7 @@ COLOURS = {
     "protected": ("#37474f", "#eceff1"),
     "unknown": ("#8a4b00", "#fff3e0"),
     "not-on-disk": ("#6a1b9a", "#f3e5f5"),
+    "unloaded": ("#424242", "#f5f5f5"),
 }
 CELL = "padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top"
 SPARK = "font-family:monospace;letter-spacing:-1px;white-space:pre"

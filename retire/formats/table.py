@@ -29,6 +29,7 @@ STYLES = {
     "protected": "blue",
     "unknown": "bold yellow",
     "not-on-disk": "magenta",
+    "unloaded": "dim",
 }
 TRAILING = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$")
 

@@ -47,7 +47,7 @@ def summary_line(report: Report) -> str:
     """One line for humans and cron mail: what to do, and why some rows could not be decided."""
     s = report.summary
     parts = [f"{s.safe} safe to offload ({human_bytes(s.safe_bytes)}{_freed_split(report)})"]
-    for status in (Status.IN_USE, Status.PROTECTED, Status.UNKNOWN, Status.NOT_ON_DISK):
+    for status in (Status.IN_USE, Status.PROTECTED, Status.UNKNOWN, Status.NOT_ON_DISK, Status.UNLOADED):
         if s.counts.get(status.value):
             parts.append(f"{s.counts[status.value]} {status.value}")
     line = ", ".join(parts)

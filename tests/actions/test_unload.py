@@ -181,7 +181,9 @@ def test_only_picks_and_refuses_what_is_not_safe_or_not_loaded(
     busy = run_cli("unload", *triton_args(present_lab, tree, url, archive, "--only", "alpha:1"))
     assert busy.exit_code == 6 and "alpha:1 is in-use, not safe" in busy.stderr
     gone = run_cli("unload", *triton_args(present_lab, tree, url, archive, "--only", "beta:2"))
-    assert gone.exit_code == 6 and "not loaded according to --server" in gone.stderr
+    # The report knows retire unloaded it (the journal in --archive-dir): refused as such.
+    assert gone.exit_code == 6 and "--only beta:2 is already unloaded" in gone.stderr
+    assert loaded(fake) == {"alpha": set(ON_DISK["alpha"]), "beta": {"1", "3"}}
 
 
 def test_never_leaves_a_model_without_a_loaded_version(
@@ -316,6 +318,7 @@ def test_the_journal_is_untrusted(triton: tuple[FakeTriton, str], tmp_path: Path
         "keep": ["1"],
         "versions": ["../2"],
         "had": {"config": {"version_policy": {"all": {}}}},
+        "time": 1_700_000_000.0,  # as Journal.append writes it
     }
     (archive / "unload.jsonl").write_text(json.dumps(record) + "\n")
     run = run_cli(*undo_args(url, archive))

@@ -14,7 +14,19 @@ import pytest
 import typer
 
 from retire.cli import app
-from retire.config import CONNECTION, EVIDENCE, MAIL, OPTION, OPTIONS, OUTPUT, QUERY, Option, _secret, resolve
+from retire.config import (
+    ARCHIVE,
+    CONNECTION,
+    EVIDENCE,
+    MAIL,
+    OPTION,
+    OPTIONS,
+    OUTPUT,
+    QUERY,
+    Option,
+    _secret,
+    resolve,
+)
 from retire.errors import ConfigError
 from retire.formats import ListFormat, ReportFormat
 from retire.servers import SERVERS
@@ -37,6 +49,7 @@ GROUP_COMMANDS = {
     CONNECTION: {"rules", "doctor", "report", "safe-list", "plan", "offload", "unload"},
     EVIDENCE: {"report", "safe-list", "plan", "offload", "unload"},
     MAIL: {"report"},
+    ARCHIVE: {"report", "safe-list", "plan", "offload", "unload", "restore"},
 }
 
 

@@ -99,6 +99,7 @@ def test_load_reads_back_what_the_json_report_wrote(tmp_path: Path) -> None:
         ("alpha", "3"): "protected",
         ("alpha", "4"): "unknown",
         ("alpha", "5"): "not-on-disk",
+        ("alpha", "6"): "unloaded",
         (ODD, "7"): "in-use",
     }
     after = report(row("alpha", "2", Status.SAFE), row(ODD, "7", Status.SAFE), row("alpha", "1"))
@@ -108,6 +109,7 @@ def test_load_reads_back_what_the_json_report_wrote(tmp_path: Path) -> None:
         ("alpha", "3", "disappeared"),
         ("alpha", "4", "disappeared"),
         ("alpha", "5", "disappeared"),
+        ("alpha", "6", "disappeared"),
     ]
 
 

@@ -10,6 +10,7 @@ change. One module-scoped Triton; the window is one minute of real scrapes (abou
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -138,6 +139,12 @@ def test_unload_frees_the_idle_versions_and_undo_brings_them_back(lab: Lab) -> N
     assert sum(after.values()) < sum(before.values())
     (lab.root / "memory.txt").write_text(f"{sum(before.values())} kB -> {sum(after.values())} kB\n")
 
+    # A report now knows what retire unloaded (the journal in --archive-dir): versions 1 and 3
+    # are `unloaded`, not "safe, counter flat" (their series are gone: calls would fail uncounted).
+    assert report_statuses(lab) == {"1": "unloaded", "2": "in-use", "3": "unloaded"}
+    listed = run_cli("safe-list", *args(lab)[1:])
+    assert listed.exit_code == 0 and listed.stdout == "", listed.stderr
+
     back = run_cli(
         "unload",
         "--undo",
@@ -153,3 +160,12 @@ def test_unload_frees_the_idle_versions_and_undo_brings_them_back(lab: Lab) -> N
     assert [ready(triton, v) for v in ("1", "2", "3")] == [True, True, True]
     for v in (1, 2, 3):
         triton.infer("ranker", v)
+    # Loaded back: the ordinary verdicts return (the server lists them loaded).
+    assert "unloaded" not in report_statuses(lab).values()
+
+
+def report_statuses(lab: Lab) -> dict[str, str]:
+    """The JSON report's status per version, with the unload's --archive-dir and --server."""
+    out = run_cli("report", *args(lab)[1:], "--format", "json")
+    assert out.exit_code in (0, 4), out.stderr
+    return {r["version"]: r["status"] for r in json.loads(out.stdout)["rows"]}
