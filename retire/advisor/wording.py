@@ -1,6 +1,10 @@
 """The words of a report: each row's reason, and the header's sentence on coverage.
 
-Reasons name the evidence, in words a user can check against Prometheus. Rows repeat a few
+Reasons name the evidence, in words a user can check against Prometheus, and start with what
+decided the status (a table cut at 80 columns still shows it): for in-use the calls or the rate
+above the threshold, for safe the proof (no series, a flat counter, the busiest step at or below
+the threshold), for unknown the missing proof, for protected the rule, for not-on-disk the
+missing directory. Rows repeat a few
 evidence patterns, so the traffic words are built once per distinct pattern, and only protected
 and unknown rows (which name their rules and doubts) are worded one by one.
 """
@@ -42,7 +46,7 @@ def reasons(
         traffic = PER_MODEL + traffic.astype(object)
     out = traffic.copy()
     for i in np.flatnonzero(rows[Status.NOT_ON_DISK]).tolist():
-        out[i] = f"seen in Prometheus ({traffic[i]}) but no version directory on disk"
+        out[i] = f"no version directory on disk, but seen in Prometheus ({traffic[i]})"
     for i in np.flatnonzero(rows[Status.PROTECTED]).tolist():
         rules = protections.row_words(ranks, protection_masks, i)
         if i in to_free:
@@ -51,7 +55,7 @@ def reasons(
     cause_text = "; ".join(causes)
     for i in np.flatnonzero(rows[Status.UNKNOWN]).tolist():
         found = doubts.row_words(x, doubt_masks, i) + ([cause_text] if cause_text else [])
-        out[i] = f"would be safe ({traffic[i]}) but " + "; ".join(found)
+        out[i] = "; ".join(found) + f"; would be safe otherwise ({traffic[i]})"
     return list(out.tolist())
 
 
@@ -139,15 +143,22 @@ def traffic_words(
     blind: float = 0.0,
     gone: int = 0,
 ) -> str:
-    """What the evidence says about a version's traffic, naming the evidence. `first_calls`: the
-    calls counted are only the first calls of series born in the window (recording rules)."""
+    """What the evidence says about a version's traffic, naming the evidence, the deciding fact
+    first: the rate where it is above the threshold or the threshold is above 0 (the rate then
+    decides), else the calls (at threshold 0 any call decides, and none is the proof).
+    `first_calls`: the calls counted are only the first calls of series born in the window
+    (recording rules)."""
     if series == 0 and math.isnan(max_qps) and math.isnan(last_qps):
         return "no series in window"
     parts = []
+    rate: list[str] = []
     peak = max((q for q in (max_qps, last_qps) if not math.isnan(q)), default=math.nan)
     if not math.isnan(peak):
         rel = ">" if peak > thr else "≤"
-        parts.append(f"busiest {step} {fmt_qps(peak)} req/s {rel} threshold {fmt_qps(thr)}")
+        rate.append(f"busiest {step} {fmt_qps(peak)} req/s {rel} threshold {fmt_qps(thr)}")
+    rate_decides = bool(rate) and (peak > thr or thr > 0)
+    if rate_decides:
+        parts += rate
     if series:
         if math.isnan(calls):
             parts.append(f"calls unknown over {series} series")
@@ -174,6 +185,8 @@ def traffic_words(
         if gone:
             ended = "its series" if gone == series else f"{gone} of its {series} series"
             parts.append(f"{ended} ended before the window's end (unloaded, or the pod went away)")
+    if not rate_decides:
+        parts += rate
     return "; ".join(parts)
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 GAP = 2  # spaces between columns
 # On a terminal: MODEL, VERSION and STATUS always; then as many of these as fit, in this order,
 # each at its full width (TRAFFIC may be shortened down to TRAFFIC_MIN points), with the reason
-# keeping at least REASON_MIN cells. QPS and calls are also in the reason's words.
-OPTIONAL = ("SIZE", "TRAFFIC", "BUSIEST QPS", "CALLS")
+# keeping at least REASON_MIN cells. QPS and calls are also in the reason's words; CALLS comes
+# before the sparkline, being what most often decides (at threshold 0, any call).
+OPTIONAL = ("SIZE", "CALLS", "TRAFFIC", "BUSIEST QPS")
 REASON_MIN = 30
 TRAFFIC_MIN = 8
 
