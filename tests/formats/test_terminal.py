@@ -216,3 +216,36 @@ def test_fit_shows_a_column_it_does_not_know_when_it_fits() -> None:
     layout = fit(natural, 200)
     assert list(layout.widths) == list(natural)
     assert "LOADED" in fit(natural, 80).widths and "LOADED" in fit(natural, 70).left_out
+
+
+# The deciding fact each status's reason starts with (README "How verdicts are made").
+DECIDING = {
+    "in-use": r"([\d,.]+ calls? in window|≥ [\d,.]+ |busiest \S+ [\d.e+-]+ req/s > threshold)",
+    "safe": r"(no series in window|counter flat all window|0 calls since|busiest \S+ [\d.e+-]+ req/s ≤ threshold)",
+    "protected": r"(newest|among the newest|pinned|younger|listed under)",
+    "not-on-disk": r"no version directory on disk",
+}
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("columns", [80, 120])
+def test_each_row_shows_what_decided_its_status_without_verbose(lab: Lab, columns: int) -> None:
+    """#26: at 80 and 120 columns the visible start of each reason is the deciding fact (the
+    calls for in-use, the proof for safe, the rule, the missing directory), not a rate that
+    reads like the condition for safe."""
+    import re
+
+    args = lab.args(scenarios.BASIC)
+    text, _, _ = _report(args, columns)
+    body = _check(text, columns, _expected(args))
+    doc = run_cli("report", *args, "--format", "json").json()
+    assert isinstance(doc, dict)
+    reasons = {(r["model"], r["version"]): r["reason"] for r in doc["rows"]}
+    statuses = {(r["model"], r["version"]): r["status"] for r in doc["rows"]}
+    assert set(statuses.values()) >= set(DECIDING)
+    for line in body:
+        model, version, *_ = line.split()
+        full = reasons[(model, version)]
+        assert re.match(DECIDING[statuses[(model, version)]], full), full
+        shown = line[line.index(full[:12]) :].rstrip().rstrip("…")  # the reason column's text
+        assert full.startswith(shown) and len(shown) >= min(20, len(full)), (line, full)
