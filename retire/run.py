@@ -129,6 +129,7 @@ def _evidence_and_disk(
     fleet) the disk is scanned and pandas loaded; a bad model directory is reported first, being
     the first thing to fix."""
     from retire.config.build import connection_from, params_from
+    from retire.sources.prometheus import nothing
     from retire.sources.prometheus.client import PrometheusClient
     from retire.sources.prometheus.evidence import Request
     from retire.sources.prometheus.gather import gather
@@ -153,6 +154,8 @@ def _evidence_and_disk(
                 sparklines=sparklines,
             )
             evidence = gather(client, params, request)
+            if nothing.matched_nothing(evidence):  # a typo, not a fleet: one line, not a wall of rows
+                raise ConfigError(nothing.explain(client, params, evidence))
         except RetireError:
             scan.result()  # a bad model directory is the first thing to fix: report it first
             raise

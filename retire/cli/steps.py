@@ -114,7 +114,8 @@ def archive_of(settings: Settings, command: str) -> Path:
     if settings.archive_dir is None:
         raise ConfigError(
             f"retire {command} needs --archive-dir DIR (or RETIRE_ARCHIVE_DIR, or archive_dir in the "
-            "config file): where versions go and the journal is kept, outside every model root"
+            f"config file): where versions go and the journal is kept, outside every model root (see "
+            f"`retire {command.split()[0]} --help`)"
         )
     return settings.archive_dir
 

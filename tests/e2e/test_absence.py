@@ -47,34 +47,56 @@ def only_unknown_or_protected(doc: dict) -> None:
 @pytest.mark.parametrize(
     ("replace", "extra", "cause"),
     [
-        ({"--selector": 'scenario="basic",namespace="ml"'}, (), "matched none of the metric's series"),
-        ({}, ("--metric", "typo_total"), "matched no series at all"),
-        ({}, ("--version-label", "typo"), "matched no series at all"),
-        ({}, ("--model-label", "typo"), "matched no series at all"),
+        (
+            {"--selector": 'scenario="basic",namespace="ml"'},
+            (),
+            "matched none of the series of :tensorflow:serving:model_call_count in the window: no series "
+            "has the label namespace",
+        ),
+        (
+            {"--selector": 'scenario="basik"'},
+            (),
+            'no value of scenario matches scenario="basik" (closest: basic',
+        ),
+        (
+            {},
+            ("--metric", "tensorflow:serving:model_call_count"),
+            "--metric tensorflow:serving:model_call_count matched no series in the window: Prometheus has "
+            "no metric of that name (closest: :tensorflow:serving:model_call_count",
+        ),
+        ({}, ("--metric", "typo_total"), "Prometheus has no metric of that name"),
+        ({}, ("--version-label", "model_versoin"), "--version-label model_versoin matched no series"),
+        ({}, ("--model-label", "model_nam"), "has that label (closest: model_name"),
     ],
-    ids=["selector", "metric", "version-label", "model-label"],
+    ids=["selector", "selector-value", "metric-colon", "metric", "version-label", "model-label"],
 )
-def test_nothing_matched_is_unknown_even_with_coverage(
-    lab: Lab, replace: dict[str, str], extra: tuple[str, ...], cause: str
+@pytest.mark.parametrize("command", ["report", "safe-list", "plan"])
+def test_nothing_matched_is_one_line_naming_the_closest_names(
+    lab: Lab, replace: dict[str, str], extra: tuple[str, ...], cause: str, command: str, tmp_path: Path
 ) -> None:
-    code, doc = report(lab, sc.BASIC, *extra, replace=replace)
-    assert code == 4
-    only_unknown_or_protected(doc)
-    assert cause in rows(doc)[("alpha", "2")]["reason"]
-    assert any(cause in c for c in doc["summary"]["unknown_causes"])
+    """#26: a metric, selector or label that matches nothing in the whole window (even with
+    --coverage) is one line at the top, exit 2, naming what Prometheus has that comes closest;
+    no report, so nothing is safe (it was every row unknown, the cause repeated on each)."""
+    args = lab.args(sc.BASIC, *extra)
+    for option, value in replace.items():
+        args[args.index(option) + 1] = value
+    more = ["--archive-dir", str(tmp_path / "archive")] if command == "plan" else []
+    run = run_cli(command, *args, *more)
+    assert run.exit_code == 2, run.stderr
+    assert run.stdout == ""
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("retire: error: "), run.stderr
+    assert cause in lines[0], lines[0]
 
 
 # 2. A window not longer than --max-gap can hold no hole, so no data at all would pass.
 
 
-def test_short_window_with_a_wrong_metric_is_unknown(lab: Lab) -> None:
-    code, doc = report(
-        lab, sc.BASIC, "--metric", "typo_total", "--window", "15m", "--step", "5m", coverage=False
-    )
-    assert code == 4
-    only_unknown_or_protected(doc)
-    reason = rows(doc)[("alpha", "2")]["reason"]
-    assert "not longer than --max-gap" in reason and "matched no series" in reason
+def test_short_window_with_a_wrong_metric_is_one_line(lab: Lab) -> None:
+    args = lab.args(sc.BASIC, "--metric", "typo_total", "--window", "15m", "--step", "5m", coverage=False)
+    run = run_cli("report", *args)
+    assert run.exit_code == 2 and run.stdout == ""
+    assert "--metric typo_total matched no series in the window" in run.stderr
 
 
 def test_max_gap_as_long_as_the_window_is_unknown(lab: Lab) -> None:
