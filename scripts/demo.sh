@@ -4,5 +4,5 @@
 # Extra arguments go to the demo (e.g. --keep to leave Prometheus running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --demo
 exec .venv/bin/python -m retire.lab.demo "$@"

@@ -4,8 +4,14 @@
 # Triton Inference Server (PyPI nvidia-pytriton bundles the tritonserver binary) in ./.venv/triton
 # and a real Seldon MLServer in ./.venv/mlserver.
 # Safe to run again: it skips what is already there.
+#
+#   bash scripts/setup.sh          everything (the tests' command, scripts/test.sh)
+#   bash scripts/setup.sh --demo   only what the demo runs: Prometheus and retire itself (no test
+#                                  extras, no VictoriaMetrics, no Triton or MLServer venvs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+demo=""
+[ "${1:-}" = "--demo" ] && demo=1
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -22,7 +28,7 @@ apt_install() {
 
 missing=()
 { command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
-command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
+[ -n "$demo" ] || command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 if ((${#missing[@]})); then
     apt_install "${missing[@]}"
 fi
@@ -44,6 +50,14 @@ make_venv() {
 }
 if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
     make_venv
+fi
+if [ -n "$demo" ]; then
+    if ! .venv/bin/python -c "import retire, typer, httpx, rich, pandas" 2>/dev/null; then
+        echo "setup: installing retire into .venv" >&2
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -e .
+    fi
+    exit 0
 fi
 if ! .venv/bin/python -c "import retire, pytest, aiosmtpd, hypothesis" 2>/dev/null; then
     echo "setup: installing retire and its test extras into .venv" >&2
