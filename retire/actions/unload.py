@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,10 +92,8 @@ class Target:
 def unloader_of(srv: Server) -> Unloader:
     """The server's unloader, or a one-line refusal (exit 2) for servers retire cannot unload yet."""
     if srv.unloader is None:
-        # TF Serving (issue #24): this is where the TF Serving path will call
-        # retire.actions.tfserving_config (rewrite --model-config so that idle versions leave the
-        # model's `specific` list, keeping the original beside the journal), then wait through
-        # the REST API for their state to reach END. MLServer likewise, once its preset is merged.
+        # A server whose versions are unloaded through the config file it polls (TF Serving:
+        # `Server.config_unloader`) goes through retire/actions/unload_file.py instead (run.unload).
         raise ConfigError(
             f"retire unload cannot unload versions from --preset {srv.preset} yet (only Triton and "
             "TorchServe); use `retire offload` or the server's own config"
@@ -107,9 +106,15 @@ def _order(version: str) -> tuple[tuple[int, object], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", version) if p)
 
 
-def chosen(report: Report, only: tuple[tuple[str, str], ...] = ()) -> dict[str, tuple[str, ...]]:
+def chosen(
+    report: Report,
+    only: tuple[tuple[str, str], ...] = (),
+    sources: tuple[str, ...] = ("server",),
+    said: str = "--server",
+) -> dict[str, tuple[str, ...]]:
     """Per model, the versions to unload: safe in `report` and loaded according to --server (or
-    exactly `only`, each of which must be both)."""
+    exactly `only`, each of which must be both). `sources`: whose word on `loaded` counts
+    (`Row.loaded_from`; unload_file.py also takes the config's version policy), `said`: in words."""
     rows = {(r.model, r.version): r for r in report.rows()}
     picked = []
     if only:
@@ -118,9 +123,9 @@ def chosen(report: Report, only: tuple[tuple[str, str], ...] = ()) -> dict[str, 
             if row is None or row.status.value != "safe":
                 status = row.status.value if row else "not found"
                 raise OffloadError(f"--only {key[0]}:{key[1]} is {status}, not safe: nothing was unloaded")
-            if row.loaded is not True or row.loaded_from != "server":
+            if row.loaded is not True or row.loaded_from not in sources:
                 raise OffloadError(
-                    f"--only {key[0]}:{key[1]} is not loaded according to --server; nothing to unload "
+                    f"--only {key[0]}:{key[1]} is not loaded according to {said}; nothing to unload "
                     "(nothing was unloaded)"
                 )
             picked.append(row)
@@ -130,7 +135,7 @@ def chosen(report: Report, only: tuple[tuple[str, str], ...] = ()) -> dict[str, 
                 f"{report.summary.unknown} version(s) are unknown (evidence incomplete); refusing to act. "
                 "Fix the evidence, or name exactly the versions to unload with --only MODEL:VERSION"
             )
-        picked = [r for r in report.safe_rows() if r.loaded is True and r.loaded_from == "server"]
+        picked = [r for r in report.safe_rows() if r.loaded is True and r.loaded_from in sources]
     out: dict[str, list[str]] = {}
     for r in picked:
         _name_ok(r.model, r.version)
@@ -226,34 +231,57 @@ def apply(
     with locked(archive), locked_roots(tuple(roots)), target.connect() as asker:
         run = _Run(_journal(archive), target, asker, say)
         _settle(run)
-        for model, wanted in chosen_versions.items():
-            if target.deadline.passed:
-                raise OffloadError(
-                    f"the run's --deadline ({target.deadline.shown}) passed before {model} was changed; "
-                    f"{len(run.done)} version(s) were unloaded, nothing is unfinished: run the command "
-                    "again, or raise --deadline"
-                )
-            report = fresh()
-            rows = {r.version: r for r in report.rows() if r.model == model}
-            still = []
-            for v in wanted:
-                r = rows.get(v)
-                if r is None or r.status.value != "safe":
-                    why = f"now {r.status.value} ({r.reason})" if r else "no longer in the report"
-                    say(f"skipped {model} {v}: {why}")
-                else:
-                    still.append(v)
-            change = change_for(model, still, _loaded(asker, unloader, model), explicit)
-            if change is None or not change.drop:
-                if change is not None and change.note:
-                    say(change.note)
-                elif still:
-                    say(f"skipped {model} {', '.join(still)}: not loaded any more")
-                continue
-            if change.note:
-                say(change.note)
+        loaded = partial(_loaded, asker, unloader)
+        for change in changes(chosen_versions, target.deadline, run.done, fresh, loaded, say, explicit):
             _unload_one(run, change)
         return run.done
+
+
+def changes(
+    chosen_versions: dict[str, tuple[str, ...]],
+    deadline: Deadline,
+    done: list[str],
+    fresh: Callable[[], Report],
+    loaded: Callable[[str], tuple[str, ...]],
+    say: Callable[[str], None],
+    explicit: bool,
+) -> Iterator[Change]:
+    """Model by model, the change to make now: its versions still safe in a fresh report and
+    loaded now (`loaded(model)`), the rest skipped and said; none once the run's deadline has
+    passed (`done`: the versions unloaded so far, for that message)."""
+    for model, wanted in chosen_versions.items():
+        if deadline.passed:
+            raise OffloadError(
+                f"the run's --deadline ({deadline.shown}) passed before {model} was changed; "
+                f"{len(done)} version(s) were unloaded, nothing is unfinished: run the command "
+                "again, or raise --deadline"
+            )
+        still = still_safe(fresh(), model, wanted, say)
+        change = change_for(model, still, loaded(model), explicit)
+        if change is None or not change.drop:
+            if change is not None and change.note:
+                say(change.note)
+            elif still:
+                say(f"skipped {model} {', '.join(still)}: not loaded any more")
+            continue
+        if change.note:
+            say(change.note)
+        yield change
+
+
+def still_safe(report: Report, model: str, wanted: Iterable[str], say: Callable[[str], None]) -> list[str]:
+    """Of `wanted`, the versions of `model` still safe in `report` (made just now); the others
+    are said, with why."""
+    rows = {r.version: r for r in report.rows() if r.model == model}
+    still = []
+    for v in wanted:
+        r = rows.get(v)
+        if r is None or r.status.value != "safe":
+            why = f"now {r.status.value} ({r.reason})" if r else "no longer in the report"
+            say(f"skipped {model} {v}: {why}")
+        else:
+            still.append(v)
+    return still
 
 
 def _journal(archive: Path) -> Journal:
@@ -334,12 +362,28 @@ def _confirm(run: _Run, model: str, gone: tuple[str, ...], there: tuple[str, ...
     """Wait (at most --timeout, and never past the run's --deadline) until the server says that
     every version in `gone` is unavailable and every one in `there` is loaded, and keeps saying
     so for STEADY seconds; else what is wrong."""
-    unloader, asker, target = run.target.unloader, run.asker, run.target
-    limit, _ = target.deadline.limit(target.timeout)
+    unloader, asker, t = run.target.unloader, run.asker, run.target
+    return confirm(lambda: unloader.state(asker, model), t.display, model, gone, there, t.timeout, t.deadline)
+
+
+def confirm(
+    read: Callable[[], Mapping[str, bool | None]],
+    display: str,
+    model: str,
+    gone: tuple[str, ...],
+    there: tuple[str, ...],
+    timeout: float,
+    deadline: Deadline,
+) -> str | None:
+    """Read the state (`read`: version -> loaded, not, or unsure) until it says that every
+    version in `gone` is not loaded and every one in `there` is, and keeps saying so for STEADY
+    seconds, within `timeout` and the run's `deadline`; else what is wrong (`display` says who
+    says so)."""
+    limit, _ = deadline.limit(timeout)
     ends = time.monotonic() + max(0.0, limit)
     good_since: float | None = None
     while True:
-        state = unloader.state(asker, model)
+        state = read()
         wrong = [f"{v} is still loaded" for v in gone if state.get(v) is True]
         unsure = [v for v in (*gone, *there) if v in state and state[v] is None]
         wrong += [f"{v} is unsure (its answers disagree)" for v in unsure]
@@ -350,7 +394,7 @@ def _confirm(run: _Run, model: str, gone: tuple[str, ...], there: tuple[str, ...
         if good_since is not None and (now - good_since >= STEADY or last):
             return None  # held for STEADY seconds (or as long as the time allowed)
         if last:
-            return f"{target.display} says of {model}: {'; '.join(wrong)}"
+            return f"{display} says of {model}: {'; '.join(wrong)}"
         time.sleep(CONFIRM_EVERY)
 
 
@@ -391,6 +435,15 @@ def _same_server(record: dict[str, Any], target: Target) -> None:
 def outstanding(journal: Journal, target: Target) -> dict[str, list[dict[str, Any]]]:
     """Per model, the unload steps whose versions are not loaded back yet (done, or begun and
     never finished), oldest first."""
+    out = pending(journal)
+    for steps in out.values():
+        for r in steps:
+            _same_server(r, target)
+    return out
+
+
+def pending(journal: Journal) -> dict[str, list[dict[str, Any]]]:
+    """`outstanding`, from any server (the caller checks whose they are)."""
     out: dict[str, list[dict[str, Any]]] = {}
     back: dict[tuple[str, str], int] = {}
     last: dict[int, dict[str, Any]] = {}
@@ -406,9 +459,6 @@ def outstanding(journal: Journal, target: Target) -> dict[str, list[dict[str, An
         versions = [v for v in r["versions"] if back.get((r["model"], v), 0) < r["step"]]
         if versions:
             out.setdefault(r["model"], []).append({**r, "versions": versions})
-    for steps in out.values():
-        for r in steps:
-            _same_server(r, target)
     return out
 
 
