@@ -274,7 +274,8 @@ class FakeTFServing(_Base):
     - "ignore": a changed file is never applied (every version stays as it was);
     - "kept-down": the next applied change also ends the oldest version it keeps;
     - "unloading": the versions a change drops stay UNLOADING;
-    - "hang": every status request answers after `delay` seconds."""
+    - "hang": every status request answers after `delay` seconds;
+    - "hang-after": like "hang", from the first change applied on."""
 
     def __init__(self, config: Path, poll: float = 0.1) -> None:
         super().__init__()
@@ -303,6 +304,8 @@ class FakeTFServing(_Base):
             return
         first = not self.applied
         self.applied.append(text)
+        if not first and "hang-after" in self.faults:
+            self.faults.add("hang")
         wanted: dict[str, set[str]] = {}
         for c in root.model_config_list.config:
             base = Path(c.base_path)

@@ -61,7 +61,7 @@ from retire.actions.unload import (
 )
 from retire.actions.unload import _record_problem as _api_record_problem
 from retire.deadline import NO_DEADLINE, Deadline
-from retire.errors import OffloadError
+from retire.errors import OffloadError, ServerError
 from retire.sources.disk.server_configs import VersionPolicy
 
 if TYPE_CHECKING:
@@ -142,11 +142,15 @@ class _View:
         return tuple(sorted((v for v, s in state.items() if s), key=int))
 
     def confirm(self, model: str, gone: tuple[str, ...], there: tuple[str, ...]) -> str | None:
-        """None without --server (nothing can confirm it), else unload.confirm's answer."""
+        """None without --server (nothing can confirm it), else unload.confirm's answer; a status
+        API that fails meanwhile (no answer, garbage) confirms nothing: that is the answer too."""
         if self.asker is None:
             return None
         t = self.target
-        return confirm(lambda: self.state(model), t.display, model, gone, there, t.timeout, t.deadline)
+        try:
+            return confirm(lambda: self.state(model), t.display, model, gone, there, t.timeout, t.deadline)
+        except ServerError as e:
+            return e.message
 
 
 @dataclass
@@ -339,8 +343,8 @@ def _settle(run: _Run) -> None:
         model, f = r["model"], r["had"]["file"]
         text = run.text()
         if _sha(text) == f["before"] != f["after"]:
-            run.record({**base, "phase": "failed", "reason": "interrupted before the file was written"})
-            run.say(f"settled the interrupted {r['op']} of {model}: {target.config} was not changed")
+            run.record({**base, "phase": "failed", "reason": "interrupted; the file is as it was before"})
+            run.say(f"settled the interrupted {r['op']} of {model}: {target.config} is as it was before it")
             continue
         if _sha(text) != f["after"]:
             raise OffloadError(
@@ -449,6 +453,12 @@ def _reload_one(
     text = run.text()
     loaded_now = run.loaded(model)
     disk = target.disk().get(model, frozenset())
+    gone = [v for v in versions if int(v) not in disk]
+    if gone:  # moved away since (`retire offload`), or a journal naming more than was unloaded
+        raise OffloadError(
+            f"cannot load {model} {', '.join(gone)} back: not on disk under --model-config's base_path "
+            f"(restore it first); {target.config} was not changed"
+        )
     new, how = None, ""
     last = rs[-1]["had"]["file"]
     if whole and len(rs) == 1 and _sha(text) == last["after"]:
