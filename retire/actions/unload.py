@@ -1,5 +1,7 @@
 """`retire unload`: ask the model server to unload idle versions while the others keep serving,
 confirm it through the server's own status API, journal it, and load them back on `--undo`.
+A server that unloads through a config file it polls (TF Serving) goes through unload_file.py,
+which shares the choice, the re-check (`changes`), the confirmation loop and the journal below.
 
 Safety properties (tests/actions/test_unload.py against local servers that speak each API,
 tests/e2e/test_unload_triton.py against a real Triton):
