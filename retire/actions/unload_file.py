@@ -128,8 +128,10 @@ class _View:
             return self.target.unloader.state(self.asker, model)
         disk = self.target.disk().get(model, frozenset())
         policy = _policy_of(self.text(), model, self.target.config.name)
-        loaded = tfc.loads(policy, disk) if policy else set()
-        return {str(v): v in loaded for v in sorted(disk | loaded)}
+        loaded = (
+            tfc.loads(policy, disk) & disk if policy else set()
+        )  # a listed version not on disk is not loaded
+        return {str(v): v in loaded for v in sorted(disk)}
 
     def loaded(self, model: str) -> tuple[str, ...]:
         state = self.state(model)

@@ -352,3 +352,16 @@ def test_the_deadline_bounds_the_confirmation(present_lab: Lab, config: Path, tm
         assert time.monotonic() - started < 25
         one_line_error(run, 6, "put back as it was", "2 is still loaded")
         assert config.read_text() == original
+
+
+def test_a_listed_version_missing_on_disk_is_not_a_loaded_one(
+    present_lab: Lab, tree: Path, config: Path, tmp_path: Path
+) -> None:
+    """Worked: without --server, alpha `specific [2, 3, 9]` (9 not on disk) read as 2, 3 and 9
+    loaded, so unloading the idle 2 and 3 "kept 9" and left alpha with no version TF Serving can
+    load. TF Serving loads only listed versions that are on disk: now 3 is kept, and said."""
+    config.write_text(config_text(tree, alpha="specific { versions: [2, 3, 9] }"))
+    run = run_cli("unload", *args(present_lab, config, tmp_path / "archive", "--apply"))
+    assert run.exit_code == 0, run.stderr
+    assert "kept alpha 3 loaded" in run.stderr
+    assert "model_version_policy { specific { versions: 3 versions: 9 } }" in config.read_text()
