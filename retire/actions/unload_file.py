@@ -128,9 +128,8 @@ class _View:
             return self.target.unloader.state(self.asker, model)
         disk = self.target.disk().get(model, frozenset())
         policy = _policy_of(self.text(), model, self.target.config.name)
-        loaded = (
-            tfc.loads(policy, disk) & disk if policy else set()
-        )  # a listed version not on disk is not loaded
+        # TF Serving loads only the versions its policy picks that are on disk.
+        loaded = tfc.loads(policy, disk) & disk if policy else set()
         return {str(v): v in loaded for v in sorted(disk)}
 
     def loaded(self, model: str) -> tuple[str, ...]:
@@ -182,9 +181,9 @@ def _connected(target: FileTarget) -> Iterator[Asker | None]:
         yield asker
 
 
-def _confirmed_by(target: FileTarget) -> str:
+def _confirmed_by(target: FileTarget, does: str = "unloads") -> str:
     if target.connect is None:
-        return f"not confirmed (no --server): the server unloads them {target.unloader.picks_up}"
+        return f"not confirmed (no --server): the server {does} them {target.unloader.picks_up}"
     return f"confirmed by {target.display} ({target.server.status_api})"
 
 
@@ -497,7 +496,7 @@ def _reload_one(
         )
     run.record({**base, "phase": "done", "asked": asked})
     run.done += [f"{model} {v}" for v in versions]
-    run.say(f"loaded back {model} {', '.join(versions)} ({how}), {_confirmed_by(target)}")
+    run.say(f"loaded back {model} {', '.join(versions)} ({how}), {_confirmed_by(target, 'loads')}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -85,6 +85,9 @@ def state(asker: Asker, model: str) -> dict[str, bool | None]:
     (None); a version the server no longer lists is not loaded (`retire unload`)."""
     out: dict[str, bool | None] = {}
     for version, word, _ in _status(asker, model):
+        if version_of(version) is None:
+            what = f"a version {version!r} of {model} that is no TF Serving version (a number)"
+            raise asker.unexpected(f"/v1/models/{quote(model, safe='')}", what)
         now = _SETTLED.get(word)
         out[version] = now if version not in out or out[version] == now else None  # listed twice
     return out

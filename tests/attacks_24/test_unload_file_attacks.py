@@ -365,3 +365,26 @@ def test_a_listed_version_missing_on_disk_is_not_a_loaded_one(
     assert run.exit_code == 0, run.stderr
     assert "kept alpha 3 loaded" in run.stderr
     assert "model_version_policy { specific { versions: 3 versions: 9 } }" in config.read_text()
+
+
+class WordyTFServing(FakeTFServing):
+    """Lists alpha version "x" AVAILABLE: no version TF Serving could have."""
+
+    def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        status, payload = super().answer(method, path, query, body)
+        if path.endswith("/alpha") and status == 200:
+            payload["model_version_status"].append({"version": "x", "state": "AVAILABLE"})
+        return status, payload
+
+
+def test_a_version_that_is_no_number_is_refused_in_one_line(
+    present_lab: Lab, config: Path, tmp_path: Path
+) -> None:
+    """Worked: a traceback (the versions are sorted as numbers). Now one line, exit 3, before
+    any change."""
+    before = config.read_text()
+    fake = WordyTFServing(config)
+    with fake.running() as url:
+        run = run_cli("unload", *args(present_lab, config, tmp_path / "a", "--server", url, "--apply"))
+        one_line_error(run, 3, "no TF Serving version")
+        assert config.read_text() == before
