@@ -388,3 +388,37 @@ def test_a_version_that_is_no_number_is_refused_in_one_line(
         run = run_cli("unload", *args(present_lab, config, tmp_path / "a", "--server", url, "--apply"))
         one_line_error(run, 3, "no TF Serving version")
         assert config.read_text() == before
+
+
+@pytest.mark.parametrize("way", ["status", "body", "chunked", "silent"])
+def test_a_server_that_trickles_once_the_file_changed_is_bounded(
+    present_lab: Lab, config: Path, tmp_path: Path, way: str
+) -> None:
+    """Prompt answers (every version AVAILABLE) while the file is as it was, then each answer
+    trickles a byte at a time, or never comes: the run ends within --timeout, the file put back,
+    one line, exit 6 (held)."""
+    from tests.hostile_servers import Answer, Request
+    from tests.trickle_servers import http
+
+    original = config.read_text()
+    versions = {"alpha": ALL, "beta": {"1", "2", "3"}}
+
+    def answer(request: Request) -> Answer:
+        model = request.path.rsplit("/", 1)[-1]
+        doc = {
+            "model_version_status": [{"version": v, "state": "AVAILABLE"} for v in versions.get(model, ())]
+        }
+        return Answer(200, json.dumps(doc).encode())
+
+    def how(request: Request) -> str:
+        return "prompt" if config.read_text() == original else way
+
+    with http(how, answer) as url:
+        started = time.monotonic()
+        run = run_cli(
+            "unload",
+            *args(present_lab, config, tmp_path / "a", "--server", url, "--apply", "--timeout", "2s"),
+        )
+        assert time.monotonic() - started < 20
+    one_line_error(run, 6, "put back as it was", "did not answer within 2s")
+    assert config.read_text() == original
