@@ -408,3 +408,13 @@ def test_needs_model_config(tmp_path: Path) -> None:
             "unload", "--preset", preset, "--server", "http://127.0.0.1:9", "--archive-dir", str(tmp_path)
         )
         one_line_error(run, 2, "pass it with --model-config FILE")
+
+
+def test_the_readme_shows_a_real_dry_run(
+    present_lab: Lab, config: Path, tfs: tuple[FakeTFServing, str], tmp_path: Path
+) -> None:
+    _, url = tfs
+    run = run_cli("unload", *args(present_lab, config, tmp_path / "archive", "--server", url))
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- unload-tfs-dry-run -->\n```\n", 1)[1].split("```", 1)[0]
+    assert run.stdout.replace(url, "http://tfs:8501").replace(str(config), "/etc/tfs/models.config") == shown
