@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from retire.errors import ConfigError, OffloadError, RetireError
 
@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]
 
 
+class Build(Protocol):
+    """Makes a report for some settings (the CLI's, with its progress bar and the run's deadline)."""
+
+    def __call__(self, settings: Settings, *, policies_protect: bool = True) -> Report: ...
+
+
 def _quiet(text: str) -> None:
     pass
 
@@ -52,6 +58,7 @@ def build_report(
     sparklines: bool = False,
     say: Callable[[str], None] = _quiet,
     deadline: Deadline | None = None,
+    policies_protect: bool = True,
 ) -> Report:
     """The report for `settings`, evaluated at --at or else at `now` (Unix seconds).
 
@@ -59,6 +66,8 @@ def build_report(
     progress(done, total): called as the per-model queries finish (a long wait on large fleets).
     deadline: the run's (a command that builds two reports, as `offload` does, passes one for both);
     by default --deadline from now.
+    policies_protect: False for `retire unload` through a server config file, which changes the
+    config's version policies: they then protect nothing (Inventory.policies_unprotected).
     """
     from retire.advisor import advise
     from retire.config.build import policy_from
@@ -72,6 +81,8 @@ def build_report(
     at = settings.at.timestamp() if settings.at else now
     started = time.monotonic()
     evidence, found = _evidence_and_disk(settings, at, deadline, progress, sparklines)
+    if not policies_protect:
+        found = found.policies_unprotected()
     if settings.verbose:
         say(f"{len(evidence.queries)} queries in {time.monotonic() - started:.2f}s")
         for ignored in found.ignored:
@@ -100,9 +111,15 @@ def unloaded(settings: Settings) -> dict[tuple[str, str], Unloaded]:
     for (model, version), r in found.items():
         # Quoted: it is a command to copy, and names (and the untrusted journal's URL) may hold
         # spaces or a shell's metacharacters.
-        words = ("--only", f"{model}:{version}", "--archive-dir", str(archive), "--server", r["server"])
+        words = ["--only", f"{model}:{version}", "--archive-dir", str(archive)]
+        where = r["server"]
+        changed = r["had"].get("file")  # TF Serving: its config file was rewritten
+        if isinstance(changed, dict) and isinstance(changed.get("config"), str):
+            words += ["--model-config", changed["config"]]
+            where = where or f"--model-config {changed['config']}"
+        words += ["--server", r["server"]] if r["server"] else []
         undo = " ".join(("retire unload --undo", *map(shlex.quote, words), "--preset", preset))
-        out[(model, version)] = Unloaded(float(r["time"]), r["server"], undo)
+        out[(model, version)] = Unloaded(float(r["time"]), where, undo)
     return out
 
 
@@ -364,7 +381,7 @@ def unload(
     *,
     apply: bool,
     undo: bool,
-    build: Callable[[Settings], Report],
+    build: Build,
     say: Callable[[str], None],
     show: Callable[[str], None],
     deadline: Deadline,
@@ -376,6 +393,8 @@ def unload(
     from retire.actions import unload as ops
     from retire.servers import server
 
+    if server(settings.preset).config_unloader is not None:
+        return _unload_through_config(settings, archive_dir, only, apply, undo, build, say, show, deadline)
     if not settings.server:
         raise ConfigError(
             "retire unload needs --server URL: the model server to ask (and whose status says what is loaded)"
@@ -414,21 +433,107 @@ def unload(
     return len(done)
 
 
+def _unload_through_config(
+    settings: Settings,
+    archive_dir: Path,
+    only: tuple[tuple[str, str], ...],
+    apply: bool,
+    undo: bool,
+    build: Build,
+    say: Callable[[str], None],
+    show: Callable[[str], None],
+    deadline: Deadline,
+) -> int:
+    """`retire unload` for a server that polls its config file (TF Serving): --model-config is
+    rewritten (retire/actions/unload_file.py); --server, when given, only confirms. The report
+    is made with the file's version policies lifted as protections: they are what changes."""
+    from functools import partial
+
+    from retire.actions import unload as api
+    from retire.actions import unload_file as ops
+    from retire.actions.unload_file import FileTarget
+    from retire.servers import server
+    from retire.sources import loaded
+
+    srv = server(settings.preset)
+    if settings.model_config is None:
+        raise ConfigError(
+            f"retire unload --preset {srv.preset} rewrites the model config file the server polls: "
+            "pass it with --model-config FILE (the server's --model_config_file)"
+        )
+    url, display, connect = "", "", None
+    if settings.server:
+        url, display = settings.server, _display(settings.server)
+        connect = partial(loaded.conversation, srv, url, timeout=settings.timeout, deadline=deadline)
+    target = FileTarget(
+        srv,
+        settings.model_config,
+        display,
+        connect,
+        settings.timeout,
+        deadline,
+        partial(_disk_numbers, settings),
+    )
+    where = f"--archive-dir {archive_dir} --model-config {settings.model_config} --preset {srv.preset}"
+    where += f" --server {display}" if display else ""
+    if undo:
+        done = ops.undo(target, archive_dir, only, say)
+        say(f"loaded back {len(done)} version(s)")
+        return len(done)
+    report = build(settings, policies_protect=False)
+    said = "--server" if display else f"the version policy in --model-config {settings.model_config.name}"
+    chosen = api.chosen(report, only, ("server",) if display else ("policy",), said)
+    if not chosen:
+        say(f"nothing to unload: no version is both safe and loaded according to {said}")
+        return 0
+    for line in ops.dry_run(chosen, target, explicit=bool(only)):
+        show(line)
+    if not apply:
+        say("dry run: nothing was changed; add --apply to act")
+        return 0
+    if settings.at is not None:
+        say("--at applies to the choice only: the re-check before each change is made at the present")
+    present = dataclasses.replace(settings, at=None)
+    roots = report.header.model_roots
+    fresh = partial(build, present, policies_protect=False)
+    done = ops.apply(chosen, target, archive_dir, roots, fresh, say, explicit=bool(only))
+    if done:
+        say(f"unloaded {len(done)} version(s); undo with `retire unload --undo {where}`")
+    else:
+        say("nothing was unloaded")
+    return len(done)
+
+
+def _disk_numbers(settings: Settings) -> dict[str, frozenset[int]]:
+    """Per model, the version numbers on disk now (a fresh scan): what `latest N` and `all` load."""
+    out: dict[str, set[int]] = {}
+    for v in inventory(settings).versions:
+        out.setdefault(v.model, set()).add(int(v.version))
+    return {m: frozenset(vs) for m, vs in out.items()}
+
+
+def _display(url: str) -> str:
+    """A --server URL as messages and the journal show it: no credentials, no query."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from retire.sources.prometheus.connection import redact_url
+
+    parts = urlsplit(redact_url(url))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
 def _unload_target(settings: Settings, deadline: Deadline) -> Target:
     """The model server `retire unload` talks to. Nothing of Prometheus's connection (headers,
     token, passwords, client certificate) is handed to it: it is another server."""
     from functools import partial
-    from urllib.parse import urlsplit, urlunsplit
 
     from retire.actions.unload import Target
     from retire.servers import server
     from retire.sources import loaded
-    from retire.sources.prometheus.connection import redact_url
 
     url = settings.server or ""
     srv = server(settings.preset)
-    parts = urlsplit(redact_url(url))
-    display = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))  # no query
+    display = _display(url)
     connect = partial(loaded.conversation, srv, url, timeout=settings.timeout, deadline=deadline)
     on_disk = {(v.model, v.version): Path(v.path).name for v in inventory(settings).versions}
     return Target(srv, url, display, connect, settings.timeout, deadline, on_disk)

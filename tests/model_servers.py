@@ -1,10 +1,13 @@
 """Small real HTTP servers on 127.0.0.1 that speak the model servers' unload APIs, with their
-faults: Triton's repository API (explicit model control) and TorchServe's management API.
+faults: Triton's repository API (explicit model control), TorchServe's management API, and TF
+Serving's REST status API with its polled --model_config_file.
 
 They are stand-ins, not the servers: the real Triton is tested in tests/e2e/test_unload_triton.py;
 TorchServe cannot run here (its worker imports torch at start, a ~800 MB wheel this machine does
 not have), so its API is played by `FakeTorchServe`, written from TorchServe's management API
-documentation (describe, set-default, unregister, register from the model store). Each fault is a
+documentation (describe, set-default, unregister, register from the model store). No TF Serving
+binary is on this machine either (`tensorflow-serving-api` on PyPI holds only the protos), so
+`FakeTFServing` plays it, from its documentation and source (below). Each fault is a
 real misbehaviour on the wire (an error status, a late answer, a version that goes down), never a
 patched function. Every request is logged with its headers, so a test can check what reached the
 server.
@@ -13,12 +16,14 @@ server.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -253,3 +258,106 @@ class FakeTorchServe(_Base):
             del self.registered[model][version]
             return 200, {"status": f'Model "{model}" unregistered'}
         return 405, {"code": 405, "message": "method not allowed"}
+
+
+class FakeTFServing(_Base):
+    """Stands in for TF Serving (no binary runs here): its REST status API, `GET /v1/models/<m>`
+    (`model_version_status`: version and state, as get_model_status_impl.cc answers; an unknown
+    model is 404 "Could not find any versions of model <m>"), and, as the server does with
+    --model_config_file_poll_wait_seconds, a thread that reads the config file every `poll`
+    seconds with protobuf's text_format against the ModelServerConfig schema (the descriptor of
+    model_server_config.proto that tests/actions/test_tfserving_config.py reads back with) and
+    loads, per model, the versions its policy picks among the version directories in its
+    base_path (file_system_storage_path_source.cc: `specific` loads those of its list on disk,
+    `latest N` the newest N, `all` all). Versions it served and no longer wants become END. A file
+    that does not parse is ignored: the server keeps the config it has. Faults:
+    - "ignore": a changed file is never applied (every version stays as it was);
+    - "kept-down": the next applied change also ends the oldest version it keeps;
+    - "unloading": the versions a change drops stay UNLOADING;
+    - "hang": every status request answers after `delay` seconds;
+    - "hang-after": like "hang", from the first change applied on."""
+
+    def __init__(self, config: Path, poll: float = 0.1) -> None:
+        super().__init__()
+        self.config = config
+        self.poll = poll
+        self.states: dict[str, dict[str, str]] = {}  # model -> version -> state
+        self.applied: list[str] = []  # the text of every config applied, in order
+        self._apply()
+
+    def available(self, model: str) -> set[str]:
+        with self.lock:
+            return {v for v, s in self.states.get(model, {}).items() if s == "AVAILABLE"}
+
+    def _apply(self) -> None:
+        from retire.actions.tfserving_config import loads
+        from retire.errors import InventoryError
+        from retire.servers.tfserving import version_of
+        from retire.sources.disk.server_configs import parse_tfserving_text, tfserving_policy
+
+        try:
+            text = self.config.read_text(encoding="utf-8")
+            root = parse_tfserving_text(text, self.config.name)
+        except (OSError, UnicodeDecodeError, InventoryError):
+            return  # the server keeps the config it has
+        if self.applied and (text == self.applied[-1] or "ignore" in self.faults):
+            return
+        first = not self.applied
+        self.applied.append(text)
+        if not first and "hang-after" in self.faults:
+            self.faults.add("hang")
+        wanted: dict[str, set[str]] = {}
+        for c in root.model_config_list.config:
+            base = Path(c.base_path)
+            try:
+                names = os.listdir(base if base.is_absolute() else self.config.parent / base)
+            except OSError:
+                names = []
+            disk = {n for name in names if (n := version_of(name)) is not None}
+            policy = tfserving_policy(c.model_version_policy)
+            wanted[c.name] = {str(v) for v in loads(policy, disk) & disk}
+        for model in set(wanted) | set(self.states):
+            states = self.states.setdefault(model, {})
+            keep = wanted.get(model, set())
+            dropped = {v for v, s in states.items() if s == "AVAILABLE"} - keep
+            for v in keep:
+                states[v] = "AVAILABLE"
+            for v in dropped:
+                states[v] = "UNLOADING" if "unloading" in self.faults else "END"
+            if not first and dropped and "kept-down" in self.faults:
+                self.faults.discard("kept-down")
+                states[min(keep, key=int)] = "END"
+
+    def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if "hang" in self.faults:
+            time.sleep(self.delay)
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if method != "GET" or len(parts) != 3 or parts[:2] != ["v1", "models"]:
+            return 404, {"error": "Malformed request"}
+        states = self.states.get(parts[2])
+        if not states:
+            return 404, {"error": f"Could not find any versions of model {parts[2]}"}
+        return 200, {
+            "model_version_status": [
+                {"version": v, "state": s, "status": {"error_code": "OK", "error_message": ""}}
+                for v, s in sorted(states.items(), key=lambda vs: -int(vs[0]))
+            ]
+        }
+
+    @contextmanager
+    def running(self) -> Iterator[str]:
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.wait(self.poll):
+                with self.lock:
+                    self._apply()
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            with super().running() as url:
+                yield url
+        finally:
+            stop.set()
+            thread.join(timeout=5)

@@ -51,7 +51,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -189,6 +189,51 @@ def _set_policy(message: Any, policy: VersionPolicy) -> None:
         message.latest.num_versions = policy.num_versions
 
 
+def _plan_add(
+    config: Any, add: frozenset[int], disk: frozenset[int] | None
+) -> tuple[VersionPolicy, str] | str:
+    """The policy after loading `add` back (unchanged where it loads them already), or why not.
+    Only ever adds: a `specific` list grows by them; `latest N` grows only where they are exactly
+    the next older versions on disk (else it would load others too, or need a list)."""
+    policy = tfserving_policy(config.model_version_policy)
+    if policy.kind == "specific":
+        new = tuple(sorted(add - set(policy.versions)))
+        return VersionPolicy("specific", versions=(*policy.versions, *new)), ""
+    if disk is None:
+        return (
+            f"its policy is {_describe(policy)}, and which versions that loads depends on the versions "
+            "on disk, which were not given"
+        )
+    missing = add - disk
+    if missing:
+        return f"{_are(missing)} not on disk, so no version policy can load it back"
+    if policy.kind == "all":
+        return policy, ""
+    n = policy.num_versions
+    served = set(sorted(disk)[-n:])
+    wanted = served | add
+    newest = set(sorted(disk)[-len(wanted) :])
+    if newest != wanted:
+        return (
+            f"latest {n} loads {_listed(served)}; raising it to load {_listed(add - served)} back would "
+            f"also load {_listed(newest - wanted)}: change the policy to a specific list yourself"
+        )
+    return VersionPolicy("latest", num_versions=max(n, len(wanted))), ""
+
+
+def add_back(
+    text: str,
+    versions: Mapping[str, Iterable[int]],
+    on_disk: Mapping[str, Iterable[int]] | None = None,
+    *,
+    where: str = "config",
+) -> Rewrite:
+    """`text` with the versions in `versions` (model -> versions) asked for again (the undo of
+    `rewrite` when the file is no longer what retire wrote): a model whose policy loads them
+    already is left as it is; one where only adding them cannot be done is refused, as data."""
+    return _edit(text, versions, on_disk, lambda c, vs, disk: _plan_add(c, vs, disk), where)
+
+
 def rewrite(
     text: str,
     unload: Mapping[str, Iterable[int]],
@@ -201,6 +246,20 @@ def rewrite(
     asked for, where that can be done (module docstring); `on_disk` (model -> version numbers TF
     Serving finds there) is needed for `latest` and `all`. Raises InventoryError if `text` does
     not parse as TF Serving parses it."""
+    return _edit(text, unload, on_disk, lambda c, vs, disk: _plan(c, vs, disk, all_to_specific), where)
+
+
+_Planner = Callable[[Any, frozenset[int], "frozenset[int] | None"], "tuple[VersionPolicy, str] | str"]
+
+
+def _edit(
+    text: str,
+    asked: Mapping[str, Iterable[int]],
+    on_disk: Mapping[str, Iterable[int]] | None,
+    plan: _Planner,
+    where: str,
+) -> Rewrite:
+    """Each asked model's policy replaced by `plan`'s (module docstring: how the text is edited)."""
     root = parse_tfserving_text(text, where)
     if root.WhichOneof("config") != "model_config_list":
         raise InventoryError(f"{where}: no model_config_list {{ config {{ ... }} }} entries found")
@@ -210,8 +269,8 @@ def rewrite(
     disk = {m: frozenset(int(v) for v in vs) for m, vs in (on_disk or {}).items()}
     planned: list[tuple[int, Change]] = []
     refusals = []
-    for model in sorted(unload):
-        versions = frozenset(int(v) for v in unload[model])
+    for model in sorted(asked):
+        versions = frozenset(int(v) for v in asked[model])
         if not versions:
             continue
         indexes = [i for i, c in enumerate(configs) if c.name == model]
@@ -224,12 +283,18 @@ def rewrite(
             refusals.append(Refusal(model, tuple(sorted(versions)), why))
             continue
         (i,) = indexes
-        outcome = _plan(configs[i], versions, disk.get(model), all_to_specific)
+        outcome = plan(configs[i], versions, disk.get(model))
         if isinstance(outcome, str):
             refusals.append(Refusal(model, tuple(sorted(versions)), outcome))
             continue
         after, note = outcome
         before = tfserving_policy(configs[i].model_version_policy)
+        if after == before:
+            continue  # it loads them already (add_back): nothing to write
+        if not configs[i].HasField(FIELD):
+            why = "its policy is not written in the file (TF Serving's default, latest 1): write it out first"
+            refusals.append(Refusal(model, tuple(sorted(versions)), why))
+            continue
         planned.append((i, Change(model, tuple(sorted(versions)), before, after, note)))
         _set_policy(intended.model_config_list.config[i].model_version_policy, after)
     if not planned:
@@ -512,3 +577,44 @@ def restore(path: Path, kept: Path, *, expected: str | None = None) -> None:
     except UnicodeDecodeError:
         raise OffloadError(f"{kept} is not UTF-8 text; {path} was not changed") from None
     write_atomically(path, text, expected=expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Checking a kept copy before putting it back
+
+
+def loads(policy: VersionPolicy, disk: Iterable[int]) -> set[int]:
+    """The versions TF Serving loads under `policy` from those on disk
+    (file_system_storage_path_source.cc: `specific` loads what it lists)."""
+    if policy.kind == "specific":
+        return set(policy.versions)
+    on_disk = sorted(set(disk))
+    return set(on_disk) if policy.kind == "all" else set(on_disk[-policy.num_versions :])
+
+
+def only_adds_back(
+    kept: str, current: str, model: str, versions: Iterable[int], disk: Iterable[int]
+) -> str | None:
+    """Why putting `kept` (a copy retire kept; the journal that names it is untrusted) in place of
+    `current` would do more than load `versions` of `model` back, or None: every other byte of
+    meaning (other models, base paths, labels, settings) must read the same, and `model`'s policy
+    in `kept` must load every version its policy in `current` loads, and `versions`."""
+    try:
+        old = parse_tfserving_text(kept, "the kept copy")
+        now = parse_tfserving_text(current, "the config")
+    except InventoryError as e:
+        return e.message
+    policies = []
+    for root in (old, now):
+        found = [c for c in root.model_config_list.config if c.name == model]
+        if len(found) != 1:
+            return f"{model} is not listed once in both"
+        policies.append(tfserving_policy(found[0].model_version_policy))
+        found[0].ClearField(FIELD)
+    if old != now:
+        return "it differs from the file in more than the version policy of " + model
+    wanted = loads(policies[1], disk) | set(versions)
+    missing = wanted - loads(policies[0], disk)
+    if missing:
+        return f"its policy for {model} would not load {_listed(missing)}"
+    return None

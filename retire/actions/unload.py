@@ -1,5 +1,7 @@
 """`retire unload`: ask the model server to unload idle versions while the others keep serving,
 confirm it through the server's own status API, journal it, and load them back on `--undo`.
+A server that unloads through a config file it polls (TF Serving) goes through unload_file.py,
+which shares the choice, the re-check (`changes`), the confirmation loop and the journal below.
 
 Safety properties (tests/actions/test_unload.py against local servers that speak each API,
 tests/e2e/test_unload_triton.py against a real Triton):
@@ -31,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,10 +98,8 @@ class Target:
 def unloader_of(srv: Server) -> Unloader:
     """The server's unloader, or a one-line refusal (exit 2) for servers retire cannot unload yet."""
     if srv.unloader is None:
-        # TF Serving (issue #24): this is where the TF Serving path will call
-        # retire.actions.tfserving_config (rewrite --model-config so that idle versions leave the
-        # model's `specific` list, keeping the original beside the journal), then wait through
-        # the REST API for their state to reach END. MLServer likewise, once its preset is merged.
+        # A server whose versions are unloaded through the config file it polls (TF Serving:
+        # `Server.config_unloader`) goes through retire/actions/unload_file.py instead (run.unload).
         raise ConfigError(
             f"retire unload cannot unload versions from --preset {srv.preset} yet (only Triton and "
             "TorchServe); use `retire offload` or the server's own config"
@@ -111,9 +112,15 @@ def _order(version: str) -> tuple[tuple[int, object], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", version) if p)
 
 
-def chosen(report: Report, only: tuple[tuple[str, str], ...] = ()) -> dict[str, tuple[str, ...]]:
+def chosen(
+    report: Report,
+    only: tuple[tuple[str, str], ...] = (),
+    sources: tuple[str, ...] = ("server",),
+    said: str = "--server",
+) -> dict[str, tuple[str, ...]]:
     """Per model, the versions to unload: safe in `report` and loaded according to --server (or
-    exactly `only`, each of which must be both)."""
+    exactly `only`, each of which must be both). `sources`: whose word on `loaded` counts
+    (`Row.loaded_from`; unload_file.py also takes the config's version policy), `said`: in words."""
     rows = {(r.model, r.version): r for r in report.rows()}
     picked = []
     if only:
@@ -121,15 +128,15 @@ def chosen(report: Report, only: tuple[tuple[str, str], ...] = ()) -> dict[str, 
             row = rows.get(key) or rows.get((key[0], canonical_version(key[1])))
             if row is not None and row.status.value == "unloaded":
                 raise OffloadError(
-                    f"--only {key[0]}:{key[1]} is already unloaded by retire ({row.reason}); nothing to "
-                    "unload (nothing was unloaded)"
+                    f"--only {key[0]}:{key[1]} is already unloaded by retire (its journal in --archive-dir "
+                    "says so): nothing to unload (nothing was unloaded)"
                 )
             if row is None or row.status.value != "safe":
                 status = row.status.value if row else "not found"
                 raise OffloadError(f"--only {key[0]}:{key[1]} is {status}, not safe: nothing was unloaded")
-            if row.loaded is not True or row.loaded_from != "server":
+            if row.loaded is not True or row.loaded_from not in sources:
                 raise OffloadError(
-                    f"--only {key[0]}:{key[1]} is not loaded according to --server; nothing to unload "
+                    f"--only {key[0]}:{key[1]} is not loaded according to {said}; nothing to unload "
                     "(nothing was unloaded)"
                 )
             picked.append(row)
@@ -139,7 +146,7 @@ def chosen(report: Report, only: tuple[tuple[str, str], ...] = ()) -> dict[str, 
                 f"{report.summary.unknown} version(s) are unknown (evidence incomplete); refusing to act. "
                 "Fix the evidence, or name exactly the versions to unload with --only MODEL:VERSION"
             )
-        picked = [r for r in report.safe_rows() if r.loaded is True and r.loaded_from == "server"]
+        picked = [r for r in report.safe_rows() if r.loaded is True and r.loaded_from in sources]
     out: dict[str, list[str]] = {}
     for r in picked:
         _name_ok(r.model, r.version)
@@ -235,34 +242,57 @@ def apply(
     with locked(archive), locked_roots(tuple(roots)), target.connect() as asker:
         run = _Run(_journal(archive), target, asker, say)
         _settle(run)
-        for model, wanted in chosen_versions.items():
-            if target.deadline.passed:
-                raise OffloadError(
-                    f"the run's --deadline ({target.deadline.shown}) passed before {model} was changed; "
-                    f"{len(run.done)} version(s) were unloaded, nothing is unfinished: run the command "
-                    "again, or raise --deadline"
-                )
-            report = fresh()
-            rows = {r.version: r for r in report.rows() if r.model == model}
-            still = []
-            for v in wanted:
-                r = rows.get(v)
-                if r is None or r.status.value != "safe":
-                    why = f"now {r.status.value} ({r.reason})" if r else "no longer in the report"
-                    say(f"skipped {model} {v}: {why}")
-                else:
-                    still.append(v)
-            change = change_for(model, still, _loaded(asker, unloader, model), explicit)
-            if change is None or not change.drop:
-                if change is not None and change.note:
-                    say(change.note)
-                elif still:
-                    say(f"skipped {model} {', '.join(still)}: not loaded any more")
-                continue
-            if change.note:
-                say(change.note)
+        loaded = partial(_loaded, asker, unloader)
+        for change in changes(chosen_versions, target.deadline, run.done, fresh, loaded, say, explicit):
             _unload_one(run, change)
         return run.done
+
+
+def changes(
+    chosen_versions: dict[str, tuple[str, ...]],
+    deadline: Deadline,
+    done: list[str],
+    fresh: Callable[[], Report],
+    loaded: Callable[[str], tuple[str, ...]],
+    say: Callable[[str], None],
+    explicit: bool,
+) -> Iterator[Change]:
+    """Model by model, the change to make now: its versions still safe in a fresh report and
+    loaded now (`loaded(model)`), the rest skipped and said; none once the run's deadline has
+    passed (`done`: the versions unloaded so far, for that message)."""
+    for model, wanted in chosen_versions.items():
+        if deadline.passed:
+            raise OffloadError(
+                f"the run's --deadline ({deadline.shown}) passed before {model} was changed; "
+                f"{len(done)} version(s) were unloaded, nothing is unfinished: run the command "
+                "again, or raise --deadline"
+            )
+        still = still_safe(fresh(), model, wanted, say)
+        change = change_for(model, still, loaded(model), explicit)
+        if change is None or not change.drop:
+            if change is not None and change.note:
+                say(change.note)
+            elif still:
+                say(f"skipped {model} {', '.join(still)}: not loaded any more")
+            continue
+        if change.note:
+            say(change.note)
+        yield change
+
+
+def still_safe(report: Report, model: str, wanted: Iterable[str], say: Callable[[str], None]) -> list[str]:
+    """Of `wanted`, the versions of `model` still safe in `report` (made just now); the others
+    are said, with why."""
+    rows = {r.version: r for r in report.rows() if r.model == model}
+    still = []
+    for v in wanted:
+        r = rows.get(v)
+        if r is None or r.status.value != "safe":
+            why = f"now {r.status.value} ({r.reason})" if r else "no longer in the report"
+            say(f"skipped {model} {v}: {why}")
+        else:
+            still.append(v)
+    return still
 
 
 def _journal(archive: Path) -> Journal:
@@ -343,12 +373,28 @@ def _confirm(run: _Run, model: str, gone: tuple[str, ...], there: tuple[str, ...
     """Wait (at most --timeout, and never past the run's --deadline) until the server says that
     every version in `gone` is unavailable and every one in `there` is loaded, and keeps saying
     so for STEADY seconds; else what is wrong."""
-    unloader, asker, target = run.target.unloader, run.asker, run.target
-    limit, _ = target.deadline.limit(target.timeout)
+    unloader, asker, t = run.target.unloader, run.asker, run.target
+    return confirm(lambda: unloader.state(asker, model), t.display, model, gone, there, t.timeout, t.deadline)
+
+
+def confirm(
+    read: Callable[[], Mapping[str, bool | None]],
+    display: str,
+    model: str,
+    gone: tuple[str, ...],
+    there: tuple[str, ...],
+    timeout: float,
+    deadline: Deadline,
+) -> str | None:
+    """Read the state (`read`: version -> loaded, not, or unsure) until it says that every
+    version in `gone` is not loaded and every one in `there` is, and keeps saying so for STEADY
+    seconds, within `timeout` and the run's `deadline`; else what is wrong (`display` says who
+    says so)."""
+    limit, _ = deadline.limit(timeout)
     ends = time.monotonic() + max(0.0, limit)
     good_since: float | None = None
     while True:
-        state = unloader.state(asker, model)
+        state = read()
         wrong = [f"{v} is still loaded" for v in gone if state.get(v) is True]
         unsure = [v for v in (*gone, *there) if v in state and state[v] is None]
         wrong += [f"{v} is unsure (its answers disagree)" for v in unsure]
@@ -359,7 +405,7 @@ def _confirm(run: _Run, model: str, gone: tuple[str, ...], there: tuple[str, ...
         if good_since is not None and (now - good_since >= STEADY or last):
             return None  # held for STEADY seconds (or as long as the time allowed)
         if last:
-            return f"{target.display} says of {model}: {'; '.join(wrong)}"
+            return f"{display} says of {model}: {'; '.join(wrong)}"
         time.sleep(CONFIRM_EVERY)
 
 
@@ -400,7 +446,7 @@ def _same_server(record: dict[str, Any], target: Target) -> None:
 def outstanding(journal: Journal, target: Target) -> dict[str, list[dict[str, Any]]]:
     """Per model, the unload steps whose versions are not loaded back yet (done, or begun and
     never finished), oldest first; all of them made on `target`."""
-    out = _not_back(journal)
+    out = pending(journal)
     for steps in out.values():
         for r in steps:
             _same_server(r, target)
@@ -413,14 +459,15 @@ def unloaded_versions(archive: Path) -> dict[tuple[str, str], dict[str, Any]]:
     if not archive.is_dir():
         return {}
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for model, steps in _not_back(_journal(archive)).items():
+    for model, steps in pending(_journal(archive)).items():
         for r in steps:
             for v in r["versions"]:
                 out[(model, v)] = r
     return out
 
 
-def _not_back(journal: Journal) -> dict[str, list[dict[str, Any]]]:
+def pending(journal: Journal) -> dict[str, list[dict[str, Any]]]:
+    """`outstanding`, from any server (the caller checks whose they are)."""
     out: dict[str, list[dict[str, Any]]] = {}
     back: dict[tuple[str, str], int] = {}
     last: dict[int, dict[str, Any]] = {}
@@ -523,7 +570,7 @@ def _record_problem(doc: object, archive: Path) -> str | None:
     for key in ("server", "kind", "model"):
         if not isinstance(doc.get(key), str):
             return f"no {key}"
-    if not _URL.fullmatch(doc["server"]):
+    if doc["server"] and not _URL.fullmatch(doc["server"]):  # "": a file changed, no server asked
         return "server is not a plain http(s) URL"
     if unsafe_component(doc["model"]):
         return f"model {doc['model']!r} is not a safe name"

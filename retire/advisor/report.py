@@ -34,7 +34,7 @@ class Unloaded:
     """A version `retire unload` unloaded and has not loaded back (its journal says so)."""
 
     when: float  # Unix seconds the unload was confirmed (or begun, for one never finished)
-    server: str  # the server's URL, without credentials
+    server: str  # the server's URL without credentials (or the TF Serving config file rewritten)
     undo: str  # the command that loads it back
 
 

@@ -268,7 +268,8 @@ def unload(
     must confirm that the unloaded versions are gone and the others still loaded, else the model
     is loaded back as it was and the run stops (exit 6). A model always keeps a loaded version.
     Every change is journaled in --archive-dir/unload.jsonl; --undo loads them back. Triton
-    (explicit model control) and TorchServe; not yet TF Serving or MLServer (exit 2).
+    (explicit model control) and TorchServe through their APIs; TF Serving by rewriting
+    --model-config (the file it polls; --server optional, to confirm); not yet MLServer (exit 2).
 
     \b
     Examples:
@@ -276,6 +277,8 @@ def unload(
           --server http://triton:8000 --archive-dir /archive
       retire unload ... --server http://triton:8000 --archive-dir /archive --apply
       retire unload --undo --preset triton --server http://triton:8000 --archive-dir /archive
+      retire unload --prometheus http://prom:9090 --model-config /etc/tfs/models.config \\
+          --server http://tfs:8501 --archive-dir /archive --apply
     """
     from retire.run import unload as run_unload
 

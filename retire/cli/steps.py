@@ -128,7 +128,12 @@ def deadline_of(settings: Settings) -> Deadline:
 
 
 def made_report(
-    settings: Settings, deadline: Deadline, sparklines: bool = False, tell: Callable[[str], None] = say
+    settings: Settings,
+    deadline: Deadline,
+    sparklines: bool = False,
+    tell: Callable[[str], None] = say,
+    *,
+    policies_protect: bool = True,
 ) -> Report:
     """The one library call, with the clock read here and the progress bar on stderr (notes wait
     until the bar is gone)."""
@@ -138,7 +143,13 @@ def made_report(
     try:
         with _progress_bar() as progress:
             return build_report(
-                settings, time.time(), progress, sparklines=sparklines, say=notes.append, deadline=deadline
+                settings,
+                time.time(),
+                progress,
+                sparklines=sparklines,
+                say=notes.append,
+                deadline=deadline,
+                policies_protect=policies_protect,
             )
     finally:
         for note in notes:

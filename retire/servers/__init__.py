@@ -59,6 +59,19 @@ class Unloader:
 
 
 @dataclass(frozen=True)
+class ConfigUnloader:
+    """How a server that polls a model config file unloads versions (TF Serving): retire rewrites
+    the file (`--model-config`, retire/actions/unload_file.py) and the server picks it up on its
+    own; no call changes anything. The status API (`--server`) only confirms."""
+
+    config: str  # what the file is, for messages
+    picks_up: str  # when the server reads it again, for messages
+    # (asker, model) -> per version the server lists: loaded (True), not loaded (False), or on
+    # its way in or out (None: neither confirms anything yet).
+    state: Callable[[Asker, str], dict[str, bool | None]]
+
+
+@dataclass(frozen=True)
 class Server:
     """One kind of model server, as `retire` needs to know it."""
 
@@ -96,6 +109,9 @@ class Server:
     label_is_version: Callable[[str], bool] | None = None
     # How `retire unload` asks it to unload versions (None: not yet; the command refuses).
     unloader: Unloader | None = None
+    # Where its version policy lives in a config file it polls instead (TF Serving): `retire
+    # unload` rewrites that file (retire/actions/unload_file.py).
+    config_unloader: ConfigUnloader | None = None
 
     @property
     def per_model(self) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from retire.servers import Server
+from retire.servers import ConfigUnloader, Server
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,6 +75,24 @@ def _status(asker: Asker, model: str) -> list[Status]:
     return out
 
 
+# TF Serving's ManagerState words (servable_state.h): AVAILABLE serves; END is unloaded (or
+# failed to load); START, LOADING and UNLOADING are on the way, and confirm nothing yet.
+_SETTLED = {"AVAILABLE": True, "END": False}
+
+
+def state(asker: Asker, model: str) -> dict[str, bool | None]:
+    """`GET /v1/models/<name>`: per version listed, AVAILABLE (True), END (False) or on its way
+    (None); a version the server no longer lists is not loaded (`retire unload`)."""
+    out: dict[str, bool | None] = {}
+    for version, word, _ in _status(asker, model):
+        if version_of(version) is None:
+            what = f"a version {version!r} of {model} that is no TF Serving version (a number)"
+            raise asker.unexpected(f"/v1/models/{quote(model, safe='')}", what)
+        now = _SETTLED.get(word)
+        out[version] = now if version not in out or out[version] == now else None  # listed twice
+    return out
+
+
 SERVER = Server(
     preset="tfserving-patched",
     name="tfserving",
@@ -88,4 +106,9 @@ SERVER = Server(
     read_model_config=read_model_config,
     canonical=canonical,
     label_is_version=label_is_version,
+    config_unloader=ConfigUnloader(
+        config="TF Serving --model_config_file",
+        picks_up="at its next poll (--model_config_file_poll_wait_seconds)",
+        state=state,
+    ),
 )

@@ -659,3 +659,83 @@ def test_a_full_or_read_only_filesystem_leaves_the_file_intact(tmp_path: Path, f
     assert write_error.endswith("the file was not changed") and "\n" not in write_error
     assert keep_error.startswith(f"cannot keep a copy of {where / 'models.config'} in {where}: {why}")
     assert os.listdir(where) == []  # the mount went with its namespace
+
+
+# --- putting versions back (`retire unload --undo` on a file retire did not write last) ---
+
+ADDED = {
+    "specific grows": (
+        "model_version_policy { specific { versions: [5, 8] } }",
+        {2},
+        {2, 5, 8},
+        "specific 5 8 2",
+    ),
+    "latest grows by the next older": (
+        "model_version_policy { latest { num_versions: 1 } }",
+        {2},
+        {1, 2, 3},
+        "latest 2",
+    ),
+    "latest, two back": (
+        "model_version_policy { latest { num_versions: 1 } }",
+        {1, 2},
+        {1, 2, 3},
+        "latest 3",
+    ),
+}
+
+
+@pytest.mark.parametrize(("policy", "add", "disk", "after"), ADDED.values(), ids=ADDED.keys())
+def test_add_back_only_adds_and_reads_back(
+    tmp_path: Path, policy: str, add: set[int], disk: set[int], after: str
+) -> None:
+    from retire.actions.tfserving_config import add_back, loads
+
+    text = _one(policy)
+    r = add_back(text, {"m": add}, {"m": disk})
+    assert not r.refusals and _read_back(tmp_path, r.text)["m"] == _policy(after) == r.changes[0].after
+    assert loads(r.changes[0].after, disk) == loads(r.changes[0].before, disk) | add
+
+
+@pytest.mark.parametrize(
+    ("policy", "add", "disk", "needle"),
+    [
+        ("model_version_policy { latest { num_versions: 1 } }", {1}, {1, 2, 3}, "would also load 2"),
+        ("model_version_policy { latest { num_versions: 2 } }", {9}, {1, 2, 3}, "not on disk"),
+        ("", {1}, {1, 2}, "not written in the file"),
+    ],
+)
+def test_add_back_refusals(policy: str, add: set[int], disk: set[int], needle: str) -> None:
+    from retire.actions.tfserving_config import add_back
+
+    text = _one(policy)
+    r = add_back(text, {"m": add}, {"m": disk})
+    assert r.text == text and not r.changed and needle in r.refusals[0].reason
+
+
+def test_add_back_of_what_is_loaded_changes_nothing() -> None:
+    from retire.actions.tfserving_config import add_back
+
+    for policy in (
+        "model_version_policy { all {} }",
+        "model_version_policy { specific { versions: [1, 2] } }",
+    ):
+        r = add_back(_one(policy), {"m": {2}}, {"m": {1, 2}})
+        assert r == Rewrite(_one(policy), (), ())
+
+
+def test_a_kept_copy_is_put_back_only_where_it_only_adds_back() -> None:
+    from retire.actions.tfserving_config import only_adds_back
+
+    now = _one("model_version_policy { specific { versions: [1, 5] } }")
+    kept = _one("model_version_policy { specific { versions: [1, 2, 5] } }")
+    assert only_adds_back(kept, now, "m", {2}, {1, 2, 5}) is None
+    assert "would not load 5" in (
+        only_adds_back(
+            _one("model_version_policy { specific { versions: [1, 2] } }"), now, "m", {2}, {1, 2, 5}
+        )
+        or ""
+    )
+    other = kept.replace("base_path: '/m'", "base_path: '/evil'")
+    assert "more than the version policy" in (only_adds_back(other, now, "m", {2}, {1, 2, 5}) or "")
+    assert "would not load 2" in (only_adds_back(now, now, "m", {2}, {1, 2, 5}) or "")

@@ -294,11 +294,13 @@ def test_secrets_never_reach_the_model_server_nor_the_journal(
 
 
 def test_presets_it_cannot_unload_yet_are_refused_in_one_line(tmp_path: Path) -> None:
+    """TF Serving unloads through --model-config now (tests/actions/test_unload_file.py): without
+    it, the refusal names it."""
     for preset in ("tfserving", "tfserving-patched"):
         run = run_cli(
             "unload", "--preset", preset, "--server", "http://127.0.0.1:9", "--archive-dir", str(tmp_path)
         )
-        one_line_error(run, 2, f"cannot unload versions from --preset {preset} yet")
+        one_line_error(run, 2, f"retire unload --preset {preset} rewrites the model config file")
     no_server = run_cli("unload", "--preset", "triton", "--archive-dir", str(tmp_path))
     one_line_error(no_server, 2, "needs --server")
 

@@ -112,6 +112,22 @@ class Inventory:
             {**self.policies, **other.policies},
         )
 
+    def policies_unprotected(self) -> Inventory:
+        """The same, without the protection the server configs' version policies give (their
+        `specific` lists and `latest N`): for `retire unload` through the config file, which
+        changes exactly those policies, so they are what it acts on, not a reason to keep a
+        version. Which versions the policies load stays known (`policies`); version labels,
+        --pin and --keep-latest still protect."""
+        policy_pins = {
+            (model, str(v)): _specific_pin(where)
+            for model, (policy, where) in self.policies.items()
+            if policy.kind == "specific"
+            for v in policy.versions
+        }
+        pins = {k: why for k, why in self.pins.items() if policy_pins.get(k) != why}
+        keep = {m: n for m, n in self.keep_latest.items() if m not in self.policies}
+        return Inventory(self.roots, self.versions, self.ignored, keep, pins, self.policies)
+
 
 def unsafe_component(name: str) -> str | None:
     """Why `name` cannot be one directory name (under the archive, say), or None when it can.
@@ -317,6 +333,10 @@ def _model_policy(
         _apply_policy(model, policy, f"{path.name}/{srv.policy_file}", keep, pins, policies)
 
 
+def _specific_pin(where: str) -> str:
+    return f"listed under a specific version policy in {where}"
+
+
 def _apply_policy(
     model: str,
     policy: VersionPolicy,
@@ -330,7 +350,7 @@ def _apply_policy(
         policies[model] = (policy, where)
     if policy.kind == "specific":
         for v in policy.versions:
-            pins[(model, str(v))] = f"listed under a specific version policy in {where}"
+            pins[(model, str(v))] = _specific_pin(where)
     elif policy.kind == "latest":
         keep[model] = policy.num_versions
 
