@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from retire.actions.journal import Journal
 from retire.actions.locks import locked, locked_roots
+from retire.actions.unload_folders import Folders
 from retire.deadline import NO_DEADLINE, Deadline
 from retire.errors import ConfigError, OffloadError, ServerError
 from retire.servers import canonical_version
@@ -42,7 +43,7 @@ from retire.sources.disk.inventory import unsafe_component
 from retire.sources.loaded import Refused
 
 if TYPE_CHECKING:
-    from retire.advisor import Report
+    from retire.advisor import Report, Row
     from retire.servers import Exchange, Server, Unloader
     from retire.sources.loaded import Asker
 
@@ -82,6 +83,9 @@ class Target:
     # reload registers only what disk says is that version (TorchServe's .mar), never what the
     # untrusted journal names.
     on_disk: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # The model roots (--model-dir): where a version folder moved out of an MLServer repository
+    # may go back to (Unloader.moves_folders).
+    roots: tuple[str, ...] = ()
 
     @property
     def unloader(self) -> Unloader:
@@ -94,10 +98,10 @@ def unloader_of(srv: Server) -> Unloader:
         # TF Serving (issue #24): this is where the TF Serving path will call
         # retire.actions.tfserving_config (rewrite --model-config so that idle versions leave the
         # model's `specific` list, keeping the original beside the journal), then wait through
-        # the REST API for their state to reach END. MLServer likewise, once its preset is merged.
+        # the REST API for their state to reach END.
         raise ConfigError(
-            f"retire unload cannot unload versions from --preset {srv.preset} yet (only Triton and "
-            "TorchServe); use `retire offload` or the server's own config"
+            f"retire unload cannot unload versions from --preset {srv.preset} yet (only Triton, "
+            "TorchServe and MLServer); use `retire offload` or the server's own config"
         )
     return srv.unloader
 
@@ -205,6 +209,7 @@ class _Run:
     target: Target
     asker: Asker
     say: Callable[[str], None]
+    folders: Folders | None = None  # the server unloads what leaves its repository (MLServer)
     done: list[str] = field(default_factory=list)
 
     def record(self, record: dict[str, Any]) -> None:
@@ -224,7 +229,7 @@ def apply(
     status before each change, the journal before and after it, and its confirmation after."""
     unloader = target.unloader
     with locked(archive), locked_roots(tuple(roots)), target.connect() as asker:
-        run = _Run(_journal(archive), target, asker, say)
+        run = _Run(_journal(archive), target, asker, say, _folders(target, archive, roots, say))
         _settle(run)
         for model, wanted in chosen_versions.items():
             if target.deadline.passed:
@@ -252,18 +257,39 @@ def apply(
                 continue
             if change.note:
                 say(change.note)
-            _unload_one(run, change)
+            _unload_one(run, change, rows)
         return run.done
+
+
+def settle(target: Target, archive: Path, say: Callable[[str], None]) -> None:
+    """Settle what a crash left begun before versions are chosen: an interrupted folder move
+    (MLServer) changes what the disk shows, and so what a report finds there."""
+    with locked(archive), locked_roots(target.roots), target.connect() as asker:
+        _settle(_Run(_journal(archive), target, asker, say, _folders(target, archive, target.roots, say)))
 
 
 def _journal(archive: Path) -> Journal:
     return Journal(archive, UNLOAD_JOURNAL, _record_problem)
 
 
-def _unload_one(run: _Run, change: Change) -> None:
+def _folders(
+    target: Target, archive: Path, roots: Iterable[str], say: Callable[[str], None]
+) -> Folders | None:
+    """Where the server unloads what leaves its repository (MLServer): the folder mover, its
+    interrupted moves finished first. Else None: nothing on disk changes."""
+    if not target.unloader.moves_folders:
+        return None
+    folders = Folders(archive, roots)
+    folders.settle(say)
+    return folders
+
+
+def _unload_one(run: _Run, change: Change, rows: Mapping[str, Row]) -> None:
     target, unloader, asker = run.target, run.target.unloader, run.asker
     model = change.model
     had = unloader.setup(asker, model)
+    if run.folders is not None:  # where each dropped version's folder is and goes, checked now
+        had = {**had, "folders": run.folders.plan(model, change.drop, rows)}
     step = run.journal.next_step()
     base = {
         "step": step,
@@ -278,11 +304,15 @@ def _unload_one(run: _Run, change: Change) -> None:
     }
     run.record({**base, "phase": "begin"})
     try:
+        if run.folders is not None:
+            run.folders.move_out(model, had["folders"])
         asked = unloader.unload(asker, model, change.keep, change.drop, had)
         problem = _confirm(run, model, gone=change.drop, there=change.keep)
     except Refused as e:  # answered with an error (after, perhaps, an earlier call was done)
         asked, problem = [e.exchange], f"the server refused: {e.message}"
     except ServerError as e:  # no answer: the change may still land
+        asked, problem = [], e.message
+    except OffloadError as e:  # a folder could not be moved out (that move undid itself)
         asked, problem = [], e.message
     if problem is None:
         run.record({**base, "phase": "done", "asked": asked})
@@ -317,6 +347,8 @@ def _bring_back(
     """Load `versions` of `model` back and confirm they (and every version loaded now) are ready.
     `force`: ask even when none is missing (the model's setup as it was, whole)."""
     unloader, asker = run.target.unloader, run.asker
+    if run.folders is not None:  # back into the repository first: the load reads only that
+        run.folders.move_back(model, versions)
     state = unloader.state(asker, model)
     loaded_now = tuple(v for v, s in state.items() if s)
     missing = tuple(v for v in versions if v not in loaded_now)
@@ -334,12 +366,12 @@ def _confirm(run: _Run, model: str, gone: tuple[str, ...], there: tuple[str, ...
     """Wait (at most --timeout, and never past the run's --deadline) until the server says that
     every version in `gone` is unavailable and every one in `there` is loaded, and keeps saying
     so for STEADY seconds; else what is wrong."""
-    unloader, asker, target = run.target.unloader, run.asker, run.target
+    target = run.target
     limit, _ = target.deadline.limit(target.timeout)
     ends = time.monotonic() + max(0.0, limit)
     good_since: float | None = None
     while True:
-        state = unloader.state(asker, model)
+        state = _state(run, model, (*gone, *there))
         wrong = [f"{v} is still loaded" for v in gone if state.get(v) is True]
         unsure = [v for v in (*gone, *there) if v in state and state[v] is None]
         wrong += [f"{v} is unsure (its answers disagree)" for v in unsure]
@@ -352,6 +384,18 @@ def _confirm(run: _Run, model: str, gone: tuple[str, ...], there: tuple[str, ...
         if last:
             return f"{target.display} says of {model}: {'; '.join(wrong)}"
         time.sleep(CONFIRM_EVERY)
+
+
+def _state(run: _Run, model: str, versions: Iterable[str]) -> dict[str, bool | None]:
+    """The server's status of `model`, and of each of `versions` its listing leaves out where it
+    has a call for one version (MLServer's index lists only what its repository holds)."""
+    unloader, asker = run.target.unloader, run.asker
+    state = unloader.state(asker, model)
+    if unloader.ask_version is not None:
+        for v in versions:
+            if v not in state:
+                state[v] = unloader.ask_version(asker, model, v)
+    return state
 
 
 def _settle(run: _Run) -> None:
@@ -420,9 +464,9 @@ def undo(
 ) -> list[str]:
     """Load back what `retire unload` unloaded (all, or exactly `only`), confirm each is ready."""
     target.unloader  # noqa: B018  (refuses a server retire cannot unload, before any work)
-    with locked(archive), target.connect() as asker:
+    with locked(archive), locked_roots(target.roots), target.connect() as asker:
         journal = _journal(archive)
-        run = _Run(journal, target, asker, say)
+        run = _Run(journal, target, asker, say, _folders(target, archive, target.roots, say))
         for r in journal.unfinished():
             if r["op"] == "reload":  # an interrupted undo: its versions are among those below
                 base = {k: v for k, v in r.items() if k not in ("time", "phase")}
