@@ -51,6 +51,8 @@ class _Base:
         self.log: list[Seen] = []
         self.faults: set[str] = set()
         self.delay = 0.0  # seconds before answering a change (a "slow" fault)
+        self.trickle = 0.0  # seconds between the bytes of an answer (a fault a server plays once)
+        self.trickled = 0.0  # set by `answer` for the answer it gives now
 
     def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         raise NotImplementedError
@@ -73,12 +75,19 @@ class _Base:
                 with me.lock:
                     status, payload = me.answer(method, parts.path, query, body)
                 data = b"" if payload is None else json.dumps(payload).encode()
+                pause, me.trickled = me.trickled, 0.0
+                if pause:
+                    data = b" " * 60 + (data or b"{}")  # something to trickle (JSON may lead with spaces)
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    for i in range(len(data)) if pause else ():  # a byte at a time
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                    self.wfile.write(b"" if pause else data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -272,7 +281,10 @@ class FakeMLServer(_Base):
     - "slow": the next load answers after `delay` seconds (and is done);
     - "kept-down": the next load also unloads the first kept version (it goes down mid-way);
     - "ignore": a load answers 200 and changes nothing;
-    - "lie": the ready endpoint says 200 for every version, loaded or not."""
+    - "lie": the ready endpoint says 200 for every version, loaded or not;
+    - `trickle` > 0: the answer to the next load comes a byte at a time, that many seconds apart;
+    - "proxy-404": the ready endpoint of a version not loaded answers 404 without MLServer's
+      "not found" (a proxy's answer: no proof that the version is gone)."""
 
     def __init__(self, repo: Path) -> None:
         super().__init__()
@@ -314,6 +326,8 @@ class FakeMLServer(_Base):
         if method == "GET" and len(parts) == 6 and parts[:2] == ["v2", "models"] and parts[5] == "ready":
             if parts[4] in self.loaded.get(parts[2], set()) or "lie" in self.faults:
                 return 200, None
+            if "proxy-404" in self.faults:
+                return 404, {"error": "no route to upstream"}
             return 404, {"error": f"Model {parts[2]} with version {parts[4]} not found"}
         if method == "GET" and len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "ready":
             return (
@@ -328,6 +342,7 @@ class FakeMLServer(_Base):
         wanted = {v for m, v in self._on_disk() if m == name}
         if not wanted:
             return 404, {"error": f"Model {name} not found"}
+        self.trickled, self.trickle = self.trickle, 0.0  # once: this answer, a byte at a time
         if "refuse" in self.faults or "refuse-always" in self.faults:
             self.faults.discard("refuse")
             return 500, {"error": f"Couldn't load model '{name}': out of memory"}

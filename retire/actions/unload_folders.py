@@ -55,6 +55,8 @@ class Folders:
         for r in self.journal.unfinished():
             if r["op"] == "restore":
                 self._may_go_back(r)
+            else:
+                self._may_go_out(r)
             run_step(self.journal, r, verified=r["phase"] == "verified")
             frm, to = ends(r)
             say(f"completed the interrupted move of {r['model']} {r['version']}: {frm} -> {to}")
@@ -94,7 +96,8 @@ class Folders:
         todo = [r for r in archived(self.journal, model, None) if r["version"] in wanted]
         for r in todo:  # refuse before the first move, not half-way
             self._may_go_back(r)
-            preflight_restore(r)
+            if not self._put_back_by_hand(r):
+                preflight_restore(r)
         out = []
         for r in todo:
             record = {"step": self.journal.next_step(), "phase": "begin", "op": "restore"}
@@ -104,24 +107,48 @@ class Folders:
             out.append(r["src"])
         return out
 
-    def _may_go_back(self, r: dict[str, Any]) -> None:
-        """A journal record's destination in the repository, checked as untrusted input."""
+    def _put_back_by_hand(self, r: dict[str, Any]) -> bool:
+        """The folder is back where it was and gone from the archive (someone moved it back):
+        the restore step then finds it done (step.py), and the load goes ahead."""
+        src = Path(r["src"])
+        if os.path.lexists(r["dst"]) or os.path.islink(src) or not src.is_dir():
+            return False
+        return declared_by(src) == (r["model"], r["version"])
+
+    def _may_go_out(self, r: dict[str, Any]) -> None:
+        """A begun move out of the repository, checked as untrusted input before it is finished:
+        from inside a --model-dir root, a folder declaring that model and version (or already in
+        the archive, where the step finds it)."""
+        self._in_a_root(r)
+        if os.path.lexists(r["src"]) and declared_by(Path(r["src"])) != (r["model"], r["version"]):
+            raise OffloadError(
+                f"the journal's unfinished move of {r['model']} {r['version']} names {r['src']}, which "
+                "does not declare that model and version; nothing was moved (check the journal)"
+            )
+
+    def _in_a_root(self, r: dict[str, Any]) -> None:
+        """A journal record's path in the repository: inside a --model-dir root, plain names."""
         what = f"{r['model']} {r['version']}"
         root, src = r.get("root"), r["src"]
         if not isinstance(root, str) or root not in self.roots:
             named = ", ".join(self.roots) or "none (give --model-dir)"
             raise OffloadError(
-                f"the journal puts {what} back under {root!r}, which is no --model-dir root ({named}); "
-                "nothing was moved back"
+                f"the journal names a folder of {what} under {root!r}, which is no --model-dir root "
+                f"({named}); nothing was moved"
             )
         parts = os.path.relpath(src, root).split(os.sep)
         if not src.startswith(root.rstrip("/") + "/") or any(unsafe_component(p) for p in parts):
             raise OffloadError(
-                f"the journal puts {what} back at {src!r}, not a plain path inside {root}; "
-                "nothing was moved back"
+                f"the journal names a folder of {what} at {src!r}, not a plain path inside {root}; "
+                "nothing was moved"
             )
-        if r["op"] == "restore" and not os.path.lexists(r["dst"]):
-            return  # moved back already (a crash before it was journaled): run_step says done
+
+    def _may_go_back(self, r: dict[str, Any]) -> None:
+        """A journal record's way back into the repository, checked as untrusted input."""
+        self._in_a_root(r)
+        what = f"{r['model']} {r['version']}"
+        if not os.path.lexists(r["dst"]):
+            return  # moved back already (by a crash's step, or by hand): checked where it is
         found = declared_by(Path(r["dst"]))
         if found != (r["model"], r["version"]):
             said = f"declares {found[0]} {found[1]}" if found else "declares no model MLServer loads"
