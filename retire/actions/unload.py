@@ -1,8 +1,9 @@
 """`retire unload`: ask the model server to unload idle versions while the others keep serving,
 confirm it through the server's own status API, journal it, and load them back on `--undo`.
 
-Safety properties (tests/actions/test_unload.py against local servers that speak each API,
-tests/e2e/test_unload_triton.py against a real Triton):
+Safety properties (tests/actions/test_unload.py and test_unload_mlserver.py against local servers
+that speak each API, tests/e2e/test_unload_triton.py and test_unload_mlserver.py against a real
+Triton and a real MLServer):
 - only versions `safe` in a report made at the present AND loaded according to `--server` are
   chosen; before each model's change a fresh report is made at the present and the server's
   status read again: a version no longer safe (or no longer loaded) is skipped and said;
@@ -20,7 +21,10 @@ tests/e2e/test_unload_triton.py against a real Triton):
 - the journal is read as untrusted input: a record of the wrong shape refuses the run, the undo
   goes only to the server that was changed, and of what a record says the model had only its
   version policy (Triton) or its archive names in the model store (TorchServe) are used;
-- nothing of Prometheus's credentials (--header, tokens, passwords) is sent to the model server.
+- nothing of Prometheus's credentials (--header, tokens, passwords) is sent to the model server;
+- where the server unloads what leaves its repository (MLServer: Unloader.moves_folders), each
+  dropped version's folder is moved into the archive by offload's mover before the change and
+  back before any reload (unload_folders.py: its own journal, its own checks of the way back).
 """
 
 from __future__ import annotations

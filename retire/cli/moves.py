@@ -272,7 +272,9 @@ def unload(
     must confirm that the unloaded versions are gone and the others still loaded, else the model
     is loaded back as it was and the run stops (exit 6). A model always keeps a loaded version.
     Every change is journaled in --archive-dir/unload.jsonl; --undo loads them back. Triton
-    (explicit model control) and TorchServe; not yet TF Serving or MLServer (exit 2).
+    (explicit model control), TorchServe, and MLServer (each version's folder moves out of the
+    repository into --archive-dir, then the model is loaded again; --undo needs --model-dir);
+    not yet TF Serving (exit 2).
 
     \b
     Examples:
@@ -280,6 +282,8 @@ def unload(
           --server http://triton:8000 --archive-dir /archive
       retire unload ... --server http://triton:8000 --archive-dir /archive --apply
       retire unload --undo --preset triton --server http://triton:8000 --archive-dir /archive
+      retire unload --undo --preset mlserver --server http://mlserver:8080 --archive-dir /archive \\
+          --model-dir /models
     """
     from retire.run import unload as run_unload
 
