@@ -63,25 +63,34 @@ def _check_writable(path: Path) -> None:
 
 
 def archive_dir_for(archive: Path, model: str) -> None:
-    """Make `<archive>/models/<model>/`, one level at a time, never through a symlink."""
-    with opened_dir(archive) as fd:
-        for part in (MODELS, model):
-            try:
-                os.mkdir(part, dir_fd=fd)
-            except FileExistsError:
-                pass
-            except OSError as e:
-                raise OffloadError(f"cannot create {archive / part}: {e.strerror}") from None
-            try:
-                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except OSError:
-                where = archive / MODELS / model if part == model else archive / MODELS
-                raise OffloadError(
-                    f"{where} is not a directory (a symlink?); retire never follows a link inside the "
-                    "archive: remove it. Nothing was moved"
-                ) from None
-            os.close(fd)
-            fd = nxt
+    """Make `<archive>/models/<model>/`, one level at a time, never through a symlink. Each
+    descriptor is closed once, by its opener: closing the archive's own (which `opened_dir`
+    closes) here as well closed, a second time, whatever another thread had opened under that
+    number meanwhile (a socket of a test's server, seen as "Bad file descriptor")."""
+    with opened_dir(archive) as top:
+        fd = top
+        try:
+            for part in (MODELS, model):
+                try:
+                    os.mkdir(part, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                except OSError as e:
+                    raise OffloadError(f"cannot create {archive / part}: {e.strerror}") from None
+                try:
+                    nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError:
+                    where = archive / MODELS / model if part == model else archive / MODELS
+                    raise OffloadError(
+                        f"{where} is not a directory (a symlink?); retire never follows a link inside "
+                        "the archive: remove it. Nothing was moved"
+                    ) from None
+                if fd != top:
+                    os.close(fd)
+                fd = nxt
+        finally:
+            if fd != top:
+                os.close(fd)
 
 
 def preflight_offload(archive: Path, c: Checked) -> None:

@@ -251,6 +251,37 @@ def test_an_archive_on_another_filesystem(
         assert snapshot(repo) == before and loaded(fake) == ON_DISK
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the folder to another owner")
+def test_owners_and_modes_survive_a_move_across_filesystems(
+    present_lab: Lab, repo: Path, mlserver: tuple[FakeMLServer, str], tmp_path: Path
+) -> None:
+    """alpha 2's folder belongs to `nobody` (the server's user), its files private (0600): a
+    first version, run as root with the archive on another filesystem, brought it back owned by
+    root, unreadable by the server. Owner, group and modes now come back as they were."""
+    fake, url = mlserver
+    folder = repo / "alpha" / "2"
+    for p in (folder, *folder.rglob("*")):
+        os.lchown(p, 65534, 65534)
+        if p.is_file():
+            p.chmod(0o600)
+    os.utime(folder, (1, 1))
+
+    def owners() -> dict[str, tuple[int, int, int]]:
+        return {
+            str(p.relative_to(folder)): (p.lstat().st_uid, p.lstat().st_gid, p.lstat().st_mode)
+            for p in (folder, *folder.rglob("*"))
+        }
+
+    before = owners()
+    with tmpfs(tmp_path, "64m") as other:
+        archive = other / "archive"
+        applied(present_lab, repo, url, archive, "--only", "alpha:2")
+        assert (archive / "models" / "alpha" / "2").lstat().st_uid == 65534
+        back = run_cli(*undo_args(url, repo, archive))
+        assert back.exit_code == 0, back.stderr
+    assert owners() == before and loaded(fake) == ON_DISK
+
+
 def test_a_full_archive_filesystem(
     present_lab: Lab, repo: Path, mlserver: tuple[FakeMLServer, str], tmp_path: Path
 ) -> None:
