@@ -411,6 +411,8 @@ def unload(
         done = ops.undo(target, archive_dir, only, say)
         say(f"loaded back {len(done)} version(s)")
         return len(done)
+    if apply:  # a crash's begun steps first: an interrupted folder move changes what disk shows
+        ops.settle(target, archive_dir, say)
     report = build(settings)
     chosen = ops.chosen(report, only)
     if not chosen:
@@ -536,4 +538,5 @@ def _unload_target(settings: Settings, deadline: Deadline) -> Target:
     display = _display(url)
     connect = partial(loaded.conversation, srv, url, timeout=settings.timeout, deadline=deadline)
     on_disk = {(v.model, v.version): Path(v.path).name for v in inventory(settings).versions}
-    return Target(srv, url, display, connect, settings.timeout, deadline, on_disk)
+    roots = tuple(str(r) for r in settings.model_dir)
+    return Target(srv, url, display, connect, settings.timeout, deadline, on_disk, roots)

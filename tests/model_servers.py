@@ -1,6 +1,7 @@
 """Small real HTTP servers on 127.0.0.1 that speak the model servers' unload APIs, with their
-faults: Triton's repository API (explicit model control), TorchServe's management API, and TF
-Serving's REST status API with its polled --model_config_file.
+faults: Triton's repository API (explicit model control), TorchServe's management API, TF
+Serving's REST status API with its polled --model_config_file, and Seldon MLServer's repository
+API.
 
 They are stand-ins, not the servers: the real Triton is tested in tests/e2e/test_unload_triton.py;
 TorchServe cannot run here (its worker imports torch at start, a ~800 MB wheel this machine does
@@ -53,6 +54,8 @@ class _Base:
         self.log: list[Seen] = []
         self.faults: set[str] = set()
         self.delay = 0.0  # seconds before answering a change (a "slow" fault)
+        self.trickle = 0.0  # seconds between the bytes of an answer (a fault a server plays once)
+        self.trickled = 0.0  # set by `answer` for the answer it gives now
 
     def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         raise NotImplementedError
@@ -75,12 +78,19 @@ class _Base:
                 with me.lock:
                     status, payload = me.answer(method, parts.path, query, body)
                 data = b"" if payload is None else json.dumps(payload).encode()
+                pause, me.trickled = me.trickled, 0.0
+                if pause:
+                    data = b" " * 60 + (data or b"{}")  # something to trickle (JSON may lead with spaces)
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    for i in range(len(data)) if pause else ():  # a byte at a time
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                    self.wfile.write(b"" if pause else data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -361,3 +371,95 @@ class FakeTFServing(_Base):
         finally:
             stop.set()
             thread.join(timeout=5)
+
+
+class FakeMLServer(_Base):
+    """Stands in for Seldon MLServer (1.7) where a fault must be played: its repository index and
+    load call, and the per-version ready endpoint, as `retire unload` uses them (the real MLServer
+    is tested in tests/e2e/test_unload_mlserver.py). Like MLServer it reads the repository from
+    disk: the index lists every `model-settings.json` under the root (hidden directories not
+    entered), each with its model's state (the default's, not its own); `POST
+    /v2/repository/models/<m>/load` loads every version of <m> the repository holds now and
+    unloads the others; `GET /v2/models/<m>/versions/<v>/ready` answers 200, or 404 "Model <m>
+    with version <v> not found". Faults:
+    - "refuse": the next load answers 500 and changes nothing (as MLServer does when loading a
+      version fails: it stops before unloading any), "refuse-always": every load does;
+    - "slow": the next load answers after `delay` seconds (and is done);
+    - "kept-down": the next load also unloads the first kept version (it goes down mid-way);
+    - "ignore": a load answers 200 and changes nothing;
+    - "lie": the ready endpoint says 200 for every version, loaded or not;
+    - `trickle` > 0: the answer to the next load comes a byte at a time, that many seconds apart;
+    - "proxy-404": the ready endpoint of a version not loaded answers 404 without MLServer's
+      "not found" (a proxy's answer: no proof that the version is gone)."""
+
+    def __init__(self, repo: Path) -> None:
+        super().__init__()
+        self.repo = repo
+        self.loads: list[str] = []
+        self.loaded: dict[str, set[str]] = {}
+        for name, version in self._on_disk():
+            self.loaded.setdefault(name, set()).add(version)
+
+    def _on_disk(self) -> list[tuple[str, str]]:
+        out = []
+        for top, dirs, files in os.walk(self.repo, followlinks=True):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            if "model-settings.json" in files:
+                try:
+                    doc = json.loads((Path(top) / "model-settings.json").read_text())
+                except (OSError, ValueError):
+                    continue
+                version = (doc.get("parameters") or {}).get("version")
+                out.append((doc.get("name") or Path(top).name, version or "None"))
+        return out
+
+    def versions(self, model: str) -> set[str]:
+        with self.lock:
+            return set(self.loaded.get(model, set()))
+
+    def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if (method, parts) == ("POST", ["v2", "repository", "index"]):
+            return 200, [
+                {
+                    "name": name,
+                    "state": "READY" if self.loaded.get(name) else "UNAVAILABLE",
+                    "reason": "",
+                    **({"version": version} if version != "None" else {}),
+                }
+                for name, version in self._on_disk()
+            ]
+        if method == "GET" and len(parts) == 6 and parts[:2] == ["v2", "models"] and parts[5] == "ready":
+            if parts[4] in self.loaded.get(parts[2], set()) or "lie" in self.faults:
+                return 200, None
+            if "proxy-404" in self.faults:
+                return 404, {"error": "no route to upstream"}
+            return 404, {"error": f"Model {parts[2]} with version {parts[4]} not found"}
+        if method == "GET" and len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "ready":
+            return (
+                (200, None) if self.loaded.get(parts[2]) else (404, {"error": f"Model {parts[2]} not found"})
+            )
+        if method == "POST" and len(parts) == 5 and parts[:3] == ["v2", "repository", "models"]:
+            return self._load(parts[3]) if parts[4] == "load" else (404, {"error": "not found"})
+        return 404, {"error": "not found"}
+
+    def _load(self, name: str) -> tuple[int, Any]:
+        self.loads.append(name)
+        wanted = {v for m, v in self._on_disk() if m == name}
+        if not wanted:
+            return 404, {"error": f"Model {name} not found"}
+        self.trickled, self.trickle = self.trickle, 0.0  # once: this answer, a byte at a time
+        if "refuse" in self.faults or "refuse-always" in self.faults:
+            self.faults.discard("refuse")
+            return 500, {"error": f"Couldn't load model '{name}': out of memory"}
+        self.slow()
+        if "ignore" in self.faults:
+            return 200, None
+        before = self.loaded.get(name, set())
+        self.loaded[name] = set(wanted)
+        if "kept-down" in self.faults:  # once: loading it again brings it back
+            self.faults.discard("kept-down")
+            kept = sorted(before & wanted)
+            if kept:
+                self.loaded[name].discard(kept[0])
+        return 200, None

@@ -58,11 +58,22 @@ def same(a: Path, b: Path) -> bool:
         return False
 
 
+def _own(src: str, dst: str) -> None:
+    """Run as root, the copy keeps the source's owner and group: a folder moved across
+    filesystems and back (`retire unload` of MLServer, offload and restore) must stay readable by
+    the server that runs as its owner. Others cannot give files away; they own their copies.
+    Before the modes are copied: a change of owner clears setuid bits."""
+    if os.geteuid() == 0:
+        st = os.lstat(src)
+        os.lchown(dst, st.st_uid, st.st_gid)
+
+
 def _copy_file(src: str, dst: str) -> None:
     with open(src, "rb") as fin, open(dst, "xb") as fout:  # x: never through an existing name
         shutil.copyfileobj(fin, fout, 1 << 20)
         fout.flush()
         os.fsync(fout.fileno())
+    _own(src, dst)
     shutil.copystat(src, dst, follow_symlinks=False)
 
 
@@ -89,6 +100,7 @@ def copy(src: Path, dst: Path) -> None:
                 target = os.path.join(d, e.name)
                 if e.is_symlink():
                     os.symlink(os.readlink(e.path), target)
+                    _own(e.path, target)
                 elif e.is_dir(follow_symlinks=False):
                     os.mkdir(target, 0o700)
                     dirs.append((e.path, target))
@@ -98,6 +110,7 @@ def copy(src: Path, dst: Path) -> None:
                 else:
                     raise OSError(errno.EINVAL, "not a file, directory or symlink", e.path)
     for s, d in reversed(dirs):  # children first, so no later write changes a parent's times
+        _own(s, d)
         shutil.copystat(s, d, follow_symlinks=False)
         _fsync_dir(d)
 

@@ -37,9 +37,12 @@ class Journal:
         archive: Path,
         name: str = JOURNAL,
         problem: Callable[[object, Path], str | None] | None = None,
+        resume: str = "retire offload --resume",
     ) -> None:
         """`name` and `problem`: another journal in the same archive, with its own record check
-        (`retire unload` keeps `unload.jsonl`, actions/unload.py)."""
+        (`retire unload` keeps `unload.jsonl`, actions/unload.py). `resume`: the command that
+        finishes its unfinished steps, for messages."""
+        self.resume = resume
         self.archive = real_archive(archive)
         self.path = self.archive / name
         self._problem = problem or _record_problem

@@ -63,7 +63,7 @@ def _check_writable(path: Path) -> None:
         )
 
 
-def _archive_dir_for(archive: Path, model: str) -> None:
+def archive_dir_for(archive: Path, model: str) -> None:
     """Make `<archive>/models/<model>/`, one level at a time, never through a symlink. Each
     descriptor is closed exactly once, by the stack that opened it: closing one twice closes
     whatever another thread opened under the reused number since (a Prometheus connection)."""
@@ -88,7 +88,7 @@ def _archive_dir_for(archive: Path, model: str) -> None:
             fd = nxt
 
 
-def _preflight_offload(archive: Path, c: Checked) -> None:
+def preflight_offload(archive: Path, c: Checked) -> None:
     src, dst = Path(c.move.src), Path(c.move.dst)
     _check_writable(src.parent)
     with opened_dir(src.parent) as fd:
@@ -117,7 +117,7 @@ def apply(
             f"{archive} has unfinished steps from an interrupted run: run `retire offload --resume` first"
         )
     for c in moves:  # refuse before the first move, not half-way
-        _preflight_offload(journal.archive, c)
+        preflight_offload(journal.archive, c)
     done: list[Move] = []
     step = journal.next_step()
     for c in moves:
@@ -128,7 +128,7 @@ def apply(
                 f"{len(done)} version(s) were moved, the other {len(moves) - len(done)} were not started "
                 "(nothing is unfinished): run the command again, or raise --deadline"
             )
-        _archive_dir_for(journal.archive, m.model)
+        archive_dir_for(journal.archive, m.model)
         record = {"step": step, "phase": "begin", "op": "offload", **asdict(m), "root": c.root}
         try:
             journal.append(record)
@@ -160,7 +160,7 @@ def resume(archive: Path, on_step: Callable[[str], None]) -> int:
         return len(pending)
 
 
-def _preflight_restore(r: dict[str, Any]) -> None:
+def preflight_restore(r: dict[str, Any]) -> None:
     src, dst = Path(r["src"]), Path(r["dst"])
     what = f"{r['model']} {r['version']}"
     try:
@@ -180,7 +180,7 @@ def _preflight_restore(r: dict[str, Any]) -> None:
             )
 
 
-def _archived(journal: Journal, model: str | None, version: str | None) -> list[dict[str, Any]]:
+def archived(journal: Journal, model: str | None, version: str | None) -> list[dict[str, Any]]:
     """The `done` offloads not restored since (all, or one model/version)."""
     archived: dict[tuple[str, str], dict[str, Any]] = {}
     for r in journal.records():
@@ -207,12 +207,12 @@ def restore(archive: Path, model: str | None, version: str | None, on_step: Call
             raise OffloadError(
                 f"{archive} has unfinished steps from an interrupted run: run `retire offload --resume` first"
             )
-        chosen = _archived(journal, model, version)
+        chosen = archived(journal, model, version)
         if not chosen:
             raise OffloadError(f"nothing archived in {archive} matches; see {journal.path}")
         with locked_roots(_roots(chosen)):
             for r in chosen:  # refuse before the first move, not half-way
-                _preflight_restore(r)
+                preflight_restore(r)
             step = journal.next_step()
             for r in chosen:
                 keys = ("model", "version", "src", "dst", "size_bytes", "root")

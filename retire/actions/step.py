@@ -52,7 +52,7 @@ def run_step(journal: Journal, record: dict[str, Any], verified: bool = False) -
                     f"{what}: the journal says {to} was copied and verified, but it is gone; "
                     f"{frm} {'still exists' if s else 'is gone too'}: resolve by hand"
                 )
-            _remove_source(frm, to, what)
+            _remove_source(frm, to, what, journal.resume)
             return done()
         if s in ("link", "other") or d in ("link", "other"):
             odd = frm if s in ("link", "other") else to
@@ -66,7 +66,7 @@ def run_step(journal: Journal, record: dict[str, Any], verified: bool = False) -
         if d is not None:  # a crash between renaming the verified copy and journaling it
             if copying.same(frm, to):
                 journal.append({**base, "phase": "verified"})
-                _remove_source(frm, to, what)
+                _remove_source(frm, to, what, journal.resume)
                 return done()
             fail(f"{to} already exists and is not a copy of {frm}; both were left as they are")
         try:
@@ -77,9 +77,9 @@ def run_step(journal: Journal, record: dict[str, Any], verified: bool = False) -
         else:
             _sync(dst_fd)
             return done()
-        _copy_verified(frm, to, partial, p is not None, dst_fd, fail)
+        _copy_verified(frm, to, partial, p is not None, dst_fd, fail, journal.resume)
         journal.append({**base, "phase": "verified"})
-        _remove_source(frm, to, what)
+        _remove_source(frm, to, what, journal.resume)
         return done()
 
 
@@ -90,7 +90,13 @@ def _sync(dir_fd: int) -> None:
 
 
 def _copy_verified(
-    frm: Path, to: Path, partial: Path, reuse: bool, dst_fd: int, fail: Callable[[str], NoReturn]
+    frm: Path,
+    to: Path,
+    partial: Path,
+    reuse: bool,
+    dst_fd: int,
+    fail: Callable[[str], NoReturn],
+    resume: str,
 ) -> None:
     """Across filesystems: copy to `partial` (or reuse a crash's partial copy when it verifies),
     verify, rename into place. On any failure the partial copy is removed and the step fails."""
@@ -113,16 +119,16 @@ def _copy_verified(
     except OSError as e:
         raise OffloadError(
             f"{problem}, and the partial copy could not be removed ({os_problem(e)}); "
-            "fix that, then run `retire offload --resume`"
+            f"fix that, then run `{resume}`"
         ) from None
     fail(f"{problem}; the partial copy was removed, {frm} is untouched")
 
 
-def _remove_source(frm: Path, to: Path, what: str) -> None:
+def _remove_source(frm: Path, to: Path, what: str, resume: str) -> None:
     try:
         copying.remove(frm)
     except OSError as e:
         raise OffloadError(
             f"{what}: the copy {to} is verified, but removing {frm} failed ({os_problem(e)}); "
-            "fix that, then run `retire offload --resume` to finish"
+            f"fix that, then run `{resume}` to finish"
         ) from None

@@ -3,8 +3,9 @@ confirm it through the server's own status API, journal it, and load them back o
 A server that unloads through a config file it polls (TF Serving) goes through unload_file.py,
 which shares the choice, the re-check (`changes`), the confirmation loop and the journal below.
 
-Safety properties (tests/actions/test_unload.py against local servers that speak each API,
-tests/e2e/test_unload_triton.py against a real Triton):
+Safety properties (tests/actions/test_unload.py and test_unload_mlserver.py against local servers
+that speak each API, tests/e2e/test_unload_triton.py and test_unload_mlserver.py against a real
+Triton and a real MLServer):
 - only versions `safe` in a report made at the present AND loaded according to `--server` are
   chosen; before each model's change a fresh report is made at the present and the server's
   status read again: a version no longer safe (or no longer loaded) is skipped and said;
@@ -22,7 +23,10 @@ tests/e2e/test_unload_triton.py against a real Triton):
 - the journal is read as untrusted input: a record of the wrong shape refuses the run, the undo
   goes only to the server that was changed, and of what a record says the model had only its
   version policy (Triton) or its archive names in the model store (TorchServe) are used;
-- nothing of Prometheus's credentials (--header, tokens, passwords) is sent to the model server.
+- nothing of Prometheus's credentials (--header, tokens, passwords) is sent to the model server;
+- where the server unloads what leaves its repository (MLServer: Unloader.moves_folders), each
+  dropped version's folder is moved into the archive by offload's mover before the change and
+  back before any reload (unload_folders.py: its own journal, its own checks of the way back).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from retire.actions.journal import Journal
 from retire.actions.locks import locked, locked_roots
+from retire.actions.unload_folders import Folders
 from retire.deadline import NO_DEADLINE, Deadline
 from retire.errors import ConfigError, OffloadError, ServerError
 from retire.servers import canonical_version
@@ -46,7 +51,7 @@ from retire.sources.disk.inventory import unsafe_component
 from retire.sources.loaded import Refused
 
 if TYPE_CHECKING:
-    from retire.advisor import Report
+    from retire.advisor import Report, Row
     from retire.servers import Exchange, Server, Unloader
     from retire.sources.loaded import Asker
 
@@ -89,6 +94,9 @@ class Target:
     # reload registers only what disk says is that version (TorchServe's .mar), never what the
     # untrusted journal names.
     on_disk: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # The model roots (--model-dir): where a version folder moved out of an MLServer repository
+    # may go back to (Unloader.moves_folders).
+    roots: tuple[str, ...] = ()
 
     @property
     def unloader(self) -> Unloader:
@@ -101,8 +109,9 @@ def unloader_of(srv: Server) -> Unloader:
         # A server whose versions are unloaded through the config file it polls (TF Serving:
         # `Server.config_unloader`) goes through retire/actions/unload_file.py instead (run.unload).
         raise ConfigError(
-            f"retire unload cannot unload versions from --preset {srv.preset} yet (only Triton and "
-            "TorchServe); use `retire offload` or the server's own config"
+            f"retire unload cannot unload versions from --preset {srv.preset} yet (only Triton, "
+            "TorchServe and MLServer through their APIs, TF Serving through --model-config); use "
+            "`retire offload` or the server's own config"
         )
     return srv.unloader
 
@@ -221,6 +230,7 @@ class _Run:
     target: Target
     asker: Asker
     say: Callable[[str], None]
+    folders: Folders | None = None  # the server unloads what leaves its repository (MLServer)
     done: list[str] = field(default_factory=list)
 
     def record(self, record: dict[str, Any]) -> None:
@@ -240,11 +250,17 @@ def apply(
     status before each change, the journal before and after it, and its confirmation after."""
     unloader = target.unloader
     with locked(archive), locked_roots(tuple(roots)), target.connect() as asker:
-        run = _Run(_journal(archive), target, asker, say)
+        run = _Run(_journal(archive), target, asker, say, _folders(target, archive, roots, say))
         _settle(run)
         loaded = partial(_loaded, asker, unloader)
-        for change in changes(chosen_versions, target.deadline, run.done, fresh, loaded, say, explicit):
-            _unload_one(run, change)
+        latest: list[Report] = []  # the re-check's report, for where each version's folder is
+
+        def recheck() -> Report:
+            latest[:] = [fresh()]
+            return latest[0]
+
+        for change in changes(chosen_versions, target.deadline, run.done, recheck, loaded, say, explicit):
+            _unload_one(run, change, {r.version: r for r in latest[0].rows() if r.model == change.model})
         return run.done
 
 
@@ -295,14 +311,35 @@ def still_safe(report: Report, model: str, wanted: Iterable[str], say: Callable[
     return still
 
 
+def settle(target: Target, archive: Path, say: Callable[[str], None]) -> None:
+    """Settle what a crash left begun before versions are chosen: an interrupted folder move
+    (MLServer) changes what the disk shows, and so what a report finds there."""
+    with locked(archive), locked_roots(target.roots), target.connect() as asker:
+        _settle(_Run(_journal(archive), target, asker, say, _folders(target, archive, target.roots, say)))
+
+
 def _journal(archive: Path) -> Journal:
     return Journal(archive, UNLOAD_JOURNAL, _record_problem)
 
 
-def _unload_one(run: _Run, change: Change) -> None:
+def _folders(
+    target: Target, archive: Path, roots: Iterable[str], say: Callable[[str], None]
+) -> Folders | None:
+    """Where the server unloads what leaves its repository (MLServer): the folder mover, its
+    interrupted moves finished first. Else None: nothing on disk changes."""
+    if not target.unloader.moves_folders:
+        return None
+    folders = Folders(archive, roots)
+    folders.settle(say)
+    return folders
+
+
+def _unload_one(run: _Run, change: Change, rows: Mapping[str, Row]) -> None:
     target, unloader, asker = run.target, run.target.unloader, run.asker
     model = change.model
     had = unloader.setup(asker, model)
+    if run.folders is not None:  # where each dropped version's folder is and goes, checked now
+        had = {**had, "folders": run.folders.plan(model, change.drop, rows)}
     step = run.journal.next_step()
     base = {
         "step": step,
@@ -317,11 +354,15 @@ def _unload_one(run: _Run, change: Change) -> None:
     }
     run.record({**base, "phase": "begin"})
     try:
+        if run.folders is not None:
+            run.folders.move_out(model, had["folders"])
         asked = unloader.unload(asker, model, change.keep, change.drop, had)
         problem = _confirm(run, model, gone=change.drop, there=change.keep)
     except Refused as e:  # answered with an error (after, perhaps, an earlier call was done)
         asked, problem = [e.exchange], f"the server refused: {e.message}"
     except ServerError as e:  # no answer: the change may still land
+        asked, problem = [], e.message
+    except OffloadError as e:  # a folder could not be moved out (that move undid itself)
         asked, problem = [], e.message
     if problem is None:
         run.record({**base, "phase": "done", "asked": asked})
@@ -356,6 +397,8 @@ def _bring_back(
     """Load `versions` of `model` back and confirm they (and every version loaded now) are ready.
     `force`: ask even when none is missing (the model's setup as it was, whole)."""
     unloader, asker = run.target.unloader, run.asker
+    if run.folders is not None:  # back into the repository first: the load reads only that
+        run.folders.move_back(model, versions)
     state = unloader.state(asker, model)
     loaded_now = tuple(v for v, s in state.items() if s)
     missing = tuple(v for v in versions if v not in loaded_now)
@@ -373,8 +416,10 @@ def _confirm(run: _Run, model: str, gone: tuple[str, ...], there: tuple[str, ...
     """Wait (at most --timeout, and never past the run's --deadline) until the server says that
     every version in `gone` is unavailable and every one in `there` is loaded, and keeps saying
     so for STEADY seconds; else what is wrong."""
-    unloader, asker, t = run.target.unloader, run.asker, run.target
-    return confirm(lambda: unloader.state(asker, model), t.display, model, gone, there, t.timeout, t.deadline)
+    t = run.target
+    return confirm(
+        lambda: _state(run, model, (*gone, *there)), t.display, model, gone, there, t.timeout, t.deadline
+    )
 
 
 def confirm(
@@ -407,6 +452,18 @@ def confirm(
         if last:
             return f"{display} says of {model}: {'; '.join(wrong)}"
         time.sleep(CONFIRM_EVERY)
+
+
+def _state(run: _Run, model: str, versions: Iterable[str]) -> dict[str, bool | None]:
+    """The server's status of `model`, and of each of `versions` its listing leaves out where it
+    has a call for one version (MLServer's index lists only what its repository holds)."""
+    unloader, asker = run.target.unloader, run.asker
+    state = unloader.state(asker, model)
+    if unloader.ask_version is not None:
+        for v in versions:
+            if v not in state:
+                state[v] = unloader.ask_version(asker, model, v)
+    return state
 
 
 def _settle(run: _Run) -> None:
@@ -494,9 +551,9 @@ def undo(
 ) -> list[str]:
     """Load back what `retire unload` unloaded (all, or exactly `only`), confirm each is ready."""
     target.unloader  # noqa: B018  (refuses a server retire cannot unload, before any work)
-    with locked(archive), target.connect() as asker:
+    with locked(archive), locked_roots(target.roots), target.connect() as asker:
         journal = _journal(archive)
-        run = _Run(journal, target, asker, say)
+        run = _Run(journal, target, asker, say, _folders(target, archive, target.roots, say))
         for r in journal.unfinished():
             if r["op"] == "reload":  # an interrupted undo: its versions are among those below
                 base = {k: v for k, v in r.items() if k not in ("time", "phase")}

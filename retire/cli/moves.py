@@ -268,8 +268,10 @@ def unload(
     must confirm that the unloaded versions are gone and the others still loaded, else the model
     is loaded back as it was and the run stops (exit 6). A model always keeps a loaded version.
     Every change is journaled in --archive-dir/unload.jsonl; --undo loads them back. Triton
-    (explicit model control) and TorchServe through their APIs; TF Serving by rewriting
-    --model-config (the file it polls; --server optional, to confirm); not yet MLServer (exit 2).
+    (explicit model control) and TorchServe through their APIs; MLServer (each version's folder
+    moves out of the repository into --archive-dir, then the model is loaded again; --undo needs
+    --model-dir); TF Serving by rewriting --model-config (the file it polls; --server optional,
+    to confirm).
 
     \b
     Examples:
@@ -279,6 +281,8 @@ def unload(
       retire unload --undo --preset triton --server http://triton:8000 --archive-dir /archive
       retire unload --prometheus http://prom:9090 --model-config /etc/tfs/models.config \\
           --server http://tfs:8501 --archive-dir /archive --apply
+      retire unload --undo --preset mlserver --server http://mlserver:8080 --archive-dir /archive \\
+          --model-dir /models
     """
     from retire.run import unload as run_unload
 

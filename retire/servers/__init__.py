@@ -56,6 +56,14 @@ class Unloader:
     # (asker, model) -> per version the server lists: loaded (True), not (False), or its own
     # answers disagree (None: neither confirms anything).
     state: Callable[[Asker, str], dict[str, bool | None]]
+    # --- servers that load what their repository holds (MLServer) ---
+    # True: there is no per-version unload call; a version goes when its folder leaves the
+    # repository (moved into the archive by offload's mover, retire/actions/unload_folders.py) and
+    # the model is loaded again, and comes back the same way.
+    moves_folders: bool = False
+    # (asker, model, version) -> loaded (True), not (False), or unsure (None), for a version
+    # `state` does not list (MLServer's index lists only what the repository holds).
+    ask_version: Callable[[Asker, str, str], bool | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Descriptors closed exactly once. `_archive_dir_for` once closed the archive's descriptor a
+"""Descriptors closed exactly once. `archive_dir_for` once closed the archive's descriptor a
 second time on leaving; by then another thread could own that number, so the second close cut
 its file or socket: the flaky "cannot reach Prometheus: Bad file descriptor" of the offload
 tests, and a `mkdir` under the wrong directory. A real second thread opens and uses files while
@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from retire.actions.offload import _archive_dir_for
+from retire.actions.offload import archive_dir_for
 
 
 def test_making_archive_directories_never_closes_another_threads_descriptor(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_making_archive_directories_never_closes_another_threads_descriptor(tmp_
     thread.start()
     try:
         for i in range(1500):
-            _archive_dir_for(tmp_path, f"m{i}")
+            archive_dir_for(tmp_path, f"m{i}")
     finally:
         stop.set()
         thread.join(10)

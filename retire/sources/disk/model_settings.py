@@ -162,6 +162,17 @@ def _find(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Ignored], li
     return found, ignored, claims
 
 
+def declared_by(folder: Path) -> tuple[str, str] | None:
+    """(model, version) that `folder`'s model-settings.json declares, or None where MLServer
+    would not load it or it is a symlink (`retire unload` checks an archived folder before it
+    goes back into the repository)."""
+    path = folder / SETTINGS
+    if os.path.islink(path):
+        return None
+    found = _read(path, folder, None)
+    return None if isinstance(found, str) else (found.name, found.version)
+
+
 def _read(path: Path, root: Path, via: Path | None) -> Declared | str:
     """What the file declares, or why MLServer would skip it."""
     import stat
