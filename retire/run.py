@@ -98,29 +98,43 @@ def unloaded(settings: Settings) -> dict[tuple[str, str], Unloaded]:
     --archive-dir (none without it, or before the archive exists)."""
     from retire.actions.unload import unloaded_versions
     from retire.advisor.report import Unloaded
-    from retire.servers import server
 
     if settings.archive_dir is None:
         return {}
-    archive, preset = settings.archive_dir, server(settings.preset).preset
+    archive = settings.archive_dir
+    asked = _display(settings.server) if settings.server else None
     try:
         found = unloaded_versions(archive)
     except OffloadError as e:  # damaged or edited: what is unloaded cannot be known
         raise ConfigError(f"{e.message}; a report cannot tell which versions retire unloaded") from None
     out = {}
-    for (model, version), r in found.items():
+    for (model, version), steps in found.items():
+        r = max(steps, key=lambda r: r["step"])  # the latest; each server's is said below
         # Quoted: it is a command to copy, and names (and the untrusted journal's URL) may hold
         # spaces or a shell's metacharacters.
         words = ["--only", f"{model}:{version}", "--archive-dir", str(archive)]
-        where = r["server"]
+        servers = sorted({s["server"] for s in steps if s["server"]})
+        where = ", ".join(servers)
         changed = r["had"].get("file")  # TF Serving: its config file was rewritten
         if isinstance(changed, dict) and isinstance(changed.get("config"), str):
             words += ["--model-config", changed["config"]]
             where = where or f"--model-config {changed['config']}"
         words += ["--server", r["server"]] if r["server"] else []
+        preset = _preset_of(r["kind"], settings.preset)
         undo = " ".join(("retire unload --undo", *map(shlex.quote, words), "--preset", preset))
-        out[(model, version)] = Unloaded(float(r["time"]), where, undo)
+        # Only the server the unload was made on can say it is loaded again (replicas apart).
+        here = asked is not None and servers == [asked] and all(s["server"] for s in steps)
+        out[(model, version)] = Unloaded(float(r["time"]), where, undo, here)
     return out
+
+
+def _preset_of(kind: str, preset: str) -> str:
+    """The --preset that unloads from a server of this kind: the report's own where it is one."""
+    from retire.servers import SERVERS, server
+
+    if server(preset).name == kind:
+        return server(preset).preset
+    return next((p for p, s in SERVERS.items() if s.name == kind), server(preset).preset)
 
 
 def _check_sources(settings: Settings) -> None:

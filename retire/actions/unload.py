@@ -31,8 +31,9 @@ Triton and a real MLServer):
 
 from __future__ import annotations
 
-import math
+import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -64,7 +65,13 @@ CONFIRM_EVERY = 0.25  # seconds between two status reads while a change settles
 STEADY = 2.0
 # The server as the journal keeps it (a URL without credentials, query or fragment): reports
 # print it in a command to copy, so nothing else is taken from an untrusted journal.
-_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+")
+_URL = re.compile(r"https?://(\*\*\*@)?[^\s\x00-\x1f\x7f-\x9f@?#]+")  # ***@: credentials redacted
+LAST_TIME = 253402300799  # 9999-12-31T23:59:59Z: a journal's time that a date can show
+
+
+def _plain_url(text: str) -> bool:
+    return _URL.fullmatch(text) is not None
+
 
 Connect = Callable[[], AbstractContextManager["Asker"]]
 
@@ -510,37 +517,59 @@ def outstanding(journal: Journal, target: Target) -> dict[str, list[dict[str, An
     return out
 
 
-def unloaded_versions(archive: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """(model, version) -> the journal's last unload step of each version retire unloaded and has
-    not loaded back (`retire report` shows them `unloaded`). No journal: none."""
-    if not archive.is_dir():
-        return {}
-    out: dict[tuple[str, str], dict[str, Any]] = {}
+def unloaded_versions(archive: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(model, version) -> the journal's unload steps (one per server, replicas apart) of each
+    version retire unloaded and has not loaded back (`retire report` shows them `unloaded`). No
+    archive yet: none; an archive that cannot be read, or is no directory: refused."""
+    try:
+        os.lstat(archive)
+    except FileNotFoundError:
+        return {}  # no archive yet: nothing unloaded
+    except OSError as e:
+        raise OffloadError(f"cannot read --archive-dir {archive}: {e.strerror}") from None
+    try:
+        is_dir = stat.S_ISDIR(os.stat(archive).st_mode)
+    except OSError as e:  # a symlink to nothing: an unmounted volume, say
+        raise OffloadError(f"cannot read --archive-dir {archive}: {e.strerror}") from None
+    if not is_dir:
+        raise OffloadError(f"--archive-dir {archive} is not a directory")
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for model, steps in pending(_journal(archive)).items():
         for r in steps:
             for v in r["versions"]:
-                out[(model, v)] = r
+                out.setdefault((model, v), []).append(r)
     return out
 
 
 def pending(journal: Journal) -> dict[str, list[dict[str, Any]]]:
     """`outstanding`, from any server (the caller checks whose they are)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    back: dict[tuple[str, str], int] = {}
+    back: dict[tuple[str, str, str], int] = {}  # (server, model, version) -> loaded back at step
     last: dict[int, dict[str, Any]] = {}
     for r in journal.records():
+        same = last.get(r["step"])
+        if same is not None and _change(same) != _change(r):  # one step is one change
+            raise OffloadError(
+                f"{journal.path}: step {r['step']} is journaled for two changes ({_change(same)[:3]} and "
+                f"{_change(r)[:3]}); the journal is damaged or edited: nothing was changed"
+            )
         last[r["step"]] = r
     for r in last.values():
         if r["op"] == "reload" and r["phase"] == "done":
             for v in r["versions"]:
-                back[(r["model"], v)] = r["step"]
+                back[(r["server"], r["model"], v)] = r["step"]
     for r in sorted(last.values(), key=lambda r: r["step"]):
         if r["op"] != "unload" or r["phase"] == "failed":
             continue
-        versions = [v for v in r["versions"] if back.get((r["model"], v), 0) < r["step"]]
+        versions = [v for v in r["versions"] if back.get((r["server"], r["model"], v), 0) < r["step"]]
         if versions:
             out.setdefault(r["model"], []).append({**r, "versions": versions})
     return out
+
+
+def _change(r: dict[str, Any]) -> tuple[object, ...]:
+    """What a step changed: its records (begin, done, failed) all say the same."""
+    return (r["op"], r["model"], r["server"], r["kind"], tuple(r["versions"]))
 
 
 def undo(
@@ -598,8 +627,8 @@ def undo(
                 run.record({**record, "phase": "failed", "reason": e.message})
                 raise OffloadError(f"loading {model} back failed: {e.message}") from None
             run.record({**record, "phase": "done", "asked": asked})
-            for r in journal.unfinished():  # an interrupted unload of this model: settled now
-                if r["op"] == "unload" and r["model"] == model:
+            for r in journal.unfinished():  # an interrupted unload of this model, all loaded back now
+                if r["op"] == "unload" and r["model"] == model and set(r["versions"]) <= set(versions):
                     base = {k: v for k, v in r.items() if k not in ("time", "phase")}
                     run.record({**base, "phase": "failed", "reason": "interrupted; loaded back by --undo"})
             run.done += [f"{model} {v}" for v in versions]
@@ -627,8 +656,8 @@ def _record_problem(doc: object, archive: Path) -> str | None:
     for key in ("server", "kind", "model"):
         if not isinstance(doc.get(key), str):
             return f"no {key}"
-    if doc["server"] and not _URL.fullmatch(doc["server"]):  # "": a file changed, no server asked
-        return "server is not a plain http(s) URL"
+    if doc["server"] and not _plain_url(doc["server"]):  # "": a file changed, no server asked
+        return "server is not a plain http(s) URL (no credentials, query or fragment)"
     if unsafe_component(doc["model"]):
         return f"model {doc['model']!r} is not a safe name"
     for key in ("loaded", "keep", "versions"):
@@ -637,8 +666,8 @@ def _record_problem(doc: object, archive: Path) -> str | None:
     if not isinstance(doc.get("had"), dict):
         return "no record of what the model had"
     when = doc.get("time")
-    if not isinstance(when, int | float) or isinstance(when, bool) or not math.isfinite(when):
-        return "no time"
+    if not isinstance(when, int | float) or isinstance(when, bool) or not 0 <= when <= LAST_TIME:
+        return "no time (seconds since 1970, before the year 10000)"
     if doc["op"] == "reload" and not isinstance(doc.get("whole"), bool):
         return "no whole flag"
     return None

@@ -36,6 +36,9 @@ class Unloaded:
     when: float  # Unix seconds the unload was confirmed (or begun, for one never finished)
     server: str  # the server's URL without credentials (or the TF Serving config file rewritten)
     undo: str  # the command that loads it back
+    # The report's --server is the one server it was unloaded from: only then does that server
+    # listing it loaded again clear it (another replica's word says nothing of this one).
+    here: bool = False
 
 
 @dataclass(frozen=True)

@@ -118,15 +118,17 @@ def _advise(
 def _unloaded(
     x: Facts, served: Mapping[tuple[str, str], bool] | None, unloaded: Mapping[tuple[str, str], Unloaded]
 ) -> Any:
-    """Rows retire unloaded and has not loaded back, unless the server, asked, says it has the
-    version loaded again (someone loaded it back: its counter is evidence again)."""
+    """Rows retire unloaded and has not loaded back, unless the server it was unloaded from,
+    asked, says it has the version loaded again (someone loaded it back: its counter is evidence
+    again); another replica's word does not clear it."""
     import numpy as np
 
     out = np.zeros(x.n, dtype=bool)
     if not unloaded:
         return out
     for i, key in enumerate(zip(x.models, x.versions, strict=True)):
-        if key in unloaded and not (served is not None and served.get(key) is True):
+        u = unloaded.get(key)
+        if u is not None and not (u.here and served is not None and served.get(key) is True):
             out[i] = True
     return out
 

@@ -82,10 +82,13 @@ def test_calls_that_may_predate_an_unload_inside_the_window_are_said_but_not_cal
 
 
 def test_a_version_the_server_lists_loaded_again_gets_its_ordinary_verdict() -> None:
+    """Only the server it was unloaded from (`here`) clears it; another replica's word does not."""
+    here = replace(LONG_AGO, here=True)
     served = {("a", "1"): True, ("a", "2"): True}
-    assert _row(_report(_idle(), {("a", "1"): LONG_AGO}, served), "1")[0] == "safe"
-    served = {("a", "1"): False, ("a", "2"): True}
+    assert _row(_report(_idle(), {("a", "1"): here}, served), "1")[0] == "safe"
     assert _row(_report(_idle(), {("a", "1"): LONG_AGO}, served), "1")[0] == "unloaded"
+    served = {("a", "1"): False, ("a", "2"): True}
+    assert _row(_report(_idle(), {("a", "1"): here}, served), "1")[0] == "unloaded"
 
 
 def test_an_unloaded_version_no_longer_on_disk_is_not_on_disk() -> None:

@@ -1,6 +1,6 @@
 """Attacks on the reports' reading of the unload journal (#24, commit 9e31bcb: `--archive-dir` for
 report, safe-list, plan, offload, unload and restore; a version retire unloaded and has not
-loaded back is `unloaded`). The attacks that work are strict xfails in
+loaded back is `unloaded`). The attacks that worked (fixed since) are the tests in
 test_report_unloaded_attacks.py; these are the attacks that were tried and held.
 
 Disguises of absence
@@ -54,7 +54,8 @@ Commands
 Found by the whole suite, not an attack: `retire plan` without an archive is now retire's own
 one-line error (exit 2), not click's usage error, so it no longer ends with the `--help` hint that
 tests/hostile/test_hostile.py::test_14_click_usage_errors_are_one_line_exit_2[args2---archive-dir]
-asks for: that existing test fails at 9e31bcb (left as it is: never weakened here).
+asks for: that existing test fails at 9e31bcb (left as it is: never weakened here). Fixed on
+main since: the message names `retire plan --help`.
 
 Not tried: the real Triton e2e (tests/e2e/test_unload_triton.py) was not run; an archive on
 another filesystem (no second filesystem here: the dangling-symlink xfail stands for an

@@ -4,8 +4,12 @@ journals written by `retire unload --apply` against small real HTTP servers that
 repository API (tests/model_servers.py), edited afterwards where an attack needs it.
 
 Under `--preset triton` the basic scenario makes alpha 2, alpha 3 and beta 2 safe; every version
-on disk is loaded on a fresh FakeTriton. Each test here is an attack that works now (strict
-xfail); the attacks that held are listed in tests/attacks_24b/__init__.py.
+on disk is loaded on a fresh FakeTriton. Each test here is an attack that worked (a strict xfail
+when found, fixed since: only the server an unload was made on clears it, a step is one change
+and a reload loads back only on its own server, an --undo --only leaves the rest of an
+interrupted step unloaded, the archive and each record's time and URL are checked, the command to
+load back names the journal's server kind); the attacks that held are listed in
+tests/attacks_24b/__init__.py.
 """
 
 from __future__ import annotations
@@ -74,11 +78,6 @@ def edit_journal(archive: Path, change: Any = None, *extra: dict[str, Any]) -> l
 # False "safe": a version retire unloaded, shown safe, listed, planned
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--server clears an unload whatever server it names: a replica that still has the "
-    "version loaded makes the version retire unloaded from another server safe, listed and planned",
-)
 def test_another_replica_listing_it_loaded_does_not_clear_an_unload_made_elsewhere(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
@@ -104,10 +103,6 @@ def test_another_replica_listing_it_loaded_does_not_clear_an_unload_made_elsewhe
         assert "/beta/2 " not in plan.stdout, plan.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two replicas in one journal: --server A clears the unload retire made on replica B",
-)
 def test_two_replicas_in_one_journal_each_report_keeps_the_other_replicas_unload(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
@@ -124,11 +119,6 @@ def test_two_replicas_in_one_journal_each_report_keeps_the_other_replicas_unload
         assert statuses(report)[("alpha", "2")] != "safe"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`unload --undo --only` of one version of an interrupted unload marks the whole "
-    "interrupted step failed: the other version stays unloaded on the server but leaves the journal",
-)
 def test_undo_only_one_version_of_an_interrupted_unload_keeps_the_other_unloaded(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
@@ -159,11 +149,6 @@ def test_undo_only_one_version_of_an_interrupted_unload_keeps_the_other_unloaded
         assert "alpha\t3\t" not in listed.stdout, listed.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="records are keyed by step number alone: a second record with an unload's step number "
-    "(another model) silently replaces it, and the unloaded version comes out safe",
-)
 def test_a_duplicated_step_number_never_erases_an_unload(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
@@ -182,10 +167,6 @@ def test_a_duplicated_step_number_never_erases_an_unload(
     assert run.exit_code == 2 or statuses(run)[("beta", "2")] == "unloaded", run.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a reload journaled on another server counts as loading the version back here",
-)
 def test_a_reload_on_another_server_does_not_load_back_an_unload_made_here(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
@@ -204,11 +185,6 @@ def test_a_reload_on_another_server_does_not_load_back_an_unload_made_here(
     assert run.exit_code == 2 or statuses(run)[("beta", "2")] == "unloaded", run.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an --archive-dir that is a regular file or a dangling symlink is read as 'nothing "
-    "unloaded': what the journal says is unknown, yet the unloaded version is safe",
-)
 @pytest.mark.parametrize("kind", ["regular-file", "dangling-symlink"])
 def test_an_archive_dir_that_cannot_be_the_archive_is_not_read_as_nothing_unloaded(
     present_lab: Lab, tree: Path, tmp_path: Path, kind: str
@@ -233,9 +209,6 @@ def test_an_archive_dir_that_cannot_be_the_archive_is_not_read_as_nothing_unload
 # Tracebacks, wrong exit codes, secrets, misleading commands
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a finite time outside datetime's range passes the check, then iso() raises"
-)
 @pytest.mark.parametrize("when", [1e20, -1e15], ids=["far-future", "far-past"])
 def test_a_time_out_of_range_is_one_line_exit_2(
     present_lab: Lab, tree: Path, tmp_path: Path, when: float
@@ -251,11 +224,6 @@ def test_a_time_out_of_range_is_one_line_exit_2(
     one_line_error(run, 2, "unload.jsonl")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the journal's server passes the 'plain http(s) URL' check with user:password@, a "
-    "query and a fragment, and every report prints it, twice",
-)
 def test_credentials_in_the_journals_server_are_never_printed(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
@@ -277,11 +245,6 @@ def test_credentials_in_the_journals_server_are_never_printed(
             assert word not in shown, (fmt, word)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an archive behind a directory the user cannot search: Path.is_dir raises "
-    "PermissionError (Python 3.11), a traceback and exit 1",
-)
 def test_an_archive_the_user_cannot_reach_is_one_line_exit_2(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
@@ -319,12 +282,6 @@ def test_an_archive_the_user_cannot_reach_is_one_line_exit_2(
     assert run.returncode == 2, run.stderr[-800:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the command to load it back names the report's --preset, not the journal's kind: "
-    "run as printed, it is refused ('retire unload cannot unload versions from --preset "
-    "tfserving-patched yet'), exit 2",
-)
 def test_the_command_to_load_it_back_names_the_server_kind_retire_unloaded_from(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
