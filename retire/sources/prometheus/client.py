@@ -157,6 +157,16 @@ class PrometheusClient:
             ) from None
         return values, warnings, "isPartial" in payload and payload["isPartial"] is not False
 
+    def label_names(self, match: str, start: float, end: float) -> list[str]:
+        """The label names the series matching a selector carry in [start, end] (index only)."""
+        form = {"match[]": match, "start": _fmt_time(start), "end": _fmt_time(end)}
+        data = self.get_json("/api/v1/labels", form)
+        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+            raise PrometheusError(
+                f"Prometheus at {self.display_url} answered /api/v1/labels with no list of names"
+            )
+        return data
+
     def series(self, match: str, start: float, end: float) -> IndexAnswer:
         """Label sets of the series matching a selector in [start, end] (index only: no samples
         are read). May include a few series just outside the range, never fewer. Warnings and

@@ -60,7 +60,7 @@ def explain(client: PrometheusClient, params: QueryParams, evidence: Evidence) -
                 f"that name (closest: {_closest(metric, names)}); check --metric, or run `retire doctor` "
                 "to see which --preset fits"
             )
-        labels = _labels(client, metric, start, end)
+        labels = set(client.label_names(metric, start, end))
         for option, label in (
             ("--model-label", params.model_label),
             ("--version-label", params.version_label),
@@ -96,16 +96,3 @@ def explain(client: PrometheusClient, params: QueryParams, evidence: Evidence) -
         f"the query matched no series at all {window} ({printable(evidence.selector)}): check --metric, "
         "--selector, --model-label and --version-label, or run `retire doctor`"
     )
-
-
-def _labels(client: PrometheusClient, metric: str, start: float, end: float) -> set[str]:
-    """The label names the metric's series carry in the window."""
-    from retire.sources.prometheus.client import _fmt_time
-
-    form = {"match[]": metric, "start": _fmt_time(start), "end": _fmt_time(end)}
-    data = client.get_json("/api/v1/labels", form)
-    if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
-        raise PrometheusError(
-            f"Prometheus at {client.display_url} answered /api/v1/labels with no list of names"
-        )
-    return set(data)
