@@ -7,6 +7,8 @@ Coverage of other targets than those exporting the metric would pass vacuously, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from retire.durations import format_duration
 from retire.sources.prometheus.answers import QueryResult, Series
 from retire.sources.prometheus.evidence import Coverage
@@ -27,9 +29,13 @@ def _target_text(target: Target) -> str:
     return f'job="{job}",instance="{instance}"' if job else f'instance="{instance}"'
 
 
-def metric_holes(result: QueryResult, params: QueryParams, at: float, max_gap: float) -> Coverage:
-    """Holes in the metric itself: intervals where no series of it had a sample."""
-    gaps = global_gaps(result.series, at - params.window, at, params.resolution, max_gap, min_value=1)
+def metric_holes(
+    result: QueryResult, params: QueryParams, at: float, max_gap: float, excused: Sequence[bool] = ()
+) -> Coverage:
+    """Holes in the metric itself: intervals where no series of it had a sample (`excused` steps
+    had nothing to scrape, `no_targets.py`)."""
+    start = at - params.window
+    gaps = global_gaps(result.series, start, at, params.resolution, max_gap, min_value=1, excused=excused)
     problem = too_coarse(params, max_gap)
     return Coverage(False, params.series_selector, max_gap, tuple(gaps), 0, problem=problem)
 
@@ -48,10 +54,16 @@ def too_coarse(params: QueryParams, max_gap: float) -> str | None:
 
 
 def target_coverage(
-    result: QueryResult, params: QueryParams, at: float, max_gap: float, exporters: dict[Target | None, str]
+    result: QueryResult,
+    params: QueryParams,
+    at: float,
+    max_gap: float,
+    exporters: dict[Target | None, str],
+    excused: Sequence[bool] = (),
 ) -> Coverage:
     """Per-target coverage with --coverage. `exporters`: every target that exported the metric in
-    the window (None: series without an `instance` label), with an example series for messages."""
+    the window (None: series without an `instance` label), with an example series for messages;
+    `excused`: steps with nothing to scrape (`no_targets.py`), no hole across every target."""
     assert params.coverage is not None
     start = at - params.window
     series: tuple[Series, ...] = result.series
@@ -60,7 +72,7 @@ def target_coverage(
         return Coverage(
             True, selector, max_gap, (), 0, problem=f"--coverage {selector} matched no series in the window"
         )
-    gaps = global_gaps(series, start, at, params.resolution, max_gap, min_value=0)
+    gaps = global_gaps(series, start, at, params.resolution, max_gap, min_value=0, excused=excused)
     gaps += target_gaps(series, start, at, params.resolution, max_gap)
     problem = too_coarse(params, max_gap)
     if None in exporters:

@@ -72,12 +72,13 @@ def global_gaps(
     resolution: float,
     max_gap: float,
     min_value: float = 0.0,
+    excused: Sequence[bool] = (),
 ) -> list[Gap]:
     """Intervals where no series had any sample. A point counts only if it is a finite number of
     at least `min_value` (a count of series is at least 1; `up` is 0 or 1): anything else is not
-    evidence of data."""
+    evidence of data. `excused[k]`: the step needs no data (`no_targets.py`: nothing to scrape)."""
     n = _grid(start, end, resolution)
-    present = [False] * n
+    present = [k < len(excused) and excused[k] for k in range(n)]
     for s in series:
         for k, v in _index(s, start, resolution, n).items():
             if v >= min_value and v != float("inf"):

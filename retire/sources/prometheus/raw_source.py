@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from retire.durations import promql_duration
+from retire.durations import iso, promql_duration
+from retire.errors import PrometheusError
 from retire.sources.columns import Columns, columns_of
-from retire.sources.prometheus.answers import QueryResult, SeriesKey, series_key
+from retire.sources.prometheus.answers import QueryResult, Series, SeriesKey, series_key
 from retire.sources.prometheus.buckets import StepBounds, StepGrid, on_grid, per_version_bounds
 from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.common import (
@@ -30,6 +31,7 @@ from retire.sources.prometheus.common import (
 from retire.sources.prometheus.coverage import Target, metric_holes, target_coverage
 from retire.sources.prometheus.evidence import Coverage, Evidence, Request
 from retire.sources.prometheus.instrument import Instrument
+from retire.sources.prometheus.no_targets import Empty, lead_steps, no_target_steps, witness_promql
 from retire.sources.prometheus.promql import Matcher
 from retire.sources.prometheus.queries import QueryParams, report_queries
 from retire.sources.prometheus.raw_facts import SERIES_FIELDS, SeriesFacts, recreated, series_facts, went_down
@@ -57,7 +59,7 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
     recount = _recount_resets(
         client, params, at, series, lambda key, t, span: scraped_after(client, targets, key, t, span)
     )
-    coverage, checks = _coverage(answers, params, at, max_gap, start.exporters)
+    coverage, checks, explained = _coverage(client, answers, params, at, max_gap, start.exporters)
     reading = Reading(
         max_qps=version_values(answers["max_hourly_qps"], params),
         coverage=coverage,
@@ -68,6 +70,7 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
         hourly=hourly(answers["hourly_qps"], params, at) if request.sparklines else None,
         warnings=recount.warnings,
         partial=recount.partial,
+        notes=explained,
     )
     return finish(client, params, at, start, answers, reading)
 
@@ -89,13 +92,66 @@ def _targets(
 
 
 def _coverage(
-    answers: Answers, params: QueryParams, at: float, max_gap: float, exporters: dict[Target | None, str]
-) -> tuple[Coverage, tuple[Coverage, ...]]:
-    """The metric's own holes; with --coverage, the targets' first, the metric's still checked."""
+    client: PrometheusClient,
+    answers: Answers,
+    params: QueryParams,
+    at: float,
+    max_gap: float,
+    exporters: dict[Target | None, str],
+) -> tuple[Coverage, tuple[Coverage, ...], tuple[str, ...]]:
+    """The metric's own holes; with --coverage, the targets' first, the metric's still checked.
+    Where a hole across every series remains, Prometheus's own scrape pools are asked whether
+    there was anything to scrape then (`no_targets.py`), and a note says what that excused."""
     holes = metric_holes(answers["metric_presence"], params, at, max_gap)
-    if params.coverage is None:
-        return holes, ()
-    return target_coverage(answers["coverage"], params, at, max_gap, exporters), (holes,)
+    cover = None
+    if params.coverage is not None:
+        cover = target_coverage(answers["coverage"], params, at, max_gap, exporters)
+    if not any(not g.target for c in (holes, cover) if c is not None for g in c.gaps):
+        return (holes, (), ()) if cover is None else (cover, (holes,), ())
+    witness = _witness(client, params, at)
+    in_metric = [s.labels for s in answers["series_last"].series]
+    empty = no_target_steps(witness, in_metric, at - params.window, at, params.resolution)
+    notes: list[str] = []
+    if empty is not None and empty.any():
+        before = holes
+        holes = metric_holes(answers["metric_presence"], params, at, max_gap, empty.steps)
+        notes += _explained(before, holes, empty, at - params.window, params.resolution)
+    if cover is not None:
+        covered = [*in_metric, *(s.labels for s in answers["coverage"].series)]
+        empty = no_target_steps(witness, covered, at - params.window, at, params.resolution)
+        if empty is not None and empty.any():
+            before = cover
+            cover = target_coverage(answers["coverage"], params, at, max_gap, exporters, empty.steps)
+            notes += _explained(before, cover, empty, at - params.window, params.resolution)
+    checks = (holes,) if cover is not None else ()
+    return (holes if cover is None else cover), checks, tuple(dict.fromkeys(notes))
+
+
+def _witness(client: PrometheusClient, params: QueryParams, at: float) -> Sequence[Series]:
+    """Prometheus's own count of targets per scrape pool over the window; nothing where it
+    cannot say (no such series, a failed, partial or warned answer): then no hole is excused."""
+    try:
+        lead = lead_steps(params.resolution) * params.resolution
+        promql = witness_promql(params.resolution)
+        result = client.query_range(promql, at - params.window - lead, at, params.resolution)
+    except PrometheusError:
+        return ()
+    return () if result.partial or result.warnings else result.series
+
+
+def _explained(before: Coverage, after: Coverage, empty: Empty, start: float, resolution: float) -> list[str]:
+    """What the witness excused: the first stretch with no target inside a hole it shrank."""
+    shrunk = [g for g in before.gaps if not g.target and g not in after.gaps]
+    if not shrunk:
+        return []
+    runs = empty.stretches(start, resolution)
+    lo, hi = next(((a, b) for a, b in runs if a < shrunk[0].end and b > shrunk[0].start), runs[0])
+    more = f" (and {len(shrunk) - 1} more)" if len(shrunk) > 1 else ""
+    return [
+        f"Prometheus had no target to scrape for job {', '.join(empty.jobs)} from {iso(lo)} to {iso(hi)} "
+        f"(Prometheus's own prometheus_target_scrape_pool_targets = 0): no samples of {before.selector} "
+        f"then is not a hole{more}"
+    ]
 
 
 # Counters that went down are re-read sample by sample, one small query each (8 at a time); past
