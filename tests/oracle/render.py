@@ -74,10 +74,27 @@ def up_lines(world: World) -> Iterator[str]:
             yield f"{prefix}{u} {s}\n"
 
 
+def pool_lines(world: World) -> Iterator[str]:
+    """Prometheus's own `prometheus_target_scrape_pool_targets` per job of the world, where it
+    scrapes itself, without the `# TYPE` line (one family for all worlds)."""
+    for job in world.jobs:
+        t, alive = world.pool_samples(job)
+        prefix = (
+            f"prometheus_target_scrape_pool_targets{{"
+            f"{_labels([('instance', f'w{world.wid}-prometheus:9090'), ('job', 'prometheus'), ('scrape_job', job)])}}} "
+        )
+        for a, s in zip(alive.tolist(), _stamps(t), strict=True):
+            yield f"{prefix}{a} {s}\n"
+
+
 def write_openmetrics(path: Path, worlds: Iterable[World]) -> int:
     """One OpenMetrics file for many worlds; returns the number of samples written."""
     n = 0
-    with path.open("w", encoding="utf-8") as f, tempfile.TemporaryFile("w+", dir=path.parent) as ups:
+    with (
+        path.open("w", encoding="utf-8") as f,
+        tempfile.TemporaryFile("w+", dir=path.parent) as ups,
+        tempfile.TemporaryFile("w+", dir=path.parent) as pools,
+    ):
         for world in worlds:
             for line in metric_lines(world):
                 f.write(line)
@@ -85,9 +102,13 @@ def write_openmetrics(path: Path, worlds: Iterable[World]) -> int:
             for line in up_lines(world):
                 ups.write(line)
                 n += 1
-        f.write("# TYPE up gauge\n")
-        ups.seek(0)
-        shutil.copyfileobj(ups, f)
+            for line in pool_lines(world):
+                pools.write(line)
+                n += 1
+        for family, lines in (("up", ups), ("prometheus_target_scrape_pool_targets", pools)):
+            f.write(f"# TYPE {family} gauge\n")
+            lines.seek(0)
+            shutil.copyfileobj(lines, f)
         f.write("# EOF\n")
     return n
 

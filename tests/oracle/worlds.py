@@ -192,6 +192,10 @@ class World:
     at: int = 0  # the earlier instant of the `at` mode
     features: tuple[str, ...] = ()
     recipe: str = ""  # the generate() call that rebuilds it
+    # Prometheus scraping itself (interval, offset in ms; None: it does not): its
+    # prometheus_target_scrape_pool_targets per job, the pods alive then, through the same
+    # pipeline (nothing in global outages or after the lag cut).
+    self_scrape: tuple[int, int] | None = None
 
     @property
     def metric(self) -> str:
@@ -204,6 +208,23 @@ class World:
     @property
     def history_start(self) -> int:
         return self.T - self.W - HISTORY_BEFORE_WINDOW
+
+    def pool_samples(self, job: str) -> tuple[np.ndarray, np.ndarray]:
+        """(times, targets) of the job's scrape pool as Prometheus scraping itself stored them."""
+        if self.self_scrape is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        interval, offset = self.self_scrape
+        first = self.history_start + (offset - self.history_start) % interval
+        t = np.arange(first, self.T, interval, dtype=np.int64)
+        keep = t < self.T - self.lag if self.lag else np.ones(len(t), dtype=bool)
+        for s, e in self.global_outages:
+            keep &= (t < s) | (t >= e)
+        t = t[keep]
+        alive = np.zeros(len(t), dtype=np.int64)
+        for pod in self.pods:
+            if pod.job == job:
+                alive += (t > pod.birth) & (t < pod.death)
+        return t, alive
 
     def stored(self, pod: Pod) -> tuple[np.ndarray, np.ndarray]:
         """(times, up) of the pod's stored scrapes: scheduled ones in the history, minus global
@@ -634,6 +655,12 @@ def generate(
         global_outages=tuple(global_outages), lag=lag, rules=is_rules, rule_outage=rule_outage,
         at=at, features=tuple(dict.fromkeys(features)),
     )  # fmt: skip
+    # Drawn apart, so that the worlds of earlier generators stay the same: most Prometheus servers
+    # scrape themselves (the default configuration does).
+    side = np.random.default_rng([seed, 21])
+    if side.random() < 0.85:
+        interval = _pick(side, [15 * SEC, 30 * SEC])
+        world = _replace(world, self_scrape=(interval, _uniform(side, 0, interval)))
     forced = {"preset": preset, "window": window, "rules": rules}
     recipe = ", ".join([str(seed), *(f"{k}={v!r}" for k, v in forced.items() if v is not None)])
     return _replace(world, threshold=_threshold(rng, world), recipe=f"generate({recipe})")
