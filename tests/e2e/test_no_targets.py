@@ -111,6 +111,39 @@ RESTART = case(
 )
 
 
+# A pod replaced 2 hours before END, its successor first scraped 2.5 minutes after its last
+# scrape: no other target of the job was scraped right after it. Prometheus scraping itself
+# then (its pool count stored every 15 s) shows the scraping went on: the pod was dropped.
+DEATH = END - 2 * HOUR + 30  # the old pod's last scrape
+_old = Pod(
+    every(60, END - 26 * HOUR, DEATH, 30), {"job": "ntgone", "instance": "tfs-0", "scenario": "ntgone"}
+)
+_new = Pod(every(60, DEATH + 150, END, 0), {"job": "ntgone", "instance": "tfs-1", "scenario": "ntgone"})
+
+
+def replaced(name: str, model: str, pools: list[Pool], **down: tuple[tuple[float, float], ...]) -> Scenario:
+    old = Pod(_old.scrapes, {**_old.labels, "job": name, "scenario": name}, **down)  # type: ignore[arg-type]
+    new = Pod(_new.scrapes, {**_new.labels, "job": name, "scenario": name})
+    PODS.extend([old, new])
+    COUNTERS.append(Counter(old, model, "1", tuple(np.arange(END - 26 * HOUR, DEATH - 60, 30.0))))
+    COUNTERS.append(Counter(new, model, "1", tuple(np.arange(DEATH + 200, END, 30.0))))
+    POOLS.extend(pools)
+    return disk(name, model)
+
+
+GONE = replaced("ntgone", "ng", [pool("ntgone", {0: 1, DEATH + 20: 0, DEATH + 140: 1})])
+# The same without Prometheus's own series: the old pod's end is a doubt.
+GONE_BLIND = replaced("ntgoneblind", "ngb", [])
+# The old pod's last scrapes failed (up = 0): calls it took since its last good one are lost,
+# whoever vouches that the scraping went on.
+GONE_DOWN = replaced(
+    "ntgonedown",
+    "ngd",
+    [pool("ntgonedown", {0: 1, DEATH + 20: 0, DEATH + 140: 1})],
+    down=((DEATH - 300, DEATH + 1),),
+)
+
+
 def write(path: Path) -> None:
     families: dict[str, list[str]] = {METRIC: [], "up": []}
     for family, line in lines(COUNTERS, PODS):
@@ -197,3 +230,28 @@ def test_an_empty_pool_right_after_prometheus_starts_again_does_not_shorten_the_
 ) -> None:
     doc = report(lab_nt, RESTART, coverage, extra)
     assert statuses(doc)[("nr", "2")] == "unknown", rows(doc)[("nr", "2")]
+
+
+@MODES
+def test_a_pod_dropped_while_prometheus_scraped_itself_is_gone(
+    lab_nt: Lab, coverage: bool, extra: tuple[str, ...]
+) -> None:
+    doc = report(lab_nt, GONE, coverage, extra)
+    assert statuses(doc)[("ng", "2")] == "safe", rows(doc)[("ng", "2")]
+    assert statuses(doc)[("ng", "1")] == "in-use"
+
+
+@MODES
+def test_without_prometheus_own_series_a_pod_replaced_late_is_a_doubt(
+    lab_nt: Lab, coverage: bool, extra: tuple[str, ...]
+) -> None:
+    doc = report(lab_nt, GONE_BLIND, coverage, extra)
+    assert statuses(doc)[("ngb", "2")] == "unknown", rows(doc)[("ngb", "2")]
+
+
+@MODES
+def test_a_pod_whose_last_scrapes_failed_stays_a_doubt_whatever_prometheus_stored(
+    lab_nt: Lab, coverage: bool, extra: tuple[str, ...]
+) -> None:
+    doc = report(lab_nt, GONE_DOWN, coverage, extra)
+    assert statuses(doc)[("ngd", "2")] == "unknown", rows(doc)[("ngd", "2")]

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from retire.durations import promql_duration
 from retire.sources.prometheus.answers import Series
+from retire.sources.prometheus.promql import Matcher
 
 WITNESS = "prometheus_target_scrape_pool_targets"
 JOB = "scrape_job"  # the witness's label naming the job it counts
@@ -99,7 +100,7 @@ def no_target_steps(
         job = labels.get("job", "")
         if not job:
             return None
-        if not any(_same_pipeline(w.labels, labels) for w in by_job.get(job, ())):
+        if not any(vouches(w.labels, labels) for w in by_job.get(job, ())):
             return None
         jobs.add(job)
     if not jobs:
@@ -119,5 +120,14 @@ def no_target_steps(
     return Empty(tuple(empty), tuple(sorted(jobs)))
 
 
-def _same_pipeline(witness: Mapping[str, str], series: Mapping[str, str]) -> bool:
-    return all(series.get(k) == v for k, v in witness.items() if k not in _OWN_LABELS)
+def vouches(witness: Mapping[str, str], series: Mapping[str, str]) -> bool:
+    """Whether a witness series speaks for a series of the metric (or a target): the same job,
+    and every label of the witness but its own on the series with the same value."""
+    return witness.get(JOB) == series.get("job") and all(
+        series.get(k) == v for k, v in witness.items() if k not in _OWN_LABELS
+    )
+
+
+def witness_of(job: str) -> str:
+    """The selector of one job's witness series."""
+    return f"{WITNESS}{{{Matcher(JOB, '=', job).render()}}}"

@@ -4,7 +4,8 @@ Every target that could hold calls is read from the `up` series Prometheus write
 recent raw samples (its scrape interval), the series over the window (its last scrape, whether it
 ended on a good one), its successful scrapes in the window, and with per-step evidence the same at
 each step boundary. A target that ended is shown gone only by another target of the fleet scraped
-right after it, or by Prometheus's own staleness marker (`_confirm_gone`), one small query each.
+right after it, by Prometheus's own staleness marker, or by Prometheus storing its own count of the
+job's scrape pool right after it (`_confirm_gone`), one small query each.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from retire.sources.prometheus.answers import QueryResult, Series, series_key
 from retire.sources.prometheus.buckets import StepGrid, on_grid
 from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.instrument import NOTHING, Instrument
+from retire.sources.prometheus.no_targets import vouches, witness_of
 from retire.sources.prometheus.promql import Matcher
 from retire.sources.prometheus.queries import QueryParams, render
 from retire.sources.prometheus.targets import (
@@ -231,9 +233,10 @@ def _confirm_gone(
     at: float,
     instrument: Instrument,
 ) -> set[LabelSet]:
-    """The targets among `ended` after whose last `up` sample another target of the fleet was
-    scraped within one interval plus grace: the scraping went on, so service discovery dropped
-    them. Only the fleet's own targets whose labels say their data travels the same way count
+    """The targets among `ended` after whose last `up` sample another target of the fleet (or
+    Prometheus itself, storing its count of the job's scrape pool) was scraped within one
+    interval plus grace: the scraping went on, so service discovery dropped them. Only the
+    fleet's own targets whose labels say their data travels the same way count
     (`same_pipeline`): another cluster's data arriving on time says nothing of this one's (each
     remote-writes on its own). Or Prometheus said so itself: when service discovery drops a
     target, Prometheus ends each of its series with a staleness marker at its next scrape time
@@ -270,11 +273,25 @@ def _confirm_gone(
         answer: QueryResult = client.samples(f"{selector}[{promql_duration(span)}]", end + span)
         if answer.partial or answer.warnings:
             return False
-        return any(
+        if any(
             series_key(s.labels) != t.labels
             and series_key(s.labels) in fleet
             and same_pipeline(dict(t.labels), s.labels)
             and any(end < when <= end + span for when, _ in s.points)
+            for s in answer.series
+        ):
+            return True
+        return pool_scraped(t, end, span)
+
+    def pool_scraped(t: TargetState, end: float, span: float) -> bool:
+        """Prometheus scraped itself right after, storing its count of the target's job's pool
+        (`no_targets.py`): the scraping went on, as when another target of the job was scraped."""
+        labels = dict(t.labels)
+        if not labels.get("job") or not t.has_up:
+            return False
+        answer = client.samples(f"{witness_of(labels['job'])}[{promql_duration(span)}]", end + span)
+        return not (answer.partial or answer.warnings) and any(
+            vouches(s.labels, labels) and any(end < when <= end + span for when, _ in s.points)
             for s in answer.series
         )
 
