@@ -206,6 +206,8 @@ def test_without_prometheus_own_series_the_hole_before_the_first_pod_stays_a_dou
     doc = report(lab_nt, BLIND, coverage, extra)
     assert statuses(doc)[("nn", "2")] == "unknown"
     assert "data gap" in str(rows(doc)[("nn", "2")]["reason"])
+    notes = " ".join(doc["header"]["notes"])  # type: ignore[index]
+    assert "no prometheus_target_scrape_pool_targets (Prometheus scraping itself)" in notes, notes
 
 
 @MODES

@@ -31,7 +31,7 @@ from retire.sources.prometheus.common import (
 from retire.sources.prometheus.coverage import Target, metric_holes, target_coverage
 from retire.sources.prometheus.evidence import Coverage, Evidence, Request
 from retire.sources.prometheus.instrument import Instrument
-from retire.sources.prometheus.no_targets import Empty, lead_steps, no_target_steps, witness_promql
+from retire.sources.prometheus.no_targets import WITNESS, Empty, lead_steps, no_target_steps, witness_promql
 from retire.sources.prometheus.promql import Matcher
 from retire.sources.prometheus.queries import QueryParams, report_queries
 from retire.sources.prometheus.raw_facts import SERIES_FIELDS, SeriesFacts, recreated, series_facts, went_down
@@ -112,6 +112,11 @@ def _coverage(
     in_metric = [s.labels for s in answers["series_last"].series]
     empty = no_target_steps(witness, in_metric, at - params.window, at, params.resolution)
     notes: list[str] = []
+    if empty is None and in_metric:
+        notes.append(
+            f"no {WITNESS} (Prometheus scraping itself) for the metric's jobs: a hole before a "
+            "job's first pod cannot be told from data lost on the way"
+        )
     if empty is not None and empty.any():
         before = holes
         holes = metric_holes(answers["metric_presence"], params, at, max_gap, empty.steps)
