@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Refresh the command outputs shown in README.md from real runs against the demo's data.
+"""Refresh the command outputs shown in README.md and docs/*.md from real runs against the demo's data.
 
-    .venv/bin/python scripts/readme.py           # rewrite them
-    .venv/bin/python scripts/readme.py --check   # exit 1 if they are stale
+    .venv/bin/python scripts/readme.py                # rewrite them
+    .venv/bin/python scripts/readme.py --check        # exit 1 if any is stale
+    .venv/bin/python scripts/readme.py docs/verdicts.md  # only that file
 
 How blocks are marked: retire/lab/readme.py. tests/test_readme.py runs the check in CI.
 """

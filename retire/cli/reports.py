@@ -96,7 +96,7 @@ def report(
 ) -> None:
     """Every model version, on disk or in Prometheus, with its traffic and verdict.
 
-    With --mail-to, the report is also mailed (text and HTML, see README "Scheduled report");
+    With --mail-to, the report is also mailed (text and HTML, see docs/scheduled-report.md);
     when the report cannot be made, the mail says so and lists nothing as safe.
 
     \b
@@ -291,7 +291,7 @@ def rules(
     --prometheus, the rules are made for the scrape interval the server names (a step that cannot
     hold two scrapes plus a rule interval is refused); without, the file says what it assumed.
     Versions can be safe only once the rules have run for a whole --window (or their history was
-    backfilled: README "Recording rules").
+    backfilled: docs/recording-rules.md).
 
     \b
     Examples:

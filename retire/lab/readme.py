@@ -1,7 +1,8 @@
-"""The README's shown outputs, made by running its commands against the demo's data.
+"""The shown outputs of README.md and docs/*.md, made by running their commands against the demo's data.
 
-    python scripts/readme.py            # rewrite README.md's shown outputs in place
-    python scripts/readme.py --check    # exit 1 when they are stale (times, ports and paths aside)
+    python scripts/readme.py            # rewrite the shown outputs in place
+    python scripts/readme.py --check    # exit 1 when any is stale (times, ports and paths aside)
+    python scripts/readme.py docs/x.md  # only these files
 
 A shown command is a fenced block right after a line `<!-- output -->`. In the block, lines that
 start with `$ ` are commands (a trailing backslash continues one); everything else is output and is
@@ -12,6 +13,11 @@ replaced by what the commands print, stdout then stderr. Options in the marker:
 and its Prometheus, shown as http://127.0.0.1:9090), with `retire` on PATH and every run evaluated
 at the end of the demo's data (RETIRE_AT), so the numbers are the same on every run. The tests run
 `--check` semantics (tests/test_readme.py), so a changed output cannot go unnoticed.
+
+All files share one demo, and their commands run in reading order: README.md first, then
+docs/*.md by name, each file top to bottom (`documents`). A block that needs a file made by
+another block makes it itself (as the model-config examples do with `printf`), so no page
+depends on another having run.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 SHOWN_URL = "http://127.0.0.1:9090"
 MARKER = re.compile(r"^<!-- output(?P<options>(?: [\w=]+)*) -->$")
 HOUR = 3600
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,14 @@ class Lab:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def blocks(lines: list[str]) -> list[Block]:
+def documents(root: Path = ROOT) -> list[Path]:
+    """The files with shown outputs, in the order their commands run: the README, then the
+    reference pages by name (a new page is checked without being listed anywhere)."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def blocks(lines: list[str], name: str = "README.md") -> list[Block]:
+    """The shown command blocks of one file (`name` only says where, in errors)."""
     out = []
     i = 0
     while i < len(lines):
@@ -70,7 +84,7 @@ def blocks(lines: list[str]) -> list[Block]:
         fence_at = i + 1
         fence = lines[fence_at].strip()
         if not fence.startswith("```"):
-            raise ValueError(f"README line {i + 1}: <!-- output --> must be followed by a ``` fence")
+            raise ValueError(f"{name} line {i + 1}: <!-- output --> must be followed by a ``` fence")
         close = next(j for j in range(fence_at + 1, len(lines)) if lines[j].strip() == "```")
         commands: list[str] = []
         pending = ""
@@ -156,18 +170,28 @@ def _run(command: str, block: Block, lab: Lab) -> str:
     return "\n".join(lines)
 
 
-def refresh(text: str, lab: Lab) -> str:
-    """`text` (a README) with every shown output made again."""
+def refresh(text: str, lab: Lab, name: str = "README.md") -> str:
+    """`text` (README.md or a docs page) with every shown output made again: the commands run
+    top to bottom, as a reader would type them, and the blocks are then replaced from the end
+    so that the line numbers of those before stay right."""
     lines = text.split("\n")
-    for block in reversed(blocks(lines)):
+    made: list[tuple[Block, list[str]]] = []
+    for block in blocks(lines, name):
         body: list[str] = []
         for command in block.commands:
             body += ["$ " + command.split("\n")[0], *command.split("\n")[1:]]
             output = _run(command, block, lab)
             if output:
                 body += output.split("\n")
+        made.append((block, body))
+    for block, body in reversed(made):
         lines[block.first : block.last] = body
     return "\n".join(lines)
+
+
+def refresh_all(texts: dict[str, str], lab: Lab) -> dict[str, str]:
+    """Each file's text made again, the files in the order given (`documents`' order)."""
+    return {name: refresh(text, lab, name) for name, text in texts.items()}
 
 
 NORMAL = [
@@ -191,30 +215,40 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[2] / "README.md")
-    parser.add_argument("--check", action="store_true", help="only say whether README.md is stale")
+    parser.add_argument(
+        "files", nargs="*", type=Path, help="files to refresh or check (default: README.md and docs/*.md)"
+    )
+    parser.add_argument("--check", action="store_true", help="only say whether any file is stale")
     args = parser.parse_args(argv)
-    text = args.readme.read_text(encoding="utf-8")
+    paths: list[Path] = args.files or documents()
+    texts = {str(path): path.read_text(encoding="utf-8") for path in paths}
+    try:
+        for name, text in texts.items():
+            blocks(text.split("\n"), name)  # a malformed block stops the run before the demo starts
+    except ValueError as e:
+        print(f"readme: {e}", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="retire-readme-"))
     try:
         with demo_lab(workdir) as lab:
-            fresh = refresh(text, lab)
+            fresh = refresh_all(texts, lab)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if args.check:
-        if normalise(fresh) != normalise(text):
-            import difflib
+        import difflib
 
-            diff = difflib.unified_diff(
-                normalise(text).split("\n"), normalise(fresh).split("\n"), "README.md", "fresh", lineterm=""
-            )
-            print("\n".join(diff), file=sys.stderr)
-            print("readme: README.md is stale: run python scripts/readme.py", file=sys.stderr)
+        stale = [name for name, text in texts.items() if normalise(fresh[name]) != normalise(text)]
+        for name in stale:
+            old, new = normalise(texts[name]).split("\n"), normalise(fresh[name]).split("\n")
+            print("\n".join(difflib.unified_diff(old, new, name, "fresh", lineterm="")), file=sys.stderr)
+        if stale:
+            print(f"readme: {', '.join(stale)} stale: run python scripts/readme.py", file=sys.stderr)
             return 1
         return 0
-    if fresh != text:
-        args.readme.write_text(fresh, encoding="utf-8")
-        print(f"readme: refreshed {args.readme}", file=sys.stderr)
+    for name, text in texts.items():
+        if fresh[name] != text:
+            Path(name).write_text(fresh[name], encoding="utf-8")
+            print(f"readme: refreshed {name}", file=sys.stderr)
     return 0
 
 

@@ -447,6 +447,6 @@ def test_the_readme_shows_a_real_dry_run(
 ) -> None:
     _, url = triton
     run = run_cli("unload", *triton_args(present_lab, tree, url, tmp_path / "archive"))
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    shown = readme.split("<!-- unload-dry-run -->\n```\n", 1)[1].split("```", 1)[0]
+    page = Path(__file__).resolve().parents[2] / "docs" / "offload-and-unload.md"  # README links it
+    shown = page.read_text(encoding="utf-8").split("<!-- unload-dry-run -->\n```\n", 1)[1].split("```", 1)[0]
     assert run.stdout.replace(url, "http://triton:8000") == shown

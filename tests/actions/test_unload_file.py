@@ -416,6 +416,8 @@ def test_the_readme_shows_a_real_dry_run(
 ) -> None:
     _, url = tfs
     run = run_cli("unload", *args(present_lab, config, tmp_path / "archive", "--server", url))
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    shown = readme.split("<!-- unload-tfs-dry-run -->\n```\n", 1)[1].split("```", 1)[0]
+    page = Path(__file__).resolve().parents[2] / "docs" / "offload-and-unload.md"  # README links it
+    shown = (
+        page.read_text(encoding="utf-8").split("<!-- unload-tfs-dry-run -->\n```\n", 1)[1].split("```", 1)[0]
+    )
     assert run.stdout.replace(url, "http://tfs:8501").replace(str(config), "/etc/tfs/models.config") == shown

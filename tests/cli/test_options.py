@@ -1,7 +1,7 @@
 """One table declares every option (retire.config.OPTIONS). These tests walk the table, so a new
 entry is checked without touching them: its flag reaches the setting, its environment variable
 and config-file key take effect, its parser refuses a bad value in one line, its help shows its
-choices, default and variable, and the README names it."""
+choices, default and variable, and docs/configuration.md names it."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from retire.servers import SERVERS
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")  # README links it
 FLAGGED = [o for o in OPTIONS if o.flag is not None]
 # Settings that are refused alone (config._check): each needs its partner to resolve.
 PARTNERS = {
@@ -202,7 +202,7 @@ def test_each_format_option_lists_its_own_formats() -> None:
 
 @pytest.mark.parametrize("option", OPTIONS, ids=_ids(OPTIONS))
 def test_readme_names_every_option(option: Option) -> None:
-    section = README[README.index("## Configuration and credentials") : README.index("## Exit codes")]
+    section = CONFIGURATION[CONFIGURATION.index("# Configuration and credentials") :]
     assert f"`{option.flag or option.env_var}`" in section or f"{option.flag or option.env_var}" in section
     if option.env_var != "RETIRE_" + option.key.upper():
-        assert option.env_var in section  # the README states the rule; the exceptions by name
+        assert option.env_var in section  # the page states the rule; the exceptions by name

@@ -89,7 +89,8 @@ def rules_yaml(params: QueryParams, command: str, groups: tuple[str, ...] = GROU
         lines.append(f"# {scrape}")
     lines += [
         "# The rules must have run for a whole --window before any version can be safe; history can be",
-        "# backfilled with `promtool tsdb create-blocks-from rules` (the fine group first: README).",
+        "# backfilled with `promtool tsdb create-blocks-from rules`, the fine group first",
+        "# (docs/recording-rules.md).",
         "groups:",
     ]
     for group in rule_groups(params):
