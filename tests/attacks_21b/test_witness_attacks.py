@@ -4,8 +4,8 @@ a target whose `up` ended on a good scrape is gone where that series was stored 
 
 Each scenario is a world where a version (2) was called in the window and no stored sample shows
 it; before these changes retire called it unknown (a hole, or a target whose end is a doubt).
-A strict xfail is a false "safe" (the reason says how); a plain test is an attack that failed,
-kept as a regression test. One real Prometheus 2.42 for the module, backfilled with promtool.
+Seven attacks worked (false "safe") and are fixed: their docstrings say how they worked; the
+rest failed from the start. All are regression tests now. One real Prometheus 2.42 for the module, backfilled with promtool.
 
 Model directories 1..3 per scenario (3, the newest, is protected); version 1 is called steadily
 where a pod is scraped. Times are relative to END (17 s past a minute, 2 s past a multiple of
@@ -318,30 +318,15 @@ def modes(broken: dict[str, str] | None = None) -> pytest.MarkDecorator:
     )
 
 
-def all_modes(reason: str) -> dict[str, str]:
-    return dict.fromkeys(MODES, reason)
-
-
-def without_coverage(reason: str) -> dict[str, str]:
-    """--coverage holds: the pod's `up` shows it there, down or lost, longer than --max-gap."""
-    return {m: reason for m in MODES if not m.startswith("coverage")}
-
-
-@modes(
-    without_coverage(
-        "no_target_steps asks only the pools of jobs that have a series of the metric in the window; job una-b, whose pod served version 2 with its scrapes failing (up = 0) and then restarted, has none, so job una's empty pool (before its first pod) excuses the 21 h hole across every series and version 2 is safe"
-    )
-)
+@modes()
 def test_unasked_job(lab_w: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """Was a false safe, fixed: no_target_steps asks only the pools of jobs that have a series of the metric in the window; job una-b, whose pod served version 2 with its scrapes failing (up = 0) and then restarted, has none, so job una's empty pool (before its first pod) excuses the 21 h hole across every series and version 2 is safe."""
     verdict(lab_w, UNASKED, "ua", coverage, extra)
 
 
-@modes(
-    all_modes(
-        "vouches() ties a pool count to the metric's series by scrape_job = job alone when the count carries no label of its own: the central Prometheus's empty pool of the same job name (no external labels: they are not stored locally) excuses the 2 h in which east's remote-written data was lost, while east's pod served version 2 and was replaced"
-    )
-)
+@modes()
 def test_central_empty_pool_without_cluster_label(lab_w: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """Was a false safe, fixed: vouches() ties a pool count to the metric's series by scrape_job = job alone when the count carries no label of its own: the central Prometheus's empty pool of the same job name (no external labels: they are not stored locally) excuses the 2 h in which east's remote-written data was lost, while east's pod served version 2 and was replaced."""
     verdict(lab_w, CENTRAL, "ce", coverage, extra)
 
 
@@ -352,30 +337,21 @@ def test_central_empty_pool_with_east_own_pool_lost_too(
     verdict(lab_w, CENTRAL_EAST, "cf", coverage, extra)
 
 
-@modes(
-    without_coverage(
-        "the series' job label is set by relabelling in pool kubernetes-pods, which holds the pod, but no_target_steps reads the pool whose scrape_job equals that label (an old static job with no target, 0): the 2 h hole while the pod's scrapes failed (up = 0) is excused and version 2, served then and wiped by a crash, is safe"
-    )
-)
+@modes()
 def test_job_label_relabelled_onto_an_empty_pool(lab_w: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """Was a false safe, fixed: the series' job label is set by relabelling in pool kubernetes-pods, which holds the pod, but no_target_steps reads the pool whose scrape_job equals that label (an old static job with no target, 0): the 2 h hole while the pod's scrapes failed (up = 0) is excused and version 2, served then and wiped by a crash, is safe."""
     verdict(lab_w, RENAMED, "re", coverage, extra)
 
 
-@modes(
-    all_modes(
-        "the pool count is after relabelling: a relabel rule that dropped the serving pods from A to B makes it 0, and no_target_steps excuses the 2 h hole while the pod served version 2 unscraped (docs/verdicts.md trusts that service discovery lists the pods that serve; here discovery listed them and relabelling dropped them)"
-    )
-)
+@modes()
 def test_pool_emptied_by_relabelling(lab_w: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """Was a false safe, fixed: the pool count is after relabelling: a relabel rule that dropped the serving pods from A to B makes it 0, and no_target_steps excuses the 2 h hole while the pod served version 2 unscraped (docs/verdicts.md trusts that service discovery lists the pods that serve; here discovery listed them and relabelling dropped them)."""
     verdict(lab_w, RELABELLED, "rl", coverage, extra)
 
 
-@modes(
-    all_modes(
-        "excused steps (pool 0) cut the 6 h hole into pieces of a few minutes, each under --max-gap, although the pool count shows a target (pool 1) in every piece: pods of 50 s never scraped took version 2's calls; without the pool count the 6 h hole made it unknown"
-    )
-)
+@modes()
 def test_scale_to_zero_bursts(lab_w: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """Was a false safe, fixed: excused steps (pool 0) cut the 6 h hole into pieces of a few minutes, each under --max-gap, although the pool count shows a target (pool 1) in every piece: pods of 50 s never scraped took version 2's calls; without the pool count the 6 h hole made it unknown."""
     verdict(lab_w, BURSTS, "kz", coverage, extra)
 
 
@@ -387,23 +363,17 @@ def test_lying_pool_values(lab_w: Lab, lie: str, coverage: bool, extra: tuple[st
     verdict(lab_w, scenario, model, coverage, extra)
 
 
-@modes(
-    all_modes(
-        "pool_scraped takes one self-scrape stored within one interval plus grace after the pod's last scrape as proof that scraping went on: east's remote write stalled at END-98 s, 7 s after the self-scrape at END-100 and 9 s after the pod's last scrape (END-107), so everything stopped together, yet the pod is taken as replaced and version 2, called after its last scrape, is safe (STALL_EARLY, the stall 4 s earlier, stays unknown)"
-    )
-)
+@modes()
 def test_everything_stalls_right_after_a_self_scrape(
     lab_w: Lab, coverage: bool, extra: tuple[str, ...]
 ) -> None:
+    """Was a false safe, fixed: pool_scraped takes one self-scrape stored within one interval plus grace after the pod's last scrape as proof that scraping went on: east's remote write stalled at END-98 s, 7 s after the self-scrape at END-100 and 9 s after the pod's last scrape (END-107), so everything stopped together, yet the pod is taken as replaced and version 2, called after its last scrape, is safe (STALL_EARLY, the stall 4 s earlier, stays unknown)."""
     verdict(lab_w, STALL, "gs", coverage, extra)
 
 
-@modes(
-    all_modes(
-        "pool_scraped: Prometheus scraped itself at END-100 s, 7 s after the pod's last scrape, then restarted (down 78 s, no scrape of the pod since); the one self-scrape right after the pod's last scrape is taken as proof the pod was dropped, and version 2, called after that scrape, is safe"
-    )
-)
+@modes()
 def test_prometheus_restarts_at_the_end(lab_w: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """Was a false safe, fixed: pool_scraped: Prometheus scraped itself at END-100 s, 7 s after the pod's last scrape, then restarted (down 78 s, no scrape of the pod since); the one self-scrape right after the pod's last scrape is taken as proof the pod was dropped, and version 2, called after that scrape, is safe."""
     verdict(lab_w, RESTART, "gr", coverage, extra)
 
 

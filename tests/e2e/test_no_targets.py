@@ -155,7 +155,7 @@ def write(path: Path) -> None:
         f.writelines(families["up"])
         f.write("# TYPE prometheus_target_scrape_pool_targets gauge\n")
         for p in POOLS:
-            labels = {"job": "prometheus", "instance": "prom-0", "scrape_job": p.job, **dict(p.labels)}
+            labels = {"job": "prometheus", "instance": f"prom-{p.job}", "scrape_job": p.job, **dict(p.labels)}
             head = ",".join(f'{k}="{v}"' for k, v in labels.items())
             f.writelines(
                 f"prometheus_target_scrape_pool_targets{{{head}}} {int(v)} {t:.3f}\n"

@@ -78,12 +78,21 @@ def global_gaps(
     at least `min_value` (a count of series is at least 1; `up` is 0 or 1): anything else is not
     evidence of data. `excused[k]`: the step needs no data (`no_targets.py`: nothing to scrape)."""
     n = _grid(start, end, resolution)
-    present = [k < len(excused) and excused[k] for k in range(n)]
+    present = [False] * n
     for s in series:
         for k, v in _index(s, start, resolution, n).items():
             if v >= min_value and v != float("inf"):
                 present[k] = True
-    return _gaps_from([not p for p in present], "", "no samples", start, resolution, max_gap)
+    bad = [not p for p in present]
+    for i, j in _runs(bad):
+        # Excused steps may only trim a hole to one stretch (a deployment created mid-window: no
+        # pool before it, then its first scrape); a hole they would cut into pieces had targets
+        # in the pieces, unscraped: it stays whole.
+        left = [k for k in range(i, j + 1) if not (k < len(excused) and excused[k])]
+        if not left or left[-1] - left[0] == len(left) - 1:
+            for k in range(i, j + 1):
+                bad[k] = k in left
+    return _gaps_from(bad, "", "no samples", start, resolution, max_gap)
 
 
 def target_gaps(

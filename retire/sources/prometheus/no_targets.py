@@ -78,18 +78,44 @@ class Empty:
         return out
 
 
+def up_promql(resolution: float) -> str:
+    """Per job, the lowest `up` of any of its targets in each step (no point: no scrape stored)."""
+    return f"min by (job) (min_over_time(up[{promql_duration(resolution)}]))"
+
+
+def _on_grid(s: Series, start: float, resolution: float, lead: int, n: int) -> list[float | None]:
+    """A range answer's points by step, index lead + k for step k (None: no point)."""
+    out: list[float | None] = [None] * (lead + n)
+    for t, v in s.points:
+        i = lead + round((t - start) / resolution)
+        if 0 <= i < lead + n:
+            out[i] = v
+    return out
+
+
+def _prometheus(witness: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Which Prometheus stored a witness: its labels but the job it counts."""
+    return tuple(sorted((k, v) for k, v in witness.items() if k not in (JOB, "__name__")))
+
+
 def no_target_steps(
     witness: Sequence[Series],
     exporters: Iterable[Mapping[str, str]],
     start: float,
     end: float,
     resolution: float,
+    up: Sequence[Series] = (),
 ) -> Empty | None:
     """Steps in which no scrape pool of a job of the metric's series (`exporters`: their labels)
     held a target; None when the witness cannot vouch for every one of those series. `witness`
-    is read from `lead_steps` steps before `start` on the same grid. The server queried need not
-    be the one that scraped (a central store holds every Prometheus's series, the witness too):
-    what ties a witness to a series is their job and the witness's other labels."""
+    and `up` (`up_promql`: each job's lowest `up` per step) are read from `lead_steps` steps
+    before `start` on the same grid. The server queried need not be the one that scraped (a
+    central store holds every Prometheus's series, the witness too): what ties a witness to a
+    series is their job and the witness's other labels, and that it counts the job's targets
+    wherever they were scraped (a pool of the same name elsewhere, or one the job label was
+    relabelled away from, shows 0 while they are: then nothing is excused). A step is not
+    excused either where another pool of the same Prometheus held targets whose scrapes failed
+    or were not stored: they may have served the metric and never exported it."""
     n = round((end - start) / resolution) + 1
     lead = lead_steps(resolution)
     by_job: dict[str, list[Series]] = {}
@@ -105,18 +131,31 @@ def no_target_steps(
         jobs.add(job)
     if not jobs:
         return None
+    up_of = {s.labels.get("job", ""): _on_grid(s, start, resolution, lead, n) for s in up}
     empty = [True] * n
     for job in jobs:
+        scraped = up_of.get(job, [None] * (lead + n))
         for s in by_job[job]:
-            seen = [False] * (lead + n)  # index lead + k: step k (negative k: before the window)
-            zero = [False] * (lead + n)
-            for t, v in s.points:
-                i = lead + round((t - start) / resolution)
-                if 0 <= i < lead + n:
-                    seen[i], zero[i] = True, v == 0
+            counts = _on_grid(s, start, resolution, lead, n)
+            if any(
+                u is not None and not (c is not None and c > 0) for u, c in zip(scraped, counts, strict=True)
+            ):
+                return None  # its targets were scraped while this pool held none: not their pool
             for k in range(n):
-                settled = all(seen[lead + k - j] for j in range(1, lead + 1))
-                empty[k] = empty[k] and zero[lead + k] and settled
+                settled = all(counts[lead + k - j] is not None for j in range(1, lead + 1))
+                empty[k] = empty[k] and counts[lead + k] == 0 and settled
+    # Other pools of the same Prometheus holding targets not all scraped well in a step.
+    mine = {_prometheus(w.labels) for job in jobs for w in by_job[job]}
+    for s in witness:
+        other = s.labels.get(JOB, "")
+        if other in jobs or _prometheus(s.labels) not in mine:
+            continue
+        counts = _on_grid(s, start, resolution, lead, n)
+        scraped = up_of.get(other, [None] * (lead + n))
+        for k in range(n):
+            held = counts[lead + k]
+            if held is not None and held > 0 and scraped[lead + k] != 1:
+                empty[k] = False
     return Empty(tuple(empty), tuple(sorted(jobs)))
 
 

@@ -31,7 +31,14 @@ from retire.sources.prometheus.common import (
 from retire.sources.prometheus.coverage import Target, metric_holes, target_coverage
 from retire.sources.prometheus.evidence import Coverage, Evidence, Request
 from retire.sources.prometheus.instrument import Instrument
-from retire.sources.prometheus.no_targets import WITNESS, Empty, lead_steps, no_target_steps, witness_promql
+from retire.sources.prometheus.no_targets import (
+    WITNESS,
+    Empty,
+    lead_steps,
+    no_target_steps,
+    up_promql,
+    witness_promql,
+)
 from retire.sources.prometheus.promql import Matcher
 from retire.sources.prometheus.queries import QueryParams, report_queries
 from retire.sources.prometheus.raw_facts import SERIES_FIELDS, SeriesFacts, recreated, series_facts, went_down
@@ -108,9 +115,9 @@ def _coverage(
         cover = target_coverage(answers["coverage"], params, at, max_gap, exporters)
     if not any(not g.target for c in (holes, cover) if c is not None for g in c.gaps):
         return (holes, (), ()) if cover is None else (cover, (holes,), ())
-    witness = _witness(client, params, at)
+    witness, up = _witness(client, params, at)
     in_metric = [s.labels for s in answers["series_last"].series]
-    empty = no_target_steps(witness, in_metric, at - params.window, at, params.resolution)
+    empty = no_target_steps(witness, in_metric, at - params.window, at, params.resolution, up)
     notes: list[str] = []
     if empty is None and in_metric:
         notes.append(
@@ -123,7 +130,7 @@ def _coverage(
         notes += _explained(before, holes, empty, at - params.window, params.resolution)
     if cover is not None:
         covered = [*in_metric, *(s.labels for s in answers["coverage"].series)]
-        empty = no_target_steps(witness, covered, at - params.window, at, params.resolution)
+        empty = no_target_steps(witness, covered, at - params.window, at, params.resolution, up)
         if empty is not None and empty.any():
             before = cover
             cover = target_coverage(answers["coverage"], params, at, max_gap, exporters, empty.steps)
@@ -132,16 +139,23 @@ def _coverage(
     return (holes if cover is None else cover), checks, tuple(dict.fromkeys(notes))
 
 
-def _witness(client: PrometheusClient, params: QueryParams, at: float) -> Sequence[Series]:
-    """Prometheus's own count of targets per scrape pool over the window; nothing where it
-    cannot say (no such series, a failed, partial or warned answer): then no hole is excused."""
+def _witness(
+    client: PrometheusClient, params: QueryParams, at: float
+) -> tuple[Sequence[Series], Sequence[Series]]:
+    """Prometheus's own count of targets per scrape pool over the window, and each job's lowest
+    `up` per step; nothing where it cannot say (no such series, a failed, partial or warned
+    answer): then no hole is excused."""
+    lead = lead_steps(params.resolution) * params.resolution
     try:
-        lead = lead_steps(params.resolution) * params.resolution
-        promql = witness_promql(params.resolution)
-        result = client.query_range(promql, at - params.window - lead, at, params.resolution)
+        pools, up = (
+            client.query_range(promql, at - params.window - lead, at, params.resolution)
+            for promql in (witness_promql(params.resolution), up_promql(params.resolution))
+        )
     except PrometheusError:
-        return ()
-    return () if result.partial or result.warnings else result.series
+        return (), ()
+    if any(r.partial or r.warnings for r in (pools, up)):
+        return (), ()
+    return pools.series, up.series
 
 
 def _explained(before: Coverage, after: Coverage, empty: Empty, start: float, resolution: float) -> list[str]:

@@ -10,6 +10,7 @@ job's scrape pool right after it (`_confirm_gone`), one small query each.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -284,19 +285,38 @@ def _confirm_gone(
         return pool_scraped(t, end, span)
 
     def pool_scraped(t: TargetState, end: float, span: float) -> bool:
-        """Prometheus scraped itself right after, storing its count of the target's job's pool
-        (`no_targets.py`): the scraping went on, as when another target of the job was scraped."""
+        """Prometheus scraped itself on and on, storing its count of the target's job's pool
+        (`no_targets.py`), from before the target's last scrape until after its next one was
+        due: the scraping went on, yet that scrape was not stored, so the pool no longer held
+        it. One self-scrape just after is not enough: the pipeline may stall right after it."""
         labels = dict(t.labels)
-        if not labels.get("job") or not t.has_up:
+        due = end + span  # the target's next scrape, with grace, had it stayed
+        if not labels.get("job") or not t.has_up or due > at:
             return False
-        answer = client.samples(f"{witness_of(labels['job'])}[{promql_duration(span)}]", end + span)
-        return not (answer.partial or answer.warnings) and any(
-            vouches(s.labels, labels) and any(end < when <= end + span for when, _ in s.points)
-            for s in answer.series
-        )
+        until = min(at, due + WITNESS_LEAD)  # a self-scrape after `due` must be in
+        reach = promql_duration(until - end + WITNESS_LEAD)
+        answer = client.samples(f"{witness_of(labels['job'])}[{reach}]", until)
+        if answer.partial or answer.warnings:
+            return False
+        return any(vouches(s.labels, labels) and continuous(s.points, end, due) for s in answer.series)
 
     with ThreadPoolExecutor(max_workers=min(8, len(ended))) as pool:
         return {t.labels for t, ok in zip(ended, pool.map(confirmed, ended), strict=True) if ok}
+
+
+# How far before a target's last scrape the witness is read, to see it was already there.
+WITNESS_LEAD = 60.0
+
+
+def continuous(points: Sequence[tuple[float, float]], end: float, due: float) -> bool:
+    """Whether samples run from at or before `end` to at or after `due` with no pause longer
+    than their own interval plus grace (the interval: their smallest spacing)."""
+    times = sorted(t for t, _ in points)
+    spacing = [b - a for a, b in itertools.pairwise(times) if b > a]
+    if not spacing or times[0] > end or times[-1] < due:
+        return False
+    interval = min(spacing)
+    return max(spacing) <= interval + grace(interval)
 
 
 def _up_of(target: LabelSet) -> str:

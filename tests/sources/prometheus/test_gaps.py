@@ -64,3 +64,16 @@ def test_coverage_cannot_be_related_to_a_metric_without_instance_labels() -> Non
     assert vacuous.problem is not None and "without an instance label" in vacuous.problem
     other_job = target_coverage(up, params, at, 900, {("tfs", "n1"): "{}"})
     assert other_job.problem is not None and 'job="tfs",instance="n1"' in other_job.problem
+
+
+def test_excused_steps_trim_a_hole_to_one_stretch_but_never_cut_it_into_pieces() -> None:
+    present = [k for k in range(0, 101) if not 10 <= k < 40]  # a 30-step hole (steps 10..39)
+    s = [series({"i": "a"}, present)]
+    # Excused from its start to step 35: 4 steps left, under the 15-step tolerance.
+    trimmed = [10 <= k < 36 for k in range(101)]
+    assert global_gaps(s, 0, 6000, 60, max_gap=900, excused=trimmed) == []
+    # Excused steps in its middle would leave two short pieces: the hole stays whole.
+    cut = [20 <= k < 30 for k in range(101)]
+    assert [(g.start, g.end) for g in global_gaps(s, 0, 6000, 60, max_gap=900, excused=cut)] == [
+        (540.0, 2340.0)
+    ]

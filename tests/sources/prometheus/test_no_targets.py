@@ -70,3 +70,30 @@ def test_series_without_a_job_or_no_series_excuse_nothing() -> None:
     witness = [pool("", zeros(-LEAD, 20))]
     assert no_target_steps(witness, [{"instance": "a:1"}], START, END, RES) is None
     assert no_target_steps(witness, [], START, END, RES) is None
+
+
+def up_of(job: str, values: dict[int, float]) -> Series:
+    """A job's lowest `up` per step (index -> value), as `up_promql` answers."""
+    return Series({"job": job}, points=tuple((START + k * RES, v) for k, v in sorted(values.items())))
+
+
+def test_a_pool_that_held_none_while_its_job_was_scraped_is_not_the_jobs_pool() -> None:
+    """A job label relabelled onto the name of another, empty pool (or a pool of another
+    cluster with the same job name): the job's targets were scraped while it counted 0."""
+    witness = [pool("tfs", zeros(-LEAD, 20))]
+    assert no_target_steps(witness, SERIES, START, END, RES, [up_of("tfs", {15: 1.0})]) is None
+
+
+def test_another_pool_of_the_same_prometheus_with_targets_not_scraped_well_blocks_the_step() -> None:
+    """A job with no series of the metric whose targets failed (up 0) or were not stored while its
+    pool held them: they may have served the metric."""
+    witness = [pool("tfs", zeros(-LEAD, 20)), pool("other", dict.fromkeys(range(-LEAD, 21), 1.0))]
+    up = [up_of("other", {**{k: 1.0 for k in range(-LEAD, 21) if k != 12}, 4: 0.0})]
+    empty = no_target_steps(witness, SERIES, START, END, RES, up)
+    assert empty is not None
+    assert [k for k, e in enumerate(empty.steps) if not e] == [4, 12]
+    # A pool of another Prometheus (another instance) does not block.
+    elsewhere = pool("other", dict.fromkeys(range(-LEAD, 21), 1.0))
+    elsewhere = Series({**elsewhere.labels, "instance": "q"}, points=elsewhere.points)
+    empty = no_target_steps([witness[0], elsewhere], SERIES, START, END, RES, up)
+    assert empty is not None and all(empty.steps)
