@@ -6,6 +6,9 @@ the memory of their Python backend stub processes; `--undo` must bring them back
 Seen here: the memory of the stubs went from about 114 MB (three) to 41 MB (one), and the kept
 version's stub is restarted by the load (a new process), so a call in flight may not survive the
 change. One module-scoped Triton; the window is one minute of real scrapes (about 75 s of waiting).
+
+A second Triton on the same repository (`Lab.replica`, scraped too, never called) plays a second
+replica behind a Service: `--server` given twice unloads on both, `--undo` loads back on both.
 """
 
 from __future__ import annotations
@@ -35,10 +38,20 @@ class Lab:
     prometheus: str
     repo: Path
     root: Path
+    replica: Triton
 
 
 def ready(triton: Triton, version: str) -> bool:
     return httpx.get(f"{triton.url}/v2/models/ranker/versions/{version}/ready", timeout=10).status_code == 200
+
+
+def replica_args(lab: Lab, *extra: str) -> list[str]:
+    """`args` with both replicas as --server, and an archive of its own."""
+    out = args(lab, *extra)
+    out[out.index("--archive-dir") + 1] = str(lab.root / "archive-replicas")
+    i = out.index("--server")
+    out[i : i + 2] = ["--server", lab.triton.url, "--server", lab.replica.url]
+    return out
 
 
 def index_states(triton: Triton) -> dict[str, str]:
@@ -69,10 +82,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     repo = root / "repo"
     write_model(repo, "ranker", [1, 2, 3], "all")
     stop = threading.Event()
-    with Triton(repo, root / "triton") as triton:
+    with Triton(repo, root / "triton") as triton, Triton(repo, root / "replica") as replica:
         job = scrape_job("triton", triton.metrics_target, "1s")
+        job += scrape_job("replica", replica.metrics_target, "1s")
         with Prometheus(root / "tsdb", root / "prometheus", scrape=job) as prometheus:
-            wait_for("the first scrape", lambda: bool(query(prometheus.url, 'up{job="triton"} == 1')))
+            both = 'count(up{job=~"triton|replica"} == 1) == 2'
+            wait_for("the first scrapes", lambda: bool(query(prometheus.url, both)))
 
             def busy() -> None:
                 while not stop.wait(3.0):
@@ -82,7 +97,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             thread.start()
             time.sleep(75)  # one full window of scrapes, with calls to version 2 all along
             try:
-                yield Lab(triton, prometheus.url, repo, root)
+                yield Lab(triton, prometheus.url, repo, root, replica)
             finally:
                 stop.set()
                 thread.join(10)
@@ -108,7 +123,7 @@ def args(lab: Lab, *extra: str) -> list[str]:
         "--keep-latest",
         "0",
         "--coverage",
-        'up{job="triton"}',
+        'up{job=~"triton|replica"}',
         "--server",
         lab.triton.url,
         "--archive-dir",
@@ -169,3 +184,44 @@ def report_statuses(lab: Lab) -> dict[str, str]:
     out = run_cli("report", *args(lab)[1:], "--format", "json")
     assert out.exit_code in (0, 4), out.stderr
     return {r["version"]: r["status"] for r in json.loads(out.stdout)["rows"]}
+
+
+def test_unload_on_two_replicas_and_undo_on_both(lab: Lab) -> None:
+    """Both replicas, named with --server twice: the idle versions leave both (each confirmed
+    through its own API), the busy one stays ready on both; a report asked of both shows them
+    `unloaded`; `--undo` naming both loads them back ready on both."""
+    a, b = lab.triton, lab.replica
+    for t in (a, b):
+        assert index_states(t) == {"1": "READY", "2": "READY", "3": "READY"}
+
+    def idle_again() -> bool:  # the test before called 1 and 3 and reloaded them: out of the window
+        out = run_cli("report", *replica_args(lab)[1:], "--format", "json")
+        return {r["version"]: r["status"] for r in json.loads(out.stdout)["rows"]} == {
+            "1": "safe",
+            "2": "in-use",
+            "3": "safe",
+        }
+
+    wait_for("versions 1 and 3 idle for a whole window", idle_again, timeout=150)
+    before = {t.url: stub_rss_kb(t) for t in (a, b)}
+    run = run_cli(*replica_args(lab, "--apply"))
+    assert run.exit_code == 0, run.stderr
+    for t in (a, b):
+        assert f"unloaded ranker 1, 3 (kept 2 loaded) on {t.url}" in run.stderr
+        assert index_states(t) == {"1": "UNAVAILABLE", "2": "READY", "3": "UNAVAILABLE"}
+        assert [ready(t, v) for v in ("1", "2", "3")] == [False, True, False]
+        after = stub_rss_kb(t)
+        assert len(before[t.url]) == 3 and len(after) == 1, (before, after)
+    out = run_cli("report", *replica_args(lab)[1:], "--format", "json")
+    assert out.exit_code in (0, 4), out.stderr
+    rows = {r["version"]: r for r in json.loads(out.stdout)["rows"]}
+    assert {v: r["status"] for v, r in rows.items()} == {"1": "unloaded", "2": "in-use", "3": "unloaded"}
+    assert rows["2"]["loaded_on"] == {a.url: True, b.url: True}
+
+    archive = str(lab.root / "archive-replicas")
+    servers = ["--server", a.url, "--server", b.url]
+    back = run_cli("unload", "--undo", "--preset", "triton", *servers, "--archive-dir", archive)
+    assert back.exit_code == 0, back.stderr
+    for t in (a, b):
+        assert index_states(t) == {"1": "READY", "2": "READY", "3": "READY"}
+        assert [ready(t, v) for v in ("1", "2", "3")] == [True, True, True]
