@@ -24,6 +24,13 @@ Triton and a real MLServer):
   goes only to the server that was changed, and of what a record says the model had only its
   version policy (Triton) or its archive names in the model store (TorchServe) are used;
 - nothing of Prometheus's credentials (--header, tokens, passwords) is sent to the model server;
+- with several --server replicas each model is changed on each replica in turn (the evidence
+  re-checked once per model, each replica's status read again just before its change); one that
+  fails puts back every replica already changed for the model (journaled reload steps), exit 6;
+  `--undo` loads back on each replica a step names, all of which must be given;
+- where the server reads its version policy from the repository at start (Triton's config.pbtxt:
+  Unloader.durable_policy), the policy is rewritten once every replica confirmed the change, and
+  put back by --undo (triton_config.py: its own journal; what it cannot rewrite is said);
 - where the server unloads what leaves its repository (MLServer: Unloader.moves_folders), each
   dropped version's folder is moved into the archive by offload's mover before the change and
   back before any reload (unload_folders.py: its own journal, its own checks of the way back).
@@ -42,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retire.actions import triton_config as durable
 from retire.actions.journal import Journal
 from retire.actions.locks import locked, locked_roots
 from retire.actions.unload_folders import Folders
@@ -267,6 +275,8 @@ def apply(
     with contextlib.ExitStack() as stack:
         runs = _runs(stack, targets, archive, tuple(roots), say)
         _settle(runs)
+        if runs and runs[0].target.unloader.durable_policy:
+            durable.settle(archive)
         done: list[str] = []
         for model, wanted in chosen_versions.items():
             _unload_everywhere(runs, model, wanted, fresh, done, explicit)
@@ -340,6 +350,37 @@ def _unload_everywhere(
             ) from None
         changed.append((run, change, base))
         done += _done_words(run, model, change.drop, many)
+    if changed and runs[0].target.unloader.durable_policy:
+        _make_durable(runs[0], model, changed, rows)
+
+
+def _make_durable(
+    run: _Run, model: str, changed: list[tuple[_Run, Change, dict[str, Any]]], rows: Mapping[str, Row]
+) -> None:
+    """Every replica confirmed: the model's config.pbtxt says the kept versions too, so that a
+    replica started later does not load the others back. Where it cannot, said in one line; the
+    in-memory unload stands (actions/triton_config.py)."""
+    keep = {v for _, c, _ in changed for v in c.keep}
+    drop = {v for _, c, _ in changed for v in c.drop} - keep
+    paths = {Path(r.path).parent / durable.FILE for r in rows.values() if r.path}
+    policies = [b["had"].get("config", {}).get("version_policy") for _, _, b in changed]
+    if len(paths) != 1:
+        why = f"its versions are not all in one directory with a {durable.FILE}"
+    else:
+        (path,) = paths
+        disk = [int(v) for v, r in rows.items() if r.on_disk and v.isdigit()]
+        edit = durable.plan(model, path, keep, policies, disk)
+        if not isinstance(edit, str):
+            try:
+                durable.write(run.journal.archive, edit, drop, run.say)
+                return
+            except OffloadError as e:
+                edit = e.message
+        why = edit
+    run.say(
+        f"not made durable for {model}: {why}; a replica started later loads the versions its "
+        f"{durable.FILE} picks (the in-memory unload stands)"
+    )
 
 
 def _on(run: _Run, many: bool) -> str:
@@ -735,7 +776,11 @@ def undo(
                 f"--only {key[0]}:{key[1]} was not unloaded by retire (see {journal.path}); "
                 "nothing was loaded back"
             )
-        if not found:
+        lasting = runs[0].target.unloader.durable_policy
+        if lasting:
+            durable.settle(archive)
+        files = durable.pending(archive) if lasting else {}
+        if not found and not files:
             raise OffloadError(f"nothing unloaded in {journal.path} is left to load back")
         done: list[str] = []
         back: dict[str, set[str]] = {}
@@ -746,7 +791,29 @@ def undo(
             ):
                 back.setdefault(model, set()).update(versions)
             done += run.done
+        if not found:  # loaded back in memory already: only the files are left
+            back = {m: durable.outstanding(rs) for m, rs in files.items()}
+        if lasting:
+            _undo_durable(archive, runs[0].target.roots, back, say)
         return done
+
+
+def _undo_durable(archive: Path, roots: tuple[str, ...], back: dict[str, set[str]], say: Say) -> None:
+    """The config.pbtxt of each model loaded back says so again (actions/triton_config.py)."""
+    for model, versions in sorted(back.items()):
+        if model not in durable.pending(archive):
+            continue
+        if not roots:
+            say(
+                f"{durable.FILE} of {model} still leaves out what retire unloaded: run `retire unload "
+                "--undo` again with --model-dir (the repository) to put it back"
+            )
+            continue
+        paths = [p for root in roots if (p := Path(root) / model / durable.FILE).is_file()]
+        if len(paths) != 1:
+            say(f"{durable.FILE} of {model} was not put back: it is not found under exactly one --model-dir")
+            continue
+        durable.load_back(archive, model, paths[0], versions, say)
 
 
 def _undo_on(
