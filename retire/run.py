@@ -490,7 +490,9 @@ def unload(
     roots = report.header.model_roots
     done = ops.apply(chosen, targets, archive_dir, roots, lambda: build(present), say, explicit=bool(only))
     if done:
-        say(f"unloaded {len(done)} version(s); undo with `retire unload --undo {where}`")
+        versions = len({d.split(" on ", 1)[0] for d in done})  # "model version[ on replica]"
+        on = f" on {len(targets)} replicas" if len(targets) > 1 else ""
+        say(f"unloaded {versions} version(s){on}; undo with `retire unload --undo {where}`")
     else:
         say("nothing was unloaded")
     return len(done)
