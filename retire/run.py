@@ -18,7 +18,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from retire.deadline import Deadline
     from retire.servers import Server
     from retire.sources.disk.inventory import Inventory
+    from retire.sources.loaded import Loaded
     from retire.sources.prometheus.doctor import Fit
     from retire.sources.prometheus.evidence import Evidence
 
@@ -87,22 +88,29 @@ def build_report(
         say(f"{len(evidence.queries)} queries in {time.monotonic() - started:.2f}s")
         for ignored in found.ignored:
             say(f"ignored {ignored.path}: {ignored.reason}")
-    served_now = served(settings, found, deadline)
-    policy, gone = policy_from(settings), unloaded(settings)
-    report = advise(found, evidence, policy, generated_at=now, served=served_now, unloaded=gone)
+    answers = replicas(settings, found, deadline)
+    served_now, served_on = combined(answers, found)
+    policy, gone = policy_from(settings), unloaded(settings, answers)
+    report = advise(
+        found, evidence, policy, generated_at=now, served=served_now, unloaded=gone, served_on=served_on
+    )
     return _note_other_models(settings, report)
 
 
-def unloaded(settings: Settings) -> dict[tuple[str, str], Unloaded]:
+def unloaded(
+    settings: Settings, answers: Mapping[str, Loaded] | None = None
+) -> dict[tuple[str, str], Unloaded]:
     """The versions `retire unload` unloaded and has not loaded back, from the journal in
-    --archive-dir (none without it, or before the archive exists)."""
+    --archive-dir (none without it, or before the archive exists). `answers`: what each --server
+    (by its display URL) says is loaded; a version is cleared (`Unloaded.here`) only when every
+    server it was unloaded from was asked and each lists it loaded again."""
     from retire.actions.unload import unloaded_versions
     from retire.advisor.report import Unloaded
 
     if settings.archive_dir is None:
         return {}
     archive = settings.archive_dir
-    asked = _display(settings.server) if settings.server else None
+    asked = {_display(u) for u in settings.server}
     try:
         found = unloaded_versions(archive)
     except OffloadError as e:  # damaged or edited: what is unloaded cannot be known
@@ -119,11 +127,15 @@ def unloaded(settings: Settings) -> dict[tuple[str, str], Unloaded]:
         if isinstance(changed, dict) and isinstance(changed.get("config"), str):
             words += ["--model-config", changed["config"]]
             where = where or f"--model-config {changed['config']}"
-        words += ["--server", r["server"]] if r["server"] else []
+        for s in servers if r["server"] else ():
+            words += ["--server", s]
         preset = _preset_of(r["kind"], settings.preset)
         undo = " ".join(("retire unload --undo", *map(shlex.quote, words), "--preset", preset))
-        # Only the server the unload was made on can say it is loaded again (replicas apart).
-        here = asked is not None and servers == [asked] and all(s["server"] for s in steps)
+        # Only the servers the unload was made on can say it is loaded again (another replica's
+        # word says nothing of them): every one of them asked, and each listing it loaded.
+        here = bool(servers) and set(servers) <= asked and all(s["server"] for s in steps)
+        if here and answers is not None:
+            here = all(s in answers and answers[s].loaded(model, version) is True for s in servers)
         out[(model, version)] = Unloaded(float(r["time"]), where, undo, here)
     return out
 
@@ -311,30 +323,58 @@ def _refuse_one_model_dir(root: Path, srv: Server) -> None:
         )
 
 
-def served(
+def replicas(
     settings: Settings, found: Inventory, deadline: Deadline | None = None
-) -> dict[tuple[str, str], bool] | None:
-    """With --server: what the model server says is loaded, for the models it answered about.
-    No Prometheus credentials are sent to it: it is another server."""
+) -> dict[str, Loaded] | None:
+    """With --server: what each replica says is loaded (by its URL without credentials), asked
+    in turn; one that cannot be reached fails the run (exit 3), as a single server does. No
+    Prometheus credentials are sent to them: they are other servers."""
     if not settings.server:
         return None
     from retire.deadline import NO_DEADLINE
     from retire.servers import status_server
     from retire.sources import loaded
 
-    answer = loaded.ask(
-        status_server(settings.preset),
-        settings.server,
-        found.models,
-        timeout=settings.timeout,
-        deadline=deadline or NO_DEADLINE,
-    )
     out = {}
-    for v in found.versions:
-        state = answer.loaded(v.model, v.version)
-        if state is not None:
-            out[(v.model, v.version)] = state
+    for url in settings.server:
+        out[_display(url)] = loaded.ask(
+            status_server(settings.preset),
+            url,
+            found.models,
+            timeout=settings.timeout,
+            deadline=deadline or NO_DEADLINE,
+        )
     return out
+
+
+Replicas = tuple[tuple[str, bool | None], ...]  # per replica (its URL without credentials): loaded?
+
+
+def combined(
+    answers: Mapping[str, Loaded] | None, found: Inventory
+) -> tuple[dict[tuple[str, str], bool] | None, dict[tuple[str, str], Replicas] | None]:
+    """Per version: loaded if any replica has it loaded, not loaded if every one says not; a
+    model some replica did not answer for is left out (unknown). And, with two replicas or more,
+    each replica's word per version (reports show where they disagree)."""
+    if answers is None:
+        return None, None
+    out: dict[tuple[str, str], bool] = {}
+    per: dict[tuple[str, str], Replicas] = {}
+    for v in found.versions:
+        states = tuple((url, a.loaded(v.model, v.version)) for url, a in answers.items())
+        if len(states) > 1:
+            per[(v.model, v.version)] = states
+        if all(state is not None for _, state in states):
+            out[(v.model, v.version)] = any(state for _, state in states)
+    return out, per or None
+
+
+def served(
+    settings: Settings, found: Inventory, deadline: Deadline | None = None
+) -> dict[tuple[str, str], bool] | None:
+    """With --server: what the model servers say is loaded (`combined`), for the models every
+    one answered about."""
+    return combined(replicas(settings, found, deadline), found)[0]
 
 
 def _note_other_models(settings: Settings, report: Report) -> Report:
@@ -413,26 +453,33 @@ def unload(
         raise ConfigError(
             "retire unload needs --server URL: the model server to ask (and whose status says what is loaded)"
         )
+    api = server(settings.preset).unloader
+    if len(settings.server) > 1 and api is not None and api.moves_folders:
+        raise ConfigError(
+            f"retire unload --preset {settings.preset} takes one --server: its versions leave the "
+            "repository every replica reads, so one unload acts on all of them; name one replica"
+        )
     if undo and server(settings.preset).store is not None and not settings.model_dir:
         raise ConfigError(
             f"retire unload --undo --preset {settings.preset} needs --model-dir (the model store): "
             "only the archive it holds for a version is registered again, never one the journal names"
         )
-    target = _unload_target(settings, deadline)
-    ops.unloader_of(target.server)  # refuse a server retire cannot unload before any query
-    where = f"--archive-dir {archive_dir} --server {target.display} --preset {server(settings.preset).preset}"
+    targets = _unload_targets(settings, deadline)
+    ops.unloader_of(targets[0].server)  # refuse a server retire cannot unload before any query
+    servers = " ".join(f"--server {shlex.quote(t.display)}" for t in targets)
+    where = f"--archive-dir {archive_dir} {servers} --preset {server(settings.preset).preset}"
     if undo:
-        done = ops.undo(target, archive_dir, only, say)
+        done = ops.undo(targets, archive_dir, only, say)
         say(f"loaded back {len(done)} version(s)")
         return len(done)
     if apply:  # a crash's begun steps first: an interrupted folder move changes what disk shows
-        ops.settle(target, archive_dir, say)
+        ops.settle(targets, archive_dir, say)
     report = build(settings)
     chosen = ops.chosen(report, only)
     if not chosen:
         say("nothing to unload: no version is both safe and loaded according to --server")
         return 0
-    for line in ops.dry_run(chosen, target, explicit=bool(only)):
+    for line in ops.dry_run(chosen, targets, explicit=bool(only)):
         show(line)
     if not apply:
         say("dry run: nothing was unloaded; add --apply to act")
@@ -441,9 +488,11 @@ def unload(
         say("--at applies to the choice only: the re-check before each change is made at the present")
     present = dataclasses.replace(settings, at=None)
     roots = report.header.model_roots
-    done = ops.apply(chosen, target, archive_dir, roots, lambda: build(present), say, explicit=bool(only))
+    done = ops.apply(chosen, targets, archive_dir, roots, lambda: build(present), say, explicit=bool(only))
     if done:
-        say(f"unloaded {len(done)} version(s); undo with `retire unload --undo {where}`")
+        versions = len({d.split(" on ", 1)[0] for d in done})  # "model version[ on replica]"
+        on = f" on {len(targets)} replicas" if len(targets) > 1 else ""
+        say(f"unloaded {versions} version(s){on}; undo with `retire unload --undo {where}`")
     else:
         say("nothing was unloaded")
     return len(done)
@@ -478,8 +527,14 @@ def _unload_through_config(
             "pass it with --model-config FILE (the server's --model_config_file)"
         )
     url, display, connect = "", "", None
+    if len(settings.server) > 1:
+        raise ConfigError(
+            f"retire unload --preset {srv.preset} rewrites one --model-config file and confirms on one "
+            "--server: run it once per replica, each with its own file and --server"
+        )
     if settings.server:
-        url, display = settings.server, _display(settings.server)
+        url = settings.server[0]
+        display = _display(url)
         connect = partial(loaded.conversation, srv, url, timeout=settings.timeout, deadline=deadline)
     target = FileTarget(
         srv,
@@ -538,19 +593,21 @@ def _display(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
-def _unload_target(settings: Settings, deadline: Deadline) -> Target:
-    """The model server `retire unload` talks to. Nothing of Prometheus's connection (headers,
-    token, passwords, client certificate) is handed to it: it is another server."""
+def _unload_targets(settings: Settings, deadline: Deadline) -> tuple[Target, ...]:
+    """The model servers (one per replica) `retire unload` talks to. Nothing of Prometheus's
+    connection (headers, token, passwords, client certificate) is handed to them: they are other
+    servers."""
     from functools import partial
 
     from retire.actions.unload import Target
     from retire.servers import server
     from retire.sources import loaded
 
-    url = settings.server or ""
     srv = server(settings.preset)
-    display = _display(url)
-    connect = partial(loaded.conversation, srv, url, timeout=settings.timeout, deadline=deadline)
     on_disk = {(v.model, v.version): Path(v.path).name for v in inventory(settings).versions}
     roots = tuple(str(r) for r in settings.model_dir)
-    return Target(srv, url, display, connect, settings.timeout, deadline, on_disk, roots)
+    out = []
+    for url in settings.server:
+        connect = partial(loaded.conversation, srv, url, timeout=settings.timeout, deadline=deadline)
+        out.append(Target(srv, url, _display(url), connect, settings.timeout, deadline, on_disk, roots))
+    return tuple(out)

@@ -62,6 +62,7 @@ def row(
         "hourly": None,
         "loaded": None,
         "loaded_from": None,
+        "loaded_on": None,
     }
     unknown = set(given) - set(COLUMNS)
     assert not unknown, f"not a Row field: {unknown}"

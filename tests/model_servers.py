@@ -133,7 +133,8 @@ class FakeTriton(_Base):
     - "kept-down": the next load also unloads the first kept version (it goes down mid-way);
     - "ignore": the load answers 200 but unloads nothing;
     - "disagree": after a load, the index says every version READY while the dropped ones are
-      not ready."""
+      not ready;
+    - "no-config": `GET /v2/models/<m>/config` answers 503 (the status API still answers)."""
 
     def __init__(self, models: dict[str, list[str]]) -> None:
         super().__init__()
@@ -165,6 +166,8 @@ class FakeTriton(_Base):
                     out.append(entry)
             return 200, out
         if method == "GET" and len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "config":
+            if "no-config" in self.faults:
+                return 503, {"error": "overloaded"}
             m = self.models.get(parts[2])
             return (200, m.config) if m else (400, {"error": f"Request for unknown model: '{parts[2]}'"})
         if method == "GET" and len(parts) == 6 and parts[:2] == ["v2", "models"] and parts[5] == "ready":

@@ -428,6 +428,23 @@ def _policy_spans(text: str, where: str) -> list[tuple[int, int] | None]:
     return spans
 
 
+def field_span(text: str, name: str, where: str) -> tuple[int, int] | None:
+    """Where the top-level message field `name` is in protobuf text `text` (None: not written),
+    found with the parser's own tokenizer (Triton's config.pbtxt: its `version_policy`). Written
+    twice, or not as a message: OffloadError (the file is not as retire can edit it)."""
+    from google.protobuf import text_format
+
+    try:
+        found = _Walker(text).message(None).get(name, [])
+    except (text_format.ParseError, RecursionError, IndexError):
+        raise OffloadError(f"{where} does not parse as protobuf text") from None
+    if not found:
+        return None
+    if len(found) > 1 or found[0][1] < 0:
+        raise OffloadError(f"{where} writes {name} {len(found)} times or not as a message")
+    return found[0][0], found[0][1]
+
+
 # --------------------------------------------------------------------------------------------
 # Reading, keeping and replacing the file
 

@@ -24,6 +24,13 @@ Triton and a real MLServer):
   goes only to the server that was changed, and of what a record says the model had only its
   version policy (Triton) or its archive names in the model store (TorchServe) are used;
 - nothing of Prometheus's credentials (--header, tokens, passwords) is sent to the model server;
+- with several --server replicas each model is changed on each replica in turn (the evidence
+  re-checked once per model, each replica's status read again just before its change); one that
+  fails puts back every replica already changed for the model (journaled reload steps), exit 6;
+  `--undo` loads back on each replica a step names, all of which must be given;
+- where the server reads its version policy from the repository at start (Triton's config.pbtxt:
+  Unloader.durable_policy), the policy is rewritten once every replica confirmed the change, and
+  put back by --undo (triton_config.py: its own journal; what it cannot rewrite is said);
 - where the server unloads what leaves its repository (MLServer: Unloader.moves_folders), each
   dropped version's folder is moved into the archive by offload's mover before the change and
   back before any reload (unload_folders.py: its own journal, its own checks of the way back).
@@ -31,22 +38,23 @@ Triton and a real MLServer):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retire.actions import triton_config as durable
 from retire.actions.journal import Journal
 from retire.actions.locks import locked, locked_roots
 from retire.actions.unload_folders import Folders
 from retire.deadline import NO_DEADLINE, Deadline
-from retire.errors import ConfigError, OffloadError, ServerError
+from retire.errors import ConfigError, OffloadError, RetireError, ServerError
 from retire.servers import canonical_version
 from retire.sources.disk.inventory import unsafe_component
 from retire.sources.loaded import Refused
@@ -74,6 +82,7 @@ def _plain_url(text: str) -> bool:
 
 
 Connect = Callable[[], AbstractContextManager["Asker"]]
+Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -210,20 +219,25 @@ def change_for(model: str, drop: Iterable[str], loaded: tuple[str, ...], explici
     return Change(model, keep, drop, note)
 
 
-def dry_run(chosen_versions: dict[str, tuple[str, ...]], target: Target, explicit: bool) -> list[str]:
-    """What `--apply` would ask the server, per model (its status is read; nothing is changed)."""
-    unloader = target.unloader
-    lines = [f"would ask {target.display} ({unloader.api}):"]
-    with target.connect() as asker:
-        for model, drop in chosen_versions.items():
-            change = change_for(model, drop, _loaded(asker, unloader, model), explicit)
-            if change is None:
-                lines.append(f"  {model}: nothing of {', '.join(drop)} is loaded any more")
-                continue
-            if change.note:
-                lines.append(f"  ({change.note})")
-            if change.drop:
-                lines.append(f"  {model}: keep {', '.join(change.keep)}; unload {', '.join(change.drop)}")
+def dry_run(
+    chosen_versions: dict[str, tuple[str, ...]], targets: Sequence[Target], explicit: bool
+) -> list[str]:
+    """What `--apply` would ask each server (replica), per model (its status is read; nothing is
+    changed)."""
+    lines = []
+    for target in targets:
+        unloader = target.unloader
+        lines.append(f"would ask {target.display} ({unloader.api}):")
+        with target.connect() as asker:
+            for model, drop in chosen_versions.items():
+                change = change_for(model, drop, _loaded(asker, unloader, model), explicit)
+                if change is None:
+                    lines.append(f"  {model}: nothing of {', '.join(drop)} is loaded any more")
+                    continue
+                if change.note:
+                    lines.append(f"  ({change.note})")
+                if change.drop:
+                    lines.append(f"  {model}: keep {', '.join(change.keep)}; unload {', '.join(change.drop)}")
     return lines
 
 
@@ -246,29 +260,186 @@ class _Run:
 
 def apply(
     chosen_versions: dict[str, tuple[str, ...]],
-    target: Target,
+    targets: Sequence[Target],
     archive: Path,
     roots: Iterable[str],
     fresh: Callable[[], Report],
     say: Callable[[str], None],
     explicit: bool,
 ) -> list[str]:
-    """Unload, model by model, under the locks: a fresh report at the present and the server's
-    status before each change, the journal before and after it, and its confirmation after."""
-    unloader = target.unloader
-    with locked(archive), locked_roots(tuple(roots)), target.connect() as asker:
-        run = _Run(_journal(archive), target, asker, say, _folders(target, archive, roots, say))
-        _settle(run)
-        loaded = partial(_loaded, asker, unloader)
-        latest: list[Report] = []  # the re-check's report, for where each version's folder is
+    """Unload, model by model and, within a model, replica by replica (each --server in turn),
+    under the locks: a fresh report at the present and that server's status before each change,
+    the journal before and after it, and its confirmation after. A replica that fails (refuses,
+    does not answer, or does not confirm) gets its model back as it was, and so does every
+    replica already changed for that model; the run stops (exit 6)."""
+    with contextlib.ExitStack() as stack:
+        runs = _runs(stack, targets, archive, tuple(roots), say)
+        _settle(runs)
+        if runs and runs[0].target.unloader.durable_policy:
+            durable.settle(archive)
+        done: list[str] = []
+        for model, wanted in chosen_versions.items():
+            _unload_everywhere(runs, model, wanted, fresh, done, explicit)
+        return done
 
-        def recheck() -> Report:
-            latest[:] = [fresh()]
-            return latest[0]
 
-        for change in changes(chosen_versions, target.deadline, run.done, recheck, loaded, say, explicit):
-            _unload_one(run, change, {r.version: r for r in latest[0].rows() if r.model == change.model})
-        return run.done
+def _runs(
+    stack: contextlib.ExitStack, targets: Sequence[Target], archive: Path, roots: tuple[str, ...], say: Say
+) -> list[_Run]:
+    """The locks, then one conversation per replica, all sharing the journal."""
+    stack.enter_context(locked(archive))
+    stack.enter_context(locked_roots(roots))
+    journal = _journal(archive)
+    runs = []
+    for target in targets:
+        asker = stack.enter_context(target.connect())
+        runs.append(_Run(journal, target, asker, say, _folders(target, archive, roots, say)))
+    return runs
+
+
+def _unload_everywhere(
+    runs: list[_Run],
+    model: str,
+    wanted: tuple[str, ...],
+    fresh: Callable[[], Report],
+    done: list[str],
+    explicit: bool,
+) -> None:
+    """One model on every replica in turn. The evidence is re-checked once, before the first
+    replica's change (a report made after it would see that replica's counters vanish and call
+    the version unloaded, or unknown); each replica's own status is read again just before its
+    change, then the change is made and confirmed. A replica that fails puts back every replica
+    already changed for the model and stops the run (exit 6)."""
+    if not runs:
+        return
+    first = runs[0].target
+    many = len(runs) > 1
+    if first.deadline.passed:
+        raise OffloadError(
+            f"the run's --deadline ({first.deadline.shown}) passed before {model} was changed; "
+            f"{len(done)} version(s) were unloaded, nothing is unfinished: run the command again, "
+            "or raise --deadline"
+        )
+    report = fresh()
+    still = still_safe(report, model, wanted, runs[0].say)
+    rows = {r.version: r for r in report.rows() if r.model == model}
+    changed: list[tuple[_Run, Change, dict[str, Any]]] = []
+    for run in runs:
+        try:
+            if run.target.deadline.passed:
+                raise OffloadError(f"the run's --deadline ({run.target.deadline.shown}) passed")
+            change = change_for(model, still, _loaded(run.asker, run.target.unloader, model), explicit)
+            if change is None or not change.drop:
+                if change is not None and change.note:
+                    run.say(change.note)
+                elif still:
+                    run.say(f"skipped {model} {', '.join(still)}: not loaded any more{_on(run, many)}")
+                continue
+            if change.note:
+                run.say(change.note)
+            base = _unload_one(run, change, rows, many)
+        except RetireError as e:
+            if not changed:
+                raise
+            _put_back_replicas(changed, model, e.message, done)
+            if isinstance(e, OffloadError):
+                raise
+            raise OffloadError(
+                f"unloading {model} on {run.target.display} failed ({e.message}); it was loaded back on "
+                f"the replicas already changed; {len(done)} version(s) were unloaded before it; stopped"
+            ) from None
+        changed.append((run, change, base))
+        done += _done_words(run, model, change.drop, many)
+    if changed and runs[0].target.unloader.durable_policy:
+        _make_durable(runs[0], model, changed, rows)
+
+
+def _make_durable(
+    run: _Run, model: str, changed: list[tuple[_Run, Change, dict[str, Any]]], rows: Mapping[str, Row]
+) -> None:
+    """Every replica confirmed: the model's config.pbtxt says the kept versions too, so that a
+    replica started later does not load the others back. Where it cannot, said in one line; the
+    in-memory unload stands (actions/triton_config.py)."""
+    keep = {v for _, c, _ in changed for v in c.keep}
+    drop = {v for _, c, _ in changed for v in c.drop} - keep
+    paths = {Path(r.path).parent / durable.FILE for r in rows.values() if r.path}
+    policies = [b["had"].get("config", {}).get("version_policy") for _, _, b in changed]
+    if len(paths) != 1:
+        why = f"its versions are not all in one directory with a {durable.FILE}"
+    else:
+        (path,) = paths
+        disk = [int(v) for v, r in rows.items() if r.on_disk and v.isdigit()]
+        edit = durable.plan(model, path, keep, policies, disk)
+        if not isinstance(edit, str):
+            try:
+                durable.write(run.journal.archive, edit, drop, run.say)
+                return
+            except OffloadError as e:
+                edit = e.message
+        why = edit
+    run.say(
+        f"not made durable for {model}: {why}; a replica started later loads the versions its "
+        f"{durable.FILE} picks (the in-memory unload stands)"
+    )
+
+
+def _on(run: _Run, many: bool) -> str:
+    return f" on {run.target.display}" if many else ""
+
+
+def _done_words(run: _Run, model: str, versions: Iterable[str], many: bool) -> list[str]:
+    return [f"{model} {v}{_on(run, many)}" for v in versions]
+
+
+def _put_back_replicas(
+    changed: list[tuple[_Run, Change, dict[str, Any]]], model: str, problem: str, done: list[str]
+) -> None:
+    """Load `model` back as it was on every replica already changed (another one failed): each
+    journaled as a reload step. One that cannot be put back stops here, saying so."""
+    for run, change, base in reversed(changed):
+        try:
+            _reload_step(
+                run, model, change.drop, base["had"], whole=True, why=f"another replica failed: {problem}"
+            )
+        except OffloadError as e:
+            raise OffloadError(
+                f"unloading {model} failed on another replica ({problem}), and loading it back on "
+                f"{run.target.display} failed too ({e.message}); run `retire unload --undo` once it answers"
+            ) from None
+        run.say(
+            f"loaded {model} {', '.join(change.drop)} back on {run.target.display}: another replica failed"
+        )
+        done[:] = [d for d in done if d not in _done_words(run, model, change.drop, True)]
+
+
+def _reload_step(
+    run: _Run, model: str, versions: tuple[str, ...], had: dict[str, Any], whole: bool, why: str
+) -> None:
+    """Load `versions` of `model` back on this run's server, journaled as a reload step (begin,
+    then done or failed) so that reports and `--undo` know they are loaded again."""
+    record = {
+        "step": run.journal.next_step(),
+        "op": "reload",
+        "server": run.target.display,
+        "kind": run.target.server.name,
+        "model": model,
+        "loaded": [],
+        "keep": [],
+        "versions": list(versions),
+        "had": had,
+        "whole": whole,
+        "why": why,
+    }
+    run.record({**record, "phase": "begin"})
+    try:
+        asked = _bring_back(run, model, versions, had, whole, force=whole)
+    except Refused as e:
+        run.record({**record, "phase": "failed", "reason": e.message, "asked": [e.exchange]})
+        raise OffloadError(e.message) from None
+    except (ServerError, OffloadError) as e:
+        run.record({**record, "phase": "failed", "reason": e.message})
+        raise OffloadError(e.message) from None
+    run.record({**record, "phase": "done", "asked": asked})
 
 
 def changes(
@@ -318,11 +489,11 @@ def still_safe(report: Report, model: str, wanted: Iterable[str], say: Callable[
     return still
 
 
-def settle(target: Target, archive: Path, say: Callable[[str], None]) -> None:
+def settle(targets: Sequence[Target], archive: Path, say: Callable[[str], None]) -> None:
     """Settle what a crash left begun before versions are chosen: an interrupted folder move
     (MLServer) changes what the disk shows, and so what a report finds there."""
-    with locked(archive), locked_roots(target.roots), target.connect() as asker:
-        _settle(_Run(_journal(archive), target, asker, say, _folders(target, archive, target.roots, say)))
+    with contextlib.ExitStack() as stack:
+        _settle(_runs(stack, targets, archive, targets[0].roots if targets else (), say))
 
 
 def _journal(archive: Path) -> Journal:
@@ -341,7 +512,9 @@ def _folders(
     return folders
 
 
-def _unload_one(run: _Run, change: Change, rows: Mapping[str, Row]) -> None:
+def _unload_one(run: _Run, change: Change, rows: Mapping[str, Row], many: bool = False) -> dict[str, Any]:
+    """One model's change on one server, journaled, confirmed; its journal record (without the
+    phase) once done. A failure puts the model back on this server and raises (exit 6)."""
     target, unloader, asker = run.target, run.target.unloader, run.asker
     model = change.model
     had = unloader.setup(asker, model)
@@ -374,9 +547,11 @@ def _unload_one(run: _Run, change: Change, rows: Mapping[str, Row]) -> None:
     if problem is None:
         run.record({**base, "phase": "done", "asked": asked})
         run.done += [f"{model} {v}" for v in change.drop]
-        run.say(f"unloaded {model} {', '.join(change.drop)} (kept {', '.join(change.keep)} loaded)")
-        return
+        kept = ", ".join(change.keep)
+        run.say(f"unloaded {model} {', '.join(change.drop)} (kept {kept} loaded){_on(run, many)}")
+        return base
     _put_back(run, {**base, "asked": asked}, problem)
+    raise AssertionError("_put_back raises")
 
 
 def _put_back(run: _Run, base: dict[str, Any], problem: str) -> None:
@@ -473,10 +648,13 @@ def _state(run: _Run, model: str, versions: Iterable[str]) -> dict[str, bool | N
     return state
 
 
-def _settle(run: _Run) -> None:
-    """Steps a crash left begun: done where the server confirms them, else loaded back."""
-    for r in run.journal.unfinished():
-        _same_server(r, run.target)
+def _settle(runs: list[_Run]) -> None:
+    """Steps a crash left begun: done where their server confirms them, else loaded back (each
+    on its own server, which must be among the --server replicas named)."""
+    if not runs:
+        return
+    for r in runs[0].journal.unfinished():
+        run = _run_for(r, runs)
         base = {k: v for k, v in r.items() if k not in ("time", "phase")}
         if r["op"] == "unload":
             problem = _confirm(run, r["model"], gone=tuple(r["versions"]), there=tuple(r["keep"]))
@@ -494,27 +672,22 @@ def _settle(run: _Run) -> None:
             run.say(f"completed the interrupted reload of {r['model']}")
 
 
-def _same_server(record: dict[str, Any], target: Target) -> None:
-    if record["server"] != target.display or record["kind"] != target.server.name:
-        raise OffloadError(
-            f"the journal's step {record['step']} changed {record['model']} on {record['server']} "
-            f"({record['kind']}), not on --server {target.display} ({target.server.name}); run with that "
-            "--server and --preset"
-        )
+def _run_for(record: dict[str, Any], runs: list[_Run]) -> _Run:
+    """The replica a journal step was made on, among those named (else refused: nothing is done
+    to a server the user did not name)."""
+    for run in runs:
+        if record["server"] == run.target.display and record["kind"] == run.target.server.name:
+            return run
+    named = ", ".join(f"--server {r.target.display}" for r in runs)
+    kind = runs[0].target.server.name
+    raise OffloadError(
+        f"the journal's step {record['step']} changed {record['model']} on {record['server']} "
+        f"({record['kind']}), not on {named} ({kind}); run with that --server (too) and its --preset"
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Undo
-
-
-def outstanding(journal: Journal, target: Target) -> dict[str, list[dict[str, Any]]]:
-    """Per model, the unload steps whose versions are not loaded back yet (done, or begun and
-    never finished), oldest first; all of them made on `target`."""
-    out = pending(journal)
-    for steps in out.values():
-        for r in steps:
-            _same_server(r, target)
-    return out
 
 
 def unloaded_versions(archive: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -542,7 +715,9 @@ def unloaded_versions(archive: Path) -> dict[tuple[str, str], list[dict[str, Any
 
 
 def pending(journal: Journal) -> dict[str, list[dict[str, Any]]]:
-    """`outstanding`, from any server (the caller checks whose they are)."""
+    """Per model, the unload steps whose versions are not loaded back yet on the server they were
+    unloaded from (done, or begun and never finished), oldest first; from any server (the
+    caller checks whose they are)."""
     out: dict[str, list[dict[str, Any]]] = {}
     back: dict[tuple[str, str, str], int] = {}  # (server, model, version) -> loaded back at step
     last: dict[int, dict[str, Any]] = {}
@@ -573,21 +748,27 @@ def _change(r: dict[str, Any]) -> tuple[object, ...]:
 
 
 def undo(
-    target: Target,
+    targets: Sequence[Target],
     archive: Path,
     only: tuple[tuple[str, str], ...],
     say: Callable[[str], None],
 ) -> list[str]:
-    """Load back what `retire unload` unloaded (all, or exactly `only`), confirm each is ready."""
-    target.unloader  # noqa: B018  (refuses a server retire cannot unload, before any work)
-    with locked(archive), locked_roots(target.roots), target.connect() as asker:
-        journal = _journal(archive)
-        run = _Run(journal, target, asker, say, _folders(target, archive, target.roots, say))
+    """Load back what `retire unload` unloaded (all, or exactly `only`) on each server it was
+    unloaded from (every one must be among `targets`), and confirm each is ready."""
+    for target in targets:
+        target.unloader  # noqa: B018  (refuses a server retire cannot unload, before any work)
+    with contextlib.ExitStack() as stack:
+        runs = _runs(stack, targets, archive, targets[0].roots if targets else (), say)
+        journal = runs[0].journal
         for r in journal.unfinished():
             if r["op"] == "reload":  # an interrupted undo: its versions are among those below
+                _run_for(r, runs)
                 base = {k: v for k, v in r.items() if k not in ("time", "phase")}
-                run.record({**base, "phase": "failed", "reason": "interrupted; done again below"})
-        steps = outstanding(journal, target)
+                runs[0].record({**base, "phase": "failed", "reason": "interrupted; done again below"})
+        steps = pending(journal)
+        for rs in steps.values():
+            for r in rs:
+                _run_for(r, runs)
         wanted = {(m, v) for m, v in only}
         found = {(m, v) for m, rs in steps.items() for r in rs for v in r["versions"]}
         for key in sorted(wanted - found):
@@ -595,45 +776,95 @@ def undo(
                 f"--only {key[0]}:{key[1]} was not unloaded by retire (see {journal.path}); "
                 "nothing was loaded back"
             )
-        if not found:
+        lasting = runs[0].target.unloader.durable_policy
+        if lasting:
+            durable.settle(archive)
+        files = durable.pending(archive) if lasting else {}
+        if not found and not files:
             raise OffloadError(f"nothing unloaded in {journal.path} is left to load back")
-        for model, rs in steps.items():
-            versions = tuple(
-                dict.fromkeys(v for r in rs for v in r["versions"] if not wanted or (model, v) in wanted)
+        done: list[str] = []
+        back: dict[str, set[str]] = {}
+        for run in runs:
+            mine = {m: [r for r in rs if r["server"] == run.target.display] for m, rs in steps.items()}
+            for model, versions in _undo_on(
+                run, {m: rs for m, rs in mine.items() if rs}, wanted, len(runs) > 1
+            ):
+                back.setdefault(model, set()).update(versions)
+            done += run.done
+        if not found:  # loaded back in memory already: only the files are left
+            back = {m: durable.outstanding(rs) for m, rs in files.items()}
+        if lasting:
+            _undo_durable(archive, runs[0].target.roots, back, say)
+        return done
+
+
+def _undo_durable(archive: Path, roots: tuple[str, ...], back: dict[str, set[str]], say: Say) -> None:
+    """The config.pbtxt of each model loaded back says so again (actions/triton_config.py)."""
+    for model, versions in sorted(back.items()):
+        if model not in durable.pending(archive):
+            continue
+        if not roots:
+            say(
+                f"{durable.FILE} of {model} still leaves out what retire unloaded: run `retire unload "
+                "--undo` again with --model-dir (the repository) to put it back"
             )
-            if not versions:
-                continue
-            whole = not wanted or all((model, v) in wanted for r in rs for v in r["versions"])
-            had = rs[0]["had"]  # the oldest: what the model had before retire changed it
-            record = {
-                "step": journal.next_step(),
-                "op": "reload",
-                "server": target.display,
-                "kind": target.server.name,
-                "model": model,
-                "loaded": [],
-                "keep": [],
-                "versions": list(versions),
-                "had": had,
-                "whole": whole,
-            }
-            run.record({**record, "phase": "begin"})
-            try:
-                asked = _bring_back(run, model, versions, had, whole)
-            except Refused as e:
-                run.record({**record, "phase": "failed", "reason": e.message, "asked": [e.exchange]})
-                raise OffloadError(f"loading {model} back failed: {e.message}") from None
-            except (ServerError, OffloadError) as e:
-                run.record({**record, "phase": "failed", "reason": e.message})
-                raise OffloadError(f"loading {model} back failed: {e.message}") from None
-            run.record({**record, "phase": "done", "asked": asked})
-            for r in journal.unfinished():  # an interrupted unload of this model, all loaded back now
-                if r["op"] == "unload" and r["model"] == model and set(r["versions"]) <= set(versions):
-                    base = {k: v for k, v in r.items() if k not in ("time", "phase")}
-                    run.record({**base, "phase": "failed", "reason": "interrupted; loaded back by --undo"})
-            run.done += [f"{model} {v}" for v in versions]
-            say(f"loaded back {model} {', '.join(versions)}")
-        return run.done
+            continue
+        paths = [p for root in roots if (p := Path(root) / model / durable.FILE).is_file()]
+        if len(paths) != 1:
+            say(f"{durable.FILE} of {model} was not put back: it is not found under exactly one --model-dir")
+            continue
+        durable.load_back(archive, model, paths[0], versions, say)
+
+
+def _undo_on(
+    run: _Run, steps: dict[str, list[dict[str, Any]]], wanted: set[tuple[str, str]], many: bool
+) -> list[tuple[str, tuple[str, ...]]]:
+    """`undo` on one server: its own outstanding steps, model by model; what it loaded back."""
+    out = []
+    journal, target, say = run.journal, run.target, run.say
+    for model, rs in steps.items():
+        versions = tuple(
+            dict.fromkeys(v for r in rs for v in r["versions"] if not wanted or (model, v) in wanted)
+        )
+        if not versions:
+            continue
+        whole = not wanted or all((model, v) in wanted for r in rs for v in r["versions"])
+        had = rs[0]["had"]  # the oldest: what the model had before retire changed it
+        record = {
+            "step": journal.next_step(),
+            "op": "reload",
+            "server": target.display,
+            "kind": target.server.name,
+            "model": model,
+            "loaded": [],
+            "keep": [],
+            "versions": list(versions),
+            "had": had,
+            "whole": whole,
+        }
+        run.record({**record, "phase": "begin"})
+        try:
+            asked = _bring_back(run, model, versions, had, whole)
+        except Refused as e:
+            run.record({**record, "phase": "failed", "reason": e.message, "asked": [e.exchange]})
+            raise OffloadError(f"loading {model} back failed{_on(run, many)}: {e.message}") from None
+        except (ServerError, OffloadError) as e:
+            run.record({**record, "phase": "failed", "reason": e.message})
+            raise OffloadError(f"loading {model} back failed{_on(run, many)}: {e.message}") from None
+        run.record({**record, "phase": "done", "asked": asked})
+        for r in journal.unfinished():  # an interrupted unload of this model, all loaded back now
+            if (
+                r["op"] == "unload"
+                and r["model"] == model
+                and r["server"] == target.display
+                and set(r["versions"]) <= set(versions)
+            ):
+                base = {k: v for k, v in r.items() if k not in ("time", "phase")}
+                run.record({**base, "phase": "failed", "reason": "interrupted; loaded back by --undo"})
+        run.done += [f"{model} {v}" for v in versions]
+        out.append((model, versions))
+        say(f"loaded back {model} {', '.join(versions)}{_on(run, many)}")
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -85,6 +85,9 @@ class Row:
     # says: "server" (asked with --server) or "policy" (inferred from its version policy).
     loaded: bool | None = None
     loaded_from: str | None = None
+    # With several --server replicas: each one's word ((server URL without credentials, loaded
+    # or None), ...); `loaded` is True if any has it loaded. None with one server or none.
+    loaded_on: tuple[tuple[str, bool | None], ...] | None = None
 
 
 _ROW_FIELDS = tuple(Row.__dataclass_fields__)
@@ -163,6 +166,7 @@ class Report:
                 hourly=cell["hourly"],
                 loaded=None if loaded is None else bool(loaded),
                 loaded_from=cell["loaded_from"],
+                loaded_on=cell["loaded_on"],
             )
 
     def safe_rows(self) -> list[Row]:

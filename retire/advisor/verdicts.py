@@ -44,12 +44,14 @@ def advise(
     generated_at: float,
     served: Mapping[tuple[str, str], bool] | None = None,
     unloaded: Mapping[tuple[str, str], Unloaded] | None = None,
+    served_on: Mapping[tuple[str, str], tuple[tuple[str, bool | None], ...]] | None = None,
 ) -> Report:
     """Join what is on disk with the traffic evidence and give every version a verdict.
 
     `served`: what the model server said is loaded ((model, version) -> loaded), for the models
     it answered about; None when it was not asked. `unloaded`: the versions `retire unload`
-    unloaded and has not loaded back (its journal), None when no journal was read."""
+    unloaded and has not loaded back (its journal), None when no journal was read. `served_on`:
+    with several replicas, each one's word per version ((server, loaded or None), ...)."""
     import gc
 
     # The cyclic GC would rescan every record alive each time a few hundred thousand objects are
@@ -57,7 +59,7 @@ def advise(
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _advise(inventory, evidence, policy, generated_at, served, unloaded or {})
+        return _advise(inventory, evidence, policy, generated_at, served, unloaded or {}, served_on or {})
     finally:
         if paused:
             gc.enable()
@@ -70,6 +72,7 @@ def _advise(
     generated_at: float,
     served: Mapping[tuple[str, str], bool] | None,
     unloaded: Mapping[tuple[str, str], Unloaded],
+    served_on: Mapping[tuple[str, str], tuple[tuple[str, bool | None], ...]],
 ) -> Report:
     import numpy as np
 
@@ -104,7 +107,8 @@ def _advise(
     for i in np.flatnonzero(rows[Status.UNLOADED]).tolist():
         reasons[i] = wording.unloaded_words(x, i, unloaded[(x.models[i], x.versions[i])])
     loaded, loaded_from = protections.loaded(ranks, served)
-    table = _table(x, status, reasons, loaded, loaded_from)
+    replicas = [served_on.get(key) for key in zip(x.models, x.versions, strict=True)]
+    table = _table(x, status, reasons, loaded, loaded_from, replicas)
     unknown_causes: tuple[str, ...] = ()
     if rows[Status.UNKNOWN].any():
         unknown_causes = (*causes, *doubts.summary_words(x, doubt_masks, rows[Status.UNKNOWN]))
@@ -134,7 +138,7 @@ def _unloaded(
 
 
 def _table(
-    x: Facts, status: Any, reasons: list[str], loaded: list[Any], loaded_from: list[Any]
+    x: Facts, status: Any, reasons: list[str], loaded: list[Any], loaded_from: list[Any], replicas: list[Any]
 ) -> pd.DataFrame:
     """The rows as Row's fields, in the report's order."""
     import numpy as np
@@ -171,6 +175,7 @@ def _table(
             "hourly": cells(x.hourly),
             "loaded": cells(loaded),
             "loaded_from": cells(loaded_from),
+            "loaded_on": cells(replicas),
         },
         copy=False,  # fresh arrays: no copy into blocks
     )

@@ -20,7 +20,7 @@ from retire.config.parsers import (
     _paths,
     _pins,
     _secret,
-    _server_url,
+    _server_urls,
     _str,
     _tenant,
     _url,
@@ -297,11 +297,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "server",
-        _server_url,
+        _server_urls,
         "Ask the model server which versions are loaded, through its status API by --preset: "
         + "; ".join(dict.fromkeys(s.status_api for s in SERVERS.values()))
-        + ".",
+        + ". Repeatable, once per replica (one per line or comma-separated in the environment).",
         "http://tfs:8501",
+        default=(),
+        kind=list[str],
         metavar="URL",
     ),
     Option(

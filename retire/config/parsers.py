@@ -123,6 +123,27 @@ def _server_url(value: object, name: str) -> str:
     return _url(text, name)
 
 
+# Between two URLs in RETIRE_SERVER: a line break, or a comma followed by the next URL's scheme
+# (a comma inside one URL, in a path or a password, is left alone).
+_SERVER_SPLIT = re.compile(r"\n|,\s*(?=https?://)")
+
+
+def _server_urls(value: object, name: str) -> tuple[str, ...]:
+    """One model server URL per replica, from repeated flags, a TOML list (or one string), or
+    the env var: one per line or comma-separated (`http://a:8000,http://b:8000`). Each is
+    checked as `_server_url`; the same URL twice is one replica."""
+    if isinstance(value, str):
+        items: list[object] = [v for v in _SERVER_SPLIT.split(value) if v.strip()]
+    else:
+        items = _list(value, name, "a list of model server URLs")
+    out: list[str] = []
+    for item in items:
+        url = _server_url(item, name)
+        if url.rstrip("/") not in (u.rstrip("/") for u in out):
+            out.append(url)
+    return tuple(out)
+
+
 def _path(value: object, name: str) -> Path:
     """A path; empty text is refused, not read as `.` (a config templated from an unset
     variable would make the working directory the model root, or the file written)."""

@@ -57,7 +57,8 @@ class Settings:
     insecure: bool = _DEFAULTS["insecure"]
     partial_response: str | None = _DEFAULTS["partial_response"]
     split_by_model: bool = _DEFAULTS["split_by_model"]
-    server: str | None = _DEFAULTS["server"]  # the model server's status API, asked what is loaded
+    # The model server's status API, asked what is loaded: one URL per replica.
+    server: tuple[str, ...] = _DEFAULTS["server"]
     archive_dir: Path | None = _DEFAULTS["archive_dir"]  # offload's and unload's; its unload journal
     use_recording_rules: bool = _DEFAULTS["use_recording_rules"]
     rule_interval: float = _DEFAULTS["rule_interval"]

@@ -30,7 +30,7 @@ def people_rows(report: Report) -> Iterator[Row]:
         return
     run: list[Row] = []
     for r in rows:
-        if run and (r.model, r.status, r.reason, r.loaded, r.loaded_from) != _same(run[0]):
+        if run and _same(r) != _same(run[0]):
             yield _merged(run)
             run = []
         run.append(r)
@@ -39,7 +39,7 @@ def people_rows(report: Report) -> Iterator[Row]:
 
 
 def _same(r: Row) -> tuple[object, ...]:
-    return (r.model, r.status, r.reason, r.loaded, r.loaded_from)
+    return (r.model, r.status, r.reason, r.loaded, r.loaded_from, r.loaded_on)
 
 
 def _merged(run: list[Row]) -> Row:
@@ -67,7 +67,11 @@ def columns(report: Report) -> tuple[str, ...]:
 
 
 def loaded_cell(r: Row) -> str:
-    """`yes`/`no` as the server said; `yes*`/`no*` inferred from the version policy; blank unknown."""
+    """`yes`/`no` as the server said; `yes*`/`no*` inferred from the version policy; blank unknown.
+    Where --server replicas disagree, on how many it is loaded: `1/2` (`?` where one did not say)."""
+    states = [state for _, state in r.loaded_on or ()]
+    if len(set(states)) > 1:
+        return f"{sum(s is True for s in states)}/{len(states)}" + ("?" if None in states else "")
     if r.loaded is None:
         return ""
     return ("yes" if r.loaded else "no") + ("*" if r.loaded_from == "policy" else "")

@@ -99,6 +99,10 @@ def records(report: Report) -> list[dict[str, Any]]:
     # kept for scripts written when the step was always an hour.
     for row in rows:
         row["max_qps"] = row["max_hourly_qps"]
+    # With several --server replicas, each one's word: {server URL without credentials: loaded}.
+    for row, replicas in zip(rows, t["loaded_on"].tolist(), strict=True):
+        if replicas is not None:
+            row["loaded_on"] = {url: state for url, state in replicas}
     hourly = t["hourly"].tolist()
     for row, points in zip(rows, hourly, strict=True):
         if points is not None:

@@ -64,6 +64,10 @@ class Unloader:
     # (asker, model, version) -> loaded (True), not (False), or unsure (None), for a version
     # `state` does not list (MLServer's index lists only what the repository holds).
     ask_version: Callable[[Asker, str, str], bool | None] | None = None
+    # True: the server reads its version policy at start from a file in the repository (Triton's
+    # config.pbtxt), which retire rewrites once every replica confirmed the change, so that a
+    # replica started later does not load the versions back (actions/triton_config.py).
+    durable_policy: bool = False
 
 
 @dataclass(frozen=True)

@@ -225,5 +225,6 @@ SERVER = Server(
         unload=unload,
         reload=reload,
         state=state,
+        durable_policy=True,
     ),
 )

@@ -331,6 +331,21 @@ def parse_tfserving_text(text: str, where: str = "config") -> Any:
     return root
 
 
+def parse_triton_text(text: str, where: str = "config.pbtxt") -> Any:
+    """A Triton config.pbtxt's text parsed as `read_triton_policy` parses it: for code that
+    rewrites its version_policy and must read its own output back (actions/triton_config.py)."""
+    root: Any = _schema().triton_model_config()
+    _parse(text, root, where)
+    return root
+
+
+def triton_policy(root: Any) -> VersionPolicy:
+    """The version policy of a parsed config.pbtxt, as Triton applies it (`read_triton_policy`)."""
+    if not root.HasField("version_policy"):
+        return VersionPolicy()
+    return _policy(root.version_policy, VersionPolicy("all"))
+
+
 def tfserving_policy(msg: Any) -> VersionPolicy:
     """A parsed ServableVersionPolicy as TF Serving applies it (none chosen: latest 1)."""
     return _policy(msg, VersionPolicy())
