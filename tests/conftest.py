@@ -156,3 +156,19 @@ def ask_loaded(server: str, url: str, models: Sequence[str] = (), **kwargs: Any)
     from retire.sources import loaded
 
     return loaded.ask(status_server(server), url, models, **kwargs)
+
+
+# The real model-server tiers spend minutes on real-time timelines (a scraped traffic history),
+# mostly waiting. Run first (Triton's, the longest, before MLServer's), they overlap everything
+# else on the other xdist workers (`--dist loadscope` hands modules out in collection order);
+# run last, they would be the run's tail. The order changes nothing else: tests are independent.
+SLOW_FIRST = ("triton", "mlserver")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank: dict[str, int] = {}
+    for item in items:
+        for i, name in enumerate(SLOW_FIRST):
+            if item.get_closest_marker(name) is not None:
+                rank[item.nodeid.split("::")[0]] = min(i, rank.get(item.nodeid.split("::")[0], i))
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
