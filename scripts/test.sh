@@ -12,9 +12,10 @@ bash scripts/setup.sh
 changed() { git status --porcelain=v1 --untracked-files=all 2>/dev/null | sort; }
 before=$(changed)
 # Four workers on two cores: most of the suite waits on real servers and real time, not the CPU.
-# loadscope keeps a module on one worker, so its module-scoped servers start once; pytest's
+# loadscope keeps a module on one worker, so its module-scoped servers start once, and hands
+# modules out in collection order (no reorder: tests/conftest.py puts the slow tiers first); pytest's
 # timeout (300 s, per test) bounds every test on every worker.
-.venv/bin/python -m pytest -n 4 --dist loadscope "$@"
+.venv/bin/python -m pytest -n 4 --dist loadscope --no-loadscope-reorder "$@"
 left=$(comm -13 <(echo "$before") <(changed))
 if [ -n "$left" ]; then
     echo "test: the suite changed the work tree (git status):" >&2
