@@ -59,7 +59,7 @@ if [ -n "$demo" ]; then
     fi
     exit 0
 fi
-if ! .venv/bin/python -c "import retire, pytest, aiosmtpd, hypothesis" 2>/dev/null; then
+if ! .venv/bin/python -c "import retire, pytest, xdist, aiosmtpd, hypothesis" 2>/dev/null; then
     echo "setup: installing retire and its test extras into .venv" >&2
     .venv/bin/python -m pip install -q --upgrade pip
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: install everything, lint, type-check, run the whole suite.
-# Extra arguments go to pytest (e.g. scripts/test.sh -k advisor).
+# Extra arguments go to pytest (e.g. scripts/test.sh -k advisor; -n 0 runs it in one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,7 +11,11 @@ bash scripts/setup.sh
 # the work tree (reports named after option values were once committed by mistake) fails the run.
 changed() { git status --porcelain=v1 --untracked-files=all 2>/dev/null | sort; }
 before=$(changed)
-.venv/bin/python -m pytest "$@"
+# Four workers on two cores: most of the suite waits on real servers and real time, not the CPU.
+# loadscope keeps a module on one worker, so its module-scoped servers start once, and hands
+# modules out in collection order (no reorder: tests/conftest.py puts the slow tiers first); pytest's
+# timeout (300 s, per test) bounds every test on every worker.
+.venv/bin/python -m pytest -n 4 --dist loadscope --no-loadscope-reorder "$@"
 left=$(comm -13 <(echo "$before") <(changed))
 if [ -n "$left" ]; then
     echo "test: the suite changed the work tree (git status):" >&2

@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from retire.lab.live import LiveExporter, scrape_config, wait_scraped
 from retire.lab.servers import Prometheus, backfill
 from retire.lab.synth import write_openmetrics
+from tests import forked
 from tests import scenarios as sc
 from tests.conftest import Lab
 
@@ -30,7 +30,7 @@ SAFE_BASIC = {("alpha", "2"), ("alpha", "3"), ("beta", "2")}
 
 def present_lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The basic and TorchServe scenarios, backfilled up to a few seconds ago and scraped live from
-    then on (a test module's fixture: `yield from present_lab_server(tmp_path_factory)`)."""
+    then on (the session fixture `present_lab` in tests/conftest.py)."""
     root = tmp_path_factory.mktemp("present")
     end = float(int(time.time()) - 5)
     write_openmetrics(
@@ -96,23 +96,15 @@ def snapshot(root: Path) -> dict[str, object]:
 def cli(
     *argv: str, env: dict[str, str] | None = None, cwd: Path | None = None, crash_after: int | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The real console entry point in a subprocess (crash tests need a process to kill);
-    `crash_after`: killed right after that many journal writes (tests/crash.py)."""
+    """`python -m retire` in a process of its own (crash tests need a process to kill), forked
+    from a preloaded server (tests/forked.py) rather than started anew: same argv, environment,
+    working directory and streams, a fraction of the start-up cost. `crash_after`: killed right
+    after that many journal writes (tests/crash.py)."""
     path = os.pathsep.join(
         p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p
     )
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            *(("retire",) if crash_after is None else ("tests.crash", str(crash_after))),
-            *argv,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": path, **(env or {})},
+    return forked.run(
+        list(argv), {**os.environ, "PYTHONPATH": path, **(env or {})}, cwd, crash_after, timeout=120
     )
 
 

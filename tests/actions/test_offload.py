@@ -22,7 +22,7 @@ from retire.lab.servers import Prometheus, free_port
 from tests import scenarios as sc
 from tests.conftest import Lab, run_cli
 from tests.offload_lab import args as present_args
-from tests.offload_lab import cli, present_lab_server
+from tests.offload_lab import cli
 
 pytestmark = pytest.mark.prometheus
 SAFE_BASIC = {("alpha", "2"), ("alpha", "3"), ("beta", "2")}
@@ -38,11 +38,6 @@ def snapshot(root: Path) -> dict[str, str]:
             p = Path(dirpath, f)
             out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
-
-
-@pytest.fixture(scope="module")
-def present_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from present_lab_server(tmp_path_factory)
 
 
 @pytest.fixture

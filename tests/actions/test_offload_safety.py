@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -30,18 +30,12 @@ from tests.offload_lab import (
     evidence,
     journal,
     one_line_error,
-    present_lab_server,
     snapshot,
     tmpfs,
     unfinished,
 )
 
 pytestmark = pytest.mark.prometheus
-
-
-@pytest.fixture(scope="module")
-def present_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from present_lab_server(tmp_path_factory)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from retire.actions.unload import journal_records
 from tests import scenarios as sc
 from tests.conftest import Lab, Run, run_cli
 from tests.model_servers import FakeTorchServe, FakeTriton
-from tests.offload_lab import cli, evidence, present_lab_server
+from tests.offload_lab import cli, evidence
 
 pytestmark = pytest.mark.prometheus
 
@@ -38,11 +38,6 @@ TRITON_FLAGS = (
 )
 ON_DISK = {"alpha": ["1", "2", "3", "5", "8"], "beta": ["1", "2", "3"]}
 AFTER = {"alpha": {"1", "5", "8"}, "beta": {"1", "3"}}
-
-
-@pytest.fixture(scope="module")
-def present_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from present_lab_server(tmp_path_factory)
 
 
 @pytest.fixture

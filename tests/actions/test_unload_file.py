@@ -26,7 +26,7 @@ from tests import scenarios as sc
 from tests.actions.test_unload import one_line_error
 from tests.conftest import Lab, run_cli
 from tests.model_servers import FakeTFServing
-from tests.offload_lab import cli, evidence, present_lab_server
+from tests.offload_lab import cli, evidence
 
 pytestmark = pytest.mark.prometheus
 
@@ -46,11 +46,6 @@ def config_text(
         f'  config {{ name: "beta" base_path: "{tree / "beta"}" model_version_policy {{ {beta} }} }}\n'
         "}\n"
     )
-
-
-@pytest.fixture(scope="module")
-def present_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from present_lab_server(tmp_path_factory)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from tests import scenarios as sc
 from tests.actions.test_unload import one_line_error
 from tests.conftest import Lab, run_cli
 from tests.model_servers import FakeMLServer
-from tests.offload_lab import cli, evidence, present_lab_server, snapshot
+from tests.offload_lab import cli, evidence, snapshot
 
 pytestmark = pytest.mark.prometheus
 
@@ -52,11 +52,6 @@ def settings(folder: Path, name: str, version: str | None, **extra: Any) -> None
         doc["parameters"] = {"version": version, **doc.get("parameters", {})}
     (folder / "model-settings.json").write_text(json.dumps(doc) + "\n")
     os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
-@pytest.fixture(scope="module")
-def present_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from present_lab_server(tmp_path_factory)
 
 
 @pytest.fixture

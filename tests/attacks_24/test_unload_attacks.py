@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -26,14 +25,9 @@ from tests import scenarios as sc
 from tests.actions.test_unload import AFTER, ON_DISK, one_line_error, triton_args
 from tests.conftest import Lab, run_cli
 from tests.model_servers import FakeTorchServe, FakeTriton
-from tests.offload_lab import cli, evidence, present_lab_server
+from tests.offload_lab import cli, evidence
 
 pytestmark = pytest.mark.prometheus
-
-
-@pytest.fixture(scope="module")
-def present_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from present_lab_server(tmp_path_factory)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,11 @@ from tests.actions.test_unload import one_line_error
 from tests.actions.test_unload_file import args, config_text, phases, undo_args
 from tests.conftest import Lab, run_cli
 from tests.model_servers import FakeTFServing
-from tests.offload_lab import cli, present_lab_server, tmpfs
+from tests.offload_lab import cli, tmpfs
 
 pytestmark = pytest.mark.prometheus
 
 ALL = {"1", "2", "3", "5", "8"}
-
-
-@pytest.fixture(scope="module")
-def present_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from present_lab_server(tmp_path_factory)
 
 
 @pytest.fixture

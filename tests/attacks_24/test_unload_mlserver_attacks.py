@@ -24,7 +24,6 @@ from tests.actions.test_unload_mlserver import (
     folders,
     loaded,
     mlserver,
-    present_lab,
     repo,
     settings,
     undo_args,
@@ -34,7 +33,7 @@ from tests.model_servers import FakeMLServer
 from tests.offload_lab import snapshot, tmpfs
 
 pytestmark = pytest.mark.prometheus
-__all__ = ["mlserver", "present_lab", "repo"]  # fixtures
+__all__ = ["mlserver", "repo"]  # fixtures
 
 
 def edit_folders_journal(archive: Path, change: Any) -> None:

@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,9 @@ from tests import trickle_servers as trickle
 from tests.actions.test_unload import ON_DISK, TRITON_FLAGS, one_line_error, triton_args, undo_args
 from tests.conftest import Lab, Run, run_cli
 from tests.model_servers import FakeTriton
-from tests.offload_lab import evidence, present_lab_server
+from tests.offload_lab import evidence
 
 pytestmark = pytest.mark.prometheus
-
-
-@pytest.fixture(scope="module")
-def present_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from present_lab_server(tmp_path_factory)
 
 
 @pytest.fixture
