@@ -352,6 +352,8 @@ def _unload_everywhere(
         done += _done_words(run, model, change.drop, many)
     if changed and runs[0].target.unloader.durable_policy:
         _make_durable(runs[0], model, changed, rows)
+    elif changed and runs[0].target.unloader.not_durable:
+        runs[0].say(f"not made durable for {model}: {runs[0].target.unloader.not_durable}")
 
 
 def _make_durable(

@@ -68,6 +68,9 @@ class Unloader:
     # config.pbtxt), which retire rewrites once every replica confirmed the change, so that a
     # replica started later does not load the versions back (actions/triton_config.py).
     durable_policy: bool = False
+    # Where the change cannot be made to last: why, said after each model's unload (a replica
+    # started later may load the versions again).
+    not_durable: str = ""
 
 
 @dataclass(frozen=True)

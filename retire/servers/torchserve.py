@@ -202,5 +202,10 @@ SERVER = Server(
         unload=unload,
         reload=reload,
         state=state,
+        not_durable=(
+            "TorchServe registers at start what its --models names (with --models all, every "
+            "archive in the store), so a replica started later may serve them again; move their "
+            "archives out of the store with `retire offload` to make it last"
+        ),
     ),
 )

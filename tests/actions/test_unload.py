@@ -403,6 +403,7 @@ def test_torchserve_unload_moves_the_default_first_and_undo_registers_it_again(
     assert "  bert: keep 2.0, 10.0; unload 1.0\n" in dry.stdout
     run = run_cli("unload", *args, "--only", "bert:1.0", "--apply")
     assert run.exit_code == 0, run.stderr
+    assert "not made durable for bert: TorchServe registers at start" in run.stdout + run.stderr
     assert set(fake.registered["bert"]) == {"2.0", "10.0"} and fake.default["bert"] == "10.0"
     assert [(s.method, s.path) for s in fake.log if s.method in ("PUT", "DELETE")] == [
         ("PUT", "/models/bert/10.0/set-default"),
