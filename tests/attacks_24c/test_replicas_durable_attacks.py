@@ -336,3 +336,37 @@ def test_a_trickling_second_replica_puts_the_first_back_in_bounded_time(
         assert "unloaded" not in statuses(present_lab, tree, (url_a, url_b), archive).values()
     assert (tree / "alpha" / "config.pbtxt").read_text() == ALPHA  # no replica confirmed: no rewrite
     assert [r["phase"] for r in journal_records(archive)][-1] == "done"
+
+
+def test_a_model_directory_reached_through_a_symlink_gets_no_file_rewritten_outside(
+    present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
+    """alpha's directory is a symlink to another volume: its versions are protected (not
+    unloaded), so nothing outside --model-dir is rewritten."""
+    outside = tmp_path / "other-volume" / "alpha"
+    outside.parent.mkdir()
+    shutil.move(str(tree / "alpha"), outside)
+    (tree / "alpha").symlink_to(outside)
+    fake = FakeTriton(ON_DISK)
+    with fake.running() as url:
+        run = run_cli(*args(present_lab, tree, (url,), tmp_path / "archive", "--apply"))
+        assert "Traceback" not in run.stderr
+        assert run.exit_code == 0, run.stderr
+        assert fake.loaded("alpha") == set(ON_DISK["alpha"])  # versions behind a symlink: protected
+    assert (outside / "config.pbtxt").read_text() == ALPHA, run.stderr
+
+
+def test_a_trailing_slash_is_the_same_replica_for_reports_and_undo(
+    present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
+    fake = FakeTriton(ON_DISK)
+    archive = tmp_path / "archive"
+    with fake.running() as url:
+        run = run_cli(*args(present_lab, tree, (url + "/",), archive, "--apply"))
+        assert run.exit_code == 0, run.stderr
+        assert statuses(present_lab, tree, (url,), archive)["alpha:2"] == "unloaded"
+        back = run_cli(*undo((url,), archive, "--model-dir", str(tree)))
+        assert back.exit_code == 0, back.stderr
+        assert loaded(fake) == ALL
+        assert "unloaded" not in statuses(present_lab, tree, (url + "/",), archive).values()
+    assert (tree / "alpha" / "config.pbtxt").read_text() == ALPHA
