@@ -370,3 +370,21 @@ def test_a_trailing_slash_is_the_same_replica_for_reports_and_undo(
         assert loaded(fake) == ALL
         assert "unloaded" not in statuses(present_lab, tree, (url + "/",), archive).values()
     assert (tree / "alpha" / "config.pbtxt").read_text() == ALPHA
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_the_file_keeps_its_owner_through_rewrite_and_undo(
+    present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
+    config = tree / "alpha" / "config.pbtxt"
+    os.chown(config, 4321, 4322)
+    archive = tmp_path / "archive"
+    fake = FakeTriton(ON_DISK)
+    with fake.running() as url:
+        run = run_cli(*args(present_lab, tree, (url,), archive, "--apply"))
+        assert run.exit_code == 0 and "made it last" in run.stderr, run.stderr
+        assert (config.stat().st_uid, config.stat().st_gid) == (4321, 4322)
+        back = run_cli(*undo((url,), archive, "--model-dir", str(tree)))
+        assert back.exit_code == 0, back.stderr
+    assert config.read_text() == ALPHA
+    assert (config.stat().st_uid, config.stat().st_gid) == (4321, 4322)
