@@ -388,3 +388,43 @@ def test_the_file_keeps_its_owner_through_rewrite_and_undo(
         assert back.exit_code == 0, back.stderr
     assert config.read_text() == ALPHA
     assert (config.stat().st_uid, config.stat().st_gid) == (4321, 4322)
+
+
+def test_each_replica_gets_only_its_own_credentials_and_none_of_prometheus(
+    present_lab: Lab, tree: Path, tmp_path: Path
+) -> None:
+    """Two replicas, each with its own user info; Prometheus with a header and a token. Through
+    an apply whose second replica refuses (the first put back), an apply and an undo: each
+    replica sees only its own Basic credentials, neither sees Prometheus's, and no secret is
+    said or written in the archive."""
+    import base64
+
+    a, b = FakeTriton(ON_DISK), FakeTriton(ON_DISK)
+    token = tmp_path / "token"
+    token.write_text("prom-token-5151\n")
+    archive = tmp_path / "archive"
+    prom = ("--header", "X-Prom-Key: prom-header-6161", "--bearer-token-file", str(token))
+    with a.running() as url_a, b.running() as url_b:
+        urls = (
+            url_a.replace("http://", "http://ops:pw-a-7171@"),
+            url_b.replace("http://", "http://ops:pw-b-8181@"),
+        )
+        b.faults.add("refuse")
+        refused = run_cli(*args(present_lab, tree, urls, archive, *prom, "--apply"))
+        assert refused.exit_code == 6, refused.stderr
+        assert loaded(a) == loaded(b) == ALL
+        b.faults.discard("refuse")
+        run = run_cli(*args(present_lab, tree, urls, archive, *prom, "--apply"))
+        assert run.exit_code == 0, run.stderr
+        back = run_cli(*undo(urls, archive, "--model-dir", str(tree)))
+        assert back.exit_code == 0, back.stderr
+        assert loaded(a) == loaded(b) == ALL
+    for fake, own in ((a, "ops:pw-a-7171"), (b, "ops:pw-b-8181")):
+        auth = {s.headers.get("Authorization", "") for s in fake.log}
+        assert auth == {"Basic " + base64.b64encode(own.encode()).decode()}, auth
+        sent = json.dumps([s.headers for s in fake.log]) + "".join(s.body for s in fake.log)
+        assert "prom-header-6161" not in sent and "prom-token-5151" not in sent
+    said = "".join(r.stdout + r.stderr for r in (refused, run, back))
+    written = "".join(p.read_text() for p in archive.rglob("*") if p.is_file())
+    for secret in ("pw-a-7171", "pw-b-8181", "prom-header-6161", "prom-token-5151"):
+        assert secret not in said and secret not in written
