@@ -221,3 +221,46 @@ def test_markup_and_control_characters_in_a_model_name_are_shown_escaped(
             assert fake.loaded(name) == {"1", "2", "3"}
         else:
             assert fake.loaded(name) == {"1", "2", "3"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the config journal is untrusted, yet settling a begun step reads whatever absolute "
+    "`<x>/alpha/config.pbtxt` it names, with no bound: an edited record naming a FIFO makes "
+    "every later `retire unload` and `--undo` hang forever (no --timeout, no --deadline applies)",
+)
+def test_an_edited_config_journal_naming_a_fifo_cannot_hang_the_undo(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from retire.actions import triton_config as durable
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    fifo = tmp_path / "trap" / "alpha" / "config.pbtxt"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    durable.journal(archive).append(
+        {
+            "step": 1,
+            "op": "unload",
+            "phase": "begin",
+            "model": "alpha",
+            "config": str(fifo),
+            "versions": ["2"],
+            "before": durable.sha("a"),
+            "after": durable.sha("b"),
+            "kept": str(archive / "k"),
+        }
+    )
+    fake = FakeTriton(ON_DISK)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    with fake.running() as url:
+        cmd = [sys.executable, "-m", "retire", *undo((url,), archive, "--deadline", "10s")]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=40, env=env, cwd=tmp_path)
+        except subprocess.TimeoutExpired:  # the child is killed by subprocess.run
+            pytest.fail("retire unload --undo still reading the journal's FIFO after 40 s")
+    assert done.returncode in (2, 6), done.stderr
+    assert "Traceback" not in done.stderr
