@@ -450,8 +450,11 @@ def field_span(text: str, name: str, where: str) -> tuple[int, int] | None:
 
 
 def read_config(path: Path) -> str:
-    """The file's text as it is, line endings included (no newline translation)."""
+    """The file's text as it is, line endings included (no newline translation). Only a regular
+    file is read: a FIFO (or a device) named by an edited journal would block the read unbounded."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InventoryError(f"cannot read --model-config {path}: not a regular file")
         data = Path(path).read_bytes()
     except OSError as e:
         raise InventoryError(f"cannot read --model-config {path}: {e.strerror}") from None

@@ -93,13 +93,25 @@ def _shown(p: VersionPolicy) -> str:
 
 
 def plan(
-    model: str, path: Path, keep: Iterable[str], run_with: Iterable[object], on_disk: Iterable[int] = ()
+    model: str,
+    path: Path,
+    keep: Iterable[str],
+    run_with: Iterable[object],
+    on_disk: Iterable[int] = (),
+    drop: Iterable[str] | None = None,
 ) -> Edit | str:
     """The edit that makes `model` load only `keep` at its next start, or why not (one line).
+    With `drop`, what it keeps is what the file's policy loads of the versions on disk, less
+    `drop`: a version no changed replica had loaded (a failed load, a replica skipped) is never
+    written out of the file by an unload that did not choose it.
     `run_with`: the version_policy each changed replica ran the model with before the change;
     each must load, of the versions `on_disk`, what the file's policy loads (`specific [1, 2, 3]`
     after an earlier undo is `all` with 1, 2, 3 on disk)."""
     where = f"{path}"
+    if path.is_symlink():
+        # The rewrite would land wherever it points: outside the repository, or in a file another
+        # model's config.pbtxt also names.
+        return f"{where} is a symbolic link (to {os.readlink(path)}): only a file of its own is rewritten"
     try:
         before = files.read_config(path)
     except InventoryError as e:
@@ -118,6 +130,8 @@ def plan(
             f"the servers ran {model} with version_policy {ran}, but {where} says {_shown(file_policy)} "
             "(an override in memory?): the file does not describe what they run"
         )
+    if drop is not None:
+        keep = [str(v) for v in files.loads(file_policy, disk) - {int(v) for v in drop}]
     numbers = tuple(sorted({int(v) for v in keep}))
     if not numbers:
         return f"no version of {model} is kept"
@@ -297,6 +311,16 @@ def load_back(archive: Path, model: str, path: Path, versions: Iterable[str], sa
         extra: dict[str, Any] = {}
     else:
         kept = Path(steps[0]["kept"])
+        # The journal is untrusted input: the copy put back must be the one retire kept for this
+        # model, in the archive, and hold what the file held before retire's first rewrite.
+        inside = kept.parent == _kept_dir(archive, model) and not kept.is_symlink()
+        try:
+            same = inside and sha(files.read_config(kept)) == steps[0]["before"]
+        except InventoryError:
+            same = False
+        if not same:
+            say(f"{path} was not put back: the journal's kept copy {kept} is not the original retire kept")
+            return
         new = ""
         extra = {"restored": True}
     record = {

@@ -371,7 +371,7 @@ def _make_durable(
     else:
         (path,) = paths
         disk = [int(v) for v, r in rows.items() if r.on_disk and v.isdigit()]
-        edit = durable.plan(model, path, keep, policies, disk)
+        edit = durable.plan(model, path, keep, policies, disk, drop=drop)
         if not isinstance(edit, str):
             try:
                 durable.write(run.journal.archive, edit, drop, run.say)

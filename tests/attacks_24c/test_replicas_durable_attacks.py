@@ -4,7 +4,7 @@ real model trees and files, and small real HTTP servers speaking Triton's reposi
 (tests/model_servers.py, with subclasses below where a replica must misbehave otherwise). No
 real Triton.
 
-Strict xfails are attacks that work now; the plain tests are attacks that held.
+Attacks that worked are fixed (their docstrings say how they worked); the rest held.
 """
 
 from __future__ import annotations
@@ -81,20 +81,13 @@ def file_loads(path: Path, disk: list[str]) -> set[int]:
 
 
 # =============================================================================================
-# Attacks that work (strict xfails)
+# Attacks that worked, fixed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the durable policy is `specific` = the versions loaded on the changed replicas minus "
-    "those dropped, not what the file loads minus those dropped: alpha 8, which the file's `all` "
-    "loads and which clients may call (not safe), had failed to load on the replica just then, so "
-    "the rewrite silently leaves it out at every later start; no journal step, no `unloaded` "
-    "row names it",
-)
 def test_a_version_that_failed_to_load_is_written_out_of_the_file(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
+    """Was harm, fixed: the durable policy is `specific` = the versions loaded on the changed replicas minus  those dropped, not what the file loads minus those dropped: alpha 8, which the file's `all`  loads and which clients may call (not safe), had failed to load on the replica just then, so  the rewrite silently leaves it out at every later start; no journal step, no `unloaded`  row names it."""
     fake = FakeTriton(ON_DISK)
     fake.models["alpha"].loaded = {"1", "2", "3", "5"}  # alpha 8 UNAVAILABLE here (a failed load)
     archive = tmp_path / "archive"
@@ -107,16 +100,10 @@ def test_a_version_that_failed_to_load_is_written_out_of_the_file(
         assert 8 in file_loads(config, ON_DISK["alpha"]), config.read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replica skipped for a model (the safe versions no longer loaded on it) is left out "
-    "of the kept versions: replica b serves alpha 8 (not safe), replica a had it unavailable; the "
-    "file is rewritten to `specific` [1, 5], contrary to 'the versions kept loaded on any replica', "
-    "so b (or any replica) restarted never loads alpha 8 again",
-)
 def test_a_skipped_replica_serving_a_version_is_not_counted_in_the_file(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
+    """Was harm, fixed: a replica skipped for a model (the safe versions no longer loaded on it) is left out  of the kept versions: replica b serves alpha 8 (not safe), replica a had it unavailable; the  file is rewritten to `specific` [1, 5], contrary to 'the versions kept loaded on any replica',  so b (or any replica) restarted never loads alpha 8 again."""
     a, b = FakeTriton(ON_DISK), FakeTriton(ON_DISK)
     a.models["alpha"].loaded = {"1", "2", "3", "5"}
     b.models["alpha"].loaded = {"1", "5", "8"}
@@ -129,15 +116,10 @@ def test_a_skipped_replica_serving_a_version_is_not_counted_in_the_file(
         assert 8 in file_loads(config, ON_DISK["alpha"]), (config.read_text(), run.stderr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.pbtxt is written through a symlink to wherever it points (realpath): a "
-    "--model-dir whose alpha/config.pbtxt links to a file outside the repository gets that "
-    "outside file rewritten",
-)
 def test_a_symlinked_config_outside_the_repository_is_not_rewritten(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
+    """Was a false safe or a hang, fixed: config.pbtxt is written through a symlink to wherever it points (realpath): a  --model-dir whose alpha/config.pbtxt links to a file outside the repository gets that  outside file rewritten."""
     outside = tmp_path / "elsewhere" / "shared-ranker.pbtxt"
     outside.parent.mkdir()
     outside.write_text(ALPHA)
@@ -152,15 +134,10 @@ def test_a_symlinked_config_outside_the_repository_is_not_rewritten(
     assert outside.read_text() == ALPHA, run.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two models whose config.pbtxt are symlinks to one file: alpha's rewrite is beta's too; "
-    "beta is then refused ('does not describe what they run') but its file already says "
-    "`specific` [1, 5, 8], so beta 3, which clients call, is not loaded at the next start",
-)
 def test_a_config_shared_by_two_models_is_not_narrowed_for_both(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
+    """Was a false safe or a hang, fixed: two models whose config.pbtxt are symlinks to one file: alpha's rewrite is beta's too;  beta is then refused ('does not describe what they run') but its file already says  `specific` [1, 5, 8], so beta 3, which clients call, is not loaded at the next start."""
     shared = tree / "python-models.pbtxt"
     shared.write_text('backend: "python"\nmax_batch_size: 0\nversion_policy: { all { } }\n')
     for model in ("alpha", "beta"):
@@ -178,16 +155,10 @@ def test_a_config_shared_by_two_models_is_not_narrowed_for_both(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--undo puts back whatever file the config journal's `kept` names, anywhere on disk, "
-    "if only its name carries its own hash: an edited journal makes --undo write an outsider's "
-    "config.pbtxt (specific [8]) over alpha's, so alpha 1 and 5, in use, do not load at the next "
-    "start",
-)
 def test_an_edited_kept_path_cannot_put_another_file_back(
     present_lab: Lab, tree: Path, tmp_path: Path
 ) -> None:
+    """Was a false safe or a hang, fixed: --undo puts back whatever file the config journal's `kept` names, anywhere on disk,  if only its name carries its own hash: an edited journal makes --undo write an outsider's  config.pbtxt (specific [8]) over alpha's, so alpha 1 and 5, in use, do not load at the next  start."""
     archive = tmp_path / "archive"
     config = tree / "alpha" / "config.pbtxt"
     fake = FakeTriton(ON_DISK)
