@@ -796,7 +796,15 @@ def undo(
         if not found:  # loaded back in memory already: only the files are left
             back = {m: durable.outstanding(rs) for m, rs in files.items()}
         if lasting:
-            _undo_durable(archive, runs[0].target.roots, back, say)
+            # A model loaded back everywhere by an earlier --undo that stopped (a crash, a
+            # replica refusing another model) before its file was put back: its file now too.
+            still = pending(journal)
+            for model, rs in files.items():
+                if model in back or model in still:
+                    continue
+                left = durable.outstanding(rs)
+                back[model] = {v for m, v in wanted if m == model} & left if wanted else left
+            _undo_durable(archive, runs[0].target.roots, {m: v for m, v in back.items() if v}, say)
         return done
 
 
