@@ -471,7 +471,65 @@ RECREATE = _scenario(
     disk=(*(VersionDir("rc", str(v), age=10 * DAY) for v in (1, 2, 3, 4)),),
 )
 
-REACH = (LAG, END_DOWN, CHURN, BURST, RECREATE)
+
+# - Series lacking a label whose counters were flat all window hide no call (#21's price): the
+#   model's version 1 is safe beside a flat series with no version label and one with no model label (control);
+#   each variant below has one more fact that may hide a call, and version 1 is unknown.
+def _unlabelled(name: str, *extra: Traffic, outages: tuple[Outage, ...] = ()) -> Scenario:
+    """Model `name` (a name of its own: another scenario's series of it would be outside the
+    selector), with version 1 flat and version 2 the newest."""
+    return _scenario(
+        name,
+        traffic=(
+            Traffic(name, "1", "tfs-0", calls=(-40 * HOUR,)),
+            Traffic(name, "", "tfs-0", calls=(-40 * HOUR,)),
+            Traffic("", "1", "tfs-0", calls=(-40 * HOUR,)),
+            *extra,
+        ),
+        outages=outages,
+        disk=(*(VersionDir(name, str(v), age=10 * DAY) for v in (1, 2)),),
+    )
+
+
+UNL_FLAT = _unlabelled("unlflat")
+# ... its only pod with a flat series lacking the version label is down for the last 10 minutes;
+UNL_DOWN = _unlabelled(
+    "unldown",
+    Traffic("unldown", "", "tfs-1", calls=(-40 * HOUR,)),
+    outages=(Outage(-10 * MIN, 1.0, pod="tfs-1"),),
+)
+# ... a series lacking the version label is created in the window by a call 3 hours ago;
+UNL_BORN = _unlabelled("unlborn", Traffic("unlborn", "", "tfs-1", calls=(-3 * HOUR,)))
+# ... one lacking the model label is created anew after a restart, at the value it had (as RECREATE);
+UNL_RECREATE = _unlabelled(
+    "unlrecreate", Traffic("", "1", "tfs-1", calls=(-30 * HOUR, -5 * HOUR), restarts=(-10 * HOUR,))
+)
+# ... one lacking the version label drops at a restart and climbs back to where it started;
+UNL_RESET = _unlabelled(
+    "unlreset",
+    Traffic(
+        "unlreset", "", "tfs-1", calls=(-40 * HOUR, -39 * HOUR, -5 * HOUR, -4 * HOUR), restarts=(-6 * HOUR,)
+    ),
+)
+# - (control) one lacking the version label ends 2 hours before the end while its pod is scraped
+#   on: flat, as a TF Serving counter is after a restart until the next call (which would create
+#   it anew, seen); a labelled series that ends so is read the same way.
+UNL_VANISH = _unlabelled(
+    "unlvanish", Traffic("unlvanish", "", "tfs-1", calls=(-40 * HOUR,), vanish=-2 * HOUR)
+)
+# ... as UNL_DOWN, but that pod is another job's, with no series that has both labels: only the
+#   series lacking a label bring its target into the checks (without --coverage).
+UNL_JOB = _unlabelled("unljob")
+UNL_JOB_CANARY = Scenario(
+    name="unljob-canary",
+    labels={"scenario": "unljob"},
+    job="canary",
+    traffic=(Traffic("unljob", "", "canary-0", calls=(-40 * HOUR,)),),
+    outages=(Outage(-10 * MIN, 1.0, pod="canary-0"),),
+)
+UNLABELLED = (UNL_FLAT, UNL_DOWN, UNL_BORN, UNL_RECREATE, UNL_RESET, UNL_VANISH, UNL_JOB, UNL_JOB_CANARY)
+
+REACH = (LAG, END_DOWN, CHURN, BURST, RECREATE, *UNLABELLED)
 
 
 # --- Stock TF Serving (tests/e2e/test_stock_tfserving.py): request_count{model_name, status},

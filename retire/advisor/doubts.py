@@ -127,7 +127,8 @@ def _unversioned_row(x: Facts, i: int) -> str:
     n = u.no_version[x.models[i]]
     return (
         f"{n} series of its model have no {u.version_label} label (an empty label is none in "
-        "Prometheus), so no query sees their calls, which may have reached this version: check "
+        "Prometheus) and were not flat all window, so calls no other query sees may have reached "
+        "this version: check "
         f"{_check(x, u.model_label, u.version_label)}"
     )
 
@@ -309,7 +310,8 @@ def _unmodelled(x: Facts) -> list[str]:
         return []
     return [
         f"{u.no_model} series of the metric have no {u.model_label} label (an empty label is none in "
-        "Prometheus), so no query sees their calls, which may have reached any model: check "
+        "Prometheus) and were not flat all window, so calls no other query sees may have reached "
+        "any model: check "
         f"{_check(x, u.version_label, u.model_label)}"
     ]
 

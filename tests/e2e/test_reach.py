@@ -189,3 +189,55 @@ def test_a_counter_created_anew_at_its_old_value_counts(
     got = statuses(doc)
     assert got[("rc", "1")] == "in-use", rows(doc)[("rc", "1")]["reason"]
     assert got[("rc", "2")] == "safe", rows(doc)[("rc", "2")]["reason"]
+
+
+# The price of #21: a series lacking a label whose counter was flat all window hides no call.
+
+MODES = pytest.mark.parametrize(
+    "mode",
+    [(), ("--split-by-model",), ("--threshold", "0.5"), ("--step", "15m")],
+    ids=["whole", "split", "threshold", "step-15m"],
+)
+
+
+@MODES
+@pytest.mark.parametrize("coverage", [True, False], ids=["coverage", "raw"])
+@pytest.mark.parametrize(("scenario", "flat"), [(sc.UNL_FLAT, 2), (sc.UNL_VANISH, 3)], ids=["flat", "ended"])
+def test_flat_series_lacking_a_label_hide_no_call(
+    lab: Lab, mode: tuple[str, ...], coverage: bool, scenario: sc.Scenario, flat: int
+) -> None:
+    """Version 1 was unknown ("1 series of its model have no model_version label") though every
+    series lacking a label was flat all window; the header says how many."""
+    run = run_cli("report", *lab.args(scenario, "--format", "json", *mode, coverage=coverage))
+    assert run.exit_code == 0, run.stderr
+    doc = run.json()
+    model = scenario.name
+    assert statuses(doc) == {(model, "1"): "safe", (model, "2"): "protected"}
+    notes = " ".join(doc["header"]["notes"])
+    assert f"{flat} series lacking the model_name or model_version label were flat all window" in notes
+
+
+@MODES
+@pytest.mark.parametrize(
+    ("scenario", "words"),
+    [
+        (sc.UNL_DOWN, 'target {instance="tfs-1",job="tfs"} was down'),
+        (sc.UNL_BORN, "1 series of its model have no model_version label"),
+        (sc.UNL_RECREATE, "1 series of the metric have no model_name label"),
+        (sc.UNL_RESET, "1 series of its model have no model_version label"),
+        (sc.UNL_JOB, 'target {instance="canary-0",job="canary"} was down'),
+    ],
+    ids=["down-at-end", "born-with-calls", "created-anew", "reset-back", "other-job-down"],
+)
+@pytest.mark.parametrize("coverage", [True, False], ids=["coverage", "raw"])
+def test_a_series_lacking_a_label_proves_flat_only_to_the_end(
+    lab: Lab, mode: tuple[str, ...], scenario: sc.Scenario, words: str, coverage: bool
+) -> None:
+    """Each has one more fact than the flat control that may hide a call: version 1 stays unknown.
+    Without --coverage, only the series' own target checks see the pod down at the end."""
+    run = run_cli("report", *lab.args(scenario, "--format", "json", *mode, coverage=coverage))
+    assert run.exit_code == 4, run.stderr
+    doc = run.json()
+    model = scenario.name
+    assert statuses(doc) == {(model, "1"): "unknown", (model, "2"): "protected"}
+    assert words in rows(doc)[(model, "1")]["reason"], rows(doc)[(model, "1")]["reason"]

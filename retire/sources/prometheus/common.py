@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from retire.durations import iso
 from retire.sources.columns import Columns, categorical
-from retire.sources.prometheus.answers import QueryResult, series_key
+from retire.sources.prometheus.answers import QueryResult, Series, SeriesKey, series_key
 from retire.sources.prometheus.buckets import StepBounds
 from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.coverage import Target, target_of
@@ -90,7 +90,13 @@ def finish(
         *reading.warnings,
         *(f"targets' up series: {w}" for w in targets.warnings),
     ]
+    unlabelled = _unlabelled(answers, params, targets)
     notes = [*answers.notes, *instrument.notes, *reading.notes, *_gone_notes(targets)]
+    if unlabelled.flat:
+        notes.append(
+            f"{unlabelled.flat} series lacking the {params.model_label} or {params.version_label} label "
+            "were flat all window: they hide no call (their targets must reach the window's end too)"
+        )
     return Evidence(
         source=client.display_url,
         evaluated_at=at,
@@ -113,7 +119,7 @@ def finish(
         checks=reading.checks,
         scope=start.scope,
         selector=params.series_selector,
-        unlabelled=_unlabelled(answers["unlabelled_series"], params),
+        unlabelled=unlabelled,
         targets=targets,
         steps=reading.steps,
         instrument=instrument,
@@ -134,18 +140,23 @@ def version_values(result: QueryResult, params: QueryParams) -> Columns[VersionV
     )
 
 
-def _unlabelled(result: QueryResult, params: QueryParams) -> Unlabelled:
-    """The unlabelled_series answer: a count per model, the series with no model label under none."""
+def _unlabelled(answers: Answers, params: QueryParams, targets: Targets) -> Unlabelled:
+    """The unlabelled_series answer: per model, its series lacking the version label that may hide
+    calls; those lacking the model label under none. A series whose counter was flat all window
+    hides none if, still there at the end (unlabelled_now), it also had a sample at every
+    successful scrape of its target: else it may have been created anew at the value it had, its
+    calls lost in between. Those are only counted (`flat`); the target checks judge their targets
+    (`flat_unlabelled`)."""
+    now = _newest(answers["unlabelled_now"])
     no_version: dict[str, int] = {}
-    no_model = 0
-    for s in result.series:
-        # A count is at least 1; anything else (NaN) still says such series exist.
-        n = int(s.value) if s.value is not None and math.isfinite(s.value) and s.value >= 1 else 1
-        model = s.labels.get(params.model_label, "")
-        if model:
-            no_version[model] = no_version.get(model, 0) + n
+    no_model = flat = 0
+    for s in answers["unlabelled_series"].series:
+        if _flat(s, now, targets):
+            flat += 1
+        elif model := s.labels.get(params.model_label, ""):
+            no_version[model] = no_version.get(model, 0) + 1
         else:
-            no_model += n
+            no_model += 1
     return Unlabelled(
         no_version,
         no_model,
@@ -153,7 +164,39 @@ def _unlabelled(result: QueryResult, params: QueryParams) -> Unlabelled:
         ",".join(m.render() for m in params.fleet),
         params.model_label,
         params.version_label,
+        flat,
     )
+
+
+def _newest(result: QueryResult) -> dict[SeriesKey, float | None]:
+    return {series_key(s.labels): s.value for s in result.series}
+
+
+def _flat(s: Series, now: Mapping[SeriesKey, float | None], targets: Targets) -> bool:
+    """Flat all window (unlabelled_series gives its samples, negative if not) and, if it is still
+    there at the end, present at every successful scrape of its target (an `up` series: else
+    nothing shows it was)."""
+    samples = s.value
+    if samples is None or not math.isfinite(samples) or samples <= 0:
+        return False
+    key = series_key(s.labels)
+    if key not in now:
+        return True  # ended in the window: a later call would have created it anew (seen)
+    scrapes = targets.scrapes.get(targets.owner.get(key, ()))
+    return scrapes is not None and samples >= scrapes
+
+
+def flat_unlabelled(answers: Answers) -> list[tuple[Mapping[str, str], float | None]]:
+    """The series lacking a label whose counters were flat all window, each with its newest
+    sample's time at the instant (None: ended). They hide no call only if their targets' samples
+    reach the window's end too, so their targets are judged like the metric's
+    (`up.gather_targets`)."""
+    now = _newest(answers["unlabelled_now"])
+    return [
+        (s.labels, now.get(series_key(s.labels)))
+        for s in answers["unlabelled_series"].series
+        if s.value is not None and s.value > 0
+    ]
 
 
 def hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[VersionSeries, ...]:

@@ -113,7 +113,9 @@ class Unlabelled:
     """Series of the metric (with the --selector) in the window that lack the model or the version
     label. Prometheus stores an empty label as none, and the other queries ask for both labels, so
     these series' calls are seen nowhere else: they may have reached any version of their model,
-    or of any model. The metric, matchers and labels are kept for reasons that say how to check."""
+    or of any model. Counted here are those that may hide calls; a series flat all window whose
+    target reached the window's end hides none (`flat`). The metric, matchers and labels are kept
+    for reasons that say how to check."""
 
     no_version: dict[str, int] = field(default_factory=dict)  # model -> its series with no version label
     no_model: int = 0  # series with no model label
@@ -121,6 +123,7 @@ class Unlabelled:
     matchers: str = ""  # the --selector's fleet matchers (none on the model or version label), rendered
     model_label: str = "model_name"
     version_label: str = "model_version"
+    flat: int = 0  # series lacking a label whose counters were flat all window: they hide no call
 
 
 @dataclass(frozen=True)

@@ -217,9 +217,18 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
         values.setdefault("interval", promql_duration(params.rules.interval))
         values.setdefault("lookback", promql_duration(params.rules.lookback))
         values.setdefault("rollup_range", promql_duration(params.rules.rollup_range))
-    if name == "unlabelled_series" and params.per_model:
-        name = "unlabelled_models"  # no version label to lack: only series lacking the model's
+    if name in ("unlabelled_series", "unlabelled_now"):
+        # Per-model evidence has no version label to lack: only series lacking the model's.
+        labels = (params.model_label,) if params.per_model else (params.version_label, params.model_label)
+        return " or ".join(f"({_lacking(name, params, label, values)})" for label in labels)
     return string.Template(template(name)).substitute(values)
+
+
+def _lacking(name: str, params: QueryParams, label: str, values: dict[str, str]) -> str:
+    """A query on the series lacking one label (the templates say why)."""
+    lacking = f'{params.metric}{{{label}=""{values["fleet_tail"]}}}'
+    flat = string.Template(template("unlabelled_flat")).substitute(values, lacking=lacking)
+    return string.Template(template(name)).substitute(values, lacking=lacking, flat=flat)
 
 
 @dataclass(frozen=True)
@@ -243,7 +252,8 @@ PURPOSES = {
     "series_resets": "per series: counter resets in the window (re-read and counted across them)",
     "series_now": "per series: its newest sample's time (none: gone before the window's end)",
     "series_count": "per series: samples in the window (fewer than its target's scrapes: recreated)",
-    "unlabelled_series": "series with no model or version label, per model (no other query sees them)",
+    "unlabelled_series": "series lacking the model or version label: flat all window? (seen nowhere else)",
+    "unlabelled_now": "series lacking the model or version label: newest sample's time (none: ended)",
     "failed_calls": "versions whose calls failed in the window (the server's failure counter)",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
@@ -260,9 +270,10 @@ PURPOSES = {
 }
 
 # Run once, not once per model, when the queries are split by model: coverage is about targets, not
-# models, and unlabelled_series reads only series lacking a label, which a matcher on the model
-# label would hide (it is cheap).
-UNSPLIT = ("coverage", "unlabelled_series")
+# models, and unlabelled_series and unlabelled_now read only series lacking a label, which a
+# matcher on the model label would hide (they are cheap).
+UNLABELLED = ("unlabelled_series", "unlabelled_now")
+UNSPLIT = ("coverage", *UNLABELLED)
 
 RAW_NAMES = (
     "max_hourly_qps",
@@ -272,7 +283,7 @@ RAW_NAMES = (
     "series_resets",
     "series_now",
     "series_count",
-    "unlabelled_series",
+    *UNLABELLED,
 )
 
 
@@ -334,8 +345,9 @@ def _recorded_queries(params: QueryParams, sparklines: bool) -> list[PlannedQuer
         PlannedQuery("rule_tail", "instant", render("rule_evidence", params), PURPOSES["rule_tail"]),
         PlannedQuery("last_step_qps", "instant", render("last_step_qps", params), PURPOSES["last_step_qps"]),
         # The rules read only series with both labels: the others are found raw (only they are read).
-        PlannedQuery(
-            "unlabelled_series", "instant", render("unlabelled_series", params), PURPOSES["unlabelled_series"]
+        *(
+            PlannedQuery(n, "instant", render(n, params), PURPOSES[n])
+            for n in ("unlabelled_series", "unlabelled_now")
         ),
         *_heartbeat_queries(params),
         *_failure_queries(params),

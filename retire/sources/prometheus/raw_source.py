@@ -25,6 +25,7 @@ from retire.sources.prometheus.common import (
     Reading,
     begin,
     finish,
+    flat_unlabelled,
     hourly,
     version_values,
 )
@@ -93,8 +94,9 @@ def _targets(
     """The targets of the metric's series in the window, judged at the instant (`up.py`)."""
     newest = {series_key(s.labels): s.value for s in answers["series_now"].series if s.value is not None}
     in_window = [s.labels for s in answers["series_last"].series]
+    flat = flat_unlabelled(answers)
     return gather_targets(
-        client, params, at, instrument, in_window, newest, grid if params.per_step else None
+        client, params, at, instrument, in_window, newest, grid if params.per_step else None, flat
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from retire.durations import format_duration
 from retire.sources.prometheus.answers import QueryResult, Series
 from retire.sources.prometheus.client import PrometheusClient
-from retire.sources.prometheus.common import Reading, begin, finish, hourly
+from retire.sources.prometheus.common import Reading, begin, finish, flat_unlabelled, hourly
 from retire.sources.prometheus.coverage import Target, target_coverage
 from retire.sources.prometheus.evidence import Coverage, Evidence, Request, holes_longer
 from retire.sources.prometheus.gaps import global_gaps
@@ -47,7 +47,9 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
         "a query on the recorded series is too big",
     )
     instrument = start.instrument()
-    targets = gather_targets(client, params, at, instrument)  # no raw series read: it asks the index
+    # No raw series read: it asks the index (and for the series lacking a label, flat all window).
+    flat = flat_unlabelled(answers)
+    targets = gather_targets(client, params, at, instrument, also=flat)
     aspects = recorded_aspects(
         (answers["recorded_window"], answers["recorded_recent"], answers["rule_tail"]), params
     )

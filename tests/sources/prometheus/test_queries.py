@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from retire.config import resolve
@@ -109,6 +111,7 @@ def test_plan_names_and_coverage() -> None:
         "series_now",
         "series_count",
         "unlabelled_series",
+        "unlabelled_now",
         "metric_presence",
     ]
     planned = report_queries(params(coverage='up{job="tfs"}'))
@@ -120,10 +123,12 @@ def test_unlabelled_series_drops_only_the_two_label_filters() -> None:
     `label=""`, keeping the user's --selector (escaped as everywhere), not with `!=""`."""
     q = render("unlabelled_series", params(selector='job="t\\"x"'))
     metric = ":tensorflow:serving:model_call_count"
-    assert q == (
-        f'count by (model_name) (last_over_time({metric}{{model_version="",job="t\\"x"}}[86400s]) '
-        f'or last_over_time({metric}{{model_name="",job="t\\"x"}}[86400s]))'
-    )
+    selectors = set(re.findall(r"[:a-z_]+\{[^}]*\}", q))
+    assert selectors == {
+        f'{metric}{{model_version="",job="t\\"x"}}',
+        f'{metric}{{model_name="",job="t\\"x"}}',
+    }
+    assert q.startswith(f'(count_over_time({metric}{{model_version="",job="t\\"x"}}[86400s]) and (changes(')
     assert '{model_version=""}' in render("unlabelled_series", params())
 
 
