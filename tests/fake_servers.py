@@ -58,8 +58,8 @@ def full_answer(
             result = [{"metric": flat, "value": [at, f"{at:g}"]}]
         elif query.startswith(("max_over_time(sum", "sum by")):  # the busiest and the last step
             result = [{"metric": per_version, "value": [at, "0"]}]
-        elif query.startswith(("(count_over_time(", "(timestamp(")):  # every series has both labels
-            result = []  # (unlabelled_series, unlabelled_now)
+        elif query.startswith("(count_over_time("):  # unlabelled_series: every series has both labels
+            result = []
         elif query.startswith("resets("):  # the counter never went down
             result = [{"metric": flat, "value": [at, "0"]}]
         else:  # the series' last value, and their value at the window's start

@@ -511,9 +511,8 @@ UNL_RESET = _unlabelled(
         "unlreset", "", "tfs-1", calls=(-40 * HOUR, -39 * HOUR, -5 * HOUR, -4 * HOUR), restarts=(-6 * HOUR,)
     ),
 )
-# - (control) one lacking the version label ends 2 hours before the end while its pod is scraped
-#   on: flat, as a TF Serving counter is after a restart until the next call (which would create
-#   it anew, seen); a labelled series that ends so is read the same way.
+# ... one lacking the version label ends 2 hours before the end while its pod is scraped on (a
+#   restart may have created it anew at its old value first: tests/attacks_21c).
 UNL_VANISH = _unlabelled(
     "unlvanish", Traffic("unlvanish", "", "tfs-1", calls=(-40 * HOUR,), vanish=-2 * HOUR)
 )

@@ -202,7 +202,7 @@ MODES = pytest.mark.parametrize(
 
 @MODES
 @pytest.mark.parametrize("coverage", [True, False], ids=["coverage", "raw"])
-@pytest.mark.parametrize(("scenario", "flat"), [(sc.UNL_FLAT, 2), (sc.UNL_VANISH, 3)], ids=["flat", "ended"])
+@pytest.mark.parametrize(("scenario", "flat"), [(sc.UNL_FLAT, 2)], ids=["flat"])
 def test_flat_series_lacking_a_label_hide_no_call(
     lab: Lab, mode: tuple[str, ...], coverage: bool, scenario: sc.Scenario, flat: int
 ) -> None:
@@ -226,8 +226,9 @@ def test_flat_series_lacking_a_label_hide_no_call(
         (sc.UNL_RECREATE, "1 series of the metric have no model_name label"),
         (sc.UNL_RESET, "1 series of its model have no model_version label"),
         (sc.UNL_JOB, 'target {instance="canary-0",job="canary"} was down'),
+        (sc.UNL_VANISH, "1 series of its model have no model_version label"),
     ],
-    ids=["down-at-end", "born-with-calls", "created-anew", "reset-back", "other-job-down"],
+    ids=["down-at-end", "born-with-calls", "created-anew", "reset-back", "other-job-down", "ended"],
 )
 @pytest.mark.parametrize("coverage", [True, False], ids=["coverage", "raw"])
 def test_a_series_lacking_a_label_proves_flat_only_to_the_end(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from retire.durations import iso
 from retire.sources.columns import Columns, categorical
-from retire.sources.prometheus.answers import QueryResult, Series, SeriesKey, series_key
+from retire.sources.prometheus.answers import QueryResult, Series, series_key
 from retire.sources.prometheus.buckets import StepBounds
 from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.coverage import Target, target_of
@@ -90,7 +90,7 @@ def finish(
         *reading.warnings,
         *(f"targets' up series: {w}" for w in targets.warnings),
     ]
-    unlabelled = _unlabelled(answers, params, targets)
+    unlabelled = _unlabelled(answers["unlabelled_series"], params, targets)
     notes = [*answers.notes, *instrument.notes, *reading.notes, *_gone_notes(targets)]
     if unlabelled.flat:
         notes.append(
@@ -140,18 +140,18 @@ def version_values(result: QueryResult, params: QueryParams) -> Columns[VersionV
     )
 
 
-def _unlabelled(answers: Answers, params: QueryParams, targets: Targets) -> Unlabelled:
+def _unlabelled(result: QueryResult, params: QueryParams, targets: Targets) -> Unlabelled:
     """The unlabelled_series answer: per model, its series lacking the version label that may hide
     calls; those lacking the model label under none. A series whose counter was flat all window
-    hides none if, still there at the end (unlabelled_now), it also had a sample at every
-    successful scrape of its target: else it may have been created anew at the value it had, its
-    calls lost in between. Those are only counted (`flat`); the target checks judge their targets
-    (`flat_unlabelled`)."""
-    now = _newest(answers["unlabelled_now"])
+    hides none if it also had a sample at exactly each successful scrape of its target: one
+    missing may be a restart that created it anew at the value it had, or ended it, its calls
+    lost (a labelled series that ends is read by its own queries; this one has none); one too
+    many, a series its `up` does not stand for. Those are only counted (`flat`); the target
+    checks judge their targets (`flat_unlabelled`)."""
     no_version: dict[str, int] = {}
     no_model = flat = 0
-    for s in answers["unlabelled_series"].series:
-        if _flat(s, now, targets):
+    for s in result.series:
+        if _flat(s, targets):
             flat += 1
         elif model := s.labels.get(params.model_label, ""):
             no_version[model] = no_version.get(model, 0) + 1
@@ -168,35 +168,22 @@ def _unlabelled(answers: Answers, params: QueryParams, targets: Targets) -> Unla
     )
 
 
-def _newest(result: QueryResult) -> dict[SeriesKey, float | None]:
-    return {series_key(s.labels): s.value for s in result.series}
-
-
-def _flat(s: Series, now: Mapping[SeriesKey, float | None], targets: Targets) -> bool:
-    """Flat all window (unlabelled_series gives its samples, negative if not) and, if it is still
-    there at the end, present at every successful scrape of its target (an `up` series: else
-    nothing shows it was)."""
+def _flat(s: Series, targets: Targets) -> bool:
+    """Flat all window (unlabelled_series gives its samples, negative if not), with a sample at
+    exactly each successful scrape of its target (an `up` series: else nothing shows it)."""
     samples = s.value
     if samples is None or not math.isfinite(samples) or samples <= 0:
         return False
-    key = series_key(s.labels)
-    if key not in now:
-        return True  # ended in the window: a later call would have created it anew (seen)
-    scrapes = targets.scrapes.get(targets.owner.get(key, ()))
-    return scrapes is not None and samples >= scrapes
+    scrapes = targets.scrapes.get(targets.owner.get(series_key(s.labels), ()))
+    return scrapes is not None and samples == scrapes
 
 
-def flat_unlabelled(answers: Answers) -> list[tuple[Mapping[str, str], float | None]]:
-    """The series lacking a label whose counters were flat all window, each with its newest
-    sample's time at the instant (None: ended). They hide no call only if their targets' samples
-    reach the window's end too, so their targets are judged like the metric's
-    (`up.gather_targets`)."""
-    now = _newest(answers["unlabelled_now"])
-    return [
-        (s.labels, now.get(series_key(s.labels)))
-        for s in answers["unlabelled_series"].series
-        if s.value is not None and s.value > 0
-    ]
+def flat_unlabelled(result: QueryResult) -> list[tuple[Mapping[str, str], float | None]]:
+    """The series lacking a label whose counters were flat all window. They hide no call only if
+    they had a sample at each of their targets' successful scrapes and those targets' samples
+    reach the window's end, so their targets are judged like the metric's (`up.gather_targets`;
+    the newest sample is their target's)."""
+    return [(s.labels, None) for s in result.series if s.value is not None and s.value > 0]
 
 
 def hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[VersionSeries, ...]:

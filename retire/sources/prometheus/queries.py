@@ -217,7 +217,7 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
         values.setdefault("interval", promql_duration(params.rules.interval))
         values.setdefault("lookback", promql_duration(params.rules.lookback))
         values.setdefault("rollup_range", promql_duration(params.rules.rollup_range))
-    if name in ("unlabelled_series", "unlabelled_now"):
+    if name == "unlabelled_series":
         # Per-model evidence has no version label to lack: only series lacking the model's.
         labels = (params.model_label,) if params.per_model else (params.version_label, params.model_label)
         return " or ".join(f"({_lacking(name, params, label, values)})" for label in labels)
@@ -253,7 +253,6 @@ PURPOSES = {
     "series_now": "per series: its newest sample's time (none: gone before the window's end)",
     "series_count": "per series: samples in the window (fewer than its target's scrapes: recreated)",
     "unlabelled_series": "series lacking the model or version label: flat all window? (seen nowhere else)",
-    "unlabelled_now": "series lacking the model or version label: newest sample's time (none: ended)",
     "failed_calls": "versions whose calls failed in the window (the server's failure counter)",
     "metric_presence": "series with samples per interval (global holes)",
     "coverage": "lowest `up` per target per interval (scrape gaps)",
@@ -270,10 +269,9 @@ PURPOSES = {
 }
 
 # Run once, not once per model, when the queries are split by model: coverage is about targets, not
-# models, and unlabelled_series and unlabelled_now read only series lacking a label, which a
-# matcher on the model label would hide (they are cheap).
-UNLABELLED = ("unlabelled_series", "unlabelled_now")
-UNSPLIT = ("coverage", *UNLABELLED)
+# models, and unlabelled_series reads only series lacking a label, which a matcher on the model
+# label would hide (it is cheap).
+UNSPLIT = ("coverage", "unlabelled_series")
 
 RAW_NAMES = (
     "max_hourly_qps",
@@ -283,7 +281,7 @@ RAW_NAMES = (
     "series_resets",
     "series_now",
     "series_count",
-    *UNLABELLED,
+    "unlabelled_series",
 )
 
 
@@ -345,9 +343,8 @@ def _recorded_queries(params: QueryParams, sparklines: bool) -> list[PlannedQuer
         PlannedQuery("rule_tail", "instant", render("rule_evidence", params), PURPOSES["rule_tail"]),
         PlannedQuery("last_step_qps", "instant", render("last_step_qps", params), PURPOSES["last_step_qps"]),
         # The rules read only series with both labels: the others are found raw (only they are read).
-        *(
-            PlannedQuery(n, "instant", render(n, params), PURPOSES[n])
-            for n in ("unlabelled_series", "unlabelled_now")
+        PlannedQuery(
+            "unlabelled_series", "instant", render("unlabelled_series", params), PURPOSES["unlabelled_series"]
         ),
         *_heartbeat_queries(params),
         *_failure_queries(params),

@@ -94,7 +94,7 @@ def _targets(
     """The targets of the metric's series in the window, judged at the instant (`up.py`)."""
     newest = {series_key(s.labels): s.value for s in answers["series_now"].series if s.value is not None}
     in_window = [s.labels for s in answers["series_last"].series]
-    flat = flat_unlabelled(answers)
+    flat = flat_unlabelled(answers["unlabelled_series"])
     return gather_targets(
         client, params, at, instrument, in_window, newest, grid if params.per_step else None, flat
     )

@@ -48,7 +48,7 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
     )
     instrument = start.instrument()
     # No raw series read: it asks the index (and for the series lacking a label, flat all window).
-    flat = flat_unlabelled(answers)
+    flat = flat_unlabelled(answers["unlabelled_series"])
     targets = gather_targets(client, params, at, instrument, also=flat)
     aspects = recorded_aspects(
         (answers["recorded_window"], answers["recorded_recent"], answers["rule_tail"]), params

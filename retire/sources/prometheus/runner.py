@@ -137,8 +137,8 @@ def _run_split(
 
     Every query's answer is per series or per (model, version), except metric_presence, whose
     per-model counts are merged by presence; coverage (about targets, not models) runs once, and so
-    do unlabelled_series and unlabelled_now (cheap: they read only series lacking a label, which a
-    matcher on the model label would hide).
+    does unlabelled_series (cheap: it reads only series lacking a label, which a matcher on the
+    model label would hide).
     """
     seen = client.label_values(params.model_label, params.series_selector, at - params.window, at)
     models = sorted(set(seen) | set(models_hint()))  # models on disk: asked only when splitting

@@ -111,7 +111,6 @@ def test_plan_names_and_coverage() -> None:
         "series_now",
         "series_count",
         "unlabelled_series",
-        "unlabelled_now",
         "metric_presence",
     ]
     planned = report_queries(params(coverage='up{job="tfs"}'))
