@@ -169,21 +169,24 @@ def _unlabelled(result: QueryResult, params: QueryParams, targets: Targets) -> U
 
 
 def _flat(s: Series, targets: Targets) -> bool:
-    """Flat all window (unlabelled_series gives its samples, negative if not), with a sample at
-    exactly each successful scrape of its target (an `up` series: else nothing shows it)."""
-    samples = s.value
-    if samples is None or not math.isfinite(samples) or samples <= 0:
-        return False
-    scrapes = targets.scrapes.get(targets.owner.get(series_key(s.labels), ()))
-    return scrapes is not None and samples == scrapes
+    """Flat all window, with a sample at exactly each successful scrape of its target (an `up`
+    series: else nothing shows it)."""
+    samples = _flat_samples(s)
+    return samples is not None and samples == targets.scrapes_of(series_key(s.labels))
 
 
-def flat_unlabelled(result: QueryResult) -> list[tuple[Mapping[str, str], float | None]]:
+def _flat_samples(s: Series) -> float | None:
+    """unlabelled_series gives a series' samples in the window, positive if its counter was flat
+    all window, negative if not; anything else (NaN, no value) proves nothing."""
+    v = s.value
+    return v if v is not None and math.isfinite(v) and v > 0 else None
+
+
+def flat_unlabelled(result: QueryResult) -> list[dict[str, str]]:
     """The series lacking a label whose counters were flat all window. They hide no call only if
     they had a sample at each of their targets' successful scrapes and those targets' samples
-    reach the window's end, so their targets are judged like the metric's (`up.gather_targets`;
-    the newest sample is their target's)."""
-    return [(s.labels, None) for s in result.series if s.value is not None and s.value > 0]
+    reach the window's end, so their targets are judged like the metric's (`up.gather_targets`)."""
+    return [s.labels for s in result.series if _flat_samples(s) is not None]
 
 
 def hourly(result: QueryResult, params: QueryParams, at: float) -> tuple[VersionSeries, ...]:

@@ -220,15 +220,15 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
     if name == "unlabelled_series":
         # Per-model evidence has no version label to lack: only series lacking the model's.
         labels = (params.model_label,) if params.per_model else (params.version_label, params.model_label)
-        return " or ".join(f"({_lacking(name, params, label, values)})" for label in labels)
+        return " or ".join(f"({_lacking(params, label, values)})" for label in labels)
     return string.Template(template(name)).substitute(values)
 
 
-def _lacking(name: str, params: QueryParams, label: str, values: dict[str, str]) -> str:
-    """A query on the series lacking one label (the templates say why)."""
+def _lacking(params: QueryParams, label: str, values: dict[str, str]) -> str:
+    """unlabelled_series for the series lacking one label (the templates say why)."""
     lacking = f'{params.metric}{{{label}=""{values["fleet_tail"]}}}'
     flat = string.Template(template("unlabelled_flat")).substitute(values, lacking=lacking)
-    return string.Template(template(name)).substitute(values, lacking=lacking, flat=flat)
+    return string.Template(template("unlabelled_series")).substitute(values, lacking=lacking, flat=flat)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def series_facts(
         cols["resets"].append(_or_nan(downs.get(key)))
         cols["gone"].append(key not in current)
         samples = counts.get(key)
-        scrapes = targets.scrapes.get(targets.owner.get(key, ()))
+        scrapes = targets.scrapes_of(key)
         cols["samples"].append(_or_nan(samples))
         cols["recreated"].append(
             key in starts

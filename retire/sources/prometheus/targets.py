@@ -105,6 +105,11 @@ class Targets:
         """The targets known by an `up` series of their own."""
         return {t.labels for t in self.states if t.has_up}
 
+    def scrapes_of(self, series: LabelSet) -> float | None:
+        """The successful scrapes in the window of the `up` target that owns `series` (None: it
+        has no `up` series, or none was read): a series present throughout has a sample at each."""
+        return self.scrapes.get(self.owner.get(series, ()))
+
     def interval(self, target: LabelSet) -> float | None:
         for t in self.states:
             if t.labels == target:

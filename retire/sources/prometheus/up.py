@@ -11,7 +11,7 @@ job's scrape pool right after it (`_confirm_gone`), one small query each.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -67,7 +67,7 @@ def gather_targets(
     metric_series: Sequence[dict[str, str]] | None = None,
     newest: dict[LabelSet, float] | None = None,
     steps: StepGrid | None = None,
-    also: Sequence[tuple[Mapping[str, str], float | None]] = (),
+    also: Sequence[dict[str, str]] = (),
 ) -> Targets:
     """Ask Prometheus for the `up` series of the metric's targets and judge each at the instant.
     `metric_series`: the label sets of the metric's series in the window; `newest`: each one's
@@ -77,15 +77,15 @@ def gather_targets(
     for each (used where the `up` samples do not show one), and its query lookback, the targets it
     scrapes itself and its own jobs, so that staleness markers can be read (`_confirm_gone`).
     `also`: series outside the metric's selector whose targets must reach the end too (series
-    lacking a label, flat all window: `common.flat_unlabelled`), each with its newest sample."""
+    lacking a label, flat all window: `common.flat_unlabelled`); each has a sample at every
+    successful scrape of its target, so the target's `up` says when it was last scraped."""
     if metric_series is None:
         metric_series = client.series(params.series_selector, at - params.window, at).series
     if newest is None:
         now = client.query(render("series_now", params), at)
         newest = {series_key(s.labels): s.value for s in now.series if s.value is not None}
     if also:
-        metric_series = [*metric_series, *(dict(labels) for labels, _ in also)]
-        newest = {**newest, **{series_key(dict(labels)): t for labels, t in also if t is not None}}
+        metric_series = [*metric_series, *also]
     # A sample's time is at or before the instant: any other answer (NaN, +Inf, the future) is
     # no proof of a scrape.
     newest = {k: t for k, t in newest.items() if plausible(t, at)}

@@ -61,6 +61,4 @@ def test_series_that_moved_or_answers_that_prove_nothing_may_hide_calls() -> Non
 
 def test_only_flat_series_join_the_target_checks() -> None:
     other = {**POD, "model_name": "x"}
-    assert flat_unlabelled(answer([(NO_VERSION, 1440), (NO_MODEL, -3), (other, math.nan)])) == [
-        (NO_VERSION, None)
-    ]
+    assert flat_unlabelled(answer([(NO_VERSION, 1440), (NO_MODEL, -3), (other, math.nan)])) == [NO_VERSION]
