@@ -332,19 +332,27 @@ TRITON0_EXPECTED = {
 
 # Counter resets (issue #16): a Triton reload recreates a version's counter at 0. r/1 is idle and
 # reloaded 6 h ago (one scrape between the last sample and the reset: tolerated); r/2 is busy and
-# reloaded; r/3 is idle, but its pod had no samples for an hour before its reload (calls then are
-# lost with the reset: unknown). Run without --coverage (tfs-1's hour down is r/3's own story).
+# reloaded. In RELOAD_BLIND, rb/1 is idle, but its pod had no samples for an hour before its
+# reload (calls then are lost with the reset: unknown, and so is every would-be-safe version, as
+# the pod's own hole is longer than --max-gap). Run without --coverage.
 RELOAD = _scenario(
     "reload",
     traffic=(
         Traffic("r", "1", "tfs-0", zero_init=True, calls=(-40 * HOUR,), restarts=(-6 * HOUR,)),
         Traffic("r", "2", "tfs-0", qps=0.5, zero_init=True, restarts=(-6 * HOUR,)),
-        Traffic("r", "3", "tfs-1", zero_init=True, calls=(-40 * HOUR,), restarts=(-6 * HOUR,)),
+    ),
+    disk=(*(VersionDir("r", str(v), age=10 * DAY) for v in (1, 2, 3)),),
+)
+RELOAD_BLIND = _scenario(
+    "reloadblind",
+    traffic=(
+        Traffic("rb", "1", "tfs-1", zero_init=True, calls=(-40 * HOUR,), restarts=(-6 * HOUR,)),
+        Traffic("rb", "2", "tfs-0", qps=0.5),
     ),
     outages=(Outage(-7 * HOUR, -6 * HOUR, pod="tfs-1"),),
-    disk=(*(VersionDir("r", str(v), age=10 * DAY) for v in (1, 2, 3, 4)),),
+    disk=(*(VersionDir("rb", str(v), age=10 * DAY) for v in (1, 2, 3)),),
 )
-RELOAD_EXPECTED = {("r", "1"): "safe", ("r", "2"): "in-use", ("r", "3"): "unknown", ("r", "4"): "protected"}
+RELOAD_EXPECTED = {("r", "1"): "safe", ("r", "2"): "in-use", ("r", "3"): "protected"}
 
 # Found by attacking the change (issue #12):
 # - the metric vanishes 10 h before the end while its targets stay up (a relabel drops it);
@@ -404,7 +412,20 @@ NO_MODEL = _scenario(
     disk=(*(VersionDir("n", str(v), age=10 * DAY) for v in (1, 2)),),
 )
 
-ABSENCE = (SCOPE, NAMES, IDENTITY, TRITON0, RELOAD, VANISH, LABELS, TORCHSERVE0, CRON, NO_VERSION, NO_MODEL)
+ABSENCE = (
+    SCOPE,
+    NAMES,
+    IDENTITY,
+    TRITON0,
+    RELOAD,
+    RELOAD_BLIND,
+    VANISH,
+    LABELS,
+    TORCHSERVE0,
+    CRON,
+    NO_VERSION,
+    NO_MODEL,
+)
 
 # --- Every mode proves its reach (issue #21, tests/e2e/test_reach.py). Scrapes at :30 past the
 # minute, so a rate window of one minute holds one scrape and hourly rate windows skip the
@@ -528,7 +549,50 @@ UNL_JOB_CANARY = Scenario(
 )
 UNLABELLED = (UNL_FLAT, UNL_DOWN, UNL_BORN, UNL_RECREATE, UNL_RESET, UNL_VANISH, UNL_JOB, UNL_JOB_CANARY)
 
-REACH = (LAG, END_DOWN, CHURN, BURST, RECREATE, *UNLABELLED)
+
+# - A hole in the middle of the window hides no call of a counter still there after it, unless
+#   the server restarted inside it. Without --coverage each target's holes are read from its `up`
+#   (they were not before: tests/attacks_21c). h/1 was called once 40 h ago on tfs-0 and tfs-1;
+#   tfs-1's scrapes fail from -6 h to -5 h, it restarts at -5.5 h and one call creates h/1's
+#   counter anew at 1, the value it had: no sample differs.
+MID_HOLE = _scenario(
+    "midhole",
+    traffic=(
+        Traffic("h", "1", "tfs-0", calls=(-40 * HOUR,)),
+        Traffic("h", "1", "tfs-1", calls=(-40 * HOUR, -5.4 * HOUR), restarts=(-5.5 * HOUR,)),
+        Traffic("h", "2", "tfs-0", qps=0.1),
+    ),
+    outages=(Outage(-6 * HOUR, -5 * HOUR, pod="tfs-1"),),
+    disk=(*(VersionDir("h", str(v), age=10 * DAY) for v in (1, 2, 3)),),
+)
+# ... tfs-1, scraped before the window, has nothing stored (no `up` either) from 25.5 h to 20 h
+#   ago, across the window's start: hs/1's only call in the window (-23.5 h) created its series
+#   there, and a restart at -23 h wiped it. Not a pod born at -20 h: it was scraped before.
+HOLE_START = _scenario(
+    "holestart",
+    traffic=(
+        Traffic("hs", "1", "tfs-0", calls=(-40 * HOUR,)),
+        Traffic("hs", "1", "tfs-1", calls=(-23.5 * HOUR,), restarts=(-23 * HOUR,)),
+        Traffic("hs", "2", "tfs-1", qps=0.1),
+        Traffic("hs", "2", "tfs-0", qps=0.1),
+    ),
+    outages=(Outage(-25.5 * HOUR, -20 * HOUR, pod="tfs-1", gone=True),),
+    disk=(*(VersionDir("hs", str(v), age=10 * DAY) for v in (1, 2, 3)),),
+)
+# ... (control) tfs-1's scrapes fail for 10 minutes (under --max-gap), with no restart: hc/1 is idle.
+HOLE_SHORT = _scenario(
+    "holeshort",
+    traffic=(
+        Traffic("hc", "1", "tfs-0", calls=(-40 * HOUR,)),
+        Traffic("hc", "1", "tfs-1", calls=(-40 * HOUR,)),
+        Traffic("hc", "2", "tfs-0", qps=0.1),
+    ),
+    outages=(Outage(-6 * HOUR, -6 * HOUR + 10 * MIN, pod="tfs-1"),),
+    disk=(*(VersionDir("hc", str(v), age=10 * DAY) for v in (1, 2, 3)),),
+)
+HOLES = (MID_HOLE, HOLE_START, HOLE_SHORT)
+
+REACH = (LAG, END_DOWN, CHURN, BURST, RECREATE, *UNLABELLED, *HOLES)
 
 
 # --- Stock TF Serving (tests/e2e/test_stock_tfserving.py): request_count{model_name, status},

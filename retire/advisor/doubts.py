@@ -148,7 +148,10 @@ DOUBTS: tuple[Doubt, ...] = (
     Doubt(
         "bad value",
         lambda x: x.bad_value,
-        lambda x, i: "a query returned NaN/Inf for it",
+        lambda x, i: (
+            "a query returned NaN/Inf for it, or a counter of 2**53 or more (a float64 cannot add "
+            "one call to it)"
+        ),
         _count("with NaN/Inf values"),
         summary_rank=0,
     ),
@@ -158,6 +161,17 @@ DOUBTS: tuple[Doubt, ...] = (
         _reset_row,
         _count("with a counter reset that may hide calls"),
         summary_rank=1,
+    ),
+    Doubt(
+        "unsampled",  # a series not sampled at its target's scrapes: created anew cannot be told
+        lambda x: x.unsampled > 0,
+        lambda x, i: (
+            f"{int(x.unsampled[i])} of its series had more samples in the window than its target's "
+            "successful scrapes (pushed or federated with the target's labels at another interval?), "
+            "so a counter created anew at its old value cannot be told: check how it is scraped"
+        ),
+        _count("with series sampled apart from their target's scrapes"),
+        summary_rank=13,
     ),
     Doubt(
         "reappeared",
@@ -379,6 +393,37 @@ def _window_end(x: Facts) -> list[str]:
     return causes
 
 
+def _target_holes(x: Facts) -> list[str]:
+    """Without --coverage, each target's holes from its `up` series: a hole in the middle hides no
+    call of a counter that is still there after it, but a restart inside it loses the calls
+    taken before it, and the counter may come back at its old value or not at all (README "How
+    verdicts are made"). A target with no `up` series cannot show its holes."""
+    targets = x.evidence.targets
+    if targets is None or targets.holes is None:
+        return []
+    causes: list[str] = []
+    holes = targets.holes
+    if holes:
+        first = holes[0]
+        what = "down (up = 0)" if first.kind == "down" else "not scraped (no up samples)"
+        more = f" (and {len(holes) - 1} more)" if len(holes) > 1 else ""
+        causes.append(
+            f"target {{{first.target}}} was {what} from {iso(first.start)} to {iso(first.end)} "
+            f"({format_duration(first.seconds)} > --max-gap {format_duration(x.evidence.coverage.max_gap)})"
+            f"{more}: a restart inside the hole would have lost the calls it took before, unseen; "
+            "evaluate a window without it (--at, --window) or accept holes that long with --max-gap"
+        )
+    orphans = [t for t in targets.states if not t.has_up]
+    if orphans:
+        more = f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""
+        causes.append(
+            f"target {{{orphans[0].text}}}{more} has no up series, so holes in its scrapes in the "
+            "window cannot be seen: store its up series with the metric (federate or remote-write "
+            "it too)"
+        )
+    return causes
+
+
 def _rule_problems(x: Facts) -> list[str]:
     """Recording rules that differ from these options', or cannot cover them (evidence says why)."""
     return list(x.evidence.rule_problems)
@@ -389,6 +434,7 @@ REPORT_DOUBTS: tuple[Callable[[Facts], list[str]], ...] = (
     _server_doubts,
     _data_gaps,
     _window_end,
+    _target_holes,
     _rule_problems,
     _nothing_matched,
     _window_too_short,

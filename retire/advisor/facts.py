@@ -75,6 +75,7 @@ class Facts:
         self.bad_value: Any = max_bad | last_bad | (pv.NAN_SERIES.of(f) > 0) | hourly_bad
         self.reset_doubt: Any = pv.RESETS.of(f) > 0  # resets that may hide calls
         self.reset_seen: Any = pv.RESETS_SEEN.of(f) > 0
+        self.unsampled: Any = pv.UNSAMPLED.of(f)
         self.blind: Any = pv.BLIND.of(f)
         self.blind_over: Any = pv.BLIND_OVER.of(f)
         self.reached: Any = self.qps_seen | (self.series > 0)  # the queries saw this version

@@ -205,10 +205,19 @@ def coverage_sentence(evidence: Evidence) -> str:
             + _rules_sentence(evidence)
         )
     found = f"{len(cov.gaps)} hole(s)" if cov.gaps else "no holes"
-    sentence = (
-        f"per-target coverage NOT checked (no --coverage); the metric itself had {found} longer "
-        f"than {tolerance}"
-    )
+    targets = evidence.targets
+    if targets is not None and targets.holes is not None and targets.selector:
+        holes = f"{len(targets.holes)} gap(s)" if targets.holes else "no gaps"
+        judged = len(targets.up_targets)
+        sentence = (
+            f"targets' scrapes checked with {targets.selector} ({judged} target(s), no --coverage): "
+            f"{holes} longer than {tolerance}; the metric itself had {found}"
+        )
+    else:
+        sentence = (
+            f"per-target coverage NOT checked (no --coverage, no up series); the metric itself had "
+            f"{found} longer than {tolerance}"
+        )
     return sentence + _end_sentence(evidence) + _rules_sentence(evidence)
 
 

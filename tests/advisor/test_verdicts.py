@@ -579,3 +579,62 @@ def test_recorded_infinite_first_calls_are_never_safe_and_never_crash() -> None:
     rows = {r.version: r for r in report.rows()}
     assert rows["1"].status.value != "safe" and rows["2"].status.value != "safe"
     assert rows["3"].status.value == "safe"
+
+
+def _with_targets(ev: Evidence, holes: tuple[Gap, ...], has_up: bool = True) -> Evidence:
+    from retire.sources.prometheus.targets import FRESH, Targets, TargetState
+
+    tfs = (("instance", "tfs-1"), ("job", "tfs"))
+    state = TargetState(tfs, FRESH, 60.0, AT - 10, has_up=has_up)
+    targets = Targets(True, 'up{job=~"tfs"}', AT, (state,), holes=holes)
+    return replace(ev, targets=targets, coverage=replace(ev.coverage, checked=False))
+
+
+def test_a_targets_hole_longer_than_max_gap_is_unknown_without_coverage() -> None:
+    """A restart inside a target's hole loses the calls taken before it, and the counter may come
+    back at its old value: no flat counter proves anything across it."""
+    flat = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)])
+    hole = Gap('instance="tfs-1",job="tfs"', AT - 6 * 3600, AT - 5 * 3600, "down")
+    assert status_of([disk("a", 1)], _with_targets(flat, ())) == {("a", "1"): "safe"}
+    report = advise(
+        Inventory((Path("/m"),), (disk("a", 1),)), _with_targets(flat, (hole,)), NO_PROTECTION, AT
+    )
+    (row,) = report.rows()
+    assert row.status.value == "unknown"
+    assert 'target {instance="tfs-1",job="tfs"} was down (up = 0) from' in row.reason
+    assert "(1h > --max-gap 15m)" in row.reason and "a restart inside the hole" in row.reason
+    assert 'targets\' scrapes checked with up{job=~"tfs"} (1 target(s), no --coverage): 1 gap(s)' in (
+        report.header.coverage
+    )
+
+
+def test_a_target_without_up_cannot_show_its_holes() -> None:
+    flat = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7)])
+    report = advise(
+        Inventory((Path("/m"),), (disk("a", 1),)), _with_targets(flat, (), has_up=False), NO_PROTECTION, AT
+    )
+    (row,) = report.rows()
+    assert row.status.value == "unknown"
+    assert 'target {instance="tfs-1",job="tfs"} has no up series, so holes in its scrapes' in row.reason
+
+
+def test_a_counter_past_2_to_the_53_counts_no_call() -> None:
+    """2**53 + 1 is stored as 2**53: a counter there cannot show one call."""
+    for start, last in ((2.0**53, 2.0**53), (2.0**53 - 2, 2.0**53 + 2), (7.0, 2.0**60)):
+        ev = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), start, last)])
+        report = advise(Inventory((Path("/m"),), (disk("a", 1),)), ev, NO_PROTECTION, AT)
+        (row,) = report.rows()
+        assert row.status.value in ("unknown", "in-use"), (start, last)
+        if last == start:
+            assert row.status.value == "unknown" and "2**53" in row.reason
+    below = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 2.0**53 - 1, 2.0**53 - 1)])
+    assert status_of([disk("a", 1)], below) == {("a", "1"): "safe"}
+
+
+def test_a_series_sampled_more_often_than_its_target_is_scraped_is_unknown() -> None:
+    """Its samples cannot show it was created anew (absent at a scrape of its target)."""
+    ev = evidence(series=[SeriesFacts("a", "1", (("p", "0"),), 7, 7, samples=2880, unsampled=True)])
+    report = advise(Inventory((Path("/m"),), (disk("a", 1),)), ev, NO_PROTECTION, AT)
+    (row,) = report.rows()
+    assert row.status.value == "unknown"
+    assert "1 of its series had more samples in the window than its target's successful scrapes" in row.reason

@@ -362,59 +362,22 @@ def report(world: World, case: Case, mode: str) -> dict[str, object]:
     return doc
 
 
-NO_COVERAGE = ("raw", "threshold", "split", "selector-model")
 EVERY = tuple(MODES)
-_OUTAGE_END = (
-    "X's last sample (20, before the 1 h up = 0 outage at END-4h) equals its value at the window's start "
-    'and changes() is 0; it has no sample at the instant, so it is read as ended ("its series ended '
-    "before the window's end\"), and its target reaches the end (scraped fine after the outage): the 20 "
-    "calls in the outage, before the restart that wiped X, are lost. Only --coverage sees the outage."
-)
-_OUTAGE_SAME = (
-    "tfs-1's scrapes fail for an hour, in which it restarts and 20 calls bring X back to 20: no sample "
-    "differs (changes() 0, last == offset), and X's samples equal its target's successful scrapes "
-    "(sum_over_time(up) skips the failed, or lost, scrapes too), so X is flat and present at the end. "
-    "Only --coverage judges the hole in the middle."
-)
-_TWIN = " The labelled twin is safe too: a pre-existing hole of the labelled reading."
 _TWIN_T = " The labelled twin is safe too (pre-existing) except with --threshold (step_counts sees it)."
 # Fixed (plain tests now), each a false safe at 668fdc3: a series lacking a label that ended after
 # a scrape outage, or was created anew at its old value and then ended (ended series are not
 # flat: its own samples must match its target's successful scrapes exactly), one at +Inf (only
-# finite values are flat), one sampled more often than its `up` (exactly, not at least).
+# finite values are flat), one sampled more often than its `up` (exactly, not at least). Fixed
+# after c4ad40e: without --coverage, a scrape outage longer than --max-gap with a restart inside
+# it (the counter back at its old value, or never back; Triton's back at 0), labelled or not,
+# per version or per model: each target's holes are read from its `up` (`up._holes`); a counter
+# of 2**53 or more is no evidence (`raw_facts.COUNTABLE`, and `unlabelled_flat` asks for less),
+# and a series with more samples than its target's successful scrapes is a doubt ("unsampled").
 SHAPES: dict[str, tuple[tuple[str, ...], str]] = {
-    "ends-after-outage-twin": (NO_COVERAGE, _OUTAGE_END + _TWIN),
-    "stock-ends-after-outage-twin": (NO_COVERAGE, "Per model (--preset tfserving): " + _OUTAGE_END + _TWIN),
-    "restart-in-outage-unl": (NO_COVERAGE, _OUTAGE_SAME),
-    "restart-in-outage-nomodel": (NO_COVERAGE, _OUTAGE_SAME),
-    "restart-in-outage-twin": (NO_COVERAGE, _OUTAGE_SAME + _TWIN),
-    "restart-in-lost-unl": (NO_COVERAGE, "Nothing stored: " + _OUTAGE_SAME),
-    "restart-in-lost-twin": (NO_COVERAGE, "Nothing stored: " + _OUTAGE_SAME + _TWIN),
-    "stock-restart-in-outage-unl": (NO_COVERAGE, "Per model (--preset tfserving): " + _OUTAGE_SAME),
-    "stock-restart-in-outage-twin": (NO_COVERAGE, "Per model (--preset tfserving): " + _OUTAGE_SAME + _TWIN),
-    "triton-born-zero-twin": (
-        NO_COVERAGE,
-        "Triton's counter, born at 0, is 0 before and after the 1 h outage (created at 0 again by the "
-        "restart inside it): the 20 calls in the outage leave no sample and no check sees the hole "
-        "without --coverage. Pre-existing, labelled series only: the unlabelled X holds (born in the "
-        "window, it has fewer samples than its target's successful scrapes, so it is not flat).",
-    ),
     "recreated-then-ends-twin": (
         tuple(m for m in EVERY if m != "threshold"),
         "X is version 1's labelled series, created anew at its old value and ended later: raw_facts' "
         "`recreated` needs the series present at both ends, so the re-creation is not counted." + _TWIN_T,
-    ),
-    "huge-unl": (
-        EVERY,
-        "X is 2**53; the call at END-3h makes it 2**53+1, which float64 (Prometheus's parser) stores as "
-        "2**53: no sample differs and X is flat. Same for the labelled twin (pre-existing): a counter "
-        "past 2**53 cannot count one call.",
-    ),
-    "huge-twin": (EVERY, "Version 1's own counter at 2**53 cannot count one call (float64): pre-existing."),
-    "honor-labels-finer-twin": (
-        tuple(m for m in EVERY if m != "threshold"),
-        "Version 1's series sampled every 30 s, its owner `up` every 60 s: series_count's created-anew "
-        "check (samples < scrapes) passes with an hour missed." + _TWIN_T,
     ),
 }
 BROKEN: dict[tuple[str, str], str] = {

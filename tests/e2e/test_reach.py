@@ -242,3 +242,58 @@ def test_a_series_lacking_a_label_proves_flat_only_to_the_end(
     model = scenario.name
     assert statuses(doc) == {(model, "1"): "unknown", (model, "2"): "protected"}
     assert words in rows(doc)[(model, "1")]["reason"], rows(doc)[(model, "1")]["reason"]
+
+
+# A hole in the middle of the window, without --coverage: each target's holes come from its `up`.
+
+HOLE_MODES = pytest.mark.parametrize(
+    ("coverage", "extra"),
+    [
+        (False, ()),
+        (True, ()),
+        (False, ("--split-by-model",)),
+        (False, ("--threshold", "0.001")),
+        (False, ("--window", "12h", "--step", "5m")),
+        (False, ("--step", "15m")),
+    ],
+    ids=["raw", "coverage", "split", "threshold", "window-12h-step-5m", "step-15m"],
+)
+
+
+@HOLE_MODES
+def test_a_restart_inside_a_targets_hole_may_hide_calls(
+    lab: Lab, coverage: bool, extra: tuple[str, ...]
+) -> None:
+    """h/1's counter on tfs-1 came back after the hole at the value it had (a restart inside it,
+    then a call): no sample differs. Without --coverage it was safe."""
+    code, doc = run(lab, sc.MID_HOLE, *extra, coverage=coverage)
+    assert statuses(doc)[("h", "1")] == "unknown"
+    assert code == 4
+    reason = rows(doc)[("h", "1")]["reason"]
+    assert 'instance="tfs-1"' in reason and "down" in reason, reason
+
+
+@HOLE_MODES
+def test_a_hole_across_the_windows_start_is_no_birth(
+    lab: Lab, coverage: bool, extra: tuple[str, ...]
+) -> None:
+    """tfs-1 was scraped before the window and then had nothing stored until 20 h ago: hs/1's call
+    in that hole died with a restart. A target first seen late is a new pod only if it was not
+    scraped before the window."""
+    code, doc = run(lab, sc.HOLE_START, *extra, coverage=coverage)
+    if "--window" in extra:  # the hole and the call end before a 12 h window starts
+        assert statuses(doc)[("hs", "1")] == "safe", rows(doc)[("hs", "1")]["reason"]
+        return
+    assert statuses(doc)[("hs", "1")] == "unknown"
+    assert code == 4
+    reason = rows(doc)[("hs", "1")]["reason"]
+    assert 'instance="tfs-1"' in reason, reason
+
+
+@HOLE_MODES
+def test_a_hole_shorter_than_max_gap_is_tolerated(lab: Lab, coverage: bool, extra: tuple[str, ...]) -> None:
+    """Control: tfs-1's 10-minute outage is under --max-gap 15m, and hc/1 stays safe."""
+    code, doc = run(lab, sc.HOLE_SHORT, *extra, coverage=coverage)
+    assert statuses(doc)[("hc", "1")] == "safe", rows(doc)[("hc", "1")]["reason"]
+    assert code == 0
+    assert "no gaps longer" in doc["header"]["coverage"] or "no holes" in doc["header"]["coverage"]

@@ -7,10 +7,10 @@ Coverage of other targets than those exporting the metric would pass vacuously, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from retire.durations import format_duration
-from retire.sources.prometheus.answers import QueryResult, Series
+from retire.sources.prometheus.answers import QueryResult, Series, SeriesKey
 from retire.sources.prometheus.evidence import Coverage
 from retire.sources.prometheus.gaps import global_gaps, target_gaps
 from retire.sources.prometheus.queries import QueryParams
@@ -60,10 +60,12 @@ def target_coverage(
     max_gap: float,
     exporters: dict[Target | None, str],
     excused: Sequence[bool] = (),
+    before: Collection[SeriesKey] = (),
 ) -> Coverage:
     """Per-target coverage with --coverage. `exporters`: every target that exported the metric in
     the window (None: series without an `instance` label), with an example series for messages;
-    `excused`: steps with nothing to scrape (`no_targets.py`), no hole across every target."""
+    `excused`: steps with nothing to scrape (`no_targets.py`), no hole across every target;
+    `before`: the targets scraped in the window before this one (`gaps.target_gaps`)."""
     assert params.coverage is not None
     start = at - params.window
     series: tuple[Series, ...] = result.series
@@ -73,7 +75,7 @@ def target_coverage(
             True, selector, max_gap, (), 0, problem=f"--coverage {selector} matched no series in the window"
         )
     gaps = global_gaps(series, start, at, params.resolution, max_gap, min_value=0, excused=excused)
-    gaps += target_gaps(series, start, at, params.resolution, max_gap)
+    gaps += target_gaps(series, start, at, params.resolution, max_gap, before)
     problem = too_coarse(params, max_gap)
     if None in exporters:
         problem = (

@@ -202,9 +202,12 @@ class Evidence:
         """With recording rules a "born" series is one without samples in the step before it, and
         a series back after a longer gap looks the same: when such a gap was found, calls counted
         only from born series are not evidence of calls."""
-        return self.from_rules and holes_longer(self.step, (self.coverage, *self.checks))
+        targets = () if self.targets is None else self.targets.holes or ()
+        return self.from_rules and holes_longer(self.step, (self.coverage, *self.checks), targets)
 
 
-def holes_longer(step: float, checks: Iterable[Coverage]) -> bool:
-    """Whether the data had a hole longer than the step, after which a series looks born."""
-    return any(g.seconds > step for c in checks if c.in_data for g in c.gaps)
+def holes_longer(step: float, checks: Iterable[Coverage], target_holes: Iterable[Gap] = ()) -> bool:
+    """Whether the data had a hole longer than the step, after which a series looks born
+    (`target_holes`: the targets' own, `Targets.holes`)."""
+    gaps = [g for c in checks if c.in_data for g in c.gaps]
+    return any(g.seconds > step for g in (*gaps, *target_holes))

@@ -6,19 +6,21 @@ at `t` speaks for the interval `(t - resolution, t]`. A run of bad points is a g
 
 - global: intervals where no series at all had a sample (Prometheus down, scrapes failing
   everywhere, data not yet retained), including at the window's edges;
-- per target (with --coverage): inside a target's lifetime (first to last point seen), intervals
-  where it was down (`up` = 0) or had no samples. A target that appears mid-window is a new pod,
-  not a gap; one that vanishes is a pod that went away.
+- per target (from the targets' `up` series, or --coverage's): inside a target's lifetime (first
+  to last point seen, or from the window's start for a target scraped before it), intervals where
+  it was down (`up` = 0) or had no samples. A target that appears mid-window with no scrape in the
+  window before it is a new pod, not a gap; one that vanishes is a pod that went away (the end
+  checks, `targets.py`, judge that).
 
 Pure functions: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from retire.sources.prometheus.answers import Series
+from retire.sources.prometheus.answers import Series, SeriesKey, series_key
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,16 @@ def global_gaps(
 
 
 def target_gaps(
-    series: Sequence[Series], start: float, end: float, resolution: float, max_gap: float
+    series: Sequence[Series],
+    start: float,
+    end: float,
+    resolution: float,
+    max_gap: float,
+    before: Collection[SeriesKey] = (),
 ) -> list[Gap]:
-    """Per target, within its lifetime: intervals down (value 0) or without samples."""
+    """Per target, within its lifetime: intervals down (value 0) or without samples. `before`:
+    the targets scraped in the window before `start`, whose lifetime starts at `start` (one that
+    shows up late after a hole there is no new pod)."""
     n = _grid(start, end, resolution)
     gaps: list[Gap] = []
     for s in series:
@@ -106,6 +115,8 @@ def target_gaps(
         if not points:
             continue
         first, last = min(points), max(points)
+        if series_key(s.labels) in before:
+            first = 0
         target = label_text(s.labels)
         absent = [first <= k <= last and k not in points for k in range(n)]
         # `up` is 1 or 0; NaN or any other value is no proof the target was up.

@@ -23,6 +23,9 @@ from retire.sources.prometheus.targets import Targets
 if TYPE_CHECKING:
     import pandas as pd
 
+# The first counter value a float64 cannot add one call to: 2^53 + 1 is stored as 2^53.
+COUNTABLE = 2.0**53
+
 
 @dataclass(frozen=True)
 class SeriesFacts:
@@ -55,6 +58,9 @@ class SeriesFacts:
     # the counter was created anew, so its value at the end is calls since then (a TF Serving
     # counter is created by a call, a Triton one at 0), even when it ends where it started.
     recreated: bool = False
+    # More samples in the window than its target's successful scrapes (pushed or federated with
+    # the target's labels at another interval): `recreated` cannot be told, a doubt.
+    unsampled: bool = False
 
 
 SERIES_FIELDS = (
@@ -70,6 +76,7 @@ SERIES_FIELDS = (
     "interval",
     "blind_missed",
     "recreated",
+    "unsampled",
 )
 
 
@@ -87,10 +94,8 @@ def series_facts(
     current = {series_key(s.labels) for s in now.series}
     downs = {series_key(s.labels): s.value for s in resets.series}
     counts = {series_key(s.labels): s.value for s in count.series}
-    cols: dict[str, list[Any]] = {
-        n: []
-        for n in ("model", "version", "series", "start", "last", "resets", "gone", "samples", "recreated")
-    }
+    names = ("model", "version", "series", "start", "last", "resets", "gone", "samples", "recreated")
+    cols: dict[str, list[Any]] = {n: [] for n in (*names, "unsampled")}
     for s in last.series:
         key = series_key(s.labels)
         cols["model"].append(s.labels.get(params.model_label, ""))
@@ -111,6 +116,7 @@ def series_facts(
             and scrapes is not None
             and samples < scrapes
         )
+        cols["unsampled"].append(samples is not None and scrapes is not None and samples > scrapes)
     return Columns(
         SeriesFacts, {**cols, "model": categorical(cols["model"]), "version": categorical(cols["version"])}
     )
@@ -173,6 +179,7 @@ def _per_version(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.DataFrame
             t.BLIND.name: ("blind", "max"),
             t.BLIND_OVER.name: ("blind_over", "max"),
             t.NAN_SERIES.name: ("nan", "sum"),
+            t.UNSAMPLED.name: ("unsampled", "sum"),
             t.GONE.name: ("gone", "sum"),
         }
     )
@@ -217,9 +224,10 @@ def _per_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.DataFrame:
     recreated = np.asarray(scols["recreated"], dtype=bool)
     s["calls"] = np.where(recreated, np.fmax(s["calls"], s["last"]), s["calls"])
     # A counter is a finite, non-negative number; anything else (NaN, +Inf, where Inf - Inf would
-    # read as "0 calls") is evidence of a problem, never of no traffic.
-    last_ok = np.isfinite(s["last"]) & (s["last"] >= 0)
-    start_ok = np.isfinite(s["start"]) & (s["start"] >= 0)
+    # read as "0 calls") is evidence of a problem, never of no traffic. From 2^53 on a float64
+    # cannot add one call (2^53 + 1 is stored as 2^53): no count there is evidence either.
+    last_ok = np.isfinite(s["last"]) & (s["last"] >= 0) & (s["last"] < COUNTABLE)
+    start_ok = np.isfinite(s["start"]) & (s["start"] >= 0) & (s["start"] < COUNTABLE)
     s["nan"] = ~last_ok | (s["has_start"] & ~start_ok)
     s.loc[s["nan"], "calls"] = np.nan
     s["born"] = born
@@ -233,5 +241,6 @@ def _per_series(scols: dict[str, Any], sk: Any, max_gap: float) -> pd.DataFrame:
     # longest tolerated one.
     s["blind"] = np.where(reset, s["blind"], 0.0)
     s["blind_over"] = np.where(recounted, blind_doubt, 0.0)
+    s["unsampled"] = np.asarray(scols["unsampled"], dtype=bool)
     s["one"] = 1
     return s

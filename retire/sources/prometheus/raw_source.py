@@ -42,7 +42,14 @@ from retire.sources.prometheus.no_targets import (
 )
 from retire.sources.prometheus.promql import Matcher
 from retire.sources.prometheus.queries import QueryParams, report_queries
-from retire.sources.prometheus.raw_facts import SERIES_FIELDS, SeriesFacts, recreated, series_facts, went_down
+from retire.sources.prometheus.raw_facts import (
+    COUNTABLE,
+    SERIES_FIELDS,
+    SeriesFacts,
+    recreated,
+    series_facts,
+    went_down,
+)
 from retire.sources.prometheus.runner import Answers, run_plan
 from retire.sources.prometheus.targets import Targets, grace
 from retire.sources.prometheus.up import gather_targets, scraped_after
@@ -54,7 +61,7 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
     start = begin(client, params, at)
     answers = run_plan(client, params, request, lambda p: report_queries(p, request.sparklines))
     grid = StepGrid.ending(at, params.window, params.step)
-    targets = _targets(client, params, at, answers, grid, start.instrument())
+    targets = _targets(client, params, at, answers, grid, start.instrument(), max_gap)
     series = series_facts(
         answers["series_last"],
         answers["series_start"],
@@ -67,7 +74,7 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
     recount = _recount_resets(
         client, params, at, series, lambda key, t, span: scraped_after(client, targets, key, t, span)
     )
-    coverage, checks, explained = _coverage(client, answers, params, at, max_gap, start.exporters)
+    coverage, checks, explained = _coverage(client, answers, params, at, max_gap, start.exporters, targets)
     reading = Reading(
         max_qps=version_values(answers["max_hourly_qps"], params),
         coverage=coverage,
@@ -90,14 +97,15 @@ def _targets(
     answers: Answers,
     grid: StepGrid,
     instrument: Instrument,
+    max_gap: float,
 ) -> Targets:
-    """The targets of the metric's series in the window, judged at the instant (`up.py`)."""
+    """The targets of the metric's series in the window, judged at the instant and, without
+    --coverage, for holes longer than `max_gap` (`up.py`)."""
     newest = {series_key(s.labels): s.value for s in answers["series_now"].series if s.value is not None}
     in_window = [s.labels for s in answers["series_last"].series]
     flat = flat_unlabelled(answers["unlabelled_series"])
-    return gather_targets(
-        client, params, at, instrument, in_window, newest, grid if params.per_step else None, flat
-    )
+    steps = grid if params.per_step else None
+    return gather_targets(client, params, at, instrument, in_window, newest, steps, flat, max_gap)
 
 
 def _coverage(
@@ -107,6 +115,7 @@ def _coverage(
     at: float,
     max_gap: float,
     exporters: dict[Target | None, str],
+    targets: Targets,
 ) -> tuple[Coverage, tuple[Coverage, ...], tuple[str, ...]]:
     """The metric's own holes; with --coverage, the targets' first, the metric's still checked.
     Where a hole across every series remains, Prometheus's own scrape pools are asked whether
@@ -114,7 +123,7 @@ def _coverage(
     holes = metric_holes(answers["metric_presence"], params, at, max_gap)
     cover = None
     if params.coverage is not None:
-        cover = target_coverage(answers["coverage"], params, at, max_gap, exporters)
+        cover = target_coverage(answers["coverage"], params, at, max_gap, exporters, before=targets.before)
     if not any(not g.target for c in (holes, cover) if c is not None for g in c.gaps):
         return (holes, (), ()) if cover is None else (cover, (holes,), ())
     witness, up = _witness(client, params, at)
@@ -135,7 +144,9 @@ def _coverage(
         empty = no_target_steps(witness, covered, at - params.window, at, params.resolution, up)
         if empty is not None and empty.any():
             before = cover
-            cover = target_coverage(answers["coverage"], params, at, max_gap, exporters, empty.steps)
+            cover = target_coverage(
+                answers["coverage"], params, at, max_gap, exporters, empty.steps, targets.before
+            )
             notes += _explained(before, cover, empty, at - params.window, params.resolution)
     checks = (holes,) if cover is not None else ()
     return (holes if cover is None else cover), checks, tuple(dict.fromkeys(notes))
@@ -275,11 +286,11 @@ def _across_resets(
 ) -> tuple[float, float, list[tuple[float, float]]] | None:
     """Calls counted across resets from the raw samples after `previous` (time, value), the
     longest span with no sample before a reset, and each reset's span; None at a value that is
-    no counter (NaN, Inf, negative)."""
+    no counter (NaN, Inf, negative) or too large to count one call (`raw_facts.COUNTABLE`)."""
     calls, blind = 0.0, 0.0
     drops = []
     for t, v in points:
-        if not (math.isfinite(v) and v >= 0):
+        if not (math.isfinite(v) and 0 <= v < COUNTABLE):
             return None
         if v >= previous[1]:
             calls += v - previous[1]

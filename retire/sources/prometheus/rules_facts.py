@@ -117,6 +117,7 @@ def _per_version(rcols: dict[str, Any], rk: Any) -> pd.DataFrame:
     frame[t.BLIND.name] = 0.0
     frame[t.BLIND_OVER.name] = 0.0
     frame[t.GONE.name] = 0
+    frame[t.UNSAMPLED.name] = 0  # no raw series read
     if frame["k"].duplicated().any():  # one fact per version from evidence; be safe if not
         most = {c.name: "max" for c in t.SOURCE_COLUMNS}
         frame = frame.groupby("k", as_index=False, sort=False).agg({**most, t.NAN_SERIES.name: "sum"})

@@ -30,6 +30,7 @@ from retire.sources.prometheus.queries import (
 from retire.sources.prometheus.recording import check_loaded, parse_lookback
 from retire.sources.prometheus.rules_facts import recorded_aspects, recorded_facts
 from retire.sources.prometheus.runner import run_plan
+from retire.sources.prometheus.targets import LabelSet
 from retire.sources.prometheus.up import gather_targets
 
 
@@ -49,15 +50,17 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
     instrument = start.instrument()
     # No raw series read: it asks the index (and for the series lacking a label, flat all window).
     flat = flat_unlabelled(answers["unlabelled_series"])
-    targets = gather_targets(client, params, at, instrument, also=flat)
+    targets = gather_targets(client, params, at, instrument, also=flat, max_gap=max_gap)
     aspects = recorded_aspects(
         (answers["recorded_window"], answers["recorded_recent"], answers["rule_tail"]), params
     )
     steps = {q.name: q.step for q in answers.planned}
-    coverage, checks = _recorded_coverage(answers.results, steps, params, at, max_gap, start.exporters)
+    coverage, checks = _recorded_coverage(
+        answers.results, steps, params, at, max_gap, start.exporters, targets.before
+    )
     # A series back after a gap longer than the step looks born (README): then first calls
     # are only a doubt, and are left out of the bound on the busiest step.
-    returns = holes_longer(params.step, (coverage, *checks))
+    returns = holes_longer(params.step, (coverage, *checks), targets.holes or ())
     max_qps, recorded = recorded_facts(aspects, params.step, returns)
     problems, notes = _rule_checks(params, answers.results, instrument, start.exporters, at, max_gap)
     reading = Reading(
@@ -168,10 +171,12 @@ def _recorded_coverage(
     at: float,
     max_gap: float,
     exporters: dict[Target | None, str],
+    before: frozenset[LabelSet],
 ) -> tuple[Coverage, tuple[Coverage, ...]]:
     """The fine heartbeat stands for metric_presence; the rollup heartbeat tolerates nothing:
     two rollups further apart than one rollup's range leave fine samples that neither read.
-    `steps`: each heartbeat query's resolution, as planned."""
+    `steps`: each heartbeat query's resolution, as planned; `before`: the targets scraped in
+    the window before this one (`gaps.target_gaps`)."""
     assert params.rules is not None
     fine = _heartbeat(
         results["recorded_present"],
@@ -184,7 +189,8 @@ def _recorded_coverage(
     rollups = _rollup_heartbeat(results["recorded_rollups"], params, at, steps["recorded_rollups"])
     if params.coverage is None:
         return fine, (rollups,)
-    return target_coverage(results["coverage"], params, at, max_gap, exporters), (fine, rollups)
+    cover = target_coverage(results["coverage"], params, at, max_gap, exporters, before=before)
+    return cover, (fine, rollups)
 
 
 def _rollup_heartbeat(result: QueryResult, params: QueryParams, at: float, step: float) -> Coverage:

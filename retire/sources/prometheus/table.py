@@ -99,6 +99,13 @@ RESETS_SEEN = Column(
 NAN_SERIES = Column(
     "nan_series", "int64", 0, "its series with a value that is no counter (NaN, Inf, negative)"
 )
+UNSAMPLED = Column(
+    "unsampled",
+    "int64",
+    0,
+    "its series with more samples in the window than its target's successful scrapes: not sampled at "
+    "them, so a counter created anew cannot be told (a doubt)",
+)
 GONE = Column("gone", "int64", 0, "its series with no sample at the instant: ended before the window's end")
 BLIND = Column("blind", "float64", 0.0, "the longest span with no sample before a reset, in seconds")
 BLIND_OVER = Column(
@@ -125,6 +132,7 @@ COLUMNS: tuple[Column, ...] = (
     RESETS,
     RESETS_SEEN,
     NAN_SERIES,
+    UNSAMPLED,
     GONE,
     BLIND,
     BLIND_OVER,
@@ -139,6 +147,7 @@ SOURCE_COLUMNS: tuple[Column, ...] = (
     BLIND,
     BLIND_OVER,
     NAN_SERIES,
+    UNSAMPLED,
     GONE,
 )
 BY_NAME: Mapping[str, Column] = {c.name: c for c in COLUMNS}

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from retire.sources.prometheus.answers import Series, SeriesKey, series_key
+from retire.sources.prometheus.gaps import Gap
 
 # Raw `up` samples read back from the instant, to learn each target's scrape interval (it must
 # hold two scrapes: intervals up to half of it are learned).
@@ -99,6 +100,11 @@ class Targets:
     # ... and its successful scrapes in each step (a series of it present throughout has a sample
     # at every one).
     step_successes: Mapping[LabelSet, tuple[float | None, ...]] = field(default_factory=dict)
+    # The `up` targets scraped in the window before this one (a hole at its start is theirs).
+    before: frozenset[LabelSet] = frozenset()
+    # Without --coverage: each target's holes longer than --max-gap, from its `up` series (None:
+    # not judged here; with --coverage its selector's holes are the coverage's).
+    holes: tuple[Gap, ...] | None = None
 
     @property
     def up_targets(self) -> set[LabelSet]:

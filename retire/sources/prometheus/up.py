@@ -19,6 +19,7 @@ from retire.durations import promql_duration
 from retire.sources.prometheus.answers import QueryResult, Series, series_key
 from retire.sources.prometheus.buckets import StepGrid, on_grid
 from retire.sources.prometheus.client import PrometheusClient
+from retire.sources.prometheus.gaps import Gap, target_gaps
 from retire.sources.prometheus.instrument import NOTHING, Instrument
 from retire.sources.prometheus.no_targets import vouches, witness_of
 from retire.sources.prometheus.promql import Matcher
@@ -68,6 +69,7 @@ def gather_targets(
     newest: dict[LabelSet, float] | None = None,
     steps: StepGrid | None = None,
     also: Sequence[dict[str, str]] = (),
+    max_gap: float | None = None,
 ) -> Targets:
     """Ask Prometheus for the `up` series of the metric's targets and judge each at the instant.
     `metric_series`: the label sets of the metric's series in the window; `newest`: each one's
@@ -78,7 +80,9 @@ def gather_targets(
     scrapes itself and its own jobs, so that staleness markers can be read (`_confirm_gone`).
     `also`: series outside the metric's selector whose targets must reach the end too (series
     lacking a label, flat all window: `common.flat_unlabelled`); each has a sample at every
-    successful scrape of its target, so the target's `up` says when it was last scraped."""
+    successful scrape of its target, so the target's `up` says when it was last scraped.
+    `max_gap`: without --coverage, each target's holes longer than it are found here from its `up`
+    (with --coverage, from its selector: `coverage.target_coverage`)."""
     if metric_series is None:
         metric_series = client.series(params.series_selector, at - params.window, at).series
     if newest is None:
@@ -95,9 +99,11 @@ def gather_targets(
     if not selector:
         states, owner = judge(at, metric_series, newest, (), (), (), lambda _: False, instrument.configured)
         return Targets(True, "", at, states, owner=owner)
-    up = _ask(client, params, selector, at, steps)
+    holes = params.coverage is None and max_gap is not None
+    up = _ask(client, params, selector, at, steps, holes)
     series = (up.recent.series, up.times.series, up.values.series)
     states, owner = judge(at, metric_series, newest, *series, _declared(params), instrument.configured)
+    before = frozenset(series_key(s.labels) for s in up.before.series if s.value)
     ended = [t for t in states if t.state == GONE]
     fleet_targets = {t.labels for t in states}
     confirmed = _confirm_gone(client, selector, ended[:MAX_ENDED], fleet_targets, at, instrument)
@@ -115,7 +121,26 @@ def gather_targets(
         {series_key(s.labels): s.value for s in up.scrapes.series if s.value is not None},
         step_counts=step_counts,
         step_successes=step_successes,
+        before=before,
+        holes=_holes(up.lowest, states, params, at, max_gap, before) if holes else None,
     )
+
+
+def _holes(
+    lowest: QueryResult | None,
+    states: Sequence[TargetState],
+    params: QueryParams,
+    at: float,
+    max_gap: float | None,
+    before: frozenset[LabelSet],
+) -> tuple[Gap, ...]:
+    """Each target's holes longer than `max_gap` in the window, from its `up` series: a restart
+    inside one would lose, unseen, the calls the target took before it (README "How verdicts are
+    made")."""
+    assert lowest is not None and max_gap is not None
+    judged = {t.labels for t in states if t.has_up}
+    mine = [s for s in lowest.series if series_key(s.labels) in judged]
+    return tuple(target_gaps(mine, at - params.window, at, params.resolution, max_gap, before))
 
 
 @dataclass(frozen=True)
@@ -129,30 +154,44 @@ class _UpAnswers:
     step_times: QueryResult
     step_values: QueryResult
     scrapes: QueryResult  # successful scrapes in the window
+    before: QueryResult  # samples in the window before this one
     counts: QueryResult | None = None  # samples per step
     sums: QueryResult | None = None  # successful scrapes per step
+    lowest: QueryResult | None = None  # the lowest `up` per interval of the hole grid
 
     @property
     def answers(self) -> tuple[QueryResult, ...]:
         """Every answer, once per query, for their warnings and partial flags."""
         base = (self.recent, self.times, self.values, self.step_times, self.step_values, self.scrapes)
-        return base if self.counts is None or self.sums is None else (*base, self.counts, self.sums)
+        more = (self.before, self.counts, self.sums, self.lowest)
+        return (*base, *(a for a in more if a is not None))
 
 
 def _ask(
-    client: PrometheusClient, params: QueryParams, selector: str, at: float, steps: StepGrid | None
+    client: PrometheusClient,
+    params: QueryParams,
+    selector: str,
+    at: float,
+    steps: StepGrid | None,
+    holes: bool,
 ) -> _UpAnswers:
-    """The `up` queries, five at a time."""
+    """The `up` queries, five at a time. `holes`: also each target's lowest `up` per interval of
+    the hole grid (--coverage's query, for its `up` series when it is not given)."""
     start, resolution = at - params.window, params.resolution
     # The boundaries of the steps are points of the grid when the step is a multiple of it.
     own_grid = steps is not None and bool(steps.step % resolution or steps.start != start)
+    window = promql_duration(params.window)
     with ThreadPoolExecutor(max_workers=5) as pool:
         recent_f = pool.submit(client.samples, f"{selector}[{promql_duration(RECENT)}]", at)
         times_f = pool.submit(client.query_range, f"timestamp({selector})", start, at, resolution)
         values_f = pool.submit(client.query_range, selector, start, at, resolution)
-        scrapes_f = pool.submit(
-            client.query, f"sum_over_time({selector}[{promql_duration(params.window)}])", at
-        )
+        scrapes_f = pool.submit(client.query, f"sum_over_time({selector}[{window}])", at)
+        # The targets scraped in the window before this one: a hole at its start is theirs.
+        before_f = pool.submit(client.query, f"count_over_time({selector}[{window}])", start)
+        holes_f = None
+        if holes:
+            lowest = f"min_over_time({selector}[{promql_duration(resolution)}])"
+            holes_f = pool.submit(client.query_range, lowest, start, at, resolution)
         step_times_f, step_values_f, counts_f, sums_f = times_f, values_f, None, None
         if steps is not None and own_grid:
             step_times_f = pool.submit(
@@ -173,7 +212,11 @@ def _ask(
         step_times, step_values = step_times_f.result(), step_values_f.result()
         counts = None if counts_f is None else counts_f.result()
         sums = None if sums_f is None else sums_f.result()
-    return _UpAnswers(recent, times, values, step_times, step_values, scrapes, counts, sums)
+        before = before_f.result()
+        lowest_up = None if holes_f is None else holes_f.result()
+    return _UpAnswers(
+        recent, times, values, step_times, step_values, scrapes, before, counts, sums, lowest_up
+    )
 
 
 def _per_step(

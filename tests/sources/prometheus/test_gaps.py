@@ -26,6 +26,20 @@ def test_targets_born_late_are_not_gaps_but_down_is() -> None:
     assert [(g.target, g.kind) for g in gaps] == [('instance="flaky"', "down")]
 
 
+def test_a_target_scraped_before_the_window_that_shows_up_late_had_a_hole_not_a_birth() -> None:
+    # Scraped before the window (`before`), then nothing until minute 40: a restart in that hole
+    # would have lost the calls taken before it. A target first seen then is a new pod.
+    late = series({"instance": "late"}, list(range(40, 101)))
+    assert target_gaps([late], 0, 6000, 60, 900) == []
+    gaps = target_gaps([late], 0, 6000, 60, 900, before={(("instance", "late"),)})
+    assert [(g.target, g.kind, g.start, g.end) for g in gaps] == [
+        ('instance="late"', "no samples", 0.0, 2340.0)
+    ]
+    # A shorter hole at the start is tolerated as any other.
+    soon = series({"instance": "soon"}, list(range(10, 101)))
+    assert target_gaps([soon], 0, 6000, 60, 900, before={(("instance", "soon"),)}) == []
+
+
 def test_up_values_other_than_one_are_down_and_non_finite_counts_are_no_data() -> None:
     # `up` is 1 or 0: NaN or -1 (a proxy, a bad recording rule) is no proof the target was up.
     for bad in (float("nan"), -1.0, 0.5):

@@ -23,7 +23,7 @@ import pytest
 from retire.config import Settings, resolve
 from retire.config.build import params_from
 from retire.lab.servers import Prometheus, backfill, with_recorded_history
-from retire.lab.synth import Scenario, Traffic, VersionDir, make_model_tree, write_openmetrics
+from retire.lab.synth import Outage, Scenario, Traffic, VersionDir, make_model_tree, write_openmetrics
 from retire.sources.prometheus.client import PrometheusClient
 from retire.sources.prometheus.instrument import RecordingRule, learn
 from retire.sources.prometheus.recording import check_loaded, normalized
@@ -63,7 +63,20 @@ LOADED = _scenario("loaded", Traffic("l", "1", qps=1.0), Traffic("l", "2", calls
 ROLLUPGAP = _scenario(
     "rollupgap", Traffic("r", "1", calls=(-6 * HOUR,)), Traffic("r", "2", calls=(-40 * HOUR,)), model="r"
 )
-ALL = (RULEGAP, STEPS, STRADDLE, LOADED, ROLLUPGAP)
+# 6. t/1 is called on tfs-1 during a 1 h scrape outage, and a restart inside it wipes the counter
+# (no later call: it never comes back): without --coverage the targets' holes come from their `up`.
+TARGETHOLE = Scenario(
+    name="targethole",
+    labels={"scenario": "targethole"},
+    traffic=(
+        Traffic("t", "1", "tfs-0", calls=(-40 * HOUR,)),
+        Traffic("t", "1", "tfs-1", calls=(-40 * HOUR, -5.8 * HOUR), restarts=(-5.5 * HOUR,)),
+        Traffic("t", "2", "tfs-0", qps=0.1),
+    ),
+    outages=(Outage(-6 * HOUR, -5 * HOUR, pod="tfs-1"),),
+    disk=tuple(VersionDir("t", v, age=30 * DAY) for v in ("1", "2", "3")),
+)
+ALL = (RULEGAP, STEPS, STRADDLE, LOADED, ROLLUPGAP, TARGETHOLE)
 
 
 @dataclass
@@ -402,3 +415,20 @@ def _wait_evaluated(url: str, files: tuple[Path, ...]) -> None:
             return
         time.sleep(1)
     raise AssertionError("the loaded rules never ran")
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Without --coverage, each target's holes come from its `up`, with recording rules too.
+
+
+def test_a_restart_inside_a_targets_hole_is_unknown_with_rules(raw: Raw) -> None:
+    args = raw.args(TARGETHOLE)
+    i = args.index("--coverage")
+    del args[i : i + 2]
+    with recorded(raw, TARGETHOLE) as url:
+        args[args.index("--prometheus") + 1] = url
+        run = run_cli("report", *args, "--use-recording-rules")
+    assert run.exit_code == 4, run.stderr
+    assert statuses(run.json())[("t", "1")] == "unknown"
+    reason = _reasons(run)[("t", "1")]
+    assert 'instance="tfs-1"' in reason and "was down (up = 0)" in reason, reason
