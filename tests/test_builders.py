@@ -33,3 +33,17 @@ def test_a_report_rebuilt_from_advise_rows_is_the_same_report() -> None:
 
 def test_an_empty_report_has_every_column() -> None:
     assert tuple(report().table.columns) == COLUMNS
+
+
+def test_the_lab_scenarios_have_names_of_their_own() -> None:
+    """Scenarios share one backfilled Prometheus, told apart by their `scenario` label: two of one
+    name write the same series twice (promtool: "out of order sample"), and a module attribute
+    reused for a new scenario silently replaces another test's."""
+    from collections import Counter
+
+    from tests import scenarios as sc
+
+    lab = sc.ALL + sc.ABSENCE + sc.REACH + sc.STOCK_ALL + sc.FAILURES
+    assert [n for n, c in Counter(s.name for s in lab).items() if c > 1] == []
+    named = [v for k, v in vars(sc).items() if k.isupper() and isinstance(v, sc.Scenario)]
+    assert len({id(s) for s in named}) == len(named)
