@@ -18,6 +18,7 @@ from retire.durations import format_duration
 
 if TYPE_CHECKING:
     from retire.advisor.facts import Facts
+    from retire.sources.prometheus.gaps import Gap
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,13 @@ DOUBTS: tuple[Doubt, ...] = (
 )
 
 
+def _length(gap: Gap, max_gap: float) -> str:
+    """A gap's length; where only its bound passes `max_gap`, both (`Gap.at_most`)."""
+    if gap.seconds > max_gap:
+        return format_duration(gap.seconds)
+    return f"{format_duration(gap.seconds)}, perhaps up to {format_duration(gap.at_most)}"
+
+
 def _server_doubts(x: Facts) -> list[str]:
     ev = x.evidence
     causes: list[str] = []
@@ -296,9 +304,9 @@ def _data_gaps(x: Facts) -> list[str]:
             more = f" (and {len(cov.gaps) - 1} more)" if len(cov.gaps) > 1 else ""
             user_set = cov.max_gap == ev.coverage.max_gap  # else a rollup: no gap is tolerated
             limit = f"--max-gap {format_duration(cov.max_gap)}" if user_set else "one rollup interval"
+            length = _length(first, cov.max_gap)
             causes.append(
-                f"data gap: {who} from {iso(first.start)} to {iso(first.end)} "
-                f"({format_duration(first.seconds)} > {limit}){more}"
+                f"data gap: {who} from {iso(first.start)} to {iso(first.end)} ({length} > {limit}){more}"
             )
     return causes
 
@@ -405,12 +413,15 @@ def _target_holes(x: Facts) -> list[str]:
     holes = targets.holes
     if holes:
         first = holes[0]
-        what = "down (up = 0)" if first.kind == "down" else "not scraped (no up samples)"
+        what = {"down": "down (up = 0)", "no samples": "not scraped (no up samples)"}.get(
+            first.kind, "down or not scraped"
+        )
         more = f" (and {len(holes) - 1} more)" if len(holes) > 1 else ""
+        max_gap = x.evidence.coverage.max_gap
         causes.append(
             f"target {{{first.target}}} was {what} from {iso(first.start)} to {iso(first.end)} "
-            f"({format_duration(first.seconds)} > --max-gap {format_duration(x.evidence.coverage.max_gap)})"
-            f"{more}: a restart inside the hole would have lost the calls it took before, unseen; "
+            f"({_length(first, max_gap)} > --max-gap {format_duration(max_gap)}){more}: a restart inside "
+            "the hole would have lost the calls it took before, unseen; "
             "evaluate a window without it (--at, --window) or accept holes that long with --max-gap"
         )
     orphans = [t for t in targets.states if not t.has_up]

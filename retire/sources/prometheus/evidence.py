@@ -210,4 +210,4 @@ def holes_longer(step: float, checks: Iterable[Coverage], target_holes: Iterable
     """Whether the data had a hole longer than the step, after which a series looks born
     (`target_holes`: the targets' own, `Targets.holes`)."""
     gaps = [g for c in checks if c.in_data for g in c.gaps]
-    return any(g.seconds > step for g in (*gaps, *target_holes))
+    return any(g.at_most > step for g in (*gaps, *target_holes))

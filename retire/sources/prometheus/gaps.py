@@ -1,14 +1,17 @@
 """Finding holes in the data: intervals where evidence is missing, which must never read as "no calls".
 
 Input is a range-query matrix on a regular grid (`start`, `start + resolution`, ... `end`); the point
-at `t` speaks for the interval `(t - resolution, t]`. A run of bad points is a gap; gaps longer than
-`max_gap` are reported. Two kinds:
+at `t` speaks for the interval `(t - resolution, t]`. A run of bad points is a gap. The samples
+on either side of it may lie anywhere in the intervals next to it, so the time between them is
+more than the run but less than the run plus those two intervals (`Gap.at_most`); a gap that may
+be longer than `max_gap` is reported. Two kinds:
 
 - global: intervals where no series at all had a sample (Prometheus down, scrapes failing
   everywhere, data not yet retained), including at the window's edges;
 - per target (from the targets' `up` series, or --coverage's): inside a target's lifetime (first
   to last point seen, or from the window's start for a target scraped before it), intervals where
-  it was down (`up` = 0) or had no samples. A target that appears mid-window with no scrape in the
+  it was down (`up` = 0) or had no samples, one run whichever it was (a hole is a time without a
+  successful scrape). A target that appears mid-window with no scrape in the
   window before it is a new pod, not a gap; one that vanishes is a pod that went away (the end
   checks, `targets.py`, judge that).
 
@@ -28,11 +31,18 @@ class Gap:
     target: str  # label text of the target, or "" for a gap across every series
     start: float
     end: float
-    kind: str  # "no samples" or "down"
+    kind: str  # "no samples", "down", or "down or no samples"
+    # The longest the time between the samples on either side may be (the intervals next to the
+    # run may hold them anywhere); at least `seconds`.
+    longest: float = 0.0
 
     @property
     def seconds(self) -> float:
         return self.end - self.start
+
+    @property
+    def at_most(self) -> float:
+        return max(self.longest, self.seconds)
 
 
 def _grid(start: float, end: float, resolution: float) -> int:
@@ -121,17 +131,32 @@ def target_gaps(
         absent = [first <= k <= last and k not in points for k in range(n)]
         # `up` is 1 or 0; NaN or any other value is no proof the target was up.
         down = [not (points.get(k, 1.0) >= 1) for k in range(n)]
-        gaps += _gaps_from(absent, target, "no samples", start, resolution, max_gap)
-        gaps += _gaps_from(down, target, "down", start, resolution, max_gap)
+        kinds = ["down" if d else "no samples" for d in down]
+        bad = [a or d for a, d in zip(absent, down, strict=True)]
+        gaps += _gaps_from(bad, target, kinds, start, resolution, max_gap)
     return sorted(gaps, key=lambda g: (g.start, g.target))
 
 
 def _gaps_from(
-    bad: Sequence[bool], target: str, kind: str, start: float, resolution: float, max_gap: float
+    bad: Sequence[bool],
+    target: str,
+    kinds: Sequence[str] | str,
+    start: float,
+    resolution: float,
+    max_gap: float,
 ) -> list[Gap]:
+    """The runs of `bad` that may be longer than `max_gap`, each of its points' kind (one kind,
+    or "down or no samples" where they differ)."""
     out = []
+    n = len(bad)
     for i, j in _runs(bad):
-        gap = Gap(target, max(start, start + (i - 1) * resolution), start + j * resolution, kind)
-        if gap.seconds > max_gap:
+        found = {kinds} if isinstance(kinds, str) else set(kinds[i : j + 1])
+        kind = found.pop() if len(found) == 1 else "down or no samples"
+        # The sample before may be as early as the start of the interval before the run's first,
+        # the one after as late as the end of the interval after its last (not past the window).
+        lo = max(start, start + (i - 2) * resolution)
+        hi = start + (j + 1 if j + 1 < n else j) * resolution
+        gap = Gap(target, max(start, start + (i - 1) * resolution), start + j * resolution, kind, hi - lo)
+        if gap.at_most > max_gap:
             out.append(gap)
     return out

@@ -100,7 +100,7 @@ class Targets:
     # ... and its successful scrapes in each step (a series of it present throughout has a sample
     # at every one).
     step_successes: Mapping[LabelSet, tuple[float | None, ...]] = field(default_factory=dict)
-    # The `up` targets scraped in the window before this one (a hole at its start is theirs).
+    # The `up` targets scraped in the day (or window) before this one (a hole at its start is theirs).
     before: frozenset[LabelSet] = frozenset()
     # Without --coverage: each target's holes longer than --max-gap, from its `up` series (None:
     # not judged here; with --coverage its selector's holes are the coverage's).

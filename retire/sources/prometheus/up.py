@@ -37,6 +37,10 @@ from retire.sources.prometheus.targets import (
     same_pipeline,
 )
 
+# How far before the window a target's scrapes make it one that existed at the window's start (or
+# the window, if longer): one first seen later in the window had a hole there, not a birth.
+BEFORE = 86400.0
+
 # Targets whose end is checked sample by sample (one small query each); past this many, the rest
 # cannot be shown gone.
 MAX_ENDED = 50
@@ -96,10 +100,10 @@ def gather_targets(
     if not metric_series and params.coverage is None:
         return Targets(False, "", at)
     selector = up_selector(params, metric_series)
-    if not selector:
-        states, owner = judge(at, metric_series, newest, (), (), (), lambda _: False, instrument.configured)
-        return Targets(True, "", at, states, owner=owner)
     holes = params.coverage is None and max_gap is not None
+    if not selector:  # no `up` to read: every target is one of its own, whose holes cannot be seen
+        states, owner = judge(at, metric_series, newest, (), (), (), lambda _: False, instrument.configured)
+        return Targets(True, "", at, states, owner=owner, holes=() if holes else None)
     up = _ask(client, params, selector, at, steps, holes)
     series = (up.recent.series, up.times.series, up.values.series)
     states, owner = judge(at, metric_series, newest, *series, _declared(params), instrument.configured)
@@ -154,7 +158,7 @@ class _UpAnswers:
     step_times: QueryResult
     step_values: QueryResult
     scrapes: QueryResult  # successful scrapes in the window
-    before: QueryResult  # samples in the window before this one
+    before: QueryResult  # samples in the day (or window) before this one
     counts: QueryResult | None = None  # samples per step
     sums: QueryResult | None = None  # successful scrapes per step
     lowest: QueryResult | None = None  # the lowest `up` per interval of the hole grid
@@ -186,8 +190,9 @@ def _ask(
         times_f = pool.submit(client.query_range, f"timestamp({selector})", start, at, resolution)
         values_f = pool.submit(client.query_range, selector, start, at, resolution)
         scrapes_f = pool.submit(client.query, f"sum_over_time({selector}[{window}])", at)
-        # The targets scraped in the window before this one: a hole at its start is theirs.
-        before_f = pool.submit(client.query, f"count_over_time({selector}[{window}])", start)
+        # The targets scraped in the day (or window) before this one: a hole at its start is theirs.
+        back = promql_duration(max(params.window, BEFORE))
+        before_f = pool.submit(client.query, f"count_over_time({selector}[{back}])", start)
         holes_f = None
         if holes:
             lowest = f"min_over_time({selector}[{promql_duration(resolution)}])"

@@ -13,8 +13,11 @@ def series(
 def test_global_gap_edges_and_tolerance() -> None:
     s = [series({"i": "a"}, [k for k in range(0, 101) if not 10 <= k < 30])]
     gaps = global_gaps(s, 0, 6000, 60, max_gap=900)
-    assert [(g.start, g.end) for g in gaps] == [(540.0, 1740.0)]
-    assert global_gaps(s, 0, 6000, 60, max_gap=1200) == []
+    assert [(g.start, g.end, g.at_most) for g in gaps] == [(540.0, 1740.0, 1320.0)]
+    # 20 empty intervals: the samples beside them may be up to 22 intervals apart (here they are
+    # 21: 540 and 1800), so --max-gap 20m does not tolerate it, 22m does.
+    assert len(global_gaps(s, 0, 6000, 60, max_gap=1200)) == 1
+    assert global_gaps(s, 0, 6000, 60, max_gap=1320) == []
     late = [series({"i": "a"}, list(range(50, 101)))]
     assert global_gaps(late, 0, 6000, 60, 900)[0].start == 0
 
@@ -91,3 +94,21 @@ def test_excused_steps_trim_a_hole_to_one_stretch_but_never_cut_it_into_pieces()
     assert [(g.start, g.end) for g in global_gaps(s, 0, 6000, 60, max_gap=900, excused=cut)] == [
         (540.0, 2340.0)
     ]
+
+
+def test_a_hole_is_any_time_without_a_successful_scrape_and_may_be_longer_than_its_run() -> None:
+    """Down (up = 0) and lost (no sample) stretches in a row are one hole; and the samples beside a
+    run of empty intervals may lie anywhere in the intervals next to it."""
+    pieces = Series(
+        {"instance": "a"},
+        points=tuple(
+            (float(k * 60), 0.0 if 40 <= k < 50 or 60 <= k < 70 else 1.0)
+            for k in range(101)
+            if not 50 <= k < 60
+        ),
+    )
+    (gap,) = target_gaps([pieces], 0, 6000, 60, 900)
+    assert (gap.kind, gap.start, gap.end) == ("down or no samples", 2340.0, 4140.0)
+    lost = series({"instance": "b"}, [k for k in range(101) if not 40 <= k < 44])  # 4 intervals
+    assert target_gaps([lost], 0, 6000, 60, 240)[0].at_most == 360.0
+    assert target_gaps([lost], 0, 6000, 60, 360) == []
