@@ -208,20 +208,38 @@ add(
     base=LONG_BASE,
     disk="old",
 )
-# NOT CONCLUSIVE (no time left to find why): with --at 6 h before END these reports count
-# version 1's 40 calls (its base calls) as in the window, so it is in-use for that reason, not the hole.
+# The --at cases: their pods' history starts 8 h earlier and version 1's base calls 7 h earlier
+# (a day before a window ending about 6 h before END).
 EARLY = tuple(t - 7 * HOUR for t in BASE)  # a day before a window ending 6 h before END
 # 7. --at inside the hole (scrapes still failing, after the restart).
 add(
-    "at-inside-down-hole", {"down": HOLE}, calls_at(H0 + 60), H0 + 15 * MIN, at=H0 + 17 * MIN + 47, base=EARLY
+    "at-inside-down-hole",
+    {"down": HOLE},
+    calls_at(H0 + 60),
+    H0 + 15 * MIN,
+    at=H0 + 17 * MIN + 47,
+    base=EARLY,
+    start=START - 8 * HOUR,
 )
 # 7b. --at inside a hole where nothing is stored (lost), after the restart.
 add(
-    "at-inside-lost-hole", {"lost": HOLE}, calls_at(H0 + 60), H0 + 15 * MIN, at=H0 + 17 * MIN + 47, base=EARLY
+    "at-inside-lost-hole",
+    {"lost": HOLE},
+    calls_at(H0 + 60),
+    H0 + 15 * MIN,
+    at=H0 + 17 * MIN + 47,
+    base=EARLY,
+    start=START - 8 * HOUR,
 )
 # 7c. --at right after the hole: the first successful scrape after it.
 add(
-    "at-right-after-hole", {"down": HOLE}, calls_at(H0 + 60), H0 + 15 * MIN, at=H0 + 20 * MIN + 31, base=EARLY
+    "at-right-after-hole",
+    {"down": HOLE},
+    calls_at(H0 + 60),
+    H0 + 15 * MIN,
+    at=H0 + 20 * MIN + 31,
+    base=EARLY,
+    start=START - 8 * HOUR,
 )
 # 8. --max-gap 1m: two scrapes in a row fail (3 min between successes), calls and a restart.
 add(
@@ -331,7 +349,19 @@ def report(world: World, case: Case, mode: str) -> dict[str, object]:
     return doc
 
 
-BROKEN: dict[tuple[str, str], str] = {}
+# Worked (a false safe in every mode): --at inside a span where nothing of tfs-1 is stored (its
+# calls and its restart inside it, before --at). A trailing run without samples is not a hole
+# (`gaps.target_gaps`: a lifetime ends at the target's last point), and the end check reads
+# tfs-1 as gone (`up._confirm_gone`: tfs-0, same job, was scraped right after tfs-1's last
+# sample, so "service discovery dropped it"), whose calls since its last scrape are taken as
+# nothing. The same data evaluated later (tfs-1 back after 20 min) is unknown. Arguable: it is
+# the documented "a pod that went away" inference, here over 18 min of calls.
+_GONE = (
+    "--at inside a span with no samples of tfs-1 (calls and restart in it): a trailing run without "
+    "samples is no hole (target_gaps' lifetime ends at the last point) and _confirm_gone reads tfs-1 "
+    "as dropped by service discovery because tfs-0 was scraped right after its last sample"
+)
+BROKEN: dict[tuple[str, str], str] = {("at-inside-lost-hole", mode): _GONE for mode in MODES}
 
 
 def params() -> list[object]:
