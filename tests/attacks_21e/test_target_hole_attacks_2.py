@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retire.lab.servers import Prometheus, backfill
+from retire.lab.servers import Prometheus, VictoriaMetrics, backfill
 from retire.lab.synth import HOUR, Scenario, VersionDir, make_model_tree
 from tests.attacks_21.history import METRIC, Pod, every
 from tests.attacks_21c.test_unlabelled_attacks import BASE, START, Raw, calls_at, counter
@@ -379,5 +379,47 @@ def params() -> list[object]:
 def test_version_1_is_not_safe(world: World, name: str, mode: str) -> None:
     case = CASES[name]
     doc = report(world, case, mode)
+    row = rows(doc).get((case.model, case.version))
+    assert statuses(doc)[(case.model, case.version)] != "safe", (row, doc["header"])
+
+
+# The same history in VictoriaMetrics (its min_over_time / count_over_time / sum_over_time at the
+# grid's points and the window's start), raw and --coverage; the 30-day case is left out (time).
+VM_CASES = [n for n in CASES if "30d" not in n]
+
+
+@pytest.fixture(scope="module")
+def vm_world(world: World) -> Iterator[World]:
+    text = world.root / "history.txt"
+    with (world.root / "history.om").open(encoding="utf-8") as f, text.open("w", encoding="utf-8") as out:
+        for line in f:
+            if not line.startswith("#"):
+                head, ts = line.rstrip("\n").rsplit(" ", 1)
+                out.write(f"{head} {round(float(ts) * 1000)}\n")
+    with VictoriaMetrics(world.root / "vm") as server:
+        server.load(text)
+        yield World(server.url, world.root)
+
+
+def vm_params() -> list[object]:
+    out: list[object] = []
+    for name in VM_CASES:
+        for mode in ("raw", "coverage"):
+            marks = (
+                [pytest.mark.xfail(strict=True, reason=VM_BROKEN[name, mode])]
+                if (name, mode) in VM_BROKEN
+                else []
+            )
+            out.append(pytest.param(name, mode, id=f"vm-{name}-{mode}", marks=marks))
+    return out
+
+
+VM_BROKEN: dict[tuple[str, str], str] = {("at-inside-lost-hole", mode): _GONE for mode in ("raw", "coverage")}
+
+
+@pytest.mark.parametrize(("name", "mode"), vm_params())
+def test_version_1_is_not_safe_on_victoriametrics(vm_world: World, name: str, mode: str) -> None:
+    case = CASES[name]
+    doc = report(vm_world, case, mode)
     row = rows(doc).get((case.model, case.version))
     assert statuses(doc)[(case.model, case.version)] != "safe", (row, doc["header"])
