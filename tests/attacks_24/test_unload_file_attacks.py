@@ -344,7 +344,13 @@ def test_the_deadline_bounds_the_confirmation(present_lab: Lab, config: Path, tm
             ),
         )
         assert time.monotonic() - started < 25
-        one_line_error(run, 6, "put back as it was", "2 is still loaded")
+        one_line_error(run, 6, "put back as it was")
+        # Which wait the deadline ends depends on the machine's load: the confirmation's poll
+        # seeing 2 still loaded, or a status request in flight (both bounded by the deadline).
+        assert (
+            "2 is still loaded" in run.stderr
+            or "did not answer before the run's --deadline (20s)" in run.stderr
+        )
         assert config.read_text() == original
 
 

@@ -173,7 +173,7 @@ def args(lab: Lab, *extra: str) -> list[str]:
         "--step",
         "15s",
         "--max-gap",
-        "20s",
+        "40s",  # a hole is a run of empty 10 s intervals plus one on each side (gaps.py): 30 s certain
         "--min-age",
         "0",
         "--keep-latest",
