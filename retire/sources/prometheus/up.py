@@ -126,22 +126,23 @@ def gather_targets(
         step_counts=step_counts,
         step_successes=step_successes,
         before=before,
-        holes=_holes(up.lowest, states, params, at, max_gap, before) if holes else None,
+        holes=None
+        if up.lowest is None or max_gap is None
+        else _holes(up.lowest, states, params, at, max_gap, before),
     )
 
 
 def _holes(
-    lowest: QueryResult | None,
+    lowest: QueryResult,
     states: Sequence[TargetState],
     params: QueryParams,
     at: float,
-    max_gap: float | None,
+    max_gap: float,
     before: frozenset[LabelSet],
 ) -> tuple[Gap, ...]:
     """Each target's holes longer than `max_gap` in the window, from its `up` series: a restart
     inside one would lose, unseen, the calls the target took before it (README "How verdicts are
     made")."""
-    assert lowest is not None and max_gap is not None
     judged = {t.labels for t in states if t.has_up}
     mine = [s for s in lowest.series if series_key(s.labels) in judged]
     return tuple(target_gaps(mine, at - params.window, at, params.resolution, max_gap, before))
@@ -195,7 +196,7 @@ def _ask(
         before_f = pool.submit(client.query, f"count_over_time({selector}[{back}])", start)
         holes_f = None
         if holes:
-            lowest = f"min_over_time({selector}[{promql_duration(resolution)}])"
+            lowest = render("coverage", params, coverage=selector)  # --coverage's query, on these
             holes_f = pool.submit(client.query_range, lowest, start, at, resolution)
         step_times_f, step_values_f, counts_f, sums_f = times_f, values_f, None, None
         if steps is not None and own_grid:
