@@ -356,12 +356,8 @@ def report(world: World, case: Case, mode: str) -> dict[str, object]:
 # sample, so "service discovery dropped it"), whose calls since its last scrape are taken as
 # nothing. The same data evaluated later (tfs-1 back after 20 min) is unknown. Arguable: it is
 # the documented "a pod that went away" inference, here over 18 min of calls.
-_GONE = (
-    "--at inside a span with no samples of tfs-1 (calls and restart in it): a trailing run without "
-    "samples is no hole (target_gaps' lifetime ends at the last point) and _confirm_gone reads tfs-1 "
-    "as dropped by service discovery because tfs-0 was scraped right after its last sample"
-)
-BROKEN: dict[tuple[str, str], str] = {("at-inside-lost-hole", mode): _GONE for mode in MODES}
+# Fixed (_confirm_gone reads what came after --at: tfs-1 came back after the lost stretch).
+BROKEN: dict[tuple[str, str], str] = {}
 
 
 def params() -> list[object]:
@@ -414,7 +410,7 @@ def vm_params() -> list[object]:
     return out
 
 
-VM_BROKEN: dict[tuple[str, str], str] = {("at-inside-lost-hole", mode): _GONE for mode in ("raw", "coverage")}
+VM_BROKEN: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.parametrize(("name", "mode"), vm_params())

@@ -11,6 +11,8 @@ job's scrape pool right after it (`_confirm_gone`), one small query each.
 from __future__ import annotations
 
 import itertools
+import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -301,7 +303,8 @@ def _confirm_gone(
     target this server scrapes itself (its job label is one of the instrument's `own_jobs`, without
     honor_labels, or an active target of the same pipeline has it): a series it only receives
     (federated with honor_labels, remote-written) is marked stale whenever the scrape or write
-    that carries it fails, while the pod behind it may serve on."""
+    that carries it fails, while the pod behind it may serve on. None of it counts for a target
+    whose `up` goes on after --at (`came_back`)."""
     lookback, scraped, own_jobs = instrument.lookback, instrument.scraped, instrument.own_jobs
     if not ended:
         return set()
@@ -318,11 +321,29 @@ def _confirm_gone(
             series_key(s.labels) != t.labels for s in answer.series
         )
 
+    def came_back(t: TargetState, end: float) -> bool:
+        """With --at in the past, what came after it is there to read: a target whose `up` has
+        samples after its last one before --at was not dropped, whatever else says so (its data
+        was lost or late around --at, calls and a restart in that stretch unseen). No answer
+        to trust reads as back."""
+        now = time.time()
+        if now <= at:
+            return False
+        # From just after its last sample (ranges hold both ends in Prometheus 2.x) to the present.
+        reach = math.ceil(now - end)
+        after = f"count_over_time({_up_of(t.labels)}[{promql_duration(reach - 0.001)}])"
+        answer = client.query(after, end + reach)
+        if answer.partial or answer.warnings:
+            return True
+        return any(series_key(s.labels) == t.labels and s.value for s in answer.series)
+
     def confirmed(t: TargetState) -> bool:
         if t.ended is None or t.interval is None:
             return False
         # Its last scrape: `ended` is read on the range queries' grid, `last` from raw samples.
         end = max(t.ended, t.last or t.ended)
+        if came_back(t, end):
+            return False
         span = t.interval + grace(t.interval)
         if marked(t, end, span):
             return True
