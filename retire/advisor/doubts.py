@@ -168,8 +168,9 @@ DOUBTS: tuple[Doubt, ...] = (
         lambda x: x.unsampled > 0,
         lambda x, i: (
             f"{int(x.unsampled[i])} of its series had more samples in the window than its target's "
-            "successful scrapes (pushed or federated with the target's labels at another interval?), "
-            "so a counter created anew at its old value cannot be told: check how it is scraped"
+            "successful scrapes, or ended and could not be re-read against them (pushed or federated "
+            "with the target's labels at another interval?), so a counter created anew at its old "
+            "value cannot be told: check how it is scraped"
         ),
         _count("with series sampled apart from their target's scrapes"),
         summary_rank=13,

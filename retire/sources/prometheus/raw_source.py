@@ -52,7 +52,7 @@ from retire.sources.prometheus.raw_facts import (
 )
 from retire.sources.prometheus.runner import Answers, run_plan
 from retire.sources.prometheus.targets import Targets, grace
-from retire.sources.prometheus.up import gather_targets, scraped_after
+from retire.sources.prometheus.up import gather_targets, scraped_after, up_points
 
 
 def gather(client: PrometheusClient, params: QueryParams, request: Request) -> Evidence:
@@ -71,6 +71,7 @@ def gather(client: PrometheusClient, params: QueryParams, request: Request) -> E
         params,
         targets,
     )
+    series = _recheck_ended(client, params, at, series, targets)
     recount = _recount_resets(
         client, params, at, series, lambda key, t, span: scraped_after(client, targets, key, t, span)
     )
@@ -243,6 +244,83 @@ def _recount_resets(
         {**cols, "counted": counted, "blind": blinds, "interval": intervals, "blind_missed": missed},
     )
     return Recount(out, tuple(dict.fromkeys(warnings)), partial, raw)
+
+
+# Flat series that ended in the window are re-read, one small query each (8 at a time), to tell
+# whether they were created anew; past this many the rest are a doubt (`unsampled`).
+MAX_RECHECK = 1000
+
+
+def _recheck_ended(
+    client: PrometheusClient, params: QueryParams, at: float, facts: Columns[SeriesFacts], targets: Targets
+) -> Columns[SeriesFacts]:
+    """A series that ended in the window, flat, with fewer samples than its target's successful
+    scrapes in the window: did it end early (a version unloaded, a restart with no call since),
+    or was it absent at some scrape and created anew at its old value before it ended? Its raw
+    samples and its target's `up` say: a successful scrape between its first and last samples at
+    which it has none marks it `recreated` (its last value is then calls in the window). One
+    that cannot be re-read (a partial answer, past MAX_RECHECK, samples stamped at none of its
+    target's scrapes) is `unsampled`, a doubt: whether
+    it was created anew cannot be told. One whose target has no `up` of its own is left as the
+    series present at both ends are (`series_facts`)."""
+    import numpy as np
+
+    cols = columns_of(facts, (*SERIES_FIELDS, "samples"))
+    keys = cols["series"]
+    start = np.asarray([math.nan if v is None else v for v in cols["start"]], dtype=float)
+    last = np.asarray(cols["last"], dtype=float)
+    samples = np.asarray(cols["samples"], dtype=float)
+    scrapes = np.asarray([_nan(targets.scrapes_of(k)) for k in keys], dtype=float)
+    with np.errstate(invalid="ignore"):
+        flat = np.where(np.isnan(start), last == 0, last == start)
+        fewer = np.isfinite(scrapes) & ~(samples >= scrapes)  # samples unknown: re-read
+    chosen: list[int] = np.flatnonzero(np.asarray(cols["gone"], dtype=bool) & flat & fewer).tolist()
+    if not chosen:
+        return facts
+    recreated, unsampled = list(cols["recreated"]), list(cols["unsampled"])
+    for i in chosen[MAX_RECHECK:]:
+        unsampled[i] = True
+    ups: dict[SeriesKey, tuple[tuple[float, float], ...] | None] = {}
+
+    def check(i: int) -> bool | None:
+        target = targets.owner.get(keys[i], ())
+        if target not in ups:
+            ups[target] = up_points(client, targets, keys[i], at, params.window)
+        return _created_anew(client, params, at, keys[i], ups[target])
+
+    with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+        for i, anew in zip(chosen, pool.map(check, chosen[:MAX_RECHECK]), strict=False):
+            if anew is None:
+                unsampled[i] = True
+            else:
+                recreated[i] = recreated[i] or anew
+    return Columns(SeriesFacts, {**cols, "recreated": recreated, "unsampled": unsampled})
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _created_anew(
+    client: PrometheusClient,
+    params: QueryParams,
+    at: float,
+    key: SeriesKey,
+    up: tuple[tuple[float, float], ...] | None,
+) -> bool | None:
+    """Whether the series had no sample at a successful scrape of its target (`up`, its raw
+    samples) between its first and last samples in the window (None: cannot be told)."""
+    selector = f"{params.metric}{{{','.join(Matcher(k, '=', v).render() for k, v in key)}}}"
+    result = client.samples(f"{selector}[{promql_duration(params.window)}]", at)
+    matching = [s for s in result.series if series_key(s.labels) == key]
+    if up is None or result.warnings or result.partial or len(matching) != 1 or not matching[0].points:
+        return None
+    times = {t for t, _ in matching[0].points}
+    first, end = min(times), max(times)
+    scrapes = {t for t, v in up if first <= t <= end and v >= 1}
+    if not scrapes & times:  # stamped apart from its target's scrapes (pushed, federated)
+        return None
+    return bool(scrapes - times)
 
 
 def _recount(

@@ -103,8 +103,8 @@ UNSAMPLED = Column(
     "unsampled",
     "int64",
     0,
-    "its series with more samples in the window than its target's successful scrapes: not sampled at "
-    "them, so a counter created anew cannot be told (a doubt)",
+    "its series with more samples in the window than its target's successful scrapes, or ended and "
+    "not re-read against them: a counter created anew cannot be told (a doubt)",
 )
 GONE = Column("gone", "int64", 0, "its series with no sample at the instant: ended before the window's end")
 BLIND = Column("blind", "float64", 0.0, "the longest span with no sample before a reset, in seconds")

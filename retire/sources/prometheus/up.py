@@ -416,3 +416,18 @@ def scraped_after(
         series_key(s.labels) == target and any(t < when <= t + span and v >= 1 for when, v in s.points)
         for s in answer.series
     )
+
+
+def up_points(
+    client: PrometheusClient, targets: Targets, series: LabelSet, at: float, window: float
+) -> tuple[tuple[float, float], ...] | None:
+    """The raw `up` samples in the window of the target of a metric series (its label set); None
+    when the series has no `up` of its own or the answer cannot be trusted."""
+    target = targets.owner.get(series)
+    if not target or target not in targets.up_targets:
+        return None
+    answer = client.samples(f"{_up_of(target)}[{promql_duration(window)}]", at)
+    if answer.partial or answer.warnings:
+        return None
+    found = [s.points for s in answer.series if series_key(s.labels) == target]
+    return tuple(found[0]) if len(found) == 1 else None
