@@ -116,7 +116,10 @@ def series_facts(
             and scrapes is not None
             and samples < scrapes
         )
-        cols["unsampled"].append(samples is not None and scrapes is not None and samples > scrapes)
+        # A NaN among its target's `up` samples (never written by Prometheus) makes the count NaN.
+        cols["unsampled"].append(
+            samples is not None and scrapes is not None and (samples > scrapes or math.isnan(scrapes))
+        )
     return Columns(
         SeriesFacts, {**cols, "model": categorical(cols["model"]), "version": categorical(cols["version"])}
     )

@@ -257,12 +257,12 @@ def _recheck_ended(
     """A series that ended in the window, flat, with fewer samples than its target's successful
     scrapes in the window: did it end early (a version unloaded, a restart with no call since),
     or was it absent at some scrape and created anew at its old value before it ended? Its raw
-    samples and its target's `up` say: a successful scrape between its first and last samples at
-    which it has none marks it `recreated` (its last value is then calls in the window). One
-    that cannot be re-read (a partial answer, past MAX_RECHECK, samples stamped at none of its
-    target's scrapes) is `unsampled`, a doubt: whether
-    it was created anew cannot be told. One whose target has no `up` of its own is left as the
-    series present at both ends are (`series_facts`)."""
+    samples and its target's `up` say: a successful scrape from the window's start (its first
+    sample, if it had no value then) to its last sample at which it has none marks it
+    `recreated` (its last value is then calls in the window). One that cannot be re-read (a
+    partial answer, past MAX_RECHECK, a sample not at one of its target's successful scrapes)
+    is `unsampled`, a doubt: whether it was created anew cannot be told. One whose target has no
+    `up` of its own is left as the series present at both ends are (`series_facts`)."""
     import numpy as np
 
     cols = columns_of(facts, (*SERIES_FIELDS, "samples"))
@@ -270,10 +270,12 @@ def _recheck_ended(
     start = np.asarray([math.nan if v is None else v for v in cols["start"]], dtype=float)
     last = np.asarray(cols["last"], dtype=float)
     samples = np.asarray(cols["samples"], dtype=float)
-    scrapes = np.asarray([_nan(targets.scrapes_of(k)) for k in keys], dtype=float)
+    scrapes = [targets.scrapes_of(k) for k in keys]
+    has_up = np.asarray([n is not None for n in scrapes], dtype=bool)
+    counted = np.asarray([_nan(n) for n in scrapes], dtype=float)
     with np.errstate(invalid="ignore"):
         flat = np.where(np.isnan(start), last == 0, last == start)
-        fewer = np.isfinite(scrapes) & ~(samples >= scrapes)  # samples unknown: re-read
+        fewer = has_up & ~(samples >= counted)  # either unknown (NaN): re-read
     chosen: list[int] = np.flatnonzero(np.asarray(cols["gone"], dtype=bool) & flat & fewer).tolist()
     if not chosen:
         return facts
@@ -286,7 +288,8 @@ def _recheck_ended(
         target = targets.owner.get(keys[i], ())
         if target not in ups:
             ups[target] = up_points(client, targets, keys[i], at, params.window)
-        return _created_anew(client, params, at, keys[i], ups[target])
+        since = None if math.isnan(start[i]) else at - params.window
+        return _created_anew(client, params, at, keys[i], ups[target], since)
 
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
         for i, anew in zip(chosen, pool.map(check, chosen[:MAX_RECHECK]), strict=False):
@@ -307,18 +310,22 @@ def _created_anew(
     at: float,
     key: SeriesKey,
     up: tuple[tuple[float, float], ...] | None,
+    since: float | None,
 ) -> bool | None:
     """Whether the series had no sample at a successful scrape of its target (`up`, its raw
-    samples) between its first and last samples in the window (None: cannot be told)."""
+    samples) from `since` (the window's start, where it had a value then; else its first sample)
+    to its last sample (None: cannot be told, as when any of its samples is not at one of those
+    scrapes: pushed, federated, or owned by another `up`)."""
     selector = f"{params.metric}{{{','.join(Matcher(k, '=', v).render() for k, v in key)}}}"
     result = client.samples(f"{selector}[{promql_duration(params.window)}]", at)
     matching = [s for s in result.series if series_key(s.labels) == key]
     if up is None or result.warnings or result.partial or len(matching) != 1 or not matching[0].points:
         return None
     times = {t for t, _ in matching[0].points}
-    first, end = min(times), max(times)
+    first = min(times) if since is None else since
+    end = max(times)
     scrapes = {t for t, v in up if first <= t <= end and v >= 1}
-    if not scrapes & times:  # stamped apart from its target's scrapes (pushed, federated)
+    if not times <= scrapes:
         return None
     return bool(scrapes - times)
 

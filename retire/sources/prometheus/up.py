@@ -321,7 +321,7 @@ def _confirm_gone(
             series_key(s.labels) != t.labels for s in answer.series
         )
 
-    def came_back(t: TargetState, end: float) -> bool:
+    def came_back(t: TargetState, end: float, interval: float) -> bool:
         """With --at in the past, what came after it is there to read: a target whose `up` has
         samples after its last one before --at was not dropped, whatever else says so (its data
         was lost or late around --at, calls and a restart in that stretch unseen). No answer
@@ -329,9 +329,11 @@ def _confirm_gone(
         now = time.time()
         if now <= at:
             return False
-        # From just after its last sample (ranges hold both ends in Prometheus 2.x) to the present.
+        # From half an interval after its last sample (its next one, had it stayed, is a whole
+        # interval later; VictoriaMetrics counts a sample just before a range's start, and
+        # Prometheus 2.x ranges hold both ends) to the present.
         reach = math.ceil(now - end)
-        after = f"count_over_time({_up_of(t.labels)}[{promql_duration(reach - 0.001)}])"
+        after = f"count_over_time({_up_of(t.labels)}[{promql_duration(max(reach - interval / 2, 0.001))}])"
         answer = client.query(after, end + reach)
         if answer.partial or answer.warnings:
             return True
@@ -342,7 +344,7 @@ def _confirm_gone(
             return False
         # Its last scrape: `ended` is read on the range queries' grid, `last` from raw samples.
         end = max(t.ended, t.last or t.ended)
-        if came_back(t, end):
+        if came_back(t, end, t.interval):
             return False
         span = t.interval + grace(t.interval)
         if marked(t, end, span):
