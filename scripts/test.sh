@@ -14,8 +14,9 @@ before=$(changed)
 # Four workers on two cores: most of the suite waits on real servers and real time, not the CPU.
 # loadscope keeps a module on one worker, so its module-scoped servers start once, and hands
 # modules out in collection order (no reorder: tests/conftest.py puts the slow tiers first); pytest's
-# timeout (300 s, per test) bounds every test on every worker.
-.venv/bin/python -m pytest -n 4 --dist loadscope --no-loadscope-reorder "$@"
+# timeout (300 s, per test) bounds every test on every worker. The 25 slowest steps (a module's
+# servers show as the setup of its first test) are printed at the end: where the time goes.
+.venv/bin/python -m pytest -n 4 --dist loadscope --no-loadscope-reorder --durations=25 "$@"
 left=$(comm -13 <(echo "$before") <(changed))
 if [ -n "$left" ]; then
     echo "test: the suite changed the work tree (git status):" >&2
