@@ -76,7 +76,18 @@ TARGETHOLE = Scenario(
     outages=(Outage(-6 * HOUR, -5 * HOUR, pod="tfs-1"),),
     disk=tuple(VersionDir("t", v, age=30 * DAY) for v in ("1", "2", "3")),
 )
-ALL = (RULEGAP, STEPS, STRADDLE, LOADED, ROLLUPGAP, TARGETHOLE)
+# 7. rc/1's counter on tfs-1 (1 call long ago) is wiped by a restart at -5.5 h, and one call 100 s
+# later creates it anew at its old value, 1: absent at a successful scrape, flat to rate().
+RECREATED = Scenario(
+    name="recreated",
+    labels={"scenario": "recreated"},
+    traffic=(
+        Traffic("rc", "1", "tfs-1", calls=(-40 * HOUR, -5.5 * HOUR + 100), restarts=(-5.5 * HOUR,)),
+        Traffic("rc", "2", "tfs-0", qps=0.1),
+    ),
+    disk=tuple(VersionDir("rc", v, age=30 * DAY) for v in ("1", "2", "3")),
+)
+ALL = (RULEGAP, STEPS, STRADDLE, LOADED, ROLLUPGAP, TARGETHOLE, RECREATED)
 
 
 @dataclass
@@ -432,3 +443,23 @@ def test_a_restart_inside_a_targets_hole_is_unknown_with_rules(raw: Raw) -> None
     assert statuses(run.json())[("t", "1")] == "unknown"
     reason = _reasons(run)[("t", "1")]
     assert 'instance="tfs-1"' in reason and "was down (up = 0)" in reason, reason
+
+
+def test_a_series_created_anew_at_its_old_value_is_in_use_in_raw_mode(raw: Raw) -> None:
+    """Raw mode sees rc/1 absent at a successful scrape of its target (`series_count` against
+    `sum_over_time(up)`): created anew, its value since is a call."""
+    run = _report(raw, RECREATED, raw.url)
+    assert statuses(run.json())[("rc", "1")] == "in-use", _reasons(run)[("rc", "1")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rules mode records rates, growth over the lookback, births (no sample in the step "
+    "before the lookback) and resets: a series absent for one scrape and created anew at its old "
+    "value moves none of them, and no raw series is read to count its samples against its "
+    "target's scrapes (docs/verdicts.md known false safes)",
+)
+def test_a_series_created_anew_at_its_old_value_is_not_safe_with_rules(raw: Raw) -> None:
+    with recorded(raw, RECREATED) as url:
+        run = _report(raw, RECREATED, url, "--use-recording-rules")
+    assert statuses(run.json())[("rc", "1")] != "safe", _reasons(run)[("rc", "1")]
