@@ -90,7 +90,7 @@ def rule_lookback(step: float, scrape: float, gap: float) -> float:
 
 # The `aspect` label of the recorded series that are per version; the other one, "present", is
 # the fleet-wide heartbeat.
-VERSION_ASPECTS = ("rate", "increase", "born", "resets", "series")
+VERSION_ASPECTS = ("rate", "increase", "born", "resets", "recreated", "series")
 
 
 @dataclass(frozen=True)

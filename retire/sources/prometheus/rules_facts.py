@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class VersionFacts:
     """A version's recorded facts (with --use-recording-rules), in place of per-series facts:
-    the most series at once, first calls of series born in the window, counter resets."""
+    the most series at once, first calls of series born or created anew in the window, counter
+    resets."""
 
     model: str
     version: str
@@ -76,12 +77,15 @@ def recorded_facts(
         seen = [a for a in ("rate", "increase", "born") if a in f]
         if not seen:
             continue
-        first = 0.0 if returns else f.get("born", 0.0)
+        # Created anew (absent at a scrape): its value since is calls no growth shows.
+        first = (0.0 if returns else f.get("born", 0.0)) + f.get("recreated", 0.0)
         parts = [f.get("rate", 0.0), (f.get("increase", 0.0) + first) / step]
         value = math.nan if any(math.isnan(v) for v in (*parts, first)) else max(parts)
         max_qps.append(VersionValue(model, version, value))
     recorded = tuple(
-        VersionFacts(m, v, f.get("series", 0.0), f.get("born", 0.0), f.get("resets", 0.0))
+        VersionFacts(
+            m, v, f.get("series", 0.0), f.get("born", 0.0) + f.get("recreated", 0.0), f.get("resets", 0.0)
+        )
         for (m, v), f in facts.items()
     )
     return tuple(max_qps), recorded
