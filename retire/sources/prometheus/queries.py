@@ -194,6 +194,15 @@ def template(name: str) -> str:
     return re.sub(r"([(\[{]) | ([)\]}])", lambda m: m.group(1) or m.group(2), text)
 
 
+def _target_up(params: QueryParams) -> str:
+    """The `up` series that can be a target of the metric's series: none carrying the model or
+    version label (a target label of that name would push the exporter's to `exported_...`).
+    Two `up` series differing only in those labels (a file_sd `version` bumped) would otherwise
+    be one match for a join that ignores them: an evaluation error ("many-to-many")."""
+    labels = [label for label in (params.model_label, params.version_label) if label]
+    return "up{" + ",".join(f'{label}=""' for label in labels) + "}"
+
+
 def render(name: str, params: QueryParams, **extra: str) -> str:
     """A template filled in; `extra` supplies the placeholders only some templates have."""
     values = {
@@ -211,6 +220,7 @@ def render(name: str, params: QueryParams, **extra: str) -> str:
         "resolution": promql_duration(params.resolution),
         "coverage": params.coverage.render() if params.coverage else "",
         "step_seconds": f"{params.step:g}",
+        "target_up": _target_up(params),
         **extra,
     }
     if params.rules is not None:
