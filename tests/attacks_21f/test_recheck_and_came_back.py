@@ -400,16 +400,19 @@ T0 = float(math.floor(time.time()))
 
 
 def seconds_ago(name: str, model: str) -> list[Raw]:
-    """Pods scraped every second for 2 h up to T0 (this module's import). tfs-1's samples stop
+    """Pods scraped every second for 3 h up to T0 (this module's import). tfs-1's samples stop
     at T0-9s (nothing stored from T0-8s to T0-4s: lost or late), with 20 calls at T0-8.9s..T0-8.1s
     and a restart at T0-6s in between; it is back (same labels) from T0-3s. --at is T0-5s: at
     --at tfs-1 is 4 s past its last scrape (interval 1 s) while tfs-0 was scraped after it; when
-    the report runs, now - (its last sample) is some seconds."""
+    the report runs, now - (its last sample) is some seconds. The base calls come more than two
+    hours before T0: the busiest hour's rate windows reach an hour before the 1 h window's first
+    hour boundary, wherever T0 falls in the hour (at T0 - 100 min they were read as traffic when
+    a boundary fell more than 36 min before T0)."""
     base_labels = {"job": name, "scenario": name}
-    start = T0 - 2 * HOUR
+    start = T0 - 3 * HOUR
     p0 = Pod(every(1, start, T0), {**base_labels, "instance": "tfs-0"})
     p1 = Pod(every(1, start, T0), {**base_labels, "instance": "tfs-1"}, lost=((T0 - 8, T0 - 3),))
-    base = tuple(T0 - 100 * MIN + 10.0 * i for i in range(20))
+    base = tuple(T0 - 170 * MIN + 10.0 * i for i in range(20))
     calls = tuple(T0 - 8.9 + 0.04 * i for i in range(20))
     x = counter(p1, METRIC, own(model), (*base, *calls), (T0 - 6,))
     return [counter(p0, METRIC, own(model), base), x, up(p0), up(p1)]
