@@ -304,6 +304,15 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def _reread(
+    client: PrometheusClient, params: QueryParams, at: float, key: SeriesKey
+) -> tuple[QueryResult, list[Series]]:
+    """One series' raw samples over the window: the answer, and its series whose key is `key`."""
+    selector = f"{params.metric}{{{','.join(Matcher(k, '=', v).render() for k, v in key)}}}"
+    result = client.samples(f"{selector}[{promql_duration(params.window)}]", at)
+    return result, [s for s in result.series if series_key(s.labels) == key]
+
+
 def _created_anew(
     client: PrometheusClient,
     params: QueryParams,
@@ -316,9 +325,7 @@ def _created_anew(
     samples) from `since` (the window's start, where it had a value then; else its first sample)
     to its last sample (None: cannot be told, as when any of its samples is not at one of those
     scrapes: pushed, federated, or owned by another `up`)."""
-    selector = f"{params.metric}{{{','.join(Matcher(k, '=', v).render() for k, v in key)}}}"
-    result = client.samples(f"{selector}[{promql_duration(params.window)}]", at)
-    matching = [s for s in result.series if series_key(s.labels) == key]
+    result, matching = _reread(client, params, at, key)
     if up is None or result.warnings or result.partial or len(matching) != 1 or not matching[0].points:
         return None
     times = {t for t, _ in matching[0].points}
@@ -338,9 +345,7 @@ def _recount(
     scraped: Callable[[SeriesKey, float, float], bool] | None,
 ) -> tuple[SeriesFacts, QueryResult]:
     """One series re-read and counted across its resets (unchanged where it cannot be)."""
-    selector = f"{params.metric}{{{','.join(Matcher(k, '=', v).render() for k, v in f.series)}}}"
-    result = client.samples(f"{selector}[{promql_duration(params.window)}]", at)
-    matching = [s for s in result.series if series_key(s.labels) == f.series]
+    result, matching = _reread(client, params, at, f.series)
     if result.warnings or result.partial or len(matching) != 1:
         return f, result
     points = sorted(matching[0].points)
